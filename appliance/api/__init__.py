@@ -1,0 +1,1 @@
+"""The HTTP layer: thin controllers over the service modules."""

@@ -1,0 +1,72 @@
+"""The OpenAPI schema at /api/v1/openapi.json and Swagger UI at /api/v1/docs, served offline.
+
+Litestar's own OpenAPI router adds a catch-all that answers unknown paths below it with an HTML 404;
+under /api/v1 that would hide the contract's JSON errors, so that route is removed here. Swagger UI's
+assets come from the swagger-ui-bundle package, so the docs work on a LAN with no internet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import swagger_ui_bundle
+from litestar import Request, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from appliance import __version__
+
+API_BASE = "/api/v1"
+ASSETS = f"{API_BASE}/docs/assets"
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>scorm-appliance API</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{schema}", dom_id: "#swagger-ui", deepLinking: true}});
+</script>
+</body>
+</html>
+"""
+
+
+class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
+    """Swagger UI from local assets; also prunes Litestar's HTML catch-all from the OpenAPI router."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/docs")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """The Swagger UI page pointing at the JSON schema."""
+        return _PAGE.format(assets=ASSETS, schema=f"{API_BASE}/openapi.json").encode()
+
+    def receive_router(self, router: Router) -> None:
+        """Drop the `/{path:str}` and `/` catch-alls so unknown API paths get the contract's 404."""
+        router.routes[:] = [r for r in router.routes if r.path not in (API_BASE, f"{API_BASE}/{{path:str}}")]
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI 3.1 settings."""
+    return OpenAPIConfig(
+        title="scorm-appliance",
+        version=__version__,
+        description="A self-hosted SCORM API server. Errors have the body {error, code, details}.",
+        path=API_BASE,
+        render_plugins=[JsonRenderPlugin(path="/openapi.json"), OfflineSwaggerPlugin()],
+    )
+
+
+def swagger_assets_router() -> Router:
+    """Static Swagger UI files."""
+    return create_static_files_router(
+        path=ASSETS, directories=[Path(swagger_ui_bundle.swagger_ui_path)], include_in_schema=False
+    )

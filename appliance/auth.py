@@ -1,0 +1,53 @@
+"""Who is calling: resolves request credentials to exactly one tenant, without any HTTP types.
+
+API keys (`Authorization: Bearer sak_…` or `X-API-Key`) and browser users' JWTs (`Authorization: Bearer
+<jwt>`) both end in a `Principal` naming one tenant; everything the request does afterwards goes
+through that tenant's database only.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from appliance.apikeys import authenticate_key
+from appliance.errors import Forbidden, Unauthorized
+from appliance.instance import Instance
+from appliance.jwtauth import JwksCache, looks_like_jwt, tenant_for_claims, unverified_claims, verify_jwt
+from appliance.tenants import Tenant, list_tenants
+
+
+class Principal(msgspec.Struct):
+    """The authenticated caller: a tenant, and how it proved who it is."""
+
+    tenant: Tenant
+    kind: str  # "api_key" | "jwt"
+    key_id: str | None = None
+    subject: str | None = None
+
+
+def credentials(authorization: str | None, api_key: str | None) -> str:
+    """The presented secret from the two accepted headers, or Unauthorized."""
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("use 'Authorization: Bearer <key or token>'")
+        return value.strip()
+    if api_key and api_key.strip():
+        return api_key.strip()
+    raise Unauthorized("missing credentials: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+def authenticate(inst: Instance, jwks: JwksCache, authorization: str | None, api_key: str | None) -> Principal:
+    """Resolve the request's credentials to a Principal; suspended tenants are Forbidden."""
+    secret = credentials(authorization, api_key)
+    if looks_like_jwt(secret):
+        claims = unverified_claims(secret)
+        tenant = tenant_for_claims([t for t in list_tenants(inst) if t.jwt is not None], claims)
+        verified = verify_jwt(secret, tenant, jwks, inst.clock.now())
+        principal = Principal(tenant=tenant, kind="jwt", subject=str(verified.get("sub") or ""))
+    else:
+        tenant, key = inst.registry.read_sync(lambda c: authenticate_key(c, secret))
+        principal = Principal(tenant=tenant, kind="api_key", key_id=key.id)
+    if not principal.tenant.active:
+        raise Forbidden("this tenant is suspended", {"tenant_id": principal.tenant.id})
+    return principal

@@ -1,0 +1,138 @@
+"""`scorm-appliance tenants …`: wrappers over appliance.tenants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance.cli.common import admin_command, table
+from appliance.instance import Instance
+from appliance.quotas import PLANS, format_size
+from appliance.tenants import (
+    JwtConfig,
+    Tenant,
+    create_tenant,
+    delete_tenant,
+    get_tenant,
+    list_tenants,
+    set_jwt,
+    set_status,
+    tenant_json,
+)
+
+
+def _text(t: Tenant) -> str:
+    lines = [
+        f"id:            {t.id}",
+        f"name:          {t.name}",
+        f"plan:          {t.plan}",
+        f"status:        {t.status}",
+        f"storage quota: {format_size(t.storage_limit_bytes)}",
+        f"rate limit:    {t.rate_limit_per_minute}/min",
+        f"session ttl:   {t.session_ttl_seconds} s",
+    ]
+    if t.jwt:
+        lines.append(f"jwt:           iss={t.jwt.issuer} aud={t.jwt.audience} claim={t.jwt.claim}")
+    return "\n".join(lines)
+
+
+@click.group()
+def tenants() -> None:
+    """Create, list, show, suspend, resume and delete tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--plan", type=click.Choice(list(PLANS)), default="free", show_default=True, help="Sets default quotas.")
+@admin_command
+def create(inst: Instance, name: str, plan: str) -> tuple[Any, str]:
+    """Create a tenant named NAME."""
+    tenant = create_tenant(inst, name, plan)
+    hint = f"\n\nCreate an API key with:\n  scorm-appliance keys create --tenant {tenant.id}"
+    return tenant_json(tenant), _text(tenant) + hint
+
+
+@tenants.command("list")
+@admin_command
+def list_(inst: Instance) -> tuple[Any, str]:
+    """List every tenant."""
+    found = list_tenants(inst)
+    rows = [[t.id, t.name, t.plan, t.status] for t in found]
+    return [tenant_json(t) for t in found], table(rows, ["ID", "NAME", "PLAN", "STATUS"])
+
+
+@tenants.command("show")
+@click.argument("tenant")
+@admin_command
+def show(inst: Instance, tenant: str) -> tuple[Any, str]:
+    """Show one tenant (by id or name)."""
+    found = get_tenant(inst, tenant)
+    return tenant_json(found), _text(found)
+
+
+@tenants.command("suspend")
+@click.argument("tenant")
+@admin_command
+def suspend(inst: Instance, tenant: str) -> tuple[Any, str]:
+    """Suspend a tenant: its requests get 403 until it is resumed."""
+    found = set_status(inst, tenant, "suspended")
+    return tenant_json(found), f"Suspended {found.id} ({found.name})."
+
+
+@tenants.command("resume")
+@click.argument("tenant")
+@admin_command
+def resume(inst: Instance, tenant: str) -> tuple[Any, str]:
+    """Resume a suspended tenant."""
+    found = set_status(inst, tenant, "active")
+    return tenant_json(found), f"Resumed {found.id} ({found.name})."
+
+
+@tenants.command("delete")
+@click.argument("tenant")
+@admin_command
+def delete(inst: Instance, tenant: str) -> tuple[Any, str]:
+    """Delete a tenant with its keys, database and package files."""
+    found = delete_tenant(inst, tenant)
+    return {**tenant_json(found), "deleted": True}, f"Deleted {found.id} ({found.name})."
+
+
+@tenants.command("set-jwt")
+@click.argument("tenant")
+@click.option("--issuer", help="Expected `iss` claim.")
+@click.option("--audience", help="Expected `aud` claim.")
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False), help="A JWKS JSON file.")
+@click.option("--jwks-url", help="A JWKS URL (fetched and cached).")
+@click.option("--claim", default="org_id", show_default=True, help="The claim that names the tenant.")
+@click.option("--claim-value", help="The value of that claim for this tenant (default: the tenant id).")
+@click.option("--remove", is_flag=True, help="Stop accepting JWTs for this tenant.")
+@admin_command
+def set_jwt_cmd(
+    inst: Instance,
+    tenant: str,
+    issuer: str | None,
+    audience: str | None,
+    jwks_file: str | None,
+    jwks_url: str | None,
+    claim: str,
+    claim_value: str | None,
+    remove: bool,
+) -> tuple[Any, str]:
+    """Accept browser users' JWTs for TENANT, verified against a JWKS file or URL."""
+    if remove:
+        found = set_jwt(inst, tenant, None)
+        return tenant_json(found), f"{found.id} no longer accepts JWTs."
+    if not issuer or not audience:
+        raise click.UsageError("--issuer and --audience are required (or --remove)")
+    config = JwtConfig(
+        issuer=issuer,
+        audience=audience,
+        jwks_file=str(Path(jwks_file).resolve()) if jwks_file else None,
+        jwks_url=jwks_url,
+        claim=claim,
+        claim_value=claim_value,
+    )
+    found = set_jwt(inst, tenant, config)
+    return tenant_json(found), _text(found)

@@ -1,0 +1,115 @@
+"""Every setting of the appliance, with its default: the only code that knows setting names.
+
+`Config` is built once (by the CLI from flags, the environment and the settings file, or by tests
+directly) and passed to `create_app`. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "SCORM_APPLIANCE_"
+SETTINGS_FILE = "settings.toml"
+GIB = 1024**3
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for the appliance."""
+    return Path(platformdirs.user_data_dir("scorm-appliance", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings. Each field is documented in docs/configuration.md (a test checks that)."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    log_level: str = "info"
+    max_upload_bytes: int = 4 * GIB
+    max_uncompressed_bytes: int = 8 * GIB
+    max_package_files: int = 50_000
+    max_compression_ratio: int = 200
+    max_manifest_bytes: int = 16 * 1024 * 1024
+    default_session_ttl_seconds: int = 86_400
+    launch_token_ttl_seconds: int = 86_400
+    job_concurrency: int = 2
+    job_max_attempts: int = 5
+    job_poll_seconds: float = 1.0
+    job_stale_seconds: float = 600.0
+    expiry_sweep_seconds: float = 300.0
+    jwks_cache_seconds: float = 300.0
+    webhook_timeout_seconds: float = 10.0
+    max_request_header_bytes: int = 16 * 1024
+    learner_requests_per_minute: int = 600
+
+    def with_overrides(self, values: Mapping[str, Any]) -> Config:
+        """Return a copy with the given settings replaced, each converted to the field's type."""
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for name, raw in values.items():
+            if raw is None:
+                continue
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r}")
+            converted[name] = _convert(getattr(self, name), name, raw)
+        return replace(self, **converted)
+
+
+def _convert(current: Any, name: str, raw: Any) -> Any:
+    if name == "data_dir":
+        return Path(raw).expanduser()
+    if name == "public_url":
+        return str(raw).rstrip("/") or None
+    if isinstance(current, bool):
+        return str(raw).lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    return str(raw)
+
+
+def setting_names() -> list[str]:
+    """Every setting's name, in declaration order."""
+    return [f.name for f in fields(Config)]
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """Settings given as SCORM_APPLIANCE_<NAME> environment variables."""
+    found = {}
+    for name in setting_names():
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            found[name] = environ[key]
+    return found
+
+
+def file_overrides(data_dir: Path) -> dict[str, Any]:
+    """Settings from `settings.toml` in the data directory, if it exists."""
+    path = data_dir / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        values = tomllib.load(fh)
+    values.pop("data_dir", None)  # the file lives in the data dir; it cannot move it
+    return values
+
+
+def load_config(cli_values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config: defaults, then the settings file, then the environment, then CLI flags."""
+    environ = os.environ if environ is None else environ
+    env = env_overrides(environ)
+    data_dir_raw = cli_values.get("data_dir") or env.get("data_dir")
+    base = Config() if data_dir_raw is None else Config(data_dir=Path(data_dir_raw).expanduser())
+    config = base.with_overrides(file_overrides(base.data_dir))
+    config = config.with_overrides({k: v for k, v in env.items() if k != "data_dir"})
+    return config.with_overrides({k: v for k, v in cli_values.items() if k != "data_dir"})

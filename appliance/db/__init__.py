@@ -1,0 +1,1 @@
+"""SQLite access: one connection recipe, one writer per file, named migrations."""

@@ -1,0 +1,114 @@
+"""One SQLite file: a single writer thread and per-thread read connections.
+
+Every write to a file goes through its one writer thread inside `BEGIN IMMEDIATE`, so writers never
+fight over the lock inside this process (the CLI in another process waits on the busy timeout). Reads
+use a connection per thread, which WAL lets run beside the writer. Async callers hop to those threads
+so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import apsw
+
+from appliance.db.connection import connect
+from appliance.db.migrations import Migrations
+
+T = TypeVar("T")
+
+
+class Database:
+    """A SQLite file with migrations applied at open and one writer thread."""
+
+    def __init__(self, path: Path, migrations: Migrations, now: float) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.stem}")
+        self._writer_conn: apsw.Connection | None = None
+        self._writer_thread: int | None = None
+        self._closed = False
+        self._all_conns: list[apsw.Connection] = []
+        self._conns_lock = threading.Lock()
+        self.write_sync(lambda conn: migrations.apply(conn, now), transaction=False)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _open(self) -> apsw.Connection:
+        conn = connect(self.path)
+        with self._conns_lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _read_conn(self) -> apsw.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _run_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
+        if self._closed:
+            raise RuntimeError(f"database {self.path} is closed")
+        if self._writer_conn is None:
+            self._writer_conn = self._open()
+            self._writer_thread = threading.get_ident()
+        conn = self._writer_conn
+        if not transaction:
+            return fn(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # -- public API --------------------------------------------------------------------------
+
+    def write_sync(self, fn: Callable[[apsw.Connection], T], *, transaction: bool = True) -> T:
+        """Run `fn(conn)` on the writer thread in one IMMEDIATE transaction and wait for it.
+
+        `fn` raising rolls the whole transaction back: nothing is half-written.
+        """
+        if threading.get_ident() == self._writer_thread:
+            return self._run_write(fn, transaction)
+        return self._writer.submit(self._run_write, fn, transaction).result()
+
+    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Async form of `write_sync`: the event loop waits without blocking."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._run_write, fn, True)
+
+    def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(conn)` on this thread's read connection (a consistent snapshot per statement)."""
+        if self._closed:
+            raise RuntimeError(f"database {self.path} is closed")
+        conn = self._read_conn()
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    async def read(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Async form of `read_sync`, run in the default thread pool."""
+        return await asyncio.to_thread(self.read_sync, fn)
+
+    def close(self) -> None:
+        """Finish pending writes and close every connection this object opened."""
+        if self._closed:
+            return
+        self._writer.submit(lambda: None).result()
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._all_conns:
+                conn.close()
+            self._all_conns.clear()

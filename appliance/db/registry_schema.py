@@ -1,0 +1,69 @@
+"""Migrations("registry"): tenants, API keys, settings and the durable job queue."""
+
+from __future__ import annotations
+
+import apsw
+
+from appliance.db.migrations import Migrations
+
+registry_migrations = Migrations("registry")
+
+
+@registry_migrations
+def m001_tenants_and_keys(conn: apsw.Connection) -> None:
+    """Tenants with their quotas and auth settings, and API keys stored only as hashes."""
+    conn.execute(
+        """
+        CREATE TABLE tenants (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            storage_limit_bytes INTEGER,
+            rate_limit_per_minute INTEGER,
+            session_ttl_seconds INTEGER NOT NULL DEFAULT 86400,
+            jwt_config TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE UNIQUE INDEX tenants_name ON tenants(name);
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            name TEXT,
+            key_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked_at REAL
+        );
+        CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """
+    )
+
+
+@registry_migrations
+def m002_jobs(conn: apsw.Connection) -> None:
+    """The durable job queue the in-process scheduler works from."""
+    conn.execute(
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            tenant_id TEXT,
+            payload TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 5,
+            run_at REAL NOT NULL,
+            locked_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX jobs_due ON jobs(status, run_at);
+        """
+    )

@@ -1,0 +1,187 @@
+"""The tenant lifecycle: create, list, show, suspend, resume, delete, quotas and JWT settings."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import apsw
+import msgspec
+
+from appliance.clock import rfc3339
+from appliance.db.connection import one, rows
+from appliance.errors import NotFound, ValidationFailed
+from appliance.ids import new_id
+from appliance.instance import Instance
+from appliance.quotas import PLANS
+
+
+class JwtConfig(msgspec.Struct, omit_defaults=True):
+    """How browser users' JWTs are verified for one tenant."""
+
+    issuer: str
+    audience: str
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    claim: str = "org_id"
+    claim_value: str | None = None  # defaults to the tenant id
+
+
+class Tenant(msgspec.Struct):
+    """A tenant as the CLI and the API show it."""
+
+    id: str
+    name: str
+    plan: str
+    status: str
+    storage_limit_bytes: int | None
+    rate_limit_per_minute: int
+    session_ttl_seconds: int
+    created_at: float
+    updated_at: float
+    jwt: JwtConfig | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the tenant may make requests."""
+        return self.status == "active"
+
+
+def _from_row(row: dict[str, Any]) -> Tenant:
+    jwt = msgspec.json.decode(row["jwt_config"], type=JwtConfig) if row["jwt_config"] else None
+    return Tenant(
+        id=row["id"],
+        name=row["name"],
+        plan=row["plan"],
+        status=row["status"],
+        storage_limit_bytes=row["storage_limit_bytes"],
+        rate_limit_per_minute=row["rate_limit_per_minute"],
+        session_ttl_seconds=row["session_ttl_seconds"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        jwt=jwt,
+    )
+
+
+def create_tenant(inst: Instance, name: str, plan: str = "free") -> Tenant:
+    """Create a tenant with the plan's default quotas and its own database file."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("tenant name must not be empty")
+    if plan not in PLANS:
+        raise ValidationFailed(f"unknown plan {plan!r}", {"plans": list(PLANS)})
+    now = inst.clock.now()
+    tenant_id = new_id("ten")
+    limits = PLANS[plan]
+
+    def insert(conn: apsw.Connection) -> None:
+        if one(conn, "SELECT id FROM tenants WHERE name = ?", (name,)):
+            raise ValidationFailed(f"a tenant named {name!r} exists already", {"name": name})
+        conn.execute(
+            "INSERT INTO tenants (id, name, plan, status, storage_limit_bytes, rate_limit_per_minute, "
+            "session_ttl_seconds, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+            (
+                tenant_id,
+                name,
+                plan,
+                limits.storage_bytes,
+                limits.requests_per_minute,
+                inst.config.default_session_ttl_seconds,
+                now,
+                now,
+            ),
+        )
+
+    inst.registry.write_sync(insert)
+    inst.tenant_db(tenant_id)  # create and migrate the tenant's file now, not on first request
+    return get_tenant(inst, tenant_id)
+
+
+def list_tenants(inst: Instance) -> list[Tenant]:
+    """Every tenant, oldest first."""
+    found = inst.registry.read_sync(lambda c: rows(c, "SELECT * FROM tenants ORDER BY created_at, id"))
+    return [_from_row(r) for r in found]
+
+
+def find_tenant(conn: apsw.Connection, ref: str) -> Tenant | None:
+    """A tenant by id or by name, on an open registry connection."""
+    row = one(conn, "SELECT * FROM tenants WHERE id = ? OR name = ?", (ref, ref))
+    return _from_row(row) if row else None
+
+
+def get_tenant(inst: Instance, ref: str) -> Tenant:
+    """A tenant by id or name, or NotFound."""
+    tenant = inst.registry.read_sync(lambda c: find_tenant(c, ref))
+    if tenant is None:
+        raise NotFound(f"no tenant {ref!r}", {"tenant": ref})
+    return tenant
+
+
+def _update(inst: Instance, ref: str, sql: str, params: tuple[Any, ...]) -> Tenant:
+    tenant = get_tenant(inst, ref)
+    inst.registry.write_sync(
+        lambda c: c.execute(
+            f"UPDATE tenants SET {sql}, updated_at = ? WHERE id = ?", (*params, inst.clock.now(), tenant.id)
+        )
+    )
+    return get_tenant(inst, tenant.id)
+
+
+def set_status(inst: Instance, ref: str, status: str) -> Tenant:
+    """Suspend (`suspended`) or resume (`active`) a tenant; a suspended tenant's requests get 403."""
+    if status not in ("active", "suspended"):
+        raise ValidationFailed(f"unknown status {status!r}")
+    return _update(inst, ref, "status = ?", (status,))
+
+
+def set_quotas(
+    inst: Instance,
+    ref: str,
+    *,
+    storage_bytes: int | None | type[Ellipsis] = ...,
+    requests_per_minute: int | None = None,
+    session_ttl_seconds: int | None = None,
+) -> Tenant:
+    """Change a tenant's quotas; arguments left out keep their value (storage None = unlimited)."""
+    tenant = get_tenant(inst, ref)
+    storage = tenant.storage_limit_bytes if storage_bytes is ... else storage_bytes
+    rate = requests_per_minute if requests_per_minute is not None else tenant.rate_limit_per_minute
+    ttl = session_ttl_seconds if session_ttl_seconds is not None else tenant.session_ttl_seconds
+    if rate < 1 or ttl < 60:
+        raise ValidationFailed("the rate must be at least 1/min and the session ttl at least 60 s")
+    return _update(
+        inst,
+        tenant.id,
+        "storage_limit_bytes = ?, rate_limit_per_minute = ?, session_ttl_seconds = ?",
+        (storage, rate, ttl),
+    )
+
+
+def set_jwt(inst: Instance, ref: str, config: JwtConfig | None) -> Tenant:
+    """Configure (or, with None, remove) JWT verification for a tenant's browser users."""
+    if config is not None and bool(config.jwks_file) == bool(config.jwks_url):
+        raise ValidationFailed("give exactly one of a JWKS file or a JWKS URL")
+    payload = None if config is None else msgspec.json.encode(config).decode()
+    return _update(inst, ref, "jwt_config = ?", (payload,))
+
+
+def delete_tenant(inst: Instance, ref: str) -> Tenant:
+    """Delete a tenant: its keys, jobs, database file and package files."""
+    tenant = get_tenant(inst, ref)
+
+    def delete(conn: apsw.Connection) -> None:
+        conn.execute("DELETE FROM jobs WHERE tenant_id = ?", (tenant.id,))
+        conn.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
+
+    inst.registry.write_sync(delete)
+    inst.forget_tenant(tenant.id)
+    shutil.rmtree(inst.data.tenant_dir(tenant.id), ignore_errors=True)
+    return tenant
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    """The JSON form the CLI prints and the API returns."""
+    data: dict[str, Any] = msgspec.to_builtins(tenant)
+    data["created_at"] = rfc3339(tenant.created_at)
+    data["updated_at"] = rfc3339(tenant.updated_at)
+    return data

@@ -1,0 +1,59 @@
+"""A tenant's usage against its limits: stored bytes and API requests in the current period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+
+from appliance.clock import rfc3339
+from appliance.db.connection import one
+from appliance.instance import Instance
+from appliance.tenants import Tenant
+
+PERIOD_SECONDS = 30 * 86_400  # usage periods are fixed 30-day windows counted from the epoch
+
+
+def period_start(now: float) -> float:
+    """The start of the usage period containing `now`."""
+    return now - (now % PERIOD_SECONDS)
+
+
+def stored_bytes(conn: apsw.Connection) -> tuple[int, int]:
+    """(package bytes, session data bytes) held in one tenant database.
+
+    Package bytes count what is kept on disk for every version (the received ZIP while processing,
+    the extracted files once ready), so the quota covers everything a tenant makes us store.
+    """
+    row = one(conn, "SELECT coalesce(sum(size_bytes + upload_bytes), 0) AS n FROM package_versions")
+    package_bytes = int(row["n"]) if row else 0
+    sessions = one(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sessions'")
+    session_bytes = 0
+    if sessions:
+        found = one(conn, "SELECT coalesce(sum(data_bytes), 0) AS n FROM sessions")
+        session_bytes = int(found["n"]) if found else 0
+    return package_bytes, session_bytes
+
+
+def get_usage(inst: Instance, tenant: Tenant) -> dict[str, Any]:
+    """The contract's usage object for one tenant."""
+    now = inst.clock.now()
+    start = period_start(now)
+
+    def read(conn: apsw.Connection) -> tuple[int, int, int]:
+        package_bytes, session_bytes = stored_bytes(conn)
+        row = one(conn, "SELECT api_requests FROM usage_periods WHERE period_start = ?", (start,))
+        return package_bytes, session_bytes, int(row["api_requests"]) if row else 0
+
+    package_bytes, session_bytes, requests = inst.tenant_db(tenant.id).read_sync(read)
+    return {
+        "tenant_id": tenant.id,
+        "storage_bytes": package_bytes + session_bytes,
+        "package_bytes": package_bytes,
+        "session_bytes": session_bytes,
+        "api_requests": {"period_start": rfc3339(start), "count": requests},
+        "limits": {
+            "storage_bytes": tenant.storage_limit_bytes,
+            "requests_per_minute": tenant.rate_limit_per_minute,
+        },
+    }

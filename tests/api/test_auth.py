@@ -1,0 +1,176 @@
+"""Authentication: API keys in both headers, revoked and suspended cases, and tenants' JWTs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from litestar.testing import TestClient
+
+from appliance.apikeys import revoke_key
+from appliance.config import Config
+from appliance.instance import Instance
+from appliance.tenants import JwtConfig, set_jwt, set_status
+from tests.conftest import TenantKey
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "code", "details"}
+    assert body["code"] == code
+    assert response.headers["x-request-id"]
+    return body
+
+
+def test_key_in_either_header(client: TestClient, acme: TenantKey) -> None:
+    by_bearer = client.get("/api/v1/tenant", headers=acme.headers)
+    assert by_bearer.status_code == 200, by_bearer.text
+    assert by_bearer.json()["id"] == acme.tenant_id
+    by_header = client.get("/api/v1/tenant", headers={"X-API-Key": acme.secret})
+    assert by_header.json()["id"] == acme.tenant_id
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer not-a-key"},
+        {"Authorization": "Bearer sak_abc_def"},
+        {"X-API-Key": "sak_"},
+    ],
+)
+def test_missing_or_malformed_credentials(client: TestClient, acme: TenantKey, headers: dict[str, str]) -> None:
+    assert_error(client.get("/api/v1/tenant", headers=headers), 401, "UNAUTHORIZED")
+
+
+def test_wrong_secret_for_a_real_key_id(client: TestClient, acme: TenantKey) -> None:
+    forged = acme.secret[:-4] + ("AAAA" if not acme.secret.endswith("AAAA") else "BBBB")
+    assert_error(client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {forged}"}), 401, "UNAUTHORIZED")
+
+
+def test_revoked_key_stops_at_once(client: TestClient, config: Config, acme: TenantKey) -> None:
+    assert client.get("/api/v1/tenant", headers=acme.headers).status_code == 200
+    other = Instance(config)  # as the CLI in another process would
+    revoke_key(other, acme.key_id)
+    other.close()
+    body = assert_error(client.get("/api/v1/tenant", headers=acme.headers), 401, "UNAUTHORIZED")
+    assert "revoked" in body["error"]
+
+
+def test_suspended_tenant_is_forbidden(client: TestClient, config: Config, acme: TenantKey) -> None:
+    other = Instance(config)
+    set_status(other, acme.tenant_id, "suspended")
+    assert_error(client.get("/api/v1/tenant", headers=acme.headers), 403, "FORBIDDEN")
+    set_status(other, acme.tenant_id, "active")
+    other.close()
+    assert client.get("/api/v1/tenant", headers=acme.headers).status_code == 200
+
+
+def test_each_key_sees_its_own_tenant(client: TestClient, acme: TenantKey, globex: TenantKey) -> None:
+    assert client.get("/api/v1/tenant", headers=acme.headers).json()["id"] == acme.tenant_id
+    assert client.get("/api/v1/tenant", headers=globex.headers).json()["id"] == globex.tenant_id
+
+
+# -- JWTs --------------------------------------------------------------------------------------
+
+
+class Idp:
+    """An identity provider made in the test: an RSA key pair and its JWKS file."""
+
+    def __init__(self, tmp_path: Path, kid: str = "k1") -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+        self.kid = kid
+        self.jwks_file = tmp_path / f"jwks-{kid}.json"
+        self.jwks_file.write_text(json.dumps({"keys": [jwk]}))
+
+    def token(self, **claims: Any) -> str:
+        base = {"iss": "https://idp.example", "aud": "scorm-appliance", "exp": time.time() + 300, "sub": "user-1"}
+        base.update(claims)
+        return jwt.encode({k: v for k, v in base.items() if v is not None}, self.private, "RS256", {"kid": self.kid})
+
+
+@pytest.fixture
+def idp(tmp_path: Path, config: Config, acme: TenantKey) -> Idp:
+    provider = Idp(tmp_path)
+    other = Instance(config)
+    set_jwt(
+        other,
+        acme.tenant_id,
+        JwtConfig(
+            issuer="https://idp.example",
+            audience="scorm-appliance",
+            jwks_file=str(provider.jwks_file),
+            claim_value="org_acme",
+        ),
+    )
+    other.close()
+    return provider
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_valid_jwt_resolves_to_its_tenant(client: TestClient, idp: Idp, acme: TenantKey) -> None:
+    response = client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_acme")))
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == acme.tenant_id
+    assert response.json()["auth"] == {"kind": "jwt", "key_id": None, "subject": "user-1"}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": time.time() - 10},  # expired
+        {"iss": "https://evil.example"},  # wrong issuer
+        {"aud": "someone-else"},  # wrong audience
+        {"exp": None},  # no expiry
+        {"org_id": "org_other"},  # names no tenant
+        {"org_id": None},  # names nothing
+    ],
+)
+def test_bad_jwt_claims(client: TestClient, idp: Idp, claims: dict[str, Any]) -> None:
+    token = idp.token(**{"org_id": "org_acme", **claims})
+    assert_error(client.get("/api/v1/tenant", headers=bearer(token)), 401, "UNAUTHORIZED")
+
+
+def test_jwt_signed_by_another_key(client: TestClient, idp: Idp, tmp_path: Path) -> None:
+    (tmp_path / "impostor").mkdir()
+    impostor = Idp(tmp_path / "impostor", kid=idp.kid)
+    assert_error(client.get("/api/v1/tenant", headers=bearer(impostor.token(org_id="org_acme"))), 401, "UNAUTHORIZED")
+
+
+def test_jwt_hs256_with_public_key_is_refused(client: TestClient, idp: Idp) -> None:
+    # the classic algorithm-confusion attack: HMAC "signed" with the public JWKS as the secret
+    secret = idp.jwks_file.read_bytes()
+    claims = {
+        "iss": "https://idp.example",
+        "aud": "scorm-appliance",
+        "exp": int(time.time()) + 60,
+        "org_id": "org_acme",
+    }
+
+    def part(obj: dict[str, Any]) -> bytes:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=")
+
+    signing_input = part({"alg": "HS256", "typ": "JWT", "kid": idp.kid}) + b"." + part(claims)
+    signature = base64.urlsafe_b64encode(hmac.new(secret, signing_input, hashlib.sha256).digest()).rstrip(b"=")
+    token = (signing_input + b"." + signature).decode()
+    assert_error(client.get("/api/v1/tenant", headers=bearer(token)), 401, "UNAUTHORIZED")
+
+
+def test_garbage_jwt(client: TestClient, idp: Idp) -> None:
+    assert_error(client.get("/api/v1/tenant", headers=bearer("aaa.bbb.ccc")), 401, "UNAUTHORIZED")
