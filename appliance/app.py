@@ -10,20 +10,31 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 
+from appliance import packages
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.middleware import add_request_id, header_limit_middleware
+from appliance.api.packages import PackageController
 from appliance.api.system import SystemController
 from appliance.api.tenant import TenantController
 from appliance.clock import Clock
 from appliance.config import Config
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
+from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")
 
-ROUTE_HANDLERS: list[Any] = [SystemController, TenantController]
+ROUTE_HANDLERS: list[Any] = [SystemController, TenantController, PackageController]
+
+
+def build_scheduler(inst: Instance) -> Scheduler:
+    """The scheduler with every job kind and periodic sweep registered."""
+    scheduler = Scheduler(inst, concurrency=inst.config.job_concurrency, poll_seconds=inst.config.job_poll_seconds)
+    scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
+    scheduler.every("recover-processing", 300.0, packages.recover_processing)
+    return scheduler
 
 
 def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: bool = True) -> Litestar:
@@ -35,9 +46,14 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         inst.data.clean_tmp()
         app.state.instance = inst
         app.state.jwks = JwksCache(config.jwks_cache_seconds)
+        scheduler = build_scheduler(inst)
+        app.state.scheduler = scheduler
+        if start_scheduler:
+            await scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop(timeout=30.0)
             inst.close()
 
     return Litestar(

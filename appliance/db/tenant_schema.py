@@ -32,6 +32,7 @@ def m002_packages(conn: apsw.Connection) -> None:
             title TEXT,
             latest_version INTEGER NOT NULL,
             active_version INTEGER,
+            active_pinned INTEGER NOT NULL DEFAULT 0,
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL
         );
@@ -59,5 +60,27 @@ def m002_packages(conn: apsw.Connection) -> None:
             PRIMARY KEY (package_id, version)
         );
         CREATE INDEX package_versions_status ON package_versions(status);
+        """
+    )
+
+
+@tenant_migrations
+def m003_events_outbox(conn: apsw.Connection) -> None:
+    """Domain events, written in the same transaction as the change that causes them.
+
+    Webhook delivery reads from here, so an event exists if and only if its change committed.
+    """
+    conn.execute(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            subject_id TEXT,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            dispatched_at REAL
+        );
+        CREATE INDEX events_undispatched ON events(dispatched_at) WHERE dispatched_at IS NULL;
         """
     )

@@ -1,0 +1,96 @@
+"""Checking an uploaded ZIP: safe extraction, the manifest, and validation, with one failure shape.
+
+Used by the processing job (which keeps the extracted files) and by `POST /packages/validate` (which
+throws them away). Synchronous: callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.archive import ArchiveError, ArchiveLimits, ExtractResult, extract_archive, list_names
+from appliance.config import Config
+from appliance.scorm.manifest import ManifestError, find_package_root, parse_manifest
+from appliance.scorm.model import Manifest
+from appliance.scorm.validation import ValidationReport, validate_package
+
+MANIFEST_NAME = "imsmanifest.xml"
+
+
+class PackageRejected(Exception):
+    """Processing failed with one of the contract's package failure codes."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def as_error(self) -> dict[str, Any]:
+        """The `error` object stored on the package."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+@dataclass
+class Analysis:
+    """A package that passed: its manifest, the validation report and what was extracted."""
+
+    manifest: Manifest
+    report: ValidationReport
+    extracted: ExtractResult
+    root_prefix: str
+
+
+def archive_limits(config: Config) -> ArchiveLimits:
+    """The extraction limits that the settings give."""
+    return ArchiveLimits(
+        max_total_uncompressed=config.max_uncompressed_bytes,
+        max_files=config.max_package_files,
+        max_ratio=config.max_compression_ratio,
+        max_member_size=config.max_uncompressed_bytes,
+    )
+
+
+def analyse(zip_path: Path, dest: Path, config: Config) -> Analysis:
+    """Extract `zip_path` into `dest` and check it; on PackageRejected, `dest` is gone."""
+    limits = archive_limits(config)
+    try:
+        names = list_names(zip_path, limits)
+        root = find_package_root(names)
+        if root is None:
+            raise PackageRejected(
+                "MANIFEST_MISSING", "the ZIP has no imsmanifest.xml at its root (or in its single top folder)"
+            )
+        extracted = extract_archive(zip_path, dest, limits, strip_prefix=root)
+    except ArchiveError as exc:
+        # UNSAFE_ARCHIVE, or INVALID_PACKAGE for a ZIP whose central directory was readable but whose
+        # contents are corrupt (bad CRC, truncated member): only extraction can find that out.
+        raise PackageRejected(exc.code, exc.message, exc.details) from exc
+    except ManifestError as exc:
+        raise PackageRejected(exc.code, exc.message, exc.details) from exc
+    try:
+        return _check_manifest(dest, extracted, root, config)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _check_manifest(dest: Path, extracted: ExtractResult, root: str, config: Config) -> Analysis:
+    manifest_path = dest / MANIFEST_NAME
+    if manifest_path.stat().st_size > config.max_manifest_bytes:
+        raise PackageRejected(
+            "MANIFEST_INVALID",
+            f"imsmanifest.xml is larger than {config.max_manifest_bytes} bytes",
+            {"limit_bytes": config.max_manifest_bytes},
+        )
+    try:
+        manifest = parse_manifest(manifest_path.read_bytes(), max_bytes=config.max_manifest_bytes)
+    except ManifestError as exc:
+        raise PackageRejected(exc.code, exc.message, exc.details) from exc
+    report = validate_package(manifest, set(extracted.files))
+    if report.error is not None:
+        raise PackageRejected(report.error.code, report.error.message, report.error.details)
+    return Analysis(manifest=manifest, report=report, extracted=extracted, root_prefix=root)

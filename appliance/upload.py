@@ -1,0 +1,158 @@
+"""Receiving an upload: a request body streamed to a staged file in constant memory, hashed as it goes.
+
+Accepts a raw `application/zip` body or `multipart/form-data` with the ZIP in field `file` (and an
+optional `title`). The staged file lives under tmp/; the caller moves it or it is deleted here on any
+failure, so a refused or broken upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import multipart
+
+from appliance.errors import PayloadTooLarge, ValidationFailed
+from appliance.ids import new_secret
+
+WRITE_BUFFER = 1024 * 1024  # flush to disk in 1 MiB writes, off the event loop
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class StagedUpload:
+    """A received file on disk, with its size and SHA-256."""
+
+    path: Path
+    size: int
+    sha256: str
+    filename: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        """Delete the staged file (idempotent)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class _Sink:
+    """Writes chunks to a new file, hashing and counting, with a size cap."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self._buffer = bytearray()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = os.fdopen(fd, "wb")
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise PayloadTooLarge(
+                "upload exceeds the maximum size", {"limit_bytes": self.max_bytes, "received_bytes": self.size}
+            )
+        self.hash.update(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= WRITE_BUFFER:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buffer:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await asyncio.to_thread(self._file.write, data)
+
+    async def close(self) -> None:
+        await self.flush()
+        await asyncio.to_thread(self._close_sync)
+
+    def _close_sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def boundary_of(content_type: str) -> str | None:
+    """The multipart boundary from a Content-Type header, or None when it is not multipart."""
+    kind, params = multipart.parse_options_header(content_type)
+    if kind != "multipart/form-data":
+        return None
+    boundary = params.get("boundary")
+    if not boundary:
+        raise ValidationFailed("multipart body without a boundary", {"errors": [{"field": "content-type"}]})
+    return boundary
+
+
+async def receive_upload(
+    stream: AsyncIterator[bytes], content_type: str, tmp_dir: Path, max_bytes: int
+) -> StagedUpload:
+    """Stream a request body into tmp_dir; raises PayloadTooLarge or ValidationFailed, leaving nothing."""
+    path = tmp_dir / f"upload-{new_secret(12)}.part"
+    sink = _Sink(path, max_bytes)
+    try:
+        boundary = boundary_of(content_type or "")
+        if boundary is None:
+            filename, fields = None, {}
+            async for chunk in stream:
+                await sink.write(chunk)
+        else:
+            filename, fields = await _receive_multipart(stream, boundary, sink)
+        if sink.size == 0:
+            raise ValidationFailed("the upload is empty", {"errors": [{"field": "file", "message": "empty body"}]})
+        await sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return StagedUpload(path=path, size=sink.size, sha256=sink.hash.hexdigest(), filename=filename, fields=fields)
+
+
+async def _receive_multipart(
+    stream: AsyncIterator[bytes], boundary: str, sink: _Sink
+) -> tuple[str | None, dict[str, str]]:
+    """Write the `file` part to the sink, keep small text fields; other file parts are refused."""
+    fields: dict[str, str] = {}
+    filename: str | None = None
+    seen_file = False
+    current: multipart.MultipartSegment | None = None
+    text = bytearray()
+    try:
+        with multipart.PushMultipartParser(boundary, max_segment_count=20) as parser:
+            async for chunk in stream:
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        current, text = event, bytearray()
+                        if event.name == "file":
+                            if seen_file:
+                                raise ValidationFailed("more than one `file` part", {"errors": [{"field": "file"}]})
+                            seen_file, filename = True, event.filename
+                    elif event is None:
+                        if current is not None and current.name != "file":
+                            fields[current.name] = text.decode("utf-8", "replace")
+                        current = None
+                    elif current is not None and current.name == "file":
+                        await sink.write(event)
+                    else:
+                        text += event
+                        if len(text) > MAX_FIELD_BYTES:
+                            raise ValidationFailed(
+                                "a form field is too large", {"errors": [{"field": current.name if current else ""}]}
+                            )
+    except multipart.MultipartError as exc:
+        raise ValidationFailed(f"malformed multipart body: {exc}", {"errors": [{"field": "file"}]}) from exc
+    if not seen_file:
+        raise ValidationFailed(
+            "multipart upload needs the ZIP in a field named `file`",
+            {"errors": [{"field": "file", "message": "missing"}]},
+        )
+    return filename, fields
