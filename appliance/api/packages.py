@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from appliance import packages
 from appliance.api.deps import InstanceDep, PrincipalDep
@@ -66,7 +66,7 @@ class PackageController(Controller):
 
     @post("/{package_id:str}/versions", status_code=202, request_max_body_size=None, summary="Upload a new version")
     async def upload_version(
-        self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, package_id: str
+        self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str]
     ) -> dict[str, Any]:
         """A new version under the same package id."""
         await asyncio.to_thread(packages.get_package, inst, principal.tenant, package_id)
@@ -80,30 +80,34 @@ class PackageController(Controller):
         self,
         principal: PrincipalDep,
         inst: InstanceDep,
-        status: str | None = None,
-        limit: int | None = Parameter(default=None, ge=1, le=500),
-        cursor: str | None = None,
+        status: FromQuery[str | None] = None,
+        limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Packages, oldest first; `?status=processing|ready|failed`."""
         return packages.list_packages(inst, principal.tenant, status=status, limit=limit, cursor=cursor)
 
     @get("/{package_id:str}", sync_to_thread=True, summary="A package with its latest version")
-    def show(self, principal: PrincipalDep, inst: InstanceDep, package_id: str) -> dict[str, Any]:
+    def show(self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str]) -> dict[str, Any]:
         """One package."""
         return packages.get_package(inst, principal.tenant, package_id)
 
     @get("/{package_id:str}/versions", sync_to_thread=True, summary="A package's versions")
-    def versions(self, principal: PrincipalDep, inst: InstanceDep, package_id: str) -> dict[str, Any]:
+    def versions(self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str]) -> dict[str, Any]:
         """Every version, oldest first."""
         return packages.list_versions(inst, principal.tenant, package_id)
 
     @get("/{package_id:str}/versions/{version:int}", sync_to_thread=True, summary="One version")
-    def version(self, principal: PrincipalDep, inst: InstanceDep, package_id: str, version: int) -> dict[str, Any]:
+    def version(
+        self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str], version: FromPath[int]
+    ) -> dict[str, Any]:
         """One version of a package."""
         return packages.get_version(inst, principal.tenant, package_id, version)
 
     @patch("/{package_id:str}", sync_to_thread=True, summary="Rename, or set the active version")
-    def update(self, principal: PrincipalDep, inst: InstanceDep, package_id: str, data: PackagePatch) -> dict[str, Any]:
+    def update(
+        self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str], data: JSONBody[PackagePatch]
+    ) -> dict[str, Any]:
         """Change the title, or pin `active_version` (null follows the newest ready version)."""
         return packages.update_package(
             inst,
@@ -115,6 +119,6 @@ class PackageController(Controller):
         )
 
     @delete("/{package_id:str}", status_code=204, sync_to_thread=True, summary="Delete a package and its files")
-    def remove(self, principal: PrincipalDep, inst: InstanceDep, package_id: str) -> None:
+    def remove(self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str]) -> None:
         """Delete every version's files and metadata."""
         packages.delete_package(inst, principal.tenant, package_id)
