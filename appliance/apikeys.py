@@ -91,6 +91,18 @@ def revoke_key(inst: Instance, key_id: str) -> ApiKey:
     return get_key(inst, key_id)
 
 
+LAST_USED_RESOLUTION = 60.0
+
+
+def note_key_use(inst: Instance, key: ApiKey) -> None:
+    """Record when a key was last used, at most once a minute (not a write per request)."""
+    now = inst.clock.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        inst.registry.write_sync(
+            lambda c: c.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key.id))
+        )
+
+
 def _key_id_of(presented: str) -> str | None:
     if not presented.startswith(KEY_PREFIX):
         return None

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.static_files import create_static_files_router
 
-from appliance import packages
+from appliance import packages, sessions
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.middleware import add_request_id, header_limit_middleware
 from appliance.api.packages import PackageController
+from appliance.api.player import PlayerController
+from appliance.api.sessions import SessionController
 from appliance.api.system import SystemController
 from appliance.api.tenant import TenantController
 from appliance.clock import Clock
@@ -26,7 +30,17 @@ from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")
 
-ROUTE_HANDLERS: list[Any] = [SystemController, TenantController, PackageController]
+ROUTE_HANDLERS: list[Any] = [SystemController, TenantController, PackageController, SessionController, PlayerController]
+
+
+def static_router() -> Any:
+    """The player's own JavaScript and CSS (no build step)."""
+    return create_static_files_router(
+        path="/static",
+        directories=[Path(__file__).parent / "static"],
+        include_in_schema=False,
+        send_as_attachment=False,
+    )
 
 
 def build_scheduler(inst: Instance) -> Scheduler:
@@ -34,6 +48,7 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler = Scheduler(inst, concurrency=inst.config.job_concurrency, poll_seconds=inst.config.job_poll_seconds)
     scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
+    scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)
     return scheduler
 
 
@@ -57,7 +72,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
             inst.close()
 
     return Litestar(
-        route_handlers=[*ROUTE_HANDLERS, swagger_assets_router()],
+        route_handlers=[*ROUTE_HANDLERS, swagger_assets_router(), static_router()],
         dependencies={"inst": Provide(provide_instance, sync_to_thread=False), "principal": Provide(provide_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],

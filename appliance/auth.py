@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from appliance.apikeys import authenticate_key
+from appliance.apikeys import authenticate_key, note_key_use
 from appliance.errors import Forbidden, Unauthorized
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache, looks_like_jwt, tenant_for_claims, unverified_claims, verify_jwt
@@ -48,6 +48,7 @@ def authenticate(inst: Instance, jwks: JwksCache, authorization: str | None, api
     else:
         tenant, key = inst.registry.read_sync(lambda c: authenticate_key(c, secret))
         principal = Principal(tenant=tenant, kind="api_key", key_id=key.id)
+        note_key_use(inst, key)
     if not principal.tenant.active:
         raise Forbidden("this tenant is suspended", {"tenant_id": principal.tenant.id})
     return principal

@@ -10,7 +10,7 @@ PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req")
 
 
 def new_id(prefix: str) -> str:
-    """Return a new URL-safe id such as `pkg_3k9w…`, 20 random base32 characters after the prefix."""
+    """Return a new URL-safe id such as `pkg_3k9w…`, 24 random base32 characters after the prefix."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     body = base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()

@@ -52,8 +52,23 @@ def enqueue(
     tenant_id: str | None = None,
     run_at: float | None = None,
     max_attempts: int = 5,
+    unique: bool = False,
 ) -> str:
-    """Add a job inside the caller's registry transaction; returns its id."""
+    """Add a job inside the caller's registry transaction; returns its id.
+
+    With `unique`, a queued or running job of the same kind with the same `payload["key"]` is reused
+    (its id is returned) instead of adding a second one, so two jobs never work on one thing at once.
+    The check and the insert share the caller's transaction, which makes them atomic.
+    """
+    if unique:
+        existing = rows(
+            conn,
+            "SELECT id FROM jobs WHERE kind = ? AND status IN ('queued', 'running') "
+            "AND json_extract(payload, '$.key') = ? LIMIT 1",
+            (kind, str(payload["key"])),
+        )
+        if existing:
+            return str(existing[0]["id"])
     job_id = new_id("job")
     conn.execute(
         "INSERT INTO jobs (id, kind, tenant_id, payload, status, attempts, max_attempts, run_at, created_at, "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.archive import ArchiveError, ArchiveLimits, ExtractResult, extract_archive, list_names
+from appliance.archive import ArchiveError, ArchiveLimits, ExtractResult, extract_archive, inspect_archive
 from appliance.config import Config
 from appliance.scorm.manifest import ManifestError, find_package_root, parse_manifest
 from appliance.scorm.model import Manifest
@@ -58,12 +58,21 @@ def analyse(zip_path: Path, dest: Path, config: Config) -> Analysis:
     """Extract `zip_path` into `dest` and check it; on PackageRejected, `dest` is gone."""
     limits = archive_limits(config)
     try:
-        names = list_names(zip_path, limits)
-        root = find_package_root(names)
+        members = inspect_archive(zip_path, limits)
+        names = [m.name for m in members if not m.is_dir]
+        root = find_package_root(names)  # it ignores desktop junk itself
         if root is None:
+            # Show what the root holds: often the course was zipped one folder too deep or too high.
+            top_level = sorted({name.split("/", 1)[0] + ("/" if "/" in name else "") for name in names})
             raise PackageRejected(
-                "MANIFEST_MISSING", "the ZIP has no imsmanifest.xml at its root (or in its single top folder)"
+                "MANIFEST_MISSING",
+                "the ZIP has no imsmanifest.xml at its root (or in its single top folder)",
+                {"top_level": top_level[:20], "file_count": len(names)},
             )
+        # Refuse an oversized manifest on its declared size, before extracting anything; the size
+        # actually written is checked again after extraction (a lying header fails extraction anyway).
+        declared = next(m.size for m in members if m.name == root + MANIFEST_NAME and not m.is_dir)
+        _check_manifest_size(declared, config)
         extracted = extract_archive(zip_path, dest, limits, strip_prefix=root)
     except ArchiveError as exc:
         # UNSAFE_ARCHIVE, or INVALID_PACKAGE for a ZIP whose central directory was readable but whose
@@ -80,12 +89,7 @@ def analyse(zip_path: Path, dest: Path, config: Config) -> Analysis:
 
 def _check_manifest(dest: Path, extracted: ExtractResult, root: str, config: Config) -> Analysis:
     manifest_path = dest / MANIFEST_NAME
-    if manifest_path.stat().st_size > config.max_manifest_bytes:
-        raise PackageRejected(
-            "MANIFEST_INVALID",
-            f"imsmanifest.xml is larger than {config.max_manifest_bytes} bytes",
-            {"limit_bytes": config.max_manifest_bytes},
-        )
+    _check_manifest_size(manifest_path.stat().st_size, config)
     try:
         manifest = parse_manifest(manifest_path.read_bytes(), max_bytes=config.max_manifest_bytes)
     except ManifestError as exc:
@@ -94,3 +98,12 @@ def _check_manifest(dest: Path, extracted: ExtractResult, root: str, config: Con
     if report.error is not None:
         raise PackageRejected(report.error.code, report.error.message, report.error.details)
     return Analysis(manifest=manifest, report=report, extracted=extracted, root_prefix=root)
+
+
+def _check_manifest_size(size: int, config: Config) -> None:
+    if size > config.max_manifest_bytes:
+        raise PackageRejected(
+            "MANIFEST_INVALID",
+            f"imsmanifest.xml is {size:,} bytes; the limit is {config.max_manifest_bytes:,} bytes",
+            {"size": size, "limit_bytes": config.max_manifest_bytes},
+        )

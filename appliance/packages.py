@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,14 @@ import apsw
 import msgspec
 
 from appliance import jobs
+from appliance.archive import ArchiveError, inspect_archive
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
 from appliance.errors import InvalidPackage, NotFound, PayloadTooLarge, ValidationFailed
 from appliance.events import emit
 from appliance.ids import new_id, new_secret
 from appliance.instance import Instance
-from appliance.package_analysis import Analysis, PackageRejected, analyse
+from appliance.package_analysis import Analysis, PackageRejected, analyse, archive_limits
 from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.quotas import check_storage
 from appliance.scorm.model import Item, Manifest
@@ -43,29 +43,62 @@ STATUSES = ("processing", "ready", "failed")
 # -- upload ----------------------------------------------------------------------------------------
 
 
-def precheck_upload(inst: Instance, tenant: Tenant, declared_bytes: int | None) -> None:
-    """Refuse before reading a byte: over the size limit, or a declared size that breaks the quota."""
-    if declared_bytes is None:
-        return
+def precheck_upload(inst: Instance, tenant: Tenant, declared_bytes: int | None) -> int:
+    """Refuse before reading a byte: over the size limit, or a declared size that breaks the quota.
+
+    Returns the tenant's stored bytes, against which the body is then checked as it streams.
+    """
     limit = inst.config.max_upload_bytes
-    if declared_bytes > limit:
+    if declared_bytes is not None and declared_bytes > limit:
         raise PayloadTooLarge(
             "upload exceeds the maximum size", {"limit_bytes": limit, "declared_bytes": declared_bytes}
         )
     used = sum(inst.tenant_db(tenant.id).read_sync(stored_bytes))
-    check_storage(used, tenant.storage_limit_bytes, declared_bytes)
+    if declared_bytes is not None:
+        check_storage(used, tenant.storage_limit_bytes, declared_bytes)
+    return used
 
 
 async def receive(
     inst: Instance, tenant: Tenant, body: AsyncIterator[bytes], content_type: str, declared: int | None
 ) -> StagedUpload:
-    """Stream an upload to tmp/ and make sure it is a ZIP at all (else 422 INVALID_PACKAGE)."""
-    precheck_upload(inst, tenant, declared)
-    staged = await receive_upload(body, content_type, inst.data.tmp, inst.config.max_upload_bytes)
-    if not await asyncio.to_thread(zipfile.is_zipfile, staged.path):
+    """Stream an upload to tmp/ and make sure it is a ZIP at all (else 422 INVALID_PACKAGE).
+
+    A body without a declared length is stopped with QUOTA_EXCEEDED as soon as it outgrows the quota,
+    rather than after it has all been stored.
+    """
+    used = await asyncio.to_thread(precheck_upload, inst, tenant, declared)  # a DB read: off the event loop
+    limit = tenant.storage_limit_bytes
+
+    def check_size(size: int) -> None:
+        if limit is not None and used + size > limit:
+            check_storage(used, limit, size)
+
+    staged = await receive_upload(
+        body, content_type, inst.data.tmp, inst.config.max_upload_bytes, check_size=check_size
+    )
+    try:
+        await asyncio.to_thread(check_readable_zip, inst, staged)
+    except BaseException:
         staged.discard()
-        raise InvalidPackage("the upload is not a ZIP file", {"received_bytes": staged.size})
+        raise
     return staged
+
+
+# Archive failures that mean "no ZIP could be read at all": refused at once. A readable but hostile or
+# damaged ZIP is accepted here and fails in processing, where the package reports why.
+_UNREADABLE = frozenset({"not_a_zip", "invalid_name_encoding"})
+
+
+def check_readable_zip(inst: Instance, staged: StagedUpload) -> None:
+    """422 INVALID_PACKAGE unless the upload's central directory can be read (bounded by the limits)."""
+    try:
+        inspect_archive(staged.path, archive_limits(inst.config))
+    except ArchiveError as exc:
+        if exc.details.get("reason") in _UNREADABLE:
+            raise InvalidPackage(
+                "the upload is not a readable ZIP file", {**exc.details, "received_bytes": staged.size}
+            ) from exc
 
 
 def create_version(
@@ -129,6 +162,7 @@ def create_version(
             now=now,
             tenant_id=tenant.id,
             max_attempts=inst.config.job_max_attempts,
+            unique=True,
         )
     )
     return get_package(inst, tenant, pkg_id)
@@ -149,9 +183,12 @@ def process_version(inst: Instance, job: jobs.Job) -> None:
         return  # the tenant was deleted
     db = inst.tenant_db(tenant_id)
     row = db.read_sync(lambda c: _version_row(c, package_id, version))
-    if row is None or row["status"] != "processing":
-        return  # deleted, or already finished by an earlier attempt
     zip_path = upload_path(inst, tenant_id, package_id, version)
+    if row is None or row["status"] != "processing":
+        # Deleted, or finished by an earlier attempt that died before removing its ZIP.
+        with contextlib.suppress(FileNotFoundError):
+            zip_path.unlink()
+        return
     final_dir = inst.data.version_dir(tenant_id, package_id, version)
     work_dir = inst.data.tmp / f"extract-{package_id}-{version}-{new_secret(6)}"
     shutil.rmtree(final_dir, ignore_errors=True)  # a crash after the move of an earlier attempt
@@ -278,7 +315,10 @@ def _mark_failed(
         )
 
     inst.tenant_db(tenant_id).write_sync(update)
-    shutil.rmtree(inst.data.version_dir(tenant_id, package_id, version), ignore_errors=True)
+    version_dir = inst.data.version_dir(tenant_id, package_id, version)
+    shutil.rmtree(version_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        version_dir.parent.rmdir()  # only when empty: no other version of the package has files
     with contextlib.suppress(FileNotFoundError):
         upload_path(inst, tenant_id, package_id, version).unlink()
 
@@ -306,7 +346,15 @@ def recover_processing(inst: Instance) -> int:
                 continue
             payload = {"tenant_id": tenant_id, "package_id": row["package_id"], "version": row["version"], "key": key}
             inst.registry.write_sync(
-                lambda c, p=payload, t=tenant_id: jobs.enqueue(c, PROCESS_JOB, p, now=now, tenant_id=t)
+                lambda c, p=payload, t=tenant_id: jobs.enqueue(
+                    c,
+                    PROCESS_JOB,
+                    p,
+                    now=now,
+                    tenant_id=t,
+                    max_attempts=inst.config.job_max_attempts,
+                    unique=True,  # the upload that made this version may be enqueueing right now
+                )
             )
             count += 1
     return count

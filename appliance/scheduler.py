@@ -100,7 +100,11 @@ class Scheduler:
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error)
             retry = await asyncio.to_thread(jobs.fail, self.inst.registry, job, now(), error, permanent=permanent)
             if not retry and kind is not None and kind.on_give_up is not None:
-                await _call(kind.on_give_up, self.inst, job, error)
+                try:
+                    await _call(kind.on_give_up, self.inst, job, error)
+                except Exception:
+                    # Nobody awaits this task: log rather than leave an unretrieved task exception.
+                    log.exception("job %s (%s): the give-up handler failed", job.id, job.kind)
         else:
             await asyncio.to_thread(jobs.complete, self.inst.registry, job, now())
 
@@ -131,11 +135,15 @@ class Scheduler:
     async def _loop(self) -> None:
         assert self._wake is not None
         while not self._closing:
+            # Clear before ticking, not after: a wake() that arrives during the tick (an upload, a
+            # finished job, stop()) must not be lost, or the loop would sleep a full poll interval.
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("scheduler tick failed")
-            self._wake.clear()
+            if self._closing:
+                break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             except TimeoutError:

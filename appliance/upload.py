@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,11 +41,12 @@ class StagedUpload:
 
 
 class _Sink:
-    """Writes chunks to a new file, hashing and counting, with a size cap."""
+    """Writes chunks to a new file, hashing and counting, with a size cap and an optional size check."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, check_size: Callable[[int], None] | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.check_size = check_size
         self.size = 0
         self.hash = hashlib.sha256()
         self._buffer = bytearray()
@@ -58,6 +59,8 @@ class _Sink:
             raise PayloadTooLarge(
                 "upload exceeds the maximum size", {"limit_bytes": self.max_bytes, "received_bytes": self.size}
             )
+        if self.check_size is not None:
+            self.check_size(self.size)
         self.hash.update(chunk)
         self._buffer += chunk
         if len(self._buffer) >= WRITE_BUFFER:
@@ -95,11 +98,20 @@ def boundary_of(content_type: str) -> str | None:
 
 
 async def receive_upload(
-    stream: AsyncIterator[bytes], content_type: str, tmp_dir: Path, max_bytes: int
+    stream: AsyncIterator[bytes],
+    content_type: str,
+    tmp_dir: Path,
+    max_bytes: int,
+    *,
+    check_size: Callable[[int], None] | None = None,
 ) -> StagedUpload:
-    """Stream a request body into tmp_dir; raises PayloadTooLarge or ValidationFailed, leaving nothing."""
+    """Stream a request body into tmp_dir; raises PayloadTooLarge or ValidationFailed, leaving nothing.
+
+    `check_size(bytes_so_far)` runs after every chunk of the file and may raise (e.g. QuotaExceeded) to
+    stop the upload as soon as it can no longer be accepted; the partial file is then deleted too.
+    """
     path = tmp_dir / f"upload-{new_secret(12)}.part"
-    sink = _Sink(path, max_bytes)
+    sink = _Sink(path, max_bytes, check_size)
     try:
         boundary = boundary_of(content_type or "")
         if boundary is None:

@@ -27,11 +27,8 @@ def stored_bytes(conn: apsw.Connection) -> tuple[int, int]:
     """
     row = one(conn, "SELECT coalesce(sum(size_bytes + upload_bytes), 0) AS n FROM package_versions")
     package_bytes = int(row["n"]) if row else 0
-    sessions = one(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sessions'")
-    session_bytes = 0
-    if sessions:
-        found = one(conn, "SELECT coalesce(sum(data_bytes), 0) AS n FROM sessions")
-        session_bytes = int(found["n"]) if found else 0
+    found = one(conn, "SELECT coalesce(sum(data_bytes), 0) AS n FROM sessions")
+    session_bytes = int(found["n"]) if found else 0
     return package_bytes, session_bytes
 
 

@@ -37,8 +37,14 @@ def json_option(fn: F) -> F:
 
 
 def build_config(data_dir: str | None, **overrides: Any) -> Config:
-    """The Config for a command: defaults < settings file < environment < flags."""
-    return load_config({"data_dir": data_dir, **overrides}, os.environ)
+    """The Config for a command: defaults < settings file < environment < flags.
+
+    A bad setting (unknown name, wrong type, unreadable settings file) is a usage error: exit 2.
+    """
+    try:
+        return load_config({"data_dir": data_dir, **overrides}, os.environ)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(f"bad setting: {exc}") from exc
 
 
 def admin_command(fn: F) -> F:

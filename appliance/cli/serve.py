@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 import uvicorn
 
@@ -22,8 +25,7 @@ No tenant exists yet. Create one and an API key with:
 @click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1; 0.0.0.0 serves the LAN].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8080].")
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Log in JSON lines.")
-def serve(host: str | None, port: int | None, data_dir: str | None, as_json: bool) -> None:
+def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
     """Start the appliance (the default command)."""
     config = build_config(data_dir, host=host, port=port)
     inst = Instance(config)
@@ -34,6 +36,9 @@ def serve(host: str | None, port: int | None, data_dir: str | None, as_json: boo
     finally:
         inst.close()
     click.echo(f"scorm-appliance serving {config.data_dir} on http://{config.host}:{config.port}", err=True)
+    # uvicorn re-raises a caught SIGTERM after its graceful shutdown, with the handler that was in place
+    # before it started; this one turns it into a clean exit once in-flight work has finished.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         create_app(config),
         host=config.host,

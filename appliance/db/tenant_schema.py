@@ -84,3 +84,62 @@ def m003_events_outbox(conn: apsw.Connection) -> None:
         CREATE INDEX events_undispatched ON events(dispatched_at) WHERE dispatched_at IS NULL;
         """
     )
+
+
+@tenant_migrations
+def m004_sessions(conn: apsw.Connection) -> None:
+    """Sessions (a learner's registration on a package), their per-SCO run-time data, learner state."""
+    conn.execute(
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            package_id TEXT NOT NULL,
+            package_version INTEGER NOT NULL,
+            learner_id TEXT NOT NULL,
+            learner_name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'not_started',
+            completion_status TEXT NOT NULL DEFAULT 'unknown',
+            success_status TEXT NOT NULL DEFAULT 'unknown',
+            score_raw REAL,
+            score_min REAL,
+            score_max REAL,
+            score_scaled REAL,
+            progress_measure REAL,
+            total_time_seconds REAL NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            version INTEGER NOT NULL DEFAULT 1,
+            current_activity TEXT,
+            sequencing_state TEXT,
+            shared_state TEXT,
+            commit_seqs TEXT NOT NULL DEFAULT '{}',
+            data_bytes INTEGER NOT NULL DEFAULT 0,
+            server_time_seconds REAL NOT NULL DEFAULT 0,
+            launch_started_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_activity_at REAL,
+            expires_at REAL NOT NULL,
+            ended_at REAL
+        );
+        CREATE INDEX sessions_learner ON sessions(package_id, learner_id, status);
+        CREATE INDEX sessions_status_expiry ON sessions(status, expires_at);
+        CREATE TABLE session_activities (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            activity_id TEXT NOT NULL,
+            cmi TEXT NOT NULL DEFAULT '{}',
+            attempt INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'new',
+            reported TEXT NOT NULL DEFAULT '[]',
+            launched_at REAL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (session_id, activity_id)
+        );
+        CREATE TABLE learner_state (
+            learner_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (learner_id, kind)
+        );
+        """
+    )

@@ -1,0 +1,185 @@
+"""The player and its runtime endpoints, authorised by a launch token in the path (no API key).
+
+`/player/{token}` is the page; `/player/{token}/launch`, `/commit`, `/navigate` and `/state` are what its
+JavaScript calls; `/player/{token}/content/...` serves the session's package files, so relative URLs
+inside content stay under the same token. Responses may be framed by the same origin only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Stream
+
+from appliance import runtime
+from appliance.api.deps import InstanceDep
+from appliance.api.errors import error_response
+from appliance.content import ContentFile, parse_range, resolve
+from appliance.db.connection import one
+from appliance.errors import Forbidden, NotFound
+from appliance.instance import Instance
+from appliance.launch_tokens import signing_secret, verify
+
+FRAME_HEADERS = {
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+CHUNK = 256 * 1024
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="/static/player.css">
+</head>
+<body>
+<div id="player" data-token="{token}">
+  <nav id="toolbar" hidden>
+    <button id="nav-previous" type="button" hidden>&larr; Previous</button>
+    <button id="nav-continue" type="button" hidden>Next &rarr;</button>
+    <span id="nav-title"></span>
+    <button id="nav-suspendAll" type="button" hidden>Save and exit</button>
+    <button id="nav-exitAll" type="button" hidden>Exit</button>
+  </nav>
+  <div id="body"><aside id="toc" hidden></aside><main id="stage"></main></div>
+  <p id="message" role="status"></p>
+</div>
+<script type="application/json" id="bootstrap">{bootstrap}</script>
+<script type="module" src="/static/runtime/player.js"></script>
+</body>
+</html>
+"""
+
+
+def _session_of(inst: Instance, token: str) -> tuple[str, str]:
+    """(tenant id, session id) for a valid token of an active tenant."""
+    tenant_id, session_id = verify(signing_secret(inst), token, inst.clock.now())
+    row = inst.registry.read_sync(lambda c: one(c, "SELECT status FROM tenants WHERE id = ?", (tenant_id,)))
+    if row is None:
+        raise NotFound("no such launch")
+    if row["status"] != "active":
+        raise Forbidden("this organisation's account is suspended")
+    return tenant_id, session_id
+
+
+def _json(data: Any) -> Response[Any]:
+    return Response(data, headers={**FRAME_HEADERS, "Cache-Control": "no-store"})
+
+
+class PlayerController(Controller):
+    """Learner-facing routes (the launch token is the credential)."""
+
+    path = "/player/{token:str}"
+    tags = ["player"]
+    include_in_schema = True
+
+    @get("/", sync_to_thread=True, summary="The player page")
+    def page(self, inst: InstanceDep, token: FromPath[str]) -> Response[str]:
+        """HTML that installs the SCORM API and loads the content in a same-origin frame."""
+        tenant_id, session_id = _session_of(inst, token)
+        boot = runtime.bootstrap(inst, tenant_id, session_id)
+        boot["token"] = token
+        html = PAGE.format(
+            title=_escape(boot["title"] or "Course"),
+            token=_escape(token),
+            bootstrap=json.dumps(boot).replace("</", "<\\/"),
+        )
+        return Response(html, media_type="text/html", headers={**FRAME_HEADERS, "Cache-Control": "no-store"})
+
+    @post("/launch", status_code=200, sync_to_thread=True, summary="Start or resume the course")
+    def launch(self, inst: InstanceDep, token: FromPath[str]) -> Response[Any]:
+        """The activity to deliver with its initial CMI, and which controls to show."""
+        tenant_id, session_id = _session_of(inst, token)
+        return _json(runtime.launch(inst, tenant_id, session_id))
+
+    @post("/commit", status_code=200, summary="Store CMI changes (and Terminate)")
+    async def commit(self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str]) -> Response[Any]:
+        """Accepts application/json or the text/plain body of a `sendBeacon`."""
+        body = await request.body()
+        try:
+            data = msgspec.json.decode(body, type=runtime.CommitIn)
+        except msgspec.ValidationError as exc:
+            return error_response(
+                "VALIDATION_ERROR", f"invalid commit: {exc}", {"errors": [{"field": "", "message": str(exc)}]}
+            )
+        except msgspec.DecodeError:
+            return error_response(
+                "VALIDATION_ERROR", "the body is not valid JSON", {"errors": [{"field": "", "message": "invalid JSON"}]}
+            )
+        tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
+        result = await asyncio.to_thread(runtime.commit, inst, tenant_id, session_id, data)
+        return _json(result)
+
+    @post("/navigate", status_code=200, sync_to_thread=True, summary="A navigation request from the player")
+    def navigate(self, inst: InstanceDep, token: FromPath[str], data: JSONBody[runtime.NavigateIn]) -> Response[Any]:
+        """continue, previous, choice (with target), exitAll, suspendAll, ..."""
+        tenant_id, session_id = _session_of(inst, token)
+        return _json(runtime.navigate(inst, tenant_id, session_id, data))
+
+    @get("/state", sync_to_thread=True, summary="One SCO's stored data and the session version")
+    def state(self, inst: InstanceDep, token: FromPath[str], activity: FromQuery[str]) -> Response[Any]:
+        """Used by the player to recover from a 409."""
+        tenant_id, session_id = _session_of(inst, token)
+        return _json(runtime.activity_state(inst, tenant_id, session_id, activity))
+
+    @get("/content/{path:path}", summary="The session's package files", include_in_schema=False)
+    async def content(
+        self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], path: FromPath[str]
+    ) -> Response[Any]:
+        """Files of the session's package version only, with ETag and Range support."""
+        tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
+        course = await asyncio.to_thread(runtime.package_files, inst, tenant_id, session_id)
+        found = await asyncio.to_thread(resolve, course.files, path.lstrip("/"))
+        return _file_response(request, found)
+
+
+def _file_response(request: Request[Any, Any, Any], found: ContentFile) -> Response[Any]:
+    headers = {
+        **FRAME_HEADERS,
+        "ETag": found.etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600",
+    }
+    if request.headers.get("if-none-match") == found.etag:
+        return Response(b"", status_code=304, headers=headers)
+    try:
+        wanted = parse_range(request.headers.get("range"), found.size)
+    except ValueError:
+        response = error_response("VALIDATION_ERROR", "range not satisfiable", {"size": found.size})
+        response.status_code = 416
+        response.headers["Content-Range"] = f"bytes */{found.size}"
+        return response
+    start, end = wanted if wanted else (0, found.size - 1)
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    status = 200
+    if wanted:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{found.size}"
+    return Stream(_read(found, start, length), status_code=status, headers=headers, media_type=found.media_type)
+
+
+async def _read(found: ContentFile, start: int, length: int) -> AsyncIterator[bytes]:
+    with await asyncio.to_thread(found.path.open, "rb") as fh:
+        await asyncio.to_thread(fh.seek, start)
+        remaining = length
+        while remaining > 0:
+            chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

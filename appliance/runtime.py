@@ -1,0 +1,424 @@
+"""The run-time service behind the player: launch, commits from the browser API, and navigation.
+
+Every commit is re-checked by the pure data model, applied all-or-nothing with optimistic locking and
+per-client sequence numbers (so a replayed request is harmless), and a Terminate runs the attempt rules
+and the sequencing engine in the same transaction. The answer tells the player what to deliver next.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apsw
+import msgspec
+
+from appliance.courses import Course, load_course
+from appliance.db.connection import one
+from appliance.errors import CmiValidationFailed, NotFound, ValidationFailed
+from appliance.instance import Instance
+from appliance.scorm.attempt import end_session, names, next_launch_cmi
+from appliance.scorm.datamodel import apply_patch
+from appliance.scorm.elements import datamodel_table
+from appliance.scorm.launch import adl_data_access
+from appliance.scorm.model import SCORM_12
+from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
+from appliance.sessions import check_live, check_version, refresh_results, session_row
+
+# A gap longer than this between two signs of life does not count as time spent (a tab left open).
+IDLE_SECONDS = 30 * 60
+NAV_REQUESTS = (
+    "start",
+    "resumeAll",
+    "continue",
+    "previous",
+    "choice",
+    "jump",
+    "exit",
+    "exitAll",
+    "abandon",
+    "abandonAll",
+    "suspendAll",
+    "_none_",
+)
+
+
+class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A batch of SetValue changes from the browser runtime.
+
+    `version` null means an unconditional commit (only the `pagehide` beacon sends one, since it cannot
+    wait for an answer); `client_id` + `seq` make a replay harmless.
+    """
+
+    client_id: str
+    seq: int
+    activity: str
+    changes: dict[str, str] = {}
+    version: int | None = None
+    terminate: bool = False
+    nav_request: str | None = None
+
+
+class NavigateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A navigation request from the player's controls when no SCO is running."""
+
+    request: str
+    target: str | None = None
+    version: int | None = None
+
+
+# -- engine state ------------------------------------------------------------------------------------
+
+
+def _learner_state(conn: apsw.Connection, learner_id: str, kind: str) -> dict[str, Any]:
+    row = one(conn, "SELECT data FROM learner_state WHERE learner_id = ? AND kind = ?", (learner_id, kind))
+    return json.loads(row["data"]) if row else {}
+
+
+def _engine(conn: apsw.Connection, course: Course, session: dict[str, Any]) -> SequencingEngine:
+    """The learner's sequencing engine, with global objectives and shared data scoped as the course says."""
+    shared = json.loads(session["shared_state"]) if session["shared_state"] else {}
+    tree = course.tree
+    objectives = (
+        _learner_state(conn, session["learner_id"], "objectives")
+        if tree.objectives_global_to_system
+        else shared.get("objectives", {})
+    )
+    data = (
+        _learner_state(conn, session["learner_id"], "shared_data")
+        if tree.shared_data_global_to_system
+        else shared.get("shared_data", {})
+    )
+    state = json.loads(session["sequencing_state"]) if session["sequencing_state"] else None
+    return SequencingEngine(tree, state, global_objectives=objectives, shared_data=data)
+
+
+def _save_engine(
+    conn: apsw.Connection, course: Course, session: dict[str, Any], engine: SequencingEngine, now: float
+) -> None:
+    shared = json.loads(session["shared_state"]) if session["shared_state"] else {}
+    for kind, value, is_global in (
+        ("objectives", engine.global_objectives, course.tree.objectives_global_to_system),
+        ("shared_data", engine.shared_data, course.tree.shared_data_global_to_system),
+    ):
+        if is_global:
+            conn.execute(
+                "INSERT INTO learner_state (learner_id, kind, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (learner_id, kind) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (session["learner_id"], kind, json.dumps(value), now),
+            )
+        else:
+            shared[kind] = value
+    conn.execute(
+        "UPDATE sessions SET sequencing_state = ?, shared_state = ?, current_activity = ? WHERE id = ?",
+        (json.dumps(engine.dump_state()), json.dumps(shared), engine.current, session["id"]),
+    )
+
+
+# -- delivery ------------------------------------------------------------------------------------------
+
+
+def _deliver(
+    conn: apsw.Connection, course: Course, session: dict[str, Any], engine: SequencingEngine, nav: NavResult, now: float
+) -> dict[str, Any]:
+    """Prepare the delivered activity's CMI for a new SCO session and describe it for the player."""
+    activity_id = nav.delivered
+    assert activity_id is not None
+    item = course.item(activity_id)
+    if item is None or not item.href:
+        raise NotFound(f"activity {activity_id!r} has nothing to launch")
+    row = one(
+        conn, "SELECT * FROM session_activities WHERE session_id = ? AND activity_id = ?", (session["id"], activity_id)
+    )
+    previous = json.loads(row["cmi"]) if row else None
+    if row is not None and row["state"] == "running" and previous is not None:
+        previous = _abandoned(course.scorm_version, previous)
+    overrides = engine.initial_cmi_overrides(activity_id)
+    force_new = course.scorm_version != SCORM_12 and nav.new_attempt and row is not None and row["attempt"] > 0
+    cmi, new_attempt = next_launch_cmi(
+        course.scorm_version,
+        previous if row is not None and row["attempt"] > 0 else None,
+        learner_id=session["learner_id"],
+        learner_name=session["learner_name"] or session["learner_id"],
+        force_new_attempt=force_new,
+        item=item,
+        shared_data=engine.shared_data,
+    )
+    if new_attempt:
+        cmi.update({k: v for k, v in overrides.items() if not k.startswith("adl.nav")})
+    attempt = (row["attempt"] if row else 0) + (1 if new_attempt else 0)
+    conn.execute(
+        "INSERT INTO session_activities (session_id, activity_id, cmi, attempt, state, reported, launched_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 'running', '[]', ?, ?) ON CONFLICT (session_id, activity_id) DO UPDATE SET cmi = excluded.cmi, "
+        "attempt = excluded.attempt, state = 'running', reported = '[]', launched_at = excluded.launched_at, "
+        "updated_at = excluded.updated_at",
+        (session["id"], activity_id, json.dumps(cmi, separators=(",", ":")), max(attempt, 1), now, now),
+    )
+    return {
+        "activity": activity_id,
+        "title": item.title,
+        "href": item.href,
+        "attempt": max(attempt, 1),
+        "new_attempt": new_attempt,
+        "cmi": {**cmi, **engine.request_valid()} if course.scorm_version != SCORM_12 else cmi,
+        "data_access": adl_data_access(item),
+    }
+
+
+def _set_by_sco(cmi: dict[str, str], reported: list[str]) -> dict[str, str]:
+    """Only what the SCO set: sequencing must not mistake an initial "unknown" for a report."""
+    return {k: cmi[k] for k in reported if k in cmi}
+
+
+def _abandoned(scorm_version: str, cmi: dict[str, str]) -> dict[str, str]:
+    """A SCO session that never terminated (the tab was closed): close it, resuming by default.
+
+    Content that did not say how it exited is treated as suspended, so the learner comes back to where
+    they were rather than to a fresh attempt — what learners expect when they close a tab.
+    """
+    n = names(scorm_version)
+    ended = end_session(scorm_version, cmi).cmi
+    if not ended.get(n["exit"]):
+        ended[n["exit"]] = "suspend"
+    return ended
+
+
+def _player_state(
+    course: Course, session: dict[str, Any], engine: SequencingEngine, nav: NavResult | None
+) -> dict[str, Any]:
+    hidden: set[str] = set()
+    if engine.current:
+        item = course.item(engine.current)
+        if item is not None and item.presentation is not None:
+            hidden = set(item.presentation.hide_lms_ui)
+    controls = {name: allowed and name not in hidden for name, allowed in engine.available_controls().items()}
+    return {
+        "version": session["version"],
+        "status": session["status"],
+        "current": engine.current,
+        "controls": controls,
+        "toc": engine.toc(),
+        "request_valid": engine.request_valid() if course.scorm_version != SCORM_12 else {},
+        "ended": bool(nav and nav.ended),
+        "suspended": bool(nav and nav.suspended),
+        "exception": nav.exception if nav else None,
+    }
+
+
+def _touch(conn: apsw.Connection, session: dict[str, Any], ttl: int, now: float, *, launching: bool = False) -> None:
+    """Record a sign of life: server-side time spent, last activity, and a pushed-back expiry."""
+    last = session["last_activity_at"]
+    spent = 0.0 if launching or last is None else min(max(0.0, now - last), IDLE_SECONDS)
+    conn.execute(
+        "UPDATE sessions SET server_time_seconds = server_time_seconds + ?, last_activity_at = ?, expires_at = ?, "
+        "launch_started_at = CASE WHEN ? THEN ? ELSE launch_started_at END, version = version + 1, updated_at = ? WHERE id = ?",
+        (spent, now, now + ttl, launching, now, now, session["id"]),
+    )
+
+
+def _ttl(inst: Instance, tenant_id: str) -> int:
+    row = inst.registry.read_sync(
+        lambda c: one(c, "SELECT session_ttl_seconds FROM tenants WHERE id = ?", (tenant_id,))
+    )
+    return int(row["session_ttl_seconds"]) if row else inst.config.default_session_ttl_seconds
+
+
+# -- public operations -----------------------------------------------------------------------------------
+
+
+def bootstrap(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
+    """What the player page needs before anything runs: version, data-model table, course outline."""
+    db = inst.tenant_db(tenant_id)
+    session = db.read_sync(lambda c: session_row(c, session_id))
+    check_live(session, inst.clock.now())
+    course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
+    return {
+        "session_id": session_id,
+        "scorm_version": course.scorm_version,
+        "title": course.manifest.title,
+        "table": datamodel_table(course.scorm_version),
+        "multi_sco": len(course.launchable) > 1,
+    }
+
+
+def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
+    """Start or resume the course: the activity to deliver with its CMI, and the player state."""
+    now = inst.clock.now()
+    ttl = _ttl(inst, tenant_id)
+    db = inst.tenant_db(tenant_id)
+    first = db.read_sync(lambda c: session_row(c, session_id))
+    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
+
+    def txn(conn: apsw.Connection) -> dict[str, Any]:
+        session = session_row(conn, session_id)
+        check_live(session, now)
+        engine = _engine(conn, course, session)
+        nav = engine.launch(now=now)
+        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
+        _save_engine(conn, course, session, engine, now)
+        _touch(conn, session, ttl, now, launching=True)
+        if session["status"] == "not_started" and delivery is not None:
+            conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,))
+        updated = refresh_results(conn, course, session_row(conn, session_id), now)
+        return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
+
+    return db.write_sync(txn)
+
+
+def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn) -> dict[str, Any]:
+    """Apply a batch of CMI changes; on Terminate, end the SCO session and run sequencing."""
+    now = inst.clock.now()
+    ttl = _ttl(inst, tenant_id)
+    db = inst.tenant_db(tenant_id)
+    first = db.read_sync(lambda c: session_row(c, session_id))
+    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
+    if body.nav_request is not None and _request_name(body.nav_request) not in NAV_REQUESTS:
+        raise ValidationFailed(
+            f"unknown navigation request {body.nav_request!r}", {"errors": [{"field": "nav_request"}]}
+        )
+
+    def txn(conn: apsw.Connection) -> dict[str, Any]:
+        session = session_row(conn, session_id)
+        check_live(session, now)
+        seqs = json.loads(session["commit_seqs"])
+        if seqs.get(body.client_id, -1) >= body.seq:
+            return {"replayed": True, "version": session["version"], "status": session["status"]}
+        if body.version is not None:
+            check_version(session, body.version)
+        row = one(
+            conn,
+            "SELECT * FROM session_activities WHERE session_id = ? AND activity_id = ?",
+            (session_id, body.activity),
+        )
+        if row is None:
+            raise NotFound(f"activity {body.activity!r} was not launched in this session")
+        item = course.item(body.activity)
+        cmi, errors = apply_patch(
+            course.scorm_version, json.loads(row["cmi"]), body.changes, data_access=adl_data_access(item)
+        )
+        if errors:
+            raise CmiValidationFailed(
+                f"{len(errors)} CMI value(s) rejected by the SCORM data model",
+                {"errors": [msgspec.to_builtins(e) for e in errors]},
+            )
+        seqs[body.client_id] = body.seq
+        conn.execute("UPDATE sessions SET commit_seqs = ? WHERE id = ?", (json.dumps(seqs), session_id))
+        nav = delivery = None
+        engine = _engine(conn, course, session)
+        reported = sorted(set(json.loads(row["reported"])) | set(body.changes))
+        if body.terminate and row["state"] == "running":
+            cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
+        else:
+            conn.execute(
+                "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
+                (json.dumps(cmi, separators=(",", ":")), json.dumps(reported), now, session_id, body.activity),
+            )
+            if body.changes:
+                engine.report_runtime(body.activity, _set_by_sco(cmi, reported), now=now)
+        _save_engine(conn, course, session, engine, now)
+        _touch(conn, session, ttl, now)
+        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
+        return {"replayed": False, "delivery": delivery, **_player_state(course, updated, engine, nav)}
+
+    return db.write_sync(txn)
+
+
+def _terminate(
+    conn: apsw.Connection,
+    course: Course,
+    session: dict[str, Any],
+    engine: SequencingEngine,
+    body: CommitIn,
+    cmi: dict[str, str],
+    row: dict[str, Any],
+    reported: list[str],
+    now: float,
+) -> tuple[dict[str, str], NavResult, dict[str, Any] | None]:
+    """End the SCO session (attempt rules), tell sequencing, and deliver what comes next."""
+    elapsed = max(0.0, now - row["launched_at"]) if row["launched_at"] and course.scorm_version != SCORM_12 else None
+    before = cmi
+    ended = end_session(course.scorm_version, cmi, elapsed_seconds=elapsed)
+    cmi = ended.cmi
+    # Statuses the attempt rules evaluated count as reported, like the ones the SCO set itself.
+    reported = sorted(set(reported) | {k for k, v in cmi.items() if k.endswith("_status") and before.get(k) != v})
+    request = body.nav_request or (ended.nav_request if ended.nav_request not in ("", "_none_") else None)
+    exit_name = names(course.scorm_version)["exit"]
+    if request == "suspendAll" and cmi.get(exit_name) != "logout":
+        cmi[exit_name] = "suspend"
+    conn.execute(
+        "UPDATE session_activities SET cmi = ?, state = 'terminated', updated_at = ? WHERE session_id = ? AND activity_id = ?",
+        (json.dumps(cmi, separators=(",", ":")), now, session["id"], body.activity),
+    )
+    nav = engine.terminate(body.activity, _set_by_sco(cmi, reported), request or "_none_", now=now)
+    delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
+    return cmi, nav, delivery
+
+
+def navigate(inst: Instance, tenant_id: str, session_id: str, body: NavigateIn) -> dict[str, Any]:
+    """A request from the player's controls (the running SCO, if any, has already terminated)."""
+    if _request_name(body.request) not in NAV_REQUESTS:
+        raise ValidationFailed(f"unknown navigation request {body.request!r}", {"errors": [{"field": "request"}]})
+    now = inst.clock.now()
+    ttl = _ttl(inst, tenant_id)
+    db = inst.tenant_db(tenant_id)
+    first = db.read_sync(lambda c: session_row(c, session_id))
+    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
+
+    def txn(conn: apsw.Connection) -> dict[str, Any]:
+        session = session_row(conn, session_id)
+        check_live(session, now)
+        if body.version is not None:
+            check_version(session, body.version)
+        engine = _engine(conn, course, session)
+        nav = engine.navigate(body.request, body.target, now=now)
+        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
+        _save_engine(conn, course, session, engine, now)
+        _touch(conn, session, ttl, now)
+        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
+        return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
+
+    return db.write_sync(txn)
+
+
+def _request_name(request: str) -> str:
+    if request.startswith("{target="):
+        return request.split("}", 1)[-1]
+    return request
+
+
+def _rollup(engine: SequencingEngine) -> dict[str, Any] | None:
+    """The root activity's rolled-up status, when sequencing knows it."""
+    node = engine.toc()
+    completion = node.get("completion_status") or node.get("completion")
+    success = node.get("success_status") or node.get("success")
+    if completion in (None, "unknown") and success in (None, "unknown"):
+        return None
+    return {
+        k: v for k, v in (("completion_status", completion), ("success_status", success)) if v not in (None, "unknown")
+    }
+
+
+def activity_state(inst: Instance, tenant_id: str, session_id: str, activity: str) -> dict[str, Any]:
+    """The stored CMI and version of one SCO (the player re-reads it after a 409)."""
+
+    def read(conn: apsw.Connection) -> dict[str, Any]:
+        session = session_row(conn, session_id)
+        row = one(
+            conn, "SELECT * FROM session_activities WHERE session_id = ? AND activity_id = ?", (session_id, activity)
+        )
+        if row is None:
+            raise NotFound(f"activity {activity!r} was not launched in this session")
+        return {
+            "version": session["version"],
+            "activity": activity,
+            "cmi": json.loads(row["cmi"]),
+            "state": row["state"],
+        }
+
+    return inst.tenant_db(tenant_id).read_sync(read)
+
+
+def package_files(inst: Instance, tenant_id: str, session_id: str) -> Course:
+    """The course whose files this session may read."""
+    session = inst.tenant_db(tenant_id).read_sync(lambda c: session_row(c, session_id))
+    return load_course(inst, tenant_id, session["package_id"], session["package_version"])

@@ -1,0 +1,351 @@
+"""The SCORM run-time data model over a flat dict of CMI values; mirrored by static/runtime/datamodel.js.
+
+`DataModel` answers GetValue/SetValue for one SCORM version with the exact error codes of errors.md.
+It knows nothing about API state (rte.py) or the end of a session (attempt.py). The CMI values are a
+plain `dict[str, str]` of concrete element names ("cmi.interactions.0.id"); an absent key is an unset
+element. All element rules come from the table in elements.py, which the browser receives too.
+
+Check order (errors.md, ADL): empty name -> name resolution (401) -> keywords -> access (RO/WO) ->
+collection rules (index, new record needs its id, record limit) -> dependencies (408) -> write-once
+and uniqueness -> value format (type, range) -> uniqueness of correct-response patterns.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from appliance.scorm.elements import shared_table
+from appliance.scorm.launch import initial_cmi
+from appliance.scorm.values import check_value, evaluated_status
+
+KEYWORDS = ("_children", "_count", "_version")
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+class CmiError(msgspec.Struct, frozen=True):
+    """One rejected write of a programmatic CMI update (the API's CMI_VALIDATION_ERROR details)."""
+
+    element: str
+    value: str
+    scorm_error_code: int
+    message: str
+
+
+class _Failure(Exception):
+    """Internal: a data-model check failed with `key` (a key of the table's "errors" map)."""
+
+    def __init__(self, key: str, diagnostic: str) -> None:
+        super().__init__(diagnostic)
+        self.key = key
+        self.diagnostic = diagnostic
+
+
+class _Ref(msgspec.Struct):
+    """A resolved element name: its template ("n" for indexes), spec and array levels."""
+
+    name: str
+    template: str
+    spec: dict[str, Any]
+    indices: list[int]
+    # (concrete array path, index into it, array template) from the outermost array inwards.
+    arrays: list[tuple[str, int, str]]
+
+
+@functools.cache
+def _known_names(scorm_version: str) -> frozenset[str]:
+    """Every element template plus every container above one (cmi, cmi.core, cmi.interactions.n, ...)."""
+    table = shared_table(scorm_version)
+    names: set[str] = set(table["targets"]) | set(table["children"]) | set(table["arrays"])
+    for name in table["elements"]:
+        parts = name.split(".")
+        names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return frozenset(names)
+
+
+def count_records(cmi: Iterable[str]) -> dict[str, int]:
+    """Record counts of every array that has records, derived from the concrete element names."""
+    counts: dict[str, int] = {}
+    for name in cmi:
+        parts = name.split(".")
+        for i, part in enumerate(parts):
+            if i and _INDEX.fullmatch(part):
+                path = ".".join(parts[:i])
+                counts[path] = max(counts.get(path, 0), int(part) + 1)
+    return counts
+
+
+def instantiate(template: str, indices: Sequence[int]) -> str:
+    """Fill the "n" segments of a template with indices, outermost first."""
+    numbers = iter(indices)
+    return ".".join(str(next(numbers)) if part == "n" else part for part in template.split("."))
+
+
+class DataModel:
+    """GetValue/SetValue over one SCO's CMI values, for one SCORM version.
+
+    The dict passed in is copied; read `cmi` for the current values. `diagnostic` explains the
+    last failed call (or an accepted value longer than its 2004 SPM). `data_access` gives
+    (readSharedData, writeSharedData) per `adl.data` record (4th Edition); missing means allowed.
+    """
+
+    def __init__(
+        self,
+        scorm_version: str,
+        cmi: Mapping[str, str] | None = None,
+        *,
+        data_access: Sequence[Sequence[bool]] = (),
+    ) -> None:
+        self.scorm_version = scorm_version
+        self.table = shared_table(scorm_version)
+        self.cmi: dict[str, str] = dict(cmi or {})
+        self.data_access = [(bool(read), bool(write)) for read, write in data_access]
+        self.diagnostic = ""
+        self._known = _known_names(scorm_version)
+        self._counts = count_records(self.cmi)
+
+    def count(self, array_path: str) -> int:
+        """Number of records of a concrete array ("cmi.interactions.0.objectives")."""
+        return self._counts.get(array_path, 0)
+
+    def get_value(self, element: str) -> tuple[str, int]:
+        """GetValue: (value, 0) or ("", error code)."""
+        self.diagnostic = ""
+        try:
+            return self._get(element), 0
+        except _Failure as failure:
+            return "", self._code(failure)
+
+    def set_value(self, element: str, value: str) -> int:
+        """SetValue: 0 when stored, else the error code (and nothing changes)."""
+        self.diagnostic = ""
+        try:
+            self._set(element, value)
+        except _Failure as failure:
+            return self._code(failure)
+        return 0
+
+    def _code(self, failure: _Failure) -> int:
+        self.diagnostic = failure.diagnostic
+        return int(self.table["errors"][failure.key])
+
+    # ------------------------------------------------------------------------------------ GetValue
+    def _get(self, element: str) -> str:
+        if element == "":
+            raise _Failure("empty_get", "the element name is empty")
+        target = self._target(element)
+        if target is not None:
+            return self.cmi.get(element, target["default"])
+        parts = element.split(".")
+        if parts[-1] in KEYWORDS:
+            return self._keyword(element, parts, setting=False)
+        ref = self._resolve(element, parts)
+        if ref.spec["access"] == "WO" or not self._shared_access(ref, 0):
+            raise _Failure("write_only", f"{element} is write-only")
+        self._check_get_indexes(ref.arrays)
+        value = self.cmi.get(element)
+        computed = evaluated_status(ref.spec, self.cmi)
+        if computed is not None:
+            return computed
+        if value is not None:
+            return value
+        if "default" in ref.spec:
+            return str(ref.spec["default"])
+        raise _Failure("not_initialized_value", f"{element} has not been set")
+
+    def _check_get_indexes(self, arrays: Sequence[tuple[str, int, str]]) -> None:
+        for path, index, _ in arrays:
+            if index >= self.count(path):
+                raise _Failure("get_index", f"{path} has {self.count(path)} record(s); index {index} is out of range")
+
+    def _target(self, element: str) -> dict[str, Any] | None:
+        """Elements with a {target=ID} suffix (IDs may contain dots, so they are matched first)."""
+        for name, spec in self.table["targets"].items():
+            if element == name or element.startswith(name + "."):
+                suffix = element[len(name) + 1 :]
+                if not re.fullmatch(self.table["patterns"]["target_suffix"], suffix):
+                    raise _Failure("missing_target", f"{name} needs a .{{target=ID}} suffix")
+                return dict(spec)
+        return None
+
+    def _keyword(self, element: str, parts: list[str], *, setting: bool) -> str:
+        keyword, parent = parts[-1], ".".join(parts[:-1])
+        if element in self.table["undefined"]:
+            raise _Failure("undefined", f"{element} is not defined")
+        template = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:-1])
+        if template not in self._known:
+            raise _Failure("undefined", f"{parent} is not a data model element")
+        if setting:
+            raise _Failure("set_keyword", f"{keyword} is a read-only keyword")
+        self._check_get_indexes(self._array_levels(parts[:-1]))
+        if keyword == "_version":
+            if parent != "cmi":
+                raise _Failure("no_version", "only cmi has _version")
+            return str(self.table["data_model_version"])
+        if keyword == "_children":
+            if template not in self.table["children"]:
+                raise _Failure("no_children", f"{parent} has no children")
+            return str(self.table["children"][template])
+        if template not in self.table["arrays"]:
+            raise _Failure("no_count", f"{parent} is not an array")
+        return str(self.count(parent))
+
+    def _array_levels(self, parts: list[str]) -> list[tuple[str, int, str]]:
+        levels = []
+        for i, part in enumerate(parts):
+            if i and _INDEX.fullmatch(part):
+                template = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:i])
+                levels.append((".".join(parts[:i]), int(part), template))
+        return levels
+
+    def _resolve(self, element: str, parts: list[str]) -> _Ref:
+        template = ".".join("n" if i and _INDEX.fullmatch(p) else p for i, p in enumerate(parts))
+        spec = self.table["elements"].get(template)
+        if spec is None or "n" in parts:
+            if template in self._known and "n" not in parts:
+                raise _Failure("container", f"{element} is a container, not an element")
+            raise _Failure("undefined", f"{element} is not a data model element")
+        levels = self._array_levels(parts)
+        return _Ref(element, template, spec, [index for _, index, _ in levels], levels)
+
+    def _shared_access(self, ref: _Ref, which: int) -> bool:
+        """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record."""
+        if not ref.template.startswith("adl.data.n.") or not ref.indices:
+            return True
+        index = ref.indices[0]
+        return index >= len(self.data_access) or self.data_access[index][which]
+
+    # ------------------------------------------------------------------------------------ SetValue
+    def _set(self, element: str, value: str) -> None:
+        if element == "":
+            raise _Failure("empty_set", "the element name is empty")
+        if any(element == name or element.startswith(name + ".") for name in self.table["targets"]):
+            raise _Failure("read_only", f"{element} is read-only")
+        parts = element.split(".")
+        if parts[-1] in KEYWORDS:
+            self._keyword(element, parts, setting=True)
+        ref = self._resolve(element, parts)
+        if ref.spec["access"] == "RO" or not self._shared_access(ref, 1):
+            raise _Failure("read_only", f"{element} is read-only")
+        created = self._check_set_indexes(ref)
+        self._check_dependencies(ref)
+        self._check_identity(ref, value)
+        interaction_type = self._interaction_type(ref)
+        if ref.spec.get("role") == "pattern":
+            self._check_pattern_limit(ref, interaction_type, created)
+        error, note = check_value(self.table, ref.spec, value, interaction_type)
+        if error:
+            raise _Failure(error, f"{element}: {note}")
+        if ref.spec.get("role") == "pattern":
+            self._check_unique_pattern(ref, interaction_type, value)
+        self.diagnostic = note
+        self.cmi[element] = value
+        for path in created:
+            self._counts[path] = self.count(path) + 1
+
+    def _check_set_indexes(self, ref: _Ref) -> list[str]:
+        """Arrays are packed: index == _count appends a record, anything beyond fails."""
+        created = []
+        for path, index, template in ref.arrays:
+            count = self.count(path)
+            if index > count:
+                raise _Failure("set_index", f"{path} has {count} record(s); set index {count} first")
+            if index < count:
+                continue
+            array = self.table["arrays"][template]
+            if count >= array.get("max_records", count + 1):
+                raise _Failure("max_records", f"{path} is limited to {count} records")
+            id_field = array.get("id_field")
+            if id_field and ref.template[len(template) + 3 :] != id_field:
+                raise _Failure("new_record", f"set {path}.{index}.{id_field} first")
+            created.append(path)
+        return created
+
+    def _check_dependencies(self, ref: _Ref) -> None:
+        for dependency in ref.spec.get("depends", []):
+            needed = instantiate(dependency, ref.indices)
+            if needed not in self.cmi:
+                raise _Failure("dependency", f"set {needed} first")
+
+    def _check_identity(self, ref: _Ref, value: str) -> None:
+        """Write-once ids keep their value; unique ids differ from every sibling record's."""
+        old = self.cmi.get(ref.name)
+        if ref.spec.get("write_once") and old is not None and old != value:
+            raise _Failure("write_once", f"{ref.name} is already {old!r} and cannot change")
+        if ref.spec.get("unique"):
+            path, index, template = ref.arrays[-1]
+            if value in self._siblings(path, index, ref.template[len(template) + 3 :]):
+                raise _Failure("not_unique", f"{value!r} is already used in {path}")
+
+    def _siblings(self, path: str, index: int, child: str) -> list[str]:
+        """The values of `child` in the other records of the array at `path`."""
+        keys = (f"{path}.{i}.{child}" for i in range(self.count(path)) if i != index)
+        return [self.cmi[key] for key in keys if key in self.cmi]
+
+    def _interaction_type(self, ref: _Ref) -> str | None:
+        type_of = ref.spec.get("type_of")
+        return self.cmi.get(instantiate(type_of, ref.indices)) if type_of else None
+
+    def _check_pattern_limit(self, ref: _Ref, interaction_type: str | None, created: list[str]) -> None:
+        formats = self.table["interaction_types"].get(interaction_type or "", {})
+        path = ref.arrays[-1][0]
+        limit = formats.get("max_patterns")
+        if limit is not None and path in created and self.count(path) >= limit:
+            raise _Failure("max_records", f"a {interaction_type} interaction has at most {limit} pattern(s)")
+
+    def _check_unique_pattern(self, ref: _Ref, interaction_type: str | None, value: str) -> None:
+        formats = self.table["interaction_types"].get(interaction_type or "", {})
+        path, index, template = ref.arrays[-1]
+        if formats.get("unique_patterns") and value in self._siblings(path, index, "pattern"):
+            raise _Failure("not_unique", f"pattern {value!r} is already a correct response")
+
+
+def apply_patch(
+    scorm_version: str,
+    current: Mapping[str, str],
+    patch: Mapping[str, str],
+    *,
+    data_access: Sequence[Sequence[bool]] = (),
+) -> tuple[dict[str, str], list[CmiError]]:
+    """Apply a programmatic CMI update (PATCH /sessions/{id}) as a SCO would, in order.
+
+    Every write goes through SetValue's rules (read-only elements are refused, arrays must be filled
+    in order, ...). All errors are collected; when there is any, the returned dict equals `current`.
+    """
+    model = DataModel(scorm_version, current, data_access=data_access)
+    errors: list[CmiError] = []
+    for element, value in patch.items():
+        if not isinstance(value, str):
+            errors.append(CmiError(element, repr(value), int(model.table["errors"]["type"]), "values must be strings"))
+            continue
+        code = model.set_value(element, value)
+        if code:
+            text = model.table["error_strings"].get(str(code), "")
+            errors.append(CmiError(element, value, code, f"{text}: {model.diagnostic}"))
+    return (dict(current) if errors else model.cmi), errors
+
+
+def validate_patch(
+    scorm_version: str,
+    current: Mapping[str, str],
+    patch: Mapping[str, str],
+    *,
+    data_access: Sequence[Sequence[bool]] = (),
+) -> list[CmiError]:
+    """The errors `apply_patch` would report (empty when the whole patch is acceptable)."""
+    return apply_patch(scorm_version, current, patch, data_access=data_access)[1]
+
+
+__all__ = [
+    "CmiError",
+    "DataModel",
+    "apply_patch",
+    "count_records",
+    "initial_cmi",
+    "instantiate",
+    "validate_patch",
+]

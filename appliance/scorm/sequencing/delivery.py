@@ -1,0 +1,74 @@
+"""Delivery: the Delivery Request Process (DB.1.1), the Content Delivery Environment Process (DB.2) and the
+Clear Suspended Activity Subprocess (DB.2.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.scorm.sequencing.activity_tree import Activity
+from appliance.scorm.sequencing.attempt import common_ancestor, terminate_descendent_attempts
+from appliance.scorm.sequencing.rules import check_activity
+from appliance.scorm.sequencing.tracking import Tracking
+
+
+@dataclass
+class Delivered:
+    """What DB.2 did: the activity is now current; `new_attempt` is False when a suspended attempt resumes."""
+
+    activity: Activity
+    new_attempt: bool
+    attempt: int
+
+
+def delivery_request_error(t: Tracking, act: Activity) -> str | None:
+    """DB.1.1: only leaves are delivered, and nothing on the path from the root may be disabled or limited."""
+    if not act.is_leaf:
+        return "DB.1.1-1"
+    if any(check_activity(t, node) for node in act.path_from_root()):
+        return "DB.1.1-3"
+    return None
+
+
+def clear_suspended_activity(t: Tracking, act: Activity) -> None:
+    """DB.2.1: un-suspend the old suspended branch up to the common ancestor with the delivered activity."""
+    suspended = t.suspended_activity
+    if suspended is None:
+        return
+    if suspended is not act:
+        stop = common_ancestor(act, suspended)
+        node: Activity | None = suspended
+        while node is not None and node is not stop:
+            record = t.st(node)
+            record.suspended = any(t.st(child).suspended for child in t.children(node)) if node.children else False
+            node = node.parent
+    t.suspended_activity = None
+
+
+def content_delivery(t: Tracking, act: Activity) -> Delivered | str:
+    """DB.2: begin (or resume) attempts on the path to the activity and make it current.
+
+    Returns an exception code when the current activity is still active (the previous SCO was not terminated).
+    """
+    cur = t.current
+    if cur is not None and t.st(cur).active:
+        return "DB.2-1"
+    clear_suspended_activity(t, act)
+    terminate_descendent_attempts(t, act)
+    new_attempt = False
+    for node in act.path_from_root():
+        record = t.st(node)
+        if record.active:
+            continue
+        if node.tracked:
+            if record.suspended:
+                record.suspended = False
+                record.attempt_started = t.now
+            else:
+                t.begin_attempt(node)
+                new_attempt = new_attempt or node is act
+        record.active = True
+    t.current = act
+    t.suspended_activity = None
+    if not act.tracked:
+        new_attempt = True
+    return Delivered(activity=act, new_attempt=new_attempt, attempt=t.st(act).attempt_count)

@@ -1,0 +1,255 @@
+// The player: installs the SCORM API on this window before any content loads, then delivers SCOs
+// in a same-origin frame and carries their data to the server.
+//
+// Commits are batched: SetValue only changes local values; Commit, Terminate, a 30 s timer and
+// `pagehide` send what changed. Each batch carries the session version (optimistic locking) and a
+// per-page sequence number, so a replayed request is harmless. A 409 takes the server's version and
+// resends the same batch, so the learner's newer values win. On pagehide the batch goes by sendBeacon.
+
+import { createApi, RUNNING } from "./api.js";
+
+const boot = JSON.parse(document.getElementById("bootstrap").textContent);
+const base = `/player/${boot.token}`;
+const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+const TIMER_MS = 30000;
+
+const el = (id) => document.getElementById(id);
+const state = { version: null, seq: 0, unloading: false, current: null, ended: false };
+window.scormPlayer = state; // for tests and debugging
+
+function message(text) {
+  el("message").textContent = text || "";
+}
+
+async function post(path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  return { status: response.status, data };
+}
+
+/** Delivers one SCO session's changes, one request at a time, in order. */
+class Transport {
+  constructor(activity) {
+    this.activity = activity;
+    this.pending = {}; // changed elements not yet in a batch
+    this.batch = null; // the batch being sent: {seq, changes, terminate, nav_request}
+    this.terminate = false;
+    this.navRequest = null;
+    this.busy = null;
+    this.closed = false;
+    this.timer = setInterval(() => this.flush(), TIMER_MS);
+  }
+
+  commit(changes, { terminate }) {
+    Object.assign(this.pending, changes);
+    if (terminate) this.terminate = true;
+    if (state.unloading) this.beacon();
+    else this.flush();
+    return true;
+  }
+
+  nextBatch() {
+    if (this.batch) return this.batch;
+    const hasChanges = Object.keys(this.pending).length > 0;
+    if (!hasChanges && !this.terminate) return null;
+    state.seq += 1;
+    this.batch = {
+      client_id: clientId,
+      seq: state.seq,
+      activity: this.activity,
+      changes: this.pending,
+      terminate: this.terminate,
+      nav_request: this.terminate ? this.navRequest : null,
+    };
+    this.pending = {};
+    if (this.terminate) this.closed = true;
+    return this.batch;
+  }
+
+  flush() {
+    if (!this.busy) this.busy = this.run().finally(() => (this.busy = null));
+    return this.busy;
+  }
+
+  async run() {
+    let delay = 1000;
+    for (;;) {
+      const batch = this.nextBatch();
+      if (!batch) return;
+      let result;
+      try {
+        result = await post("/commit", { ...batch, version: state.version });
+      } catch {
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 30000);
+        continue;
+      }
+      if (result.status === 409 && result.data.code === "VERSION_CONFLICT") {
+        state.version = result.data.details.current_version;
+        continue; // resend the same batch: our values are the newer ones
+      }
+      this.batch = null;
+      if (result.status !== 200) {
+        message(result.data.error || "Your progress could not be saved.");
+        if (result.status === 410) state.ended = true;
+        console.warn("commit refused", result.data);
+        if (batch.terminate) afterTerminate(this, null);
+        continue;
+      }
+      applyState(result.data);
+      if (batch.terminate) {
+        clearInterval(this.timer);
+        afterTerminate(this, result.data);
+        return;
+      }
+    }
+  }
+
+  beacon() {
+    // The page is going away: send everything not yet acknowledged, unconditionally.
+    const changes = { ...(this.batch ? this.batch.changes : {}), ...this.pending };
+    if (!Object.keys(changes).length && !this.terminate) return;
+    state.seq += 1;
+    const body = {
+      client_id: clientId,
+      seq: state.seq,
+      activity: this.activity,
+      changes,
+      terminate: this.terminate,
+      nav_request: this.terminate ? this.navRequest : null,
+      version: null,
+    };
+    navigator.sendBeacon(`${base}/commit`, new Blob([JSON.stringify(body)], { type: "text/plain" }));
+    this.pending = {};
+  }
+}
+
+function applyState(data) {
+  if (typeof data.version === "number") state.version = data.version;
+  if (data.request_valid && state.current) {
+    for (const [name, value] of Object.entries(data.request_valid)) state.current.runtime.model.values.set(name, value);
+  }
+  if (data.controls) showControls(data);
+}
+
+function showControls(data) {
+  if (!boot.multi_sco) return;
+  el("toolbar").hidden = false;
+  for (const name of ["previous", "continue", "suspendAll", "exitAll"]) {
+    const button = el(`nav-${name}`);
+    if (button) button.hidden = !data.controls[name];
+  }
+  renderToc(data.toc);
+}
+
+function renderToc(toc) {
+  const aside = el("toc");
+  if (!toc || !boot.multi_sco) return;
+  aside.hidden = false;
+  aside.replaceChildren(tocList(toc.children || []));
+}
+
+function tocList(nodes) {
+  const list = document.createElement("ul");
+  for (const node of nodes) {
+    if (node.visible === false) continue;
+    const li = document.createElement("li");
+    const label = document.createElement(node.selectable ? "button" : "span");
+    label.textContent = node.title || node.id;
+    label.dataset.activity = node.id;
+    if (node.current) li.className = "current";
+    if (node.selectable) label.addEventListener("click", () => requestNavigation("choice", node.id));
+    li.append(label);
+    if (node.children && node.children.length) li.append(tocList(node.children));
+    list.append(li);
+  }
+  return list;
+}
+
+function deliver(delivery) {
+  const transport = new Transport(delivery.activity);
+  const { API, API_1484_11, runtime } = createApi(boot.table, delivery.cmi, transport, {
+    dataAccess: delivery.data_access || [],
+  });
+  // The API objects exist on this window before the frame's content can look for them.
+  window.API = API;
+  window.API_1484_11 = API_1484_11;
+  state.current = { activity: delivery.activity, runtime, transport };
+  el("nav-title").textContent = delivery.title || "";
+  const frame = document.createElement("iframe");
+  frame.id = "content";
+  frame.title = delivery.title || "Course content";
+  frame.src = `${base}/content/${delivery.href}`;
+  el("stage").replaceChildren(frame);
+  message("");
+}
+
+function afterTerminate(transport, data) {
+  if (state.current && state.current.transport === transport) state.current = { ...state.current, done: true };
+  if (!data) return;
+  if (data.delivery) deliver(data.delivery);
+  else if (data.ended) finish(data);
+  else if (!boot.multi_sco) finish({ ...data, ended: true });
+}
+
+function finish(data) {
+  state.ended = true;
+  el("stage").replaceChildren();
+  message(data.suspended ? "Your progress is saved. You can close this window." : "You have finished. You can close this window.");
+}
+
+/** A learner pressed a control: let the running SCO terminate, then ask the server. */
+async function requestNavigation(request, target = null) {
+  const current = state.current;
+  const name = target ? `{target=${target}}${request}` : request;
+  if (current && !current.done && current.runtime.state === RUNNING) {
+    current.transport.navRequest = name;
+    const frame = el("content");
+    if (frame) {
+      await new Promise((resolve) => {
+        frame.addEventListener("load", resolve, { once: true });
+        frame.src = "about:blank"; // the content's unload handler usually calls Terminate
+      });
+    }
+    if (current.runtime.state === RUNNING) current.runtime.terminate("");
+    await current.transport.flush();
+    return;
+  }
+  if (current) await current.transport.flush();
+  const result = await post("/navigate", { request, target, version: state.version });
+  if (result.status !== 200) {
+    message(result.data.error || "That is not possible now.");
+    return;
+  }
+  applyState(result.data);
+  if (result.data.delivery) deliver(result.data.delivery);
+  else if (result.data.ended) finish(result.data);
+  else if (result.data.exception) message("That is not possible now.");
+}
+
+for (const name of ["previous", "continue", "suspendAll", "exitAll"]) {
+  el(`nav-${name}`).addEventListener("click", () => requestNavigation(name));
+}
+
+window.addEventListener("pagehide", () => {
+  state.unloading = true;
+  if (state.current) state.current.transport.beacon();
+});
+
+async function start() {
+  const result = await post("/launch", {});
+  if (result.status !== 200) {
+    message(result.data.error || "This course cannot be opened.");
+    return;
+  }
+  applyState(result.data);
+  if (result.data.delivery) deliver(result.data.delivery);
+  else if (result.data.ended) finish(result.data);
+  else message("Choose an activity to begin.");
+}
+
+start();
