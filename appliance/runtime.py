@@ -8,6 +8,7 @@ and the sequencing engine in the same transaction. The answer tells the player w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import apsw
@@ -205,14 +206,23 @@ def _player_state(
     }
 
 
-def _touch(conn: apsw.Connection, session: dict[str, Any], ttl: int, now: float, *, launching: bool = False) -> None:
-    """Record a sign of life: server-side time spent, last activity, and a pushed-back expiry."""
+def _touch(
+    conn: apsw.Connection,
+    session: dict[str, Any],
+    ttl: int,
+    now: float,
+    *,
+    launching: bool = False,
+    seqs: dict[str, int] | None = None,
+) -> None:
+    """Record a sign of life: server-side time spent, last activity, a pushed-back expiry, a new version."""
     last = session["last_activity_at"]
     spent = 0.0 if launching or last is None else min(max(0.0, now - last), IDLE_SECONDS)
     conn.execute(
         "UPDATE sessions SET server_time_seconds = server_time_seconds + ?, last_activity_at = ?, expires_at = ?, "
-        "launch_started_at = CASE WHEN ? THEN ? ELSE launch_started_at END, version = version + 1, updated_at = ? WHERE id = ?",
-        (spent, now, now + ttl, launching, now, now, session["id"]),
+        "launch_started_at = CASE WHEN ? THEN ? ELSE launch_started_at END, version = version + 1, updated_at = ?, "
+        "commit_seqs = coalesce(?, commit_seqs) WHERE id = ?",
+        (spent, now, now + ttl, launching, now, now, json.dumps(seqs) if seqs is not None else None, session["id"]),
     )
 
 
@@ -265,17 +275,27 @@ def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
     return db.write_sync(txn)
 
 
-def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn) -> dict[str, Any]:
+def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None = None) -> dict[str, Any]:
     """Apply a batch of CMI changes; on Terminate, end the SCO session and run sequencing."""
-    now = inst.clock.now()
-    ttl = _ttl(inst, tenant_id)
-    db = inst.tenant_db(tenant_id)
-    first = db.read_sync(lambda c: session_row(c, session_id))
-    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
+    return inst.tenant_db(tenant_id).write_sync(_commit_txn(inst, tenant_id, session_id, body, ttl))
+
+
+async def commit_async(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int) -> dict[str, Any]:
+    """`commit` for the event loop: one hop to the tenant's writer thread and nothing else."""
+    return await inst.tenant_db(tenant_id).write(_commit_txn(inst, tenant_id, session_id, body, ttl))
+
+
+def _commit_txn(
+    inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None
+) -> Callable[[apsw.Connection], dict[str, Any]]:
+    """The commit transaction. A plain Commit only stores data (it does not trigger sequencing,
+    rte-rules 2), so it takes the short path: validate, store, refresh the session's results."""
     if body.nav_request is not None and _request_name(body.nav_request) not in NAV_REQUESTS:
         raise ValidationFailed(
             f"unknown navigation request {body.nav_request!r}", {"errors": [{"field": "nav_request"}]}
         )
+    now = inst.clock.now()
+    ttl = ttl if ttl is not None else _ttl(inst, tenant_id)
 
     def txn(conn: apsw.Connection) -> dict[str, Any]:
         session = session_row(conn, session_id)
@@ -285,6 +305,7 @@ def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn) -> d
             return {"replayed": True, "version": session["version"], "status": session["status"]}
         if body.version is not None:
             check_version(session, body.version)
+        course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
         row = one(
             conn,
             "SELECT * FROM session_activities WHERE session_id = ? AND activity_id = ?",
@@ -292,9 +313,11 @@ def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn) -> d
         )
         if row is None:
             raise NotFound(f"activity {body.activity!r} was not launched in this session")
-        item = course.item(body.activity)
         cmi, errors = apply_patch(
-            course.scorm_version, json.loads(row["cmi"]), body.changes, data_access=adl_data_access(item)
+            course.scorm_version,
+            json.loads(row["cmi"]),
+            body.changes,
+            data_access=adl_data_access(course.item(body.activity)),
         )
         if errors:
             raise CmiValidationFailed(
@@ -302,25 +325,22 @@ def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn) -> d
                 {"errors": [msgspec.to_builtins(e) for e in errors]},
             )
         seqs[body.client_id] = body.seq
-        conn.execute("UPDATE sessions SET commit_seqs = ? WHERE id = ?", (json.dumps(seqs), session_id))
-        nav = delivery = None
-        engine = _engine(conn, course, session)
         reported = sorted(set(json.loads(row["reported"])) | set(body.changes))
-        if body.terminate and row["state"] == "running":
-            cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
-        else:
+        _touch(conn, session, ttl, now, seqs=seqs)
+        if not (body.terminate and row["state"] == "running"):
             conn.execute(
                 "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
                 (json.dumps(cmi, separators=(",", ":")), json.dumps(reported), now, session_id, body.activity),
             )
-            if body.changes:
-                engine.report_runtime(body.activity, _set_by_sco(cmi, reported), now=now)
+            updated = refresh_results(conn, course, session_row(conn, session_id), now, changed=(body.activity, cmi))
+            return {"replayed": False, "delivery": None, "version": updated["version"], "status": updated["status"]}
+        engine = _engine(conn, course, session)
+        cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
         _save_engine(conn, course, session, engine, now)
-        _touch(conn, session, ttl, now)
         updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
         return {"replayed": False, "delivery": delivery, **_player_state(course, updated, engine, nav)}
 
-    return db.write_sync(txn)
+    return txn
 
 
 def _terminate(

@@ -274,13 +274,29 @@ def combine(course: Course, summaries: dict[str, CmiSummary], rollup: dict[str, 
 
 
 def refresh_results(
-    conn: apsw.Connection, course: Course, session: dict[str, Any], now: float, rollup: dict[str, Any] | None = None
+    conn: apsw.Connection,
+    course: Course,
+    session: dict[str, Any],
+    now: float,
+    rollup: dict[str, Any] | None = None,
+    changed: tuple[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Recompute the session's result fields from its activities; emit events on a status change."""
-    acts = activity_rows(conn, session["id"])
-    summaries = {aid: summarize(course.scorm_version, json.loads(a["cmi"])) for aid, a in acts.items() if a["attempt"]}
+    """Recompute the session's result fields from its activities; emit events on a status change.
+
+    `changed` is an activity's just-written CMI: for a single-SCO course it is all that is needed, so
+    the hot commit path does not re-read and re-parse the stored rows.
+    """
+    if changed is not None and len(course.launchable) == 1:
+        activity, cmi = changed
+        summaries = {activity: summarize(course.scorm_version, cmi)}
+        data_bytes = len(json.dumps(cmi, separators=(",", ":")))
+    else:
+        acts = activity_rows(conn, session["id"])
+        summaries = {
+            aid: summarize(course.scorm_version, json.loads(a["cmi"])) for aid, a in acts.items() if a["attempt"]
+        }
+        data_bytes = sum(len(a["cmi"]) for a in acts.values())
     fields = combine(course, summaries, rollup)
-    data_bytes = sum(len(a["cmi"]) for a in acts.values())
     assignments = ", ".join(f"{k} = ?" for k in fields)
     conn.execute(
         f"UPDATE sessions SET {assignments}, data_bytes = ?, updated_at = ? WHERE id = ?",

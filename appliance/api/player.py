@@ -61,14 +61,40 @@ PAGE = """<!DOCTYPE html>
 """
 
 
+TENANT_CACHE_SECONDS = 5.0
+_tenants: dict[tuple[int, str], tuple[float, str | None, int]] = {}
+
+
+def _tenant_status(inst: Instance, tenant_id: str) -> tuple[str | None, int]:
+    """(status, session ttl) of a tenant, cached for a few seconds: learner traffic is the hot path,
+    and a suspension or a deletion still takes effect within TENANT_CACHE_SECONDS."""
+    key = (id(inst), tenant_id)
+    now = inst.clock.now()
+    cached = _tenants.get(key)
+    if cached is not None and now - cached[0] < TENANT_CACHE_SECONDS:
+        return cached[1], cached[2]
+    row = inst.registry.read_sync(
+        lambda c: one(c, "SELECT status, session_ttl_seconds FROM tenants WHERE id = ?", (tenant_id,))
+    )
+    status, ttl = (row["status"], int(row["session_ttl_seconds"])) if row else (None, 0)
+    _tenants[key] = (now, status, ttl)
+    return status, ttl
+
+
+def _launch_of(inst: Instance, token: str) -> tuple[str, str, int]:
+    """(tenant id, session id, session ttl) for a valid token of an active tenant."""
+    tenant_id, session_id = verify(signing_secret(inst), token, inst.clock.now())
+    status, ttl = _tenant_status(inst, tenant_id)
+    if status is None:
+        raise NotFound("no such launch")
+    if status != "active":
+        raise Forbidden("this organisation's account is suspended")
+    return tenant_id, session_id, ttl
+
+
 def _session_of(inst: Instance, token: str) -> tuple[str, str]:
     """(tenant id, session id) for a valid token of an active tenant."""
-    tenant_id, session_id = verify(signing_secret(inst), token, inst.clock.now())
-    row = inst.registry.read_sync(lambda c: one(c, "SELECT status FROM tenants WHERE id = ?", (tenant_id,)))
-    if row is None:
-        raise NotFound("no such launch")
-    if row["status"] != "active":
-        raise Forbidden("this organisation's account is suspended")
+    tenant_id, session_id, _ = _launch_of(inst, token)
     return tenant_id, session_id
 
 
@@ -116,9 +142,8 @@ class PlayerController(Controller):
             return error_response(
                 "VALIDATION_ERROR", "the body is not valid JSON", {"errors": [{"field": "", "message": "invalid JSON"}]}
             )
-        tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
-        result = await asyncio.to_thread(runtime.commit, inst, tenant_id, session_id, data)
-        return _json(result)
+        tenant_id, session_id, ttl = _launch_of(inst, token)  # an HMAC and (mostly) a cache hit
+        return _json(await runtime.commit_async(inst, tenant_id, session_id, data, ttl))
 
     @post("/navigate", status_code=200, sync_to_thread=True, summary="A navigation request from the player")
     def navigate(self, inst: InstanceDep, token: FromPath[str], data: JSONBody[runtime.NavigateIn]) -> Response[Any]:
