@@ -34,13 +34,19 @@ class Migrations:
         )
         applied = []
         for name, step in self.steps:
-            with conn:  # a savepoint/transaction: the step and its record commit together
+            # IMMEDIATE: take the write lock before reading, so two processes opening a new file at once
+            # queue on the busy timeout instead of failing to upgrade a read lock.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
                 done = conn.execute(
                     "SELECT 1 FROM _migrations WHERE migration_set = ? AND name = ?", (self.name, name)
                 ).fetchone()
-                if done:
-                    continue
-                step(conn)
-                conn.execute("INSERT INTO _migrations VALUES (?, ?, ?)", (self.name, name, now))
-                applied.append(name)
+                if not done:
+                    step(conn)
+                    conn.execute("INSERT INTO _migrations VALUES (?, ?, ?)", (self.name, name, now))
+                    applied.append(name)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         return applied
