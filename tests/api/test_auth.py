@@ -174,3 +174,48 @@ def test_jwt_hs256_with_public_key_is_refused(client: TestClient, idp: Idp) -> N
 
 def test_garbage_jwt(client: TestClient, idp: Idp) -> None:
     assert_error(client.get("/api/v1/tenant", headers=bearer("aaa.bbb.ccc")), 401, "UNAUTHORIZED")
+
+
+def test_jwks_from_a_url_is_fetched_and_cached(
+    client: TestClient, config: Config, acme: TenantKey, tmp_path: Path
+) -> None:
+    import http.server
+    import threading
+
+    provider = Idp(tmp_path, kid="url-key")
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            hits.append(self.path)
+            body = provider.jwks_file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        other = Instance(config)
+        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        set_jwt(
+            other, acme.tenant_id, JwtConfig(issuer="https://idp.example", audience="scorm-appliance", jwks_url=url)
+        )
+        other.close()
+        token = provider.token(org_id=acme.tenant_id)  # the claim value defaults to the tenant id
+        for _ in range(3):
+            response = client.get("/api/v1/tenant", headers=bearer(token))
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == acme.tenant_id
+        assert hits == ["/.well-known/jwks.json"]  # fetched once, then cached
+        expired = provider.token(org_id=acme.tenant_id, exp=time.time() - 5)
+        assert_error(client.get("/api/v1/tenant", headers=bearer(expired)), 401, "UNAUTHORIZED")
+    finally:
+        server.shutdown()
+        server.server_close()
