@@ -77,7 +77,7 @@ def load_course(inst: Instance, tenant_id: str, package_id: str, version: int) -
         tree=tree,
         files=inst.data.version_dir(tenant_id, package_id, version),
         items=items,
-        launchable=[a.id for a in tree.preorder if a.id in items and items[a.id].href],
+        launchable=[a.id for a in tree.preorder if a.is_leaf and a.id in items and items[a.id].href],
     )
     if not course.files.is_dir():
         raise NotFound(f"the files of package {package_id} version {version} are missing")

@@ -179,6 +179,10 @@ def _abandoned(scorm_version: str, cmi: dict[str, str]) -> dict[str, str]:
     """
     n = names(scorm_version)
     ended = end_session(scorm_version, cmi).cmi
+    if scorm_version == SCORM_12 and "cmi.core.lesson_status" in cmi:
+        # The 1.2 status rules (an unset status becomes "completed"; mastery score) are LMSFinish's,
+        # and this SCO never called it: closing a tab must not complete a lesson.
+        ended["cmi.core.lesson_status"] = cmi["cmi.core.lesson_status"]
     if not ended.get(n["exit"]):
         ended[n["exit"]] = "suspend"
     return ended

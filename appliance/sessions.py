@@ -12,6 +12,7 @@ from typing import Any
 
 import apsw
 
+from appliance import analytics
 from appliance.clock import parse_rfc3339, rfc3339
 from appliance.courses import Course, load_course
 from appliance.db.connection import one, rows
@@ -241,7 +242,8 @@ def combine(course: Course, summaries: dict[str, CmiSummary], rollup: dict[str, 
     if len(launchable) == 1 and launchable[0] in summaries:
         only = summaries[launchable[0]]
         return {
-            "status": only.status,
+            # launched (it has a summary) but nothing decisive reported yet is still "incomplete"
+            "status": "incomplete" if only.status == "not_started" else only.status,
             "completion_status": only.completion_status,
             "success_status": only.success_status,
             "score_raw": only.score_raw,
@@ -260,6 +262,8 @@ def combine(course: Course, summaries: dict[str, CmiSummary], rollup: dict[str, 
         completion = rollup.get("completion_status") or completion
         success = rollup.get("success_status") or success
     status = success if success in ("passed", "failed") else completion
+    if status not in STATUSES:
+        status = "incomplete"  # launched, nothing decisive reported yet
     return {
         "status": status,
         "completion_status": completion,
@@ -303,6 +307,7 @@ def refresh_results(
         (*fields.values(), data_bytes, now, session["id"]),
     )
     updated = session_row(conn, session["id"])
+    analytics.index_session(conn, updated, now, changed if len(course.launchable) == 1 else None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
     return updated

@@ -87,9 +87,17 @@ class Database:
         return await loop.run_in_executor(self._writer, self._run_write, fn, True)
 
     def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
-        """Run `fn(conn)` on this thread's read connection (a consistent snapshot per statement)."""
+        """Run `fn(conn)` on this thread's read connection, in one read transaction.
+
+        On the writer thread inside a write transaction, the read goes through the writer's own
+        connection: it sees the transaction's changes, and a second connection of the same thread
+        would wait on the lock that thread already holds.
+        """
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
+        writer = self._writer_conn
+        if threading.get_ident() == self._writer_thread and writer is not None and writer.in_transaction:
+            return fn(writer)
         conn = self._read_conn()
         conn.execute("BEGIN")
         try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from appliance.scorm.model import SCORM_12, CompletionThreshold, DataMap, Item, Manifest, Organization
 from appliance.scorm.sequencing.definition import (
     DEFAULT_DEFINITION,
@@ -21,6 +23,9 @@ from appliance.scorm.sequencing.definition import (
 # SCORM 1.2 has no sequencing; its multi-SCO courses are navigated with a TOC and previous/next buttons in every
 # LMS, which in 2004 terms is choice + flow on every cluster.
 SCORM12_DEFINITION = replace(DEFAULT_DEFINITION, control_mode=ControlMode(choice=True, flow=True))
+
+
+CLUSTER_SUFFIX = "#section"
 
 
 @dataclass(eq=False)
@@ -149,6 +154,8 @@ class _Builder:
         return parse_sequencing(xml, self.collection)
 
     def item(self, item: Item, parent: Activity) -> Activity:
+        if self.scorm12 and item.children and item.href:
+            return self._content_cluster(item, parent)
         act = Activity(
             id=item.identifier,
             title=item.title,
@@ -165,3 +172,21 @@ class _Builder:
         )
         act.children = [self.item(child, act) for child in item.children]
         return act
+
+    def _content_cluster(self, item: Item, parent: Activity) -> Activity:
+        """SCORM 1.2 lets an item have children AND launch content; 2004 delivers leaves only.
+
+        The item becomes a cluster (id suffixed with CLUSTER_SUFFIX) whose first child is a leaf with the
+        item's own id and content, so flow and choice reach the content before its children.
+        """
+        cluster = Activity(
+            id=item.identifier + CLUSTER_SUFFIX,
+            title=item.title,
+            definition=self.definition(None),
+            parent=parent,
+            visible=item.isvisible,
+            depth=parent.depth + 1,
+        )
+        own = msgspec.structs.replace(item, children=[])
+        cluster.children = [self.item(own, cluster), *(self.item(child, cluster) for child in item.children)]
+        return cluster

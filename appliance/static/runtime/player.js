@@ -2,9 +2,12 @@
 // in a same-origin frame and carries their data to the server.
 //
 // Commits are batched: SetValue only changes local values; Commit, Terminate, a 30 s timer and
-// `pagehide` send what changed. Each batch carries the session version (optimistic locking) and a
-// per-page sequence number, so a replayed request is harmless. A 409 takes the server's version and
-// resends the same batch, so the learner's newer values win. On pagehide the batch goes by sendBeacon.
+// `pagehide` send what changed (the timer and pagehide also take the values the SCO set but never
+// committed). Each batch carries the session version (optimistic locking) and a per-page sequence
+// number, so a replayed request is harmless. A 409 takes the server's version and resends the same
+// batch, so the learner's newer values win. On pagehide the batch goes by sendBeacon: a batch still
+// in flight is resent under its own sequence number (whichever copy arrives second is a replay), and
+// each beacon carries everything earlier beacons carried, so beacons arriving out of order lose nothing.
 
 import { createApi, RUNNING } from "./api.js";
 
@@ -41,7 +44,16 @@ class Transport {
     this.navRequest = null;
     this.busy = null;
     this.closed = false;
-    this.timer = setInterval(() => this.flush(), TIMER_MS);
+    this.runtime = null; // the SCO session's ApiInstance, set by deliver()
+    this.beaconed = null; // the last beacon's body: later beacons include its changes
+    this.timer = setInterval(() => this.collect(), TIMER_MS);
+  }
+
+  /** Hand over what the running SCO set but has not committed (timer, pagehide), then send. */
+  collect() {
+    if (this.runtime && this.runtime.state === RUNNING) this.runtime.commitChanges(false);
+    else if (state.unloading) this.beacon();
+    else this.flush();
   }
 
   commit(changes, { terminate }) {
@@ -111,19 +123,29 @@ class Transport {
 
   beacon() {
     // The page is going away: send everything not yet acknowledged, unconditionally.
-    const changes = { ...(this.batch ? this.batch.changes : {}), ...this.pending };
-    if (!Object.keys(changes).length && !this.terminate) return;
-    state.seq += 1;
-    const body = {
-      client_id: clientId,
-      seq: state.seq,
-      activity: this.activity,
-      changes,
-      terminate: this.terminate,
-      nav_request: this.terminate ? this.navRequest : null,
-      version: null,
-    };
+    let body;
+    const batch = this.batch;
+    if (batch && !this.beaconed && !Object.keys(this.pending).length && batch.terminate === this.terminate) {
+      // Only the batch in flight is unacknowledged: the same seq makes the later of the two a replay
+      // (applying a terminate batch twice would put its session_time back after it was consumed).
+      body = { ...batch, version: null };
+    } else {
+      const earlier = this.beaconed ? this.beaconed.changes : {};
+      const changes = { ...earlier, ...(batch ? batch.changes : {}), ...this.pending };
+      if (!Object.keys(changes).length && !this.terminate) return;
+      state.seq += 1;
+      body = {
+        client_id: clientId,
+        seq: state.seq,
+        activity: this.activity,
+        changes,
+        terminate: this.terminate,
+        nav_request: this.terminate ? this.navRequest : null,
+        version: null,
+      };
+    }
     navigator.sendBeacon(`${base}/commit`, new Blob([JSON.stringify(body)], { type: "text/plain" }));
+    this.beaconed = body;
     this.pending = {};
   }
 }
@@ -178,6 +200,7 @@ function deliver(delivery) {
   // The API objects exist on this window before the frame's content can look for them.
   window.API = API;
   window.API_1484_11 = API_1484_11;
+  transport.runtime = runtime;
   state.current = { activity: delivery.activity, runtime, transport };
   el("nav-title").textContent = delivery.title || "";
   const frame = document.createElement("iframe");
@@ -237,7 +260,7 @@ for (const name of ["previous", "continue", "suspendAll", "exitAll"]) {
 
 window.addEventListener("pagehide", () => {
   state.unloading = true;
-  if (state.current) state.current.transport.beacon();
+  if (state.current) state.current.transport.collect();
 });
 
 async function start() {
