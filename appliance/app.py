@@ -12,7 +12,8 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
-from appliance import packages, sessions
+from appliance import jobs, packages, quota_events, sessions, webhooks
+from appliance.api.analytics import AnalyticsController
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
@@ -22,15 +23,28 @@ from appliance.api.player import PlayerController
 from appliance.api.sessions import SessionController
 from appliance.api.system import SystemController
 from appliance.api.tenant import TenantController
+from appliance.api.usage import UsageController
+from appliance.api.webhooks import WebhookController
 from appliance.clock import Clock
 from appliance.config import Config
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
+from appliance.logging_setup import access_log_middleware
+from appliance.ratelimit import RateLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")
 
-ROUTE_HANDLERS: list[Any] = [SystemController, TenantController, PackageController, SessionController, PlayerController]
+ROUTE_HANDLERS: list[Any] = [
+    SystemController,
+    TenantController,
+    PackageController,
+    SessionController,
+    PlayerController,
+    WebhookController,
+    UsageController,
+    AnalyticsController,
+]
 
 
 def static_router() -> Any:
@@ -49,6 +63,12 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
     scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)
+    scheduler.register(webhooks.DELIVER_JOB, webhooks.deliver)
+    scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhooks.dispatch_all)
+    scheduler.every("webhook-recover", 60.0, webhooks.recover_deliveries)
+    scheduler.every("quota-watch", 60.0, quota_events.watch)
+    # Every webhook attempt is a job: finished ones are kept a week for inspection, then dropped.
+    scheduler.every("purge-jobs", 3600.0, lambda i: jobs.purge_finished(i.registry, i.clock.now() - 7 * 86_400))
     return scheduler
 
 
@@ -61,7 +81,11 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         inst.data.clean_tmp()
         app.state.instance = inst
         app.state.jwks = JwksCache(config.jwks_cache_seconds)
+        app.state.rate_limiter = RateLimiter()
+        app.state.learner_limiter = RateLimiter()
+        app.state.usage_counter = counter = RequestCounter()
         scheduler = build_scheduler(inst)
+        scheduler.every("flush-usage", config.usage_flush_seconds, counter.flush)
         app.state.scheduler = scheduler
         if start_scheduler:
             await scheduler.start()
@@ -69,9 +93,10 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
             yield
         finally:
             await scheduler.stop(timeout=30.0)
+            counter.flush(inst)  # the API requests counted since the last batched write
             inst.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, swagger_assets_router(), static_router()],
         dependencies={"inst": Provide(provide_instance, sync_to_thread=False), "principal": Provide(provide_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -80,4 +105,9 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         lifespan=[lifespan],
         openapi_config=openapi_config(),
         debug=False,
+        logging_config=None,  # `serve` configures logging (appliance.logging_setup)
     )
+    # Outermost, so that unmatched routes (404, 405) get their access line too; Litestar's own
+    # middleware only runs for matched routes.
+    app.asgi_handler = access_log_middleware(app.asgi_handler)
+    return app

@@ -198,6 +198,8 @@ def _normalise_name(raw: str, limits: ArchiveLimits) -> tuple[str, bool]:
     if name.startswith("/") or _DRIVE.match(name):
         raise _unsafe("absolute_path", "name is an absolute path", raw)
     parts = [part for part in name.split("/") if part not in ("", ".")]
+    if parts and _DRIVE.match(parts[0]):  # "./C:/x" is still a drive path once "." is dropped
+        raise _unsafe("absolute_path", "name is an absolute path", raw)
     if ".." in parts:
         raise _unsafe("path_traversal", "name contains a '..' component", raw)
     if any(len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES for part in parts):

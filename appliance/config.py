@@ -34,6 +34,8 @@ class Config:
     port: int = 8080
     public_url: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
+    shutdown_timeout_seconds: float = 30.0
     max_upload_bytes: int = 4 * GIB
     max_uncompressed_bytes: int = 8 * GIB
     max_package_files: int = 50_000
@@ -48,6 +50,10 @@ class Config:
     expiry_sweep_seconds: float = 300.0
     jwks_cache_seconds: float = 300.0
     webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 10
+    webhook_disable_after_seconds: float = 86_400.0
+    webhook_dispatch_seconds: float = 1.0
+    usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     learner_requests_per_minute: int = 600
 

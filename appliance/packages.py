@@ -20,11 +20,11 @@ from typing import Any
 import apsw
 import msgspec
 
-from appliance import jobs
+from appliance import jobs, quota_events
 from appliance.archive import ArchiveError, inspect_archive
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
-from appliance.errors import InvalidPackage, NotFound, PayloadTooLarge, ValidationFailed
+from appliance.errors import InvalidPackage, NotFound, PayloadTooLarge, QuotaExceeded, ValidationFailed
 from appliance.events import emit
 from appliance.ids import new_id, new_secret
 from appliance.instance import Instance
@@ -67,16 +67,20 @@ async def receive(
     A body without a declared length is stopped with QUOTA_EXCEEDED as soon as it outgrows the quota,
     rather than after it has all been stored.
     """
-    used = await asyncio.to_thread(precheck_upload, inst, tenant, declared)  # a DB read: off the event loop
     limit = tenant.storage_limit_bytes
+    try:
+        used = await asyncio.to_thread(precheck_upload, inst, tenant, declared)  # a DB read: off the event loop
 
-    def check_size(size: int) -> None:
-        if limit is not None and used + size > limit:
-            check_storage(used, limit, size)
+        def check_size(size: int) -> None:
+            if limit is not None and used + size > limit:
+                check_storage(used, limit, size)
 
-    staged = await receive_upload(
-        body, content_type, inst.data.tmp, inst.config.max_upload_bytes, check_size=check_size
-    )
+        staged = await receive_upload(
+            body, content_type, inst.data.tmp, inst.config.max_upload_bytes, check_size=check_size
+        )
+    except QuotaExceeded as exc:
+        await asyncio.to_thread(quota_events.note_refusal, inst, tenant.id, exc.details)
+        raise
     try:
         await asyncio.to_thread(check_readable_zip, inst, staged)
     except BaseException:
@@ -140,10 +144,15 @@ def create_version(
             (pkg_id, version, title, staged.size, staged.sha256, staged.filename, now, now),
         )
         os.replace(staged.path, upload_path(inst, tenant.id, pkg_id, version))
+        quota_events.settle(conn, tenant.storage_limit_bytes, now, clear_refusal=True)
         return version
 
     try:
         version = db.write_sync(insert)
+    except QuotaExceeded as exc:
+        staged.discard()
+        quota_events.note_refusal(inst, tenant.id, exc.details)
+        raise
     except BaseException:
         staged.discard()
         raise
@@ -274,6 +283,7 @@ def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, a
             "ELSE max(coalesce(active_version, 0), ?) END, title = coalesce(title, ?), updated_at = ? WHERE id = ?",
             (version, manifest.title, now, package_id),
         )
+        quota_events.settle(conn, tenant_limit, now)
         emit(
             conn,
             "package.ready",
@@ -306,6 +316,8 @@ def _mark_failed(
             (_json(error), now, now, package_id, version),
         )
         conn.execute("UPDATE packages SET updated_at = ? WHERE id = ?", (now, package_id))
+        if code == "QUOTA_EXCEEDED":
+            quota_events.refused(conn, details, now)
         emit(
             conn,
             "package.failed",
@@ -577,7 +589,13 @@ def update_package(
 def delete_package(inst: Instance, tenant: Tenant, package_id: str) -> None:
     """Delete a package's rows and every file of every version (and free their quota)."""
     get_package(inst, tenant, package_id)
-    inst.tenant_db(tenant.id).write_sync(lambda c: c.execute("DELETE FROM packages WHERE id = ?", (package_id,)))
+    now = inst.clock.now()
+
+    def delete(conn: apsw.Connection) -> None:
+        conn.execute("DELETE FROM packages WHERE id = ?", (package_id,))
+        quota_events.settle(conn, tenant.storage_limit_bytes, now, clear_refusal=True)
+
+    inst.tenant_db(tenant.id).write_sync(delete)
     shutil.rmtree(inst.data.package_dir(tenant.id, package_id), ignore_errors=True)
     for leftover in inst.data.uploads_dir(tenant.id).glob(f"{package_id}-*.zip"):
         with contextlib.suppress(FileNotFoundError):

@@ -273,7 +273,7 @@ def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
         _touch(conn, session, ttl, now, launching=True)
         if session["status"] == "not_started" and delivery is not None:
             conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,))
-        updated = refresh_results(conn, course, session_row(conn, session_id), now)
+        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
         return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
 
     return db.write_sync(txn)
@@ -336,7 +336,11 @@ def _commit_txn(
                 "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
                 (json.dumps(cmi, separators=(",", ":")), json.dumps(reported), now, session_id, body.activity),
             )
-            updated = refresh_results(conn, course, session_row(conn, session_id), now, changed=(body.activity, cmi))
+            # A plain commit does not sequence, but the course's result is still the root's rollup (multi-SCO).
+            rollup = _rollup(_engine(conn, course, session)) if len(course.launchable) > 1 else None
+            updated = refresh_results(
+                conn, course, session_row(conn, session_id), now, rollup, changed=(body.activity, cmi)
+            )
             return {"replayed": False, "delivery": None, "version": updated["version"], "status": updated["status"]}
         engine = _engine(conn, course, session)
         cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
@@ -412,14 +416,15 @@ def _request_name(request: str) -> str:
 
 def _rollup(engine: SequencingEngine) -> dict[str, Any] | None:
     """The root activity's rolled-up status, when sequencing knows it."""
-    node = engine.toc()
-    completion = node.get("completion_status") or node.get("completion")
-    success = node.get("success_status") or node.get("success")
-    if completion in (None, "unknown") and success in (None, "unknown"):
-        return None
-    return {
-        k: v for k, v in (("completion_status", completion), ("success_status", success)) if v not in (None, "unknown")
-    }
+    root = engine.tree.root
+    completed = engine.tracking.completed(root)
+    satisfied = engine.tracking.satisfied(root)
+    rollup: dict[str, Any] = {}
+    if completed is not None:
+        rollup["completion_status"] = "completed" if completed else "incomplete"
+    if satisfied is not None:
+        rollup["success_status"] = "passed" if satisfied else "failed"
+    return rollup or None
 
 
 def activity_state(inst: Instance, tenant_id: str, session_id: str, activity: str) -> dict[str, Any]:

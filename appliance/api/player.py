@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
 from appliance import runtime
-from appliance.api.deps import InstanceDep
+from appliance.api.deps import InstanceDep, learner_rate_limit
 from appliance.api.errors import error_response
 from appliance.content import ContentFile, parse_range, resolve
 from appliance.db.connection import one
@@ -108,6 +108,7 @@ class PlayerController(Controller):
     path = "/player/{token:str}"
     tags = ["player"]
     include_in_schema = True
+    guards = [learner_rate_limit]  # a per-session limit; learner traffic never counts against the tenant's
 
     @get("/", sync_to_thread=True, summary="The player page")
     def page(self, inst: InstanceDep, token: FromPath[str]) -> Response[str]:
@@ -157,7 +158,12 @@ class PlayerController(Controller):
         tenant_id, session_id = _session_of(inst, token)
         return _json(runtime.activity_state(inst, tenant_id, session_id, activity))
 
-    @get("/content/{path:path}", summary="The session's package files", include_in_schema=False)
+    @get(
+        "/content/{path:path}",
+        summary="The session's package files",
+        include_in_schema=False,
+        opt={"learner_rate_limit": False},  # one page of content may load hundreds of files
+    )
     async def content(
         self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], path: FromPath[str]
     ) -> Response[Any]:

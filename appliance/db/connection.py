@@ -5,24 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import apsw
-import apsw.bestpractice
 
 BUSY_TIMEOUT_MS = 5000
-
-# apsw's recommended hardening: WAL, foreign keys, no double-quoted string literals, busy timeout,
-# optimizer hints. Applied to every connection opened after this call.
-apsw.bestpractice.apply(apsw.bestpractice.recommended)
 
 
 def connect(path: Path, *, readonly: bool = False) -> apsw.Connection:
     """Open `path` with busy_timeout first, then WAL, foreign keys and synchronous=NORMAL.
 
+    These are apsw's "best practice" settings, applied here in this order rather than through
+    `apsw.bestpractice.apply`, whose hooks run statements before any busy timeout is set: two processes
+    opening a new file at once (the CLI creating a tenant while the server sweeps) then fail at once.
     synchronous=NORMAL in WAL mode is durable across process crashes (what a SIGKILL test checks);
     only an OS crash or power loss can lose the last transactions.
     """
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)  # double quotes are for identifiers only
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     if not readonly:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")

@@ -143,3 +143,179 @@ def m004_sessions(conn: apsw.Connection) -> None:
         );
         """
     )
+
+
+@tenant_migrations
+def m005_webhooks(conn: apsw.Connection) -> None:
+    """Webhook endpoints, one delivery row per (event, endpoint), and each delivery's attempts.
+
+    A pending delivery of a subject (a session, a package) waits for the pending deliveries of the same
+    subject to the same endpoint that came before it (the partial index finds them), so a receiver sees
+    one session's events in the order they happened.
+    """
+    conn.execute(
+        """
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            events TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            disabled_reason TEXT,
+            failing_since REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+            event_seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            subject_id TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            next_attempt_at REAL,
+            lease_until REAL,
+            last_attempt_at REAL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            delivered_at REAL
+        );
+        CREATE INDEX webhook_deliveries_log ON webhook_deliveries(webhook_id, created_at, id);
+        CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(webhook_id, subject_id, event_seq)
+            WHERE status = 'pending';
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+        CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            response_body TEXT,
+            PRIMARY KEY (delivery_id, n)
+        );
+        """
+    )
+
+
+@tenant_migrations
+def m006_quota_state(conn: apsw.Connection) -> None:
+    """Where the tenant's storage stands against its quota, so quota events fire once per crossing."""
+    conn.execute(
+        """
+        CREATE TABLE quota_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            level TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """
+    )
+
+
+@tenant_migrations
+def m007_analytics(conn: apsw.Connection) -> None:
+    """Derived tables for analytics, kept up to date when run-time data is written.
+
+    `session_interactions` holds one row per `cmi.interactions.n` record of each SCO; triggers keep the
+    per-question counters (`interaction_stats`, `interaction_responses`) in step with it, so a package
+    report reads small aggregates instead of every session's CMI. `session_completions` records when a
+    session first completed (learner progress over time). Covering indexes on `sessions` give the
+    per-package counts by status, the score distribution (range counts) and the time median (an offset)
+    without reading the table.
+    """
+    conn.execute(
+        """
+        CREATE TABLE session_interactions (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            activity_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            package_id TEXT NOT NULL,
+            interaction_id TEXT NOT NULL,
+            type TEXT,
+            description TEXT,
+            response TEXT,
+            result TEXT,
+            outcome TEXT NOT NULL,
+            latency_seconds REAL,
+            PRIMARY KEY (session_id, activity_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE interaction_stats (
+            package_id TEXT NOT NULL,
+            interaction_id TEXT NOT NULL,
+            type TEXT,
+            description TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            correct INTEGER NOT NULL DEFAULT 0,
+            incorrect INTEGER NOT NULL DEFAULT 0,
+            unanticipated INTEGER NOT NULL DEFAULT 0,
+            neutral INTEGER NOT NULL DEFAULT 0,
+            numeric INTEGER NOT NULL DEFAULT 0,
+            no_result INTEGER NOT NULL DEFAULT 0,
+            latency_total REAL NOT NULL DEFAULT 0,
+            latency_count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (package_id, interaction_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE interaction_responses (
+            package_id TEXT NOT NULL,
+            interaction_id TEXT NOT NULL,
+            response TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (package_id, interaction_id, response)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER session_interactions_added AFTER INSERT ON session_interactions BEGIN
+            INSERT INTO interaction_stats (package_id, interaction_id, type, description, attempts, correct,
+                incorrect, unanticipated, neutral, numeric, no_result, latency_total, latency_count)
+            VALUES (NEW.package_id, NEW.interaction_id, NEW.type, NEW.description, 1, NEW.outcome = 'correct',
+                NEW.outcome = 'incorrect', NEW.outcome = 'unanticipated', NEW.outcome = 'neutral',
+                NEW.outcome = 'numeric', NEW.outcome = 'none', coalesce(NEW.latency_seconds, 0),
+                NEW.latency_seconds IS NOT NULL)
+            ON CONFLICT (package_id, interaction_id) DO UPDATE SET
+                type = coalesce(excluded.type, type), description = coalesce(excluded.description, description),
+                attempts = attempts + 1, correct = correct + excluded.correct,
+                incorrect = incorrect + excluded.incorrect, unanticipated = unanticipated + excluded.unanticipated,
+                neutral = neutral + excluded.neutral, numeric = numeric + excluded.numeric,
+                no_result = no_result + excluded.no_result, latency_total = latency_total + excluded.latency_total,
+                latency_count = latency_count + excluded.latency_count;
+            INSERT INTO interaction_responses (package_id, interaction_id, response, count)
+            SELECT NEW.package_id, NEW.interaction_id, NEW.response, 1 WHERE NEW.response IS NOT NULL
+            ON CONFLICT (package_id, interaction_id, response) DO UPDATE SET count = count + 1;
+        END;
+        CREATE TRIGGER session_interactions_removed AFTER DELETE ON session_interactions BEGIN
+            UPDATE interaction_stats SET attempts = attempts - 1, correct = correct - (OLD.outcome = 'correct'),
+                incorrect = incorrect - (OLD.outcome = 'incorrect'),
+                unanticipated = unanticipated - (OLD.outcome = 'unanticipated'),
+                neutral = neutral - (OLD.outcome = 'neutral'), numeric = numeric - (OLD.outcome = 'numeric'),
+                no_result = no_result - (OLD.outcome = 'none'),
+                latency_total = latency_total - coalesce(OLD.latency_seconds, 0),
+                latency_count = latency_count - (OLD.latency_seconds IS NOT NULL)
+            WHERE package_id = OLD.package_id AND interaction_id = OLD.interaction_id;
+            DELETE FROM interaction_stats
+            WHERE package_id = OLD.package_id AND interaction_id = OLD.interaction_id AND attempts <= 0;
+            UPDATE interaction_responses SET count = count - 1
+            WHERE package_id = OLD.package_id AND interaction_id = OLD.interaction_id AND response = OLD.response;
+            DELETE FROM interaction_responses
+            WHERE package_id = OLD.package_id AND interaction_id = OLD.interaction_id AND response = OLD.response
+                AND count <= 0;
+        END;
+        CREATE TABLE session_completions (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            package_id TEXT NOT NULL,
+            completed_at REAL NOT NULL
+        );
+        CREATE INDEX session_completions_package ON session_completions(package_id, completed_at);
+        CREATE INDEX sessions_analytics ON sessions(package_id, status, completion_status, success_status);
+        CREATE INDEX sessions_package_score ON sessions(package_id, score_scaled);
+        CREATE INDEX sessions_package_time ON sessions(package_id, total_time_seconds);
+        """
+    )
+    # Index the sessions recorded before this migration. Imported here, not at the top: the analytics
+    # module imports the services, which import this module.
+    from appliance.analytics import backfill
+
+    backfill(conn)

@@ -3,7 +3,8 @@
 The manifest parser keeps each `<imsss:sequencing>` element as standalone XML text (see `scorm.model`), so this
 module owns every sequencing element and its defaults. An `IDRef` starts from the referenced element of the
 `<imsss:sequencingCollection>`; each child element the item repeats then replaces the referenced one as a whole
-(its missing attributes take their defaults, as the ADL conformance suite expects).
+(its missing attributes take their defaults, as the ADL conformance suite expects), except `sequencingRules`,
+where each kind of rule the item defines (pre, exit, post) replaces that kind only, as in the ADL reference.
 """
 
 from __future__ import annotations
@@ -444,8 +445,12 @@ def _parts(el: Any) -> _Parts:
         if name in _ATTR_ELEMENTS:
             parts.attrs[name] = dict(child.attrib)
         elif name == "sequencingRules":
+            # Like the ADL reference, only the kinds of rule the item defines replace the referenced ones: an
+            # item adding a post-condition keeps the collection's pre-condition rules.
             for tag, kind in _RULE_KINDS.items():
-                parts.rules[kind] = tuple(_sequencing_rule(r) for r in _children(child, tag))
+                rules = tuple(_sequencing_rule(r) for r in _children(child, tag))
+                if rules:
+                    parts.rules[kind] = rules
         elif name == "rollupRules":
             parts.attrs["rollupRules"] = dict(child.attrib)
             # Present, even empty, it replaces referenced rules (an empty one restores the default rules).

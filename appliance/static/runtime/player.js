@@ -17,7 +17,7 @@ const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math
 const TIMER_MS = 30000;
 
 const el = (id) => document.getElementById(id);
-const state = { version: null, seq: 0, unloading: false, current: null, ended: false };
+const state = { version: null, seq: 0, unloading: false, current: null, ended: false, toc: null, controls: null };
 window.scormPlayer = state; // for tests and debugging
 
 function message(text) {
@@ -155,7 +155,11 @@ function applyState(data) {
   if (data.request_valid && state.current) {
     for (const [name, value] of Object.entries(data.request_valid)) state.current.runtime.model.values.set(name, value);
   }
-  if (data.controls) showControls(data);
+  if (data.controls) {
+    state.controls = data.controls;
+    state.toc = data.toc || null;
+    showControls(data);
+  }
 }
 
 function showControls(data) {
@@ -177,8 +181,19 @@ function renderToc(toc) {
 
 function tocList(nodes) {
   const list = document.createElement("ul");
+  list.append(...tocItems(nodes));
+  return list;
+}
+
+function tocItems(nodes) {
+  const items = [];
   for (const node of nodes) {
-    if (node.visible === false) continue;
+    // isvisible="false" leaves the item itself out of the outline, not its visible children: they take its
+    // place (the engine already hides the whole subtree of a hiddenFromChoice item).
+    if (node.visible === false) {
+      items.push(...tocItems(node.children || []));
+      continue;
+    }
     const li = document.createElement("li");
     const label = document.createElement(node.selectable ? "button" : "span");
     label.textContent = node.title || node.id;
@@ -186,10 +201,15 @@ function tocList(nodes) {
     if (node.current) li.className = "current";
     if (node.selectable) label.addEventListener("click", () => requestNavigation("choice", node.id));
     li.append(label);
-    if (node.children && node.children.length) li.append(tocList(node.children));
-    list.append(li);
+    const children = tocItems(node.children || []);
+    if (children.length) {
+      const list = document.createElement("ul");
+      list.append(...children);
+      li.append(list);
+    }
+    items.push(li);
   }
-  return list;
+  return items;
 }
 
 function deliver(delivery) {
@@ -217,6 +237,7 @@ function afterTerminate(transport, data) {
   if (data.delivery) deliver(data.delivery);
   else if (data.ended) finish(data);
   else if (!boot.multi_sco) finish({ ...data, ended: true });
+  else if (data.exception && data.exception !== "NOT_CURRENT") message("That is not possible now. Choose an activity to go on.");
 }
 
 function finish(data) {
