@@ -548,12 +548,29 @@ def ready_manifest(inst: Instance, tenant_id: str, package_id: str, version: int
 
 
 def update_package(
-    inst: Instance, tenant: Tenant, package_id: str, *, title: str | None, active_version: int | None, set_active: bool
+    inst: Instance,
+    tenant: Tenant,
+    package_id: str,
+    *,
+    title: str | None,
+    active_version: int | None,
+    set_active: bool,
+    migrate_sessions: str = "none",
 ) -> dict[str, Any]:
-    """Change the title and/or pin the active version (which must be ready)."""
+    """Change the title and/or set the active version (which must be ready).
+
+    `migrate_sessions` moves existing sessions onto the new active version too: "incomplete" ones
+    (not started or incomplete) or "all"; their stored data stays, keyed by SCO identifier.
+    """
     now = inst.clock.now()
 
     def update(conn: apsw.Connection) -> None:
+        _apply(conn)
+        target = one(conn, "SELECT active_version FROM packages WHERE id = ?", (package_id,))
+        if set_active and target and target["active_version"] is not None:
+            _migrate_sessions(conn, package_id, target["active_version"], migrate_sessions, now)
+
+    def _apply(conn: apsw.Connection) -> None:
         pkg = one(conn, "SELECT * FROM packages WHERE id = ?", (package_id,))
         if pkg is None:
             raise NotFound(f"no package {package_id!r}", {"package_id": package_id})
@@ -584,6 +601,24 @@ def update_package(
 
     inst.tenant_db(tenant.id).write_sync(update)
     return get_package(inst, tenant, package_id)
+
+
+def _migrate_sessions(conn: apsw.Connection, package_id: str, version: int, scope: str, now: float) -> int:
+    """Move a package's sessions onto `version`: none, the unfinished ones, or all of them.
+
+    The sequencing state belongs to the old version's activity tree, so it starts afresh; each SCO's
+    run-time data stays (keyed by item identifier), so a suspended SCO still resumes.
+    """
+    if scope == "none":
+        return 0
+    condition = "AND status IN ('not_started', 'incomplete')" if scope == "incomplete" else ""
+    conn.execute(
+        "UPDATE sessions SET package_version = ?, sequencing_state = NULL, current_activity = NULL, "
+        "version = version + 1, updated_at = ? "
+        f"WHERE package_id = ? AND package_version != ? {condition}",
+        (version, now, package_id, version),
+    )
+    return int(conn.changes())
 
 
 def delete_package(inst: Instance, tenant: Tenant, package_id: str) -> None:

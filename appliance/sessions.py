@@ -484,15 +484,3 @@ def expire_sessions(inst: Instance) -> int:
 
         total += inst.tenant_db(tenant_id).write_sync(sweep)
     return total
-
-
-def migrate_sessions(conn: apsw.Connection, package_id: str, version: int, scope: str, now: float) -> int:
-    """Move sessions of a package onto `version`: "incomplete" ones or "all" (PATCH /packages)."""
-    if scope == "none":
-        return 0
-    condition = "AND status IN ('not_started', 'incomplete')" if scope == "incomplete" else ""
-    conn.execute(
-        f"UPDATE sessions SET package_version = ?, version = version + 1, updated_at = ? WHERE package_id = ? {condition}",
-        (version, now, package_id),
-    )
-    return int(conn.changes())

@@ -116,6 +116,7 @@ class PackageController(Controller):
             title=None if data.title is msgspec.UNSET else data.title,
             active_version=None if data.active_version is msgspec.UNSET else data.active_version,
             set_active=data.active_version is not msgspec.UNSET,
+            migrate_sessions=data.migrate_sessions,
         )
 
     @delete("/{package_id:str}", status_code=204, sync_to_thread=True, summary="Delete a package and its files")

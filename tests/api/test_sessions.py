@@ -410,3 +410,43 @@ def test_launch_tokens_and_content(api: TestClient, acme: TenantKey) -> None:
     assert_error(api.get(f"/player/{forged}"), 404, "NOT_FOUND")
     assert_error(api.get(f"/player/{forged}/content/index.html"), 404, "NOT_FOUND")
     assert_error(api.post(f"/player/{forged}/launch"), 404, "NOT_FOUND")
+
+
+def test_active_version_with_migrate_sessions(api: TestClient, acme: TenantKey) -> None:
+    package = upload_ready(api, acme, package_12())
+    unfinished = create(api, acme, package["id"], learner="a").json()
+    finished = create(api, acme, package["id"], learner="b").json()
+    api.patch(
+        f"{SESSIONS}/{finished['id']}",
+        json={"version": finished["version"], "cmi": {"cmi.core.lesson_status": "passed"}},
+        headers=acme.headers,
+    )
+    upload = api.post(
+        f"/api/v1/packages/{package['id']}/versions",
+        content=package_12(),
+        headers={**acme.headers, "Content-Type": "application/zip"},
+    )
+    assert upload.status_code == 202, upload.text
+    from tests.api.test_packages import drain
+
+    drain(api)
+    # a new ready version becomes active for new sessions; existing ones stay pinned
+    assert api.get(f"/api/v1/packages/{package['id']}", headers=acme.headers).json()["active_version"] == 2
+    assert read(api, acme, unfinished["id"], cmi=False)["package_version"] == 1
+    pin = api.patch(f"/api/v1/packages/{package['id']}", json={"active_version": 1}, headers=acme.headers)
+    assert pin.json()["active_version"] == 1
+    moved = api.patch(
+        f"/api/v1/packages/{package['id']}",
+        json={"active_version": 2, "migrate_sessions": "incomplete"},
+        headers=acme.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert read(api, acme, unfinished["id"], cmi=False)["package_version"] == 2
+    assert read(api, acme, finished["id"], cmi=False)["package_version"] == 1
+    api.patch(
+        f"/api/v1/packages/{package['id']}", json={"active_version": 1, "migrate_sessions": "all"}, headers=acme.headers
+    )
+    assert read(api, acme, finished["id"], cmi=False)["package_version"] == 1
+    assert read(api, acme, unfinished["id"], cmi=False)["package_version"] == 1
+    bad = api.patch(f"/api/v1/packages/{package['id']}", json={"migrate_sessions": "some"}, headers=acme.headers)
+    assert_error(bad, 422, "VALIDATION_ERROR")
