@@ -24,24 +24,11 @@ from appliance.scorm.elements import datamodel_table
 from appliance.scorm.launch import adl_data_access
 from appliance.scorm.model import SCORM_12
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
+from appliance.scorm.sequencing.navigation import NAV_REQUESTS
 from appliance.sessions import check_live, check_version, refresh_results, session_row
 
 # A gap longer than this between two signs of life does not count as time spent (a tab left open).
 IDLE_SECONDS = 30 * 60
-NAV_REQUESTS = (
-    "start",
-    "resumeAll",
-    "continue",
-    "previous",
-    "choice",
-    "jump",
-    "exit",
-    "exitAll",
-    "abandon",
-    "abandonAll",
-    "suspendAll",
-    "_none_",
-)
 
 
 class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -255,28 +242,41 @@ def bootstrap(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]
     }
 
 
-def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
-    """Start or resume the course: the activity to deliver with its CMI, and the player state."""
+def _sequencing_step(
+    inst: Instance,
+    tenant_id: str,
+    session_id: str,
+    step: Callable[[SequencingEngine, float], NavResult],
+    *,
+    version: int | None = None,
+    launching: bool = False,
+) -> dict[str, Any]:
+    """One transaction around a sequencing request: run `step`, deliver, save, and answer the player."""
     now = inst.clock.now()
     ttl = _ttl(inst, tenant_id)
-    db = inst.tenant_db(tenant_id)
-    first = db.read_sync(lambda c: session_row(c, session_id))
-    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
 
     def txn(conn: apsw.Connection) -> dict[str, Any]:
         session = session_row(conn, session_id)
         check_live(session, now)
+        if version is not None:
+            check_version(session, version)
+        course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
         engine = _engine(conn, course, session)
-        nav = engine.launch(now=now)
+        nav = step(engine, now)
         delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
         _save_engine(conn, course, session, engine, now)
-        _touch(conn, session, ttl, now, launching=True)
+        _touch(conn, session, ttl, now, launching=launching)
         if session["status"] == "not_started" and delivery is not None:
             conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,))
         updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
         return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
 
-    return db.write_sync(txn)
+    return inst.tenant_db(tenant_id).write_sync(txn)
+
+
+def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
+    """Start or resume the course: the activity to deliver with its CMI, and the player state."""
+    return _sequencing_step(inst, tenant_id, session_id, lambda engine, now: engine.launch(now=now), launching=True)
 
 
 def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None = None) -> dict[str, Any]:
@@ -386,26 +386,13 @@ def navigate(inst: Instance, tenant_id: str, session_id: str, body: NavigateIn) 
     """A request from the player's controls (the running SCO, if any, has already terminated)."""
     if _request_name(body.request) not in NAV_REQUESTS:
         raise ValidationFailed(f"unknown navigation request {body.request!r}", {"errors": [{"field": "request"}]})
-    now = inst.clock.now()
-    ttl = _ttl(inst, tenant_id)
-    db = inst.tenant_db(tenant_id)
-    first = db.read_sync(lambda c: session_row(c, session_id))
-    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
-
-    def txn(conn: apsw.Connection) -> dict[str, Any]:
-        session = session_row(conn, session_id)
-        check_live(session, now)
-        if body.version is not None:
-            check_version(session, body.version)
-        engine = _engine(conn, course, session)
-        nav = engine.navigate(body.request, body.target, now=now)
-        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
-        _save_engine(conn, course, session, engine, now)
-        _touch(conn, session, ttl, now)
-        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
-        return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
-
-    return db.write_sync(txn)
+    return _sequencing_step(
+        inst,
+        tenant_id,
+        session_id,
+        lambda engine, now: engine.navigate(body.request, body.target, now=now),
+        version=body.version,
+    )
 
 
 def _request_name(request: str) -> str:
