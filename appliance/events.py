@@ -22,7 +22,7 @@ EVENT_TYPES = {
     "session.failed": "A session's content reported a fail.",
     "session.expired": "A session passed its expiry without activity.",
     "quota.warning": "The tenant's storage crossed 80 % of its quota.",
-    "quota.exceeded": "An upload was refused because the storage quota would be exceeded.",
+    "quota.exceeded": "An upload was refused for the storage quota, or storage is over a lowered quota.",
     "ping": "A test event sent on request.",
 }
 

@@ -139,3 +139,14 @@ def test_durations(text: str, seconds: float | None) -> None:
 def test_bad_numbers_keep_defaults() -> None:
     d = parse_sequencing(seq(rollup_rules(objectiveMeasureWeight="heavy"), '<imsss:limitConditions attemptLimit="x"/>'))
     assert d.rollup.objective_measure_weight == 1.0 and d.limit_conditions.attempt_limit is None
+
+
+def test_idref_item_rules_replace_only_the_kinds_the_item_defines() -> None:
+    """IDRef + item rules: an item's own post-condition rule leaves the shared pre-condition rule in place
+    (ADL reference getSequencingRules; the golf Simple Remediation course depends on it)."""
+    collection = {
+        "c": seq(rules(rule("pre", "skip", "satisfied"))).replace("<imsss:sequencing ", '<imsss:sequencing ID="c" ')
+    }
+    d = parse_sequencing(seq(rules(rule("post", "retry", "not satisfied")), ref="c"), collection)
+    assert [r.action for r in d.pre_rules] == ["skip"]
+    assert [r.action for r in d.post_rules] == ["retry"]
