@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help serve test test-fast lint fmt browser bench clean
+.PHONY: help serve test test-fast lint fmt browser bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,14 @@ fmt: $(STAMP) ## Format and fix what ruff can
 
 bench: $(STAMP) ## Run the benchmarks (prints figures; see bench/README.md)
 	$(BIN)/python -m bench
+
+dist: $(STAMP) ## Build the wheel, the sdist and the single-file zipapps into dist/ (see docs/install.md)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python packaging/build_zipapp.py --wheel "$$(ls dist/scorm_appliance-*.whl)" --target linux-x86_64
+	$(BIN)/python packaging/build_zipapp.py --wheel "$$(ls dist/scorm_appliance-*.whl)" --target linux-aarch64
+	@host=scorm-appliance-linux-$$(uname -m).pyz; if [ -f "dist/$$host" ]; then ln -sf "$$host" dist/scorm-appliance.pyz; fi
+	@ls -l dist
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -11,6 +11,7 @@ import uvicorn
 from appliance.app import create_app
 from appliance.cli.common import build_config, data_dir_option
 from appliance.instance import Instance
+from appliance.logging_setup import LOG_FORMATS, configure_logging
 from appliance.tenants import list_tenants
 
 FIRST_RUN = """\
@@ -24,10 +25,24 @@ No tenant exists yet. Create one and an API key with:
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1; 0.0.0.0 serves the LAN].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8080].")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default=None,
+    help="Log lines on stdout as readable text or as one JSON object each [default: text].",
+)
 @data_dir_option
-def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
-    """Start the appliance (the default command)."""
-    config = build_config(data_dir, host=host, port=port)
+def serve(host: str | None, port: int | None, log_format: str | None, data_dir: str | None) -> None:
+    """Start the appliance (the default command).
+
+    Logs go to stdout, one line per event with the request id; SIGTERM finishes the requests and
+    jobs in flight, then exits 0.
+    """
+    config = build_config(data_dir, host=host, port=port, log_format=log_format)
+    try:
+        configure_logging(config.log_level, config.log_format)
+    except ValueError as exc:
+        raise click.UsageError(f"bad setting: {exc}") from exc
     inst = Instance(config)
     try:
         if not list_tenants(inst):
@@ -43,10 +58,11 @@ def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
         create_app(config),
         host=config.host,
         port=config.port,
-        loop="uvloop",
-        http="httptools",
+        loop="auto",  # uvloop and httptools where installed (Linux, macOS); asyncio and h11 on Windows
+        http="auto",
         lifespan="on",
         log_level=config.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
+        log_config=None,  # keep the handlers configure_logging installed
+        access_log=False,  # appliance.logging_setup writes the access lines, with the request id
+        timeout_graceful_shutdown=config.shutdown_timeout_seconds,  # type: ignore[arg-type]  # a float works
     )

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from appliance.cli.common import admin_command, table
+from appliance.cli.maintenance import tenant_export, tenant_import
 from appliance.instance import Instance
 from appliance.quotas import PLANS, format_size
 from appliance.tenants import (
@@ -136,3 +137,7 @@ def set_jwt_cmd(
     )
     found = set_jwt(inst, tenant, config)
     return tenant_json(found), _text(found)
+
+
+tenants.add_command(tenant_export)
+tenants.add_command(tenant_import)

@@ -1,9 +1,13 @@
-"""One SQLite file: a single writer thread and per-thread read connections.
+"""One SQLite file: one writer connection behind a lock, and per-thread read connections.
 
-Every write to a file goes through its one writer thread inside `BEGIN IMMEDIATE`, so writers never
-fight over the lock inside this process (the CLI in another process waits on the busy timeout). Reads
-use a connection per thread, which WAL lets run beside the writer. Async callers hop to those threads
-so the event loop never blocks on disk.
+Every write to a file goes through its one writer connection inside `BEGIN IMMEDIATE`, one transaction
+at a time (a lock serialises them), so writers never fight over SQLite's lock inside this process; the
+CLI in another process waits on the busy timeout. Reads use a connection per thread, which WAL lets run
+beside the writer.
+
+Async callers run short write transactions inline when the writer is free — a commit's transaction
+takes a fraction of a millisecond, less than the hop to a thread would — and otherwise wait for it on
+the file's writer thread, so the event loop never waits on a lock held by someone else.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ T = TypeVar("T")
 
 
 class Database:
-    """A SQLite file with migrations applied at open and one writer thread."""
+    """A SQLite file with migrations applied at open and a single writer connection."""
 
     def __init__(self, path: Path, migrations: Migrations, now: float) -> None:
         self.path = path
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.stem}")
+        self._write_lock = threading.Lock()
+        self._lock_owner: int | None = None  # the thread inside a write, which reads through the writer
         self._writer_conn: apsw.Connection | None = None
-        self._writer_thread: int | None = None
         self._closed = False
         self._all_conns: list[apsw.Connection] = []
         self._conns_lock = threading.Lock()
@@ -52,51 +57,65 @@ class Database:
             self._local.conn = conn
         return conn
 
-    def _run_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
+    def _locked_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
+        """Run one write with the lock already held by this thread."""
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
         if self._writer_conn is None:
             self._writer_conn = self._open()
-            self._writer_thread = threading.get_ident()
         conn = self._writer_conn
-        if not transaction:
-            return fn(conn)
-        conn.execute("BEGIN IMMEDIATE")
+        self._lock_owner = threading.get_ident()
         try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            if not transaction:
+                return fn(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        finally:
+            self._lock_owner = None
+
+    def _run_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
+        with self._write_lock:
+            return self._locked_write(fn, transaction)
 
     # -- public API --------------------------------------------------------------------------
 
     def write_sync(self, fn: Callable[[apsw.Connection], T], *, transaction: bool = True) -> T:
-        """Run `fn(conn)` on the writer thread in one IMMEDIATE transaction and wait for it.
+        """Run `fn(conn)` on the writer connection in one IMMEDIATE transaction and wait for it.
 
-        `fn` raising rolls the whole transaction back: nothing is half-written.
+        `fn` raising rolls the whole transaction back: nothing is half-written. Called from inside a
+        write (the same thread holds the lock), it joins that write instead of deadlocking.
         """
-        if threading.get_ident() == self._writer_thread:
-            return self._run_write(fn, transaction)
-        return self._writer.submit(self._run_write, fn, transaction).result()
+        if self._lock_owner == threading.get_ident() and self._writer_conn is not None:
+            return fn(self._writer_conn)
+        return self._run_write(fn, transaction)
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
-        """Async form of `write_sync`: the event loop waits without blocking."""
+        """Async form of `write_sync`: inline when the writer is free, else on the writer thread."""
+        if self._write_lock.acquire(blocking=False):
+            try:
+                return self._locked_write(fn, True)
+            finally:
+                self._write_lock.release()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._run_write, fn, True)
 
     def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
         """Run `fn(conn)` on this thread's read connection, in one read transaction.
 
-        On the writer thread inside a write transaction, the read goes through the writer's own
-        connection: it sees the transaction's changes, and a second connection of the same thread
-        would wait on the lock that thread already holds.
+        Inside a write on this thread, the read goes through the writer's own connection: it sees the
+        transaction's changes, and a second connection of the same thread would wait on the lock that
+        thread already holds.
         """
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
         writer = self._writer_conn
-        if threading.get_ident() == self._writer_thread and writer is not None and writer.in_transaction:
+        if self._lock_owner == threading.get_ident() and writer is not None and writer.in_transaction:
             return fn(writer)
         conn = self._read_conn()
         conn.execute("BEGIN")
@@ -113,8 +132,8 @@ class Database:
         """Finish pending writes and close every connection this object opened."""
         if self._closed:
             return
-        self._writer.submit(lambda: None).result()
-        self._closed = True
+        with self._write_lock:
+            self._closed = True
         self._writer.shutdown(wait=True)
         with self._conns_lock:
             for conn in self._all_conns:
