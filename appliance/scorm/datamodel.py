@@ -85,6 +85,22 @@ def instantiate(template: str, indices: Sequence[int]) -> str:
     return ".".join(str(next(numbers)) if part == "n" else part for part in template.split("."))
 
 
+@functools.lru_cache(maxsize=8192)
+def _template_of(element: str) -> tuple[str, tuple[tuple[str, int, str], ...]]:
+    """An element name's template ("n" for indexes) and its array levels, outermost first.
+
+    Pure and called for every GetValue/SetValue with a small set of recurring names, so it is cached.
+    """
+    parts = element.split(".")
+    template = ".".join("n" if i and _INDEX.fullmatch(p) else p for i, p in enumerate(parts))
+    levels = []
+    for i, part in enumerate(parts):
+        if i and _INDEX.fullmatch(part):
+            prefix = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:i])
+            levels.append((".".join(parts[:i]), int(part), prefix))
+    return template, tuple(levels)
+
+
 class DataModel:
     """GetValue/SetValue over one SCO's CMI values, for one SCORM version.
 
@@ -181,7 +197,7 @@ class DataModel:
             raise _Failure("undefined", f"{parent} is not a data model element")
         if setting:
             raise _Failure("set_keyword", f"{keyword} is a read-only keyword")
-        self._check_get_indexes(self._array_levels(parts[:-1]))
+        self._check_get_indexes(list(_template_of(parent)[1]))
         if keyword == "_version":
             if parent != "cmi":
                 raise _Failure("no_version", "only cmi has _version")
@@ -194,23 +210,14 @@ class DataModel:
             raise _Failure("no_count", f"{parent} is not an array")
         return str(self.count(parent))
 
-    def _array_levels(self, parts: list[str]) -> list[tuple[str, int, str]]:
-        levels = []
-        for i, part in enumerate(parts):
-            if i and _INDEX.fullmatch(part):
-                template = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:i])
-                levels.append((".".join(parts[:i]), int(part), template))
-        return levels
-
     def _resolve(self, element: str, parts: list[str]) -> _Ref:
-        template = ".".join("n" if i and _INDEX.fullmatch(p) else p for i, p in enumerate(parts))
+        template, levels = _template_of(element)
         spec = self.table["elements"].get(template)
         if spec is None or "n" in parts:
             if template in self._known and "n" not in parts:
                 raise _Failure("container", f"{element} is a container, not an element")
             raise _Failure("undefined", f"{element} is not a data model element")
-        levels = self._array_levels(parts)
-        return _Ref(element, template, spec, [index for _, index, _ in levels], levels)
+        return _Ref(element, template, spec, [index for _, index, _ in levels], list(levels))
 
     def _shared_access(self, ref: _Ref, which: int) -> bool:
         """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record."""
