@@ -86,7 +86,7 @@ def fixed_clock() -> FixedClock:
     return FixedClock()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared SCORM corpus folder; tests using it skip with a clear message when it is absent."""
     if not (CORPUS / "packages").is_dir():

@@ -18,22 +18,12 @@ import pytest
 
 from appliance.scorm.elements import datamodel_table
 from appliance.scorm.model import SCORM_VERSIONS
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.vectors import launch_cmi, load_document, vector_id
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 STATIC = Path(__file__).resolve().parents[2] / "appliance" / "static"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCUMENT = load_document()
 VECTORS = DOCUMENT["vectors"]
 

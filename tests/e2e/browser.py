@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Frame, Page, Request, sync_playwright
+
+from tests.e2e.conftest import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,6 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 15_000  # the longest any single wait in the browser may take
+READY_TIMEOUT = 30.0  # seconds for a corpus package to be processed
 
 T = TypeVar("T")
 
@@ -169,3 +173,73 @@ class Player:
         """Close the tab. With `run_before_unload`, as a learner closing it does (beforeunload runs)."""
         if not self.page.is_closed():
             self.page.close(run_before_unload=run_before_unload)
+
+
+QUESTIONS_JS = """() => [...document.querySelectorAll("div.question")].map((q) => {
+  const numeric = q.querySelector(".correctAnswer input[type=text]");
+  return {
+    id: q.id,
+    numeric: numeric ? q.querySelector(".correctAnswer").textContent.match(/\\((\\d+)\\)/)[1] : null,
+    wrong: q.querySelectorAll(".answer input").length > 0,
+  };
+})"""
+
+
+class Appliance:
+    """A running server with one tenant, its API key, and the corpus packages uploaded so far."""
+
+    def __init__(self, server: ServerProcess, corpus: Path, tenant: str = "Acme") -> None:
+        self.server = server
+        self.corpus = corpus
+        server.cli("tenants", "create", tenant)
+        server.cli("quotas", "set", "--tenant", tenant, "--rate", "100000/min")
+        self.key = server.cli("keys", "create", "--tenant", tenant)["key"]
+        self.http = server.client(headers={"Authorization": f"Bearer {self.key}"})
+        self.packages: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def package(self, name: str) -> str:
+        """The id of corpus package `name` (uploaded and processed on first use)."""
+        if name not in self.packages:
+            path = self.corpus / "packages" / f"{name}.zip"
+            with path.open("rb") as fh:
+                response = self.http.post("/api/v1/packages", files={"file": (path.name, fh, "application/zip")})
+            assert response.status_code == 202, response.text
+            package_id = response.json()["id"]
+
+            def ready() -> dict[str, Any] | None:
+                body = self.http.get(f"/api/v1/packages/{package_id}").json()
+                return body if body["status"] != "processing" else None
+
+            body = wait_until(ready, READY_TIMEOUT, what=f"{name} to be processed")
+            assert body["status"] == "ready", body
+            self.packages[name] = package_id
+        return self.packages[name]
+
+    def new_session(self, name: str, learner: str | None = None) -> dict[str, Any]:
+        """A new session of a fresh learner on corpus package `name`."""
+        learner_id = learner or f"learner-{uuid.uuid4().hex[:8]}"
+        response = self.http.post(
+            "/api/v1/sessions",
+            json={"package_id": self.package(name), "learner": {"id": learner_id, "name": "Lovelace, Ada"}},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """The session with its CMI (`?include=cmi`)."""
+        response = self.http.get(f"/api/v1/sessions/{session_id}", params={"include": "cmi"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_session(self, session_id: str, check: Any, timeout: float = 10.0, what: str = "") -> dict[str, Any]:
+        """Poll the session until `check(session)` is true."""
+        return wait_until(lambda: s if check(s := self.session(session_id)) else None, timeout, what=what)
+
+    def launch_url(self, session_id: str) -> str:
+        """A fresh launch URL (POST /sessions/{id}/launch)."""
+        response = self.http.post(f"/api/v1/sessions/{session_id}/launch")
+        assert response.status_code == 200, response.text
+        return response.json()["launch_url"]

@@ -250,3 +250,38 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """A running server on a fresh data directory and a free port."""
     return start_server()
+
+
+# -- browser fixtures: one headless Chromium and one server per test module ---------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, for the module (skips with the reason when it is missing)."""
+    from tests.e2e.browser import chromium
+
+    with chromium() as instance:
+        yield instance
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (cookies, storage) per test."""
+    ctx = browser.new_context()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def appliance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Any]:
+    """One server for the module with a tenant and key; tests use their own learners, so they do not meet."""
+    from tests.e2e.browser import Appliance
+
+    server = ServerProcess(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "data")
+    try:
+        server.start()
+        app = Appliance(server, corpus)
+        yield app
+        app.close()
+    finally:
+        server.close()

@@ -11,18 +11,15 @@ The packages' own code decides what they record; the comments at each test say w
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Frame
+from playwright.sync_api import BrowserContext, Frame
 
 from appliance.scorm.durations import parse_cmi_time
-from tests.conftest import CORPUS
-from tests.e2e.browser import CHROMIUM, Player, chromium, wait_until
+from tests.e2e.browser import CHROMIUM, QUESTIONS_JS, Appliance, Player
 from tests.e2e.conftest import ServerProcess
 
 pytestmark = [
@@ -34,102 +31,6 @@ pytestmark = [
         reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
     ),
 ]
-
-READY_TIMEOUT = 30.0  # seconds for a corpus package to be processed
-
-
-class Appliance:
-    """A running server with one tenant, its API key, and the corpus packages uploaded so far."""
-
-    def __init__(self, server: ServerProcess, corpus: Path, tenant: str = "Acme") -> None:
-        self.server = server
-        self.corpus = corpus
-        server.cli("tenants", "create", tenant)
-        server.cli("quotas", "set", "--tenant", tenant, "--rate", "100000/min")
-        self.key = server.cli("keys", "create", "--tenant", tenant)["key"]
-        self.http = server.client(headers={"Authorization": f"Bearer {self.key}"})
-        self.packages: dict[str, str] = {}
-
-    def close(self) -> None:
-        self.http.close()
-
-    def package(self, name: str) -> str:
-        """The id of corpus package `name` (uploaded and processed on first use)."""
-        if name not in self.packages:
-            path = self.corpus / "packages" / f"{name}.zip"
-            with path.open("rb") as fh:
-                response = self.http.post("/api/v1/packages", files={"file": (path.name, fh, "application/zip")})
-            assert response.status_code == 202, response.text
-            package_id = response.json()["id"]
-
-            def ready() -> dict[str, Any] | None:
-                body = self.http.get(f"/api/v1/packages/{package_id}").json()
-                return body if body["status"] != "processing" else None
-
-            body = wait_until(ready, READY_TIMEOUT, what=f"{name} to be processed")
-            assert body["status"] == "ready", body
-            self.packages[name] = package_id
-        return self.packages[name]
-
-    def new_session(self, name: str, learner: str | None = None) -> dict[str, Any]:
-        """A new session of a fresh learner on corpus package `name`."""
-        learner_id = learner or f"learner-{uuid.uuid4().hex[:8]}"
-        response = self.http.post(
-            "/api/v1/sessions",
-            json={"package_id": self.package(name), "learner": {"id": learner_id, "name": "Lovelace, Ada"}},
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        """The session with its CMI (`?include=cmi`)."""
-        response = self.http.get(f"/api/v1/sessions/{session_id}", params={"include": "cmi"})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_session(self, session_id: str, check: Any, timeout: float = 10.0, what: str = "") -> dict[str, Any]:
-        """Poll the session until `check(session)` is true."""
-        return wait_until(lambda: s if check(s := self.session(session_id)) else None, timeout, what=what)
-
-    def launch_url(self, session_id: str) -> str:
-        """A fresh launch URL (POST /sessions/{id}/launch)."""
-        response = self.http.post(f"/api/v1/sessions/{session_id}/launch")
-        assert response.status_code == 200, response.text
-        return response.json()["launch_url"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def appliance(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Appliance]:
-    """One server for the module (tests use their own learners, so they do not meet)."""
-    server = ServerProcess(tmp_path_factory.mktemp("player") / "data")
-    try:
-        server.start()
-        app = Appliance(server, corpus)
-        yield app
-        app.close()
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Path:
-    """tests/conftest.py's `corpus`, module-scoped so that the module's one server can use it."""
-    if not (CORPUS / "packages").is_dir():
-        pytest.skip(f"the SCORM corpus is not at {CORPUS} (CI always has it)")
-    return CORPUS
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context()
-    yield ctx
-    ctx.close()
 
 
 def seconds(value: str) -> float:
@@ -243,14 +144,6 @@ BASIC_CALLS = {
         "total_time": "cmi.core.total_time",
     },
 }
-QUESTIONS_JS = """() => [...document.querySelectorAll("div.question")].map((q) => {
-  const numeric = q.querySelector(".correctAnswer input[type=text]");
-  return {
-    id: q.id,
-    numeric: numeric ? q.querySelector(".correctAnswer").textContent.match(/\\((\\d+)\\)/)[1] : null,
-    wrong: q.querySelectorAll(".answer input").length > 0,
-  };
-})"""
 
 
 def golf_page(launch: Frame) -> int:

@@ -15,17 +15,12 @@ unload, so the player's controls end a SCO by unloading it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Frame
+from playwright.sync_api import BrowserContext, Frame
 
-from tests.conftest import CORPUS
-from tests.e2e.browser import CHROMIUM, Player, chromium
-from tests.e2e.conftest import ServerProcess
-from tests.e2e.test_player import QUESTIONS_JS, Appliance
+from tests.e2e.browser import CHROMIUM, QUESTIONS_JS, Appliance, Player
 
 pytestmark = [
     pytest.mark.e2e,
@@ -47,39 +42,6 @@ CONTENT = ("playing_item", "etuqiette_item", "handicapping_item", "havingfun_ite
 # The single-topic tests of the random test and remediation courses, and the questions in each topic.
 TESTS = {"test_1": "Playing", "test_2": "Etiquette", "test_3": "Handicapping", "test_4": "HavingFun"}
 QUESTIONS = {"Playing": 5, "Etiquette": 3, "Handicapping": 4, "HavingFun": 3}
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Path:
-    if not (CORPUS / "packages").is_dir():
-        pytest.skip(f"the SCORM corpus is not at {CORPUS} (CI always has it)")
-    return CORPUS
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def appliance(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Appliance]:
-    """One server for the module (each test has its own learner)."""
-    server = ServerProcess(tmp_path_factory.mktemp("golf-sequencing") / "data")
-    try:
-        server.start()
-        app = Appliance(server, corpus)
-        yield app
-        app.close()
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context()
-    yield ctx
-    ctx.close()
 
 
 # -- driving the golf content and the player ----------------------------------------------------------------
