@@ -1,0 +1,1 @@
+"""Benchmarks: each module here with a `main(argv)` is one benchmark; see bench/README.md."""
