@@ -473,9 +473,9 @@ def test_paths_through_a_planted_symlink_are_refused(tmp_path: Path) -> None:
     (root / "sub").symlink_to(tmp_path / "outside")
     (root / "file").symlink_to(tmp_path / "outside" / "target")
     with pytest.raises(ArchiveError, match="outside the destination"):
-        archive._open_target(root, "sub/x.html", "sub/x.html")
+        archive._open_target(root, "sub/x.html", "sub/x.html", set())
     with pytest.raises(ArchiveError, match="already extracted"):
-        archive._open_target(root, "file", "file")
+        archive._open_target(root, "file", "file", set())
     assert list((tmp_path / "outside").iterdir()) == []
 
 
