@@ -202,7 +202,7 @@ def process_version(inst: Instance, job: jobs.Job) -> None:
     work_dir = inst.data.tmp / f"extract-{package_id}-{version}-{new_secret(6)}"
     shutil.rmtree(final_dir, ignore_errors=True)  # a crash after the move of an earlier attempt
     if not zip_path.exists():
-        _mark_failed(inst, tenant_id, package_id, version, "INVALID_PACKAGE", "the uploaded file is missing", {})
+        _mark_failed(inst, tenant_id, package_id, version, "INTERNAL_ERROR", "the uploaded file is missing", {})
         return
     try:
         analysis = analyse(zip_path, work_dir, inst.config)
