@@ -102,6 +102,12 @@ def prepare(url: str, key: str, learners: int) -> list[str]:
     return tokens
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, tokens: list[str], seconds: int, workdir: Path) -> dict[str, float]:
     script = workdir / f"commit-{len(tokens)}.lua"
     script.write_text(LUA % {"tokens": ", ".join(f'"{t}"' for t in tokens)})
@@ -126,6 +132,8 @@ def parse_wrk(text: str) -> dict[str, float]:
         result[f"p{pct}"] = float(value) * _UNITS[unit]
     match = re.search(r"Requests/sec:\s+([\d.]+)", text)
     result["rps"] = float(match.group(1)) if match else float("nan")
+    total = re.search(r"(\d+) requests in", text)
+    result["requests"] = float(total.group(1)) if total else float("nan")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if bad:
         result["non2xx"] = float(bad.group(1))
@@ -168,13 +176,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_healthy(url, proc)
             tokens = prepare(url, key, max(levels))
-            print(f"{'learners':>8}  {'commits/s':>10}  {'p50 ms':>8}  {'p99 ms':>8}  {'errors':>6}")
+            header = f"{'learners':>8}  {'commits/s':>10}  {'p50 ms':>8}  {'p99 ms':>8}  {'errors':>6}"
+            print(f"{header}  {'server CPU ms/commit':>20}")
             for n in levels:
+                before = cpu_seconds(proc.pid)
                 figures = run_wrk(url, tokens[:n], args.seconds, workdir)
+                cpu_ms = (cpu_seconds(proc.pid) - before) / figures["requests"] * 1000
                 print(
-                    f"{n:>8}  {figures['rps']:>10.0f}  {figures.get('p50', float('nan')):>8.2f}  {figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}",
+                    f"{n:>8}  {figures['rps']:>10.0f}  {figures.get('p50', float('nan')):>8.2f}  "
+                    f"{figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}  {cpu_ms:>20.3f}",
                     flush=True,
                 )
+            print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             p50, p99 = player_page_ms(url, tokens[0])
             print(f"player page GET /player/{{token}}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
         finally:
