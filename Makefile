@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help serve test test-fast lint fmt browser bench dist clean
+.PHONY: help serve test test-fast conformance lint fmt browser bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,7 +30,10 @@ browser: ## Install Debian's chromium for the browser tests when it is missing
 test: $(STAMP) browser ## Install everything, lint, and run the full test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -m "not conformance" $(ARGS)
+
+conformance: $(STAMP) browser ## Run the ADL SCORM 2004 4th Edition conformance suite (writes docs/conformance.md)
+	$(BIN)/pytest tests/conformance $(ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no browser
 	$(BIN)/pytest -m "not browser and not conformance" $(ARGS)
