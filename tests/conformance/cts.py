@@ -400,7 +400,18 @@ class CaseRun:
         has had the server's answer (a Terminate commit or a navigation request) and acted on it."""
 
         def answered(response: Any) -> bool:
-            return response.request.method == "POST" and response.url.endswith(("/navigate", "/commit"))
+            # The navigation request itself: /navigate, or the Terminate of the running SCO carrying it.
+            request = response.request
+            if request.method != "POST":
+                return False
+            if response.url.endswith("/navigate"):
+                return True
+            if response.url.endswith("/commit"):
+                try:
+                    return json.loads(request.post_data or "{}").get("nav_request") is not None
+                except ValueError:
+                    return False
+            return False
 
         async with self.page.expect_response(answered, timeout=ACTION_TIMEOUT_MS):
             await self.page.evaluate("(selector) => document.querySelector(selector).click()", selector)
