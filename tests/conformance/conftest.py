@@ -22,19 +22,9 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from tests.conformance import cts
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WORKERS = int(os.environ.get("CTS_WORKERS", "4"))
 CASE_TIMEOUT = float(os.environ.get("CTS_CASE_TIMEOUT", str(cts.CASE_TIMEOUT)))
 SUITE_MODULE = "test_adl_cts.py"
