@@ -106,14 +106,33 @@ def interaction_rows(activity_id: str, cmi: dict[str, str]) -> list[Row]:
 
 
 def index_session(
-    conn: apsw.Connection, session: dict[str, Any], now: float, changed: tuple[str, dict[str, str]] | None = None
+    conn: apsw.Connection,
+    session: dict[str, Any],
+    now: float,
+    changed: tuple[str, dict[str, str]] | None = None,
+    *,
+    interactions: bool = True,
 ) -> None:
     """Bring the session's derived analytics rows in line with its activities' CMI.
 
     `changed` is the just-written CMI of the only activity of a single-SCO course (the hot commit path
     passes it so nothing is re-read); without it every activity of the session is read. Only what
-    differs is written: a commit that touches no interaction costs one indexed read.
+    differs is written. `interactions=False` is the caller's word that no interaction value changed
+    (most commits): the interaction rows are then left alone without even being read.
     """
+    if interactions:
+        _sync_interactions(conn, session, changed)
+    if session["completion_status"] == "completed":
+        conn.execute(
+            "INSERT OR IGNORE INTO session_completions (session_id, package_id, completed_at) VALUES (?, ?, ?)",
+            (session["id"], session["package_id"], now),
+        )
+
+
+def _sync_interactions(
+    conn: apsw.Connection, session: dict[str, Any], changed: tuple[str, dict[str, str]] | None
+) -> None:
+    """Rewrite the session's interaction rows that differ from what its CMI now says."""
     sources: dict[str, str | dict[str, str]]
     if changed is not None:
         sources = {changed[0]: changed[1]}
@@ -160,11 +179,6 @@ def index_session(
                 "response, result, outcome, latency_seconds, package_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session["id"], *new, session["package_id"]),
             )
-    if session["completion_status"] == "completed":
-        conn.execute(
-            "INSERT OR IGNORE INTO session_completions (session_id, package_id, completed_at) VALUES (?, ?, ?)",
-            (session["id"], session["package_id"], now),
-        )
 
 
 def backfill(conn: apsw.Connection) -> int:

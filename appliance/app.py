@@ -14,6 +14,7 @@ from litestar.static_files import create_static_files_router
 
 from appliance import jobs, packages, quota_events, sessions, webhooks
 from appliance.api.analytics import AnalyticsController
+from appliance.api.commit_endpoint import commit_endpoint
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
@@ -107,7 +108,10 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         debug=False,
         logging_config=None,  # `serve` configures logging (appliance.logging_setup)
     )
-    # Outermost, so that unmatched routes (404, 405) get their access line too; Litestar's own
-    # middleware only runs for matched routes.
-    app.asgi_handler = access_log_middleware(app.asgi_handler)
+    # The access log is outermost, so that unmatched routes (404, 405) get their access line too
+    # (Litestar's own middleware only runs for matched routes); inside it, learner commits are answered
+    # before the framework's per-request machinery (appliance.api.commit_endpoint).
+    app.asgi_handler = access_log_middleware(
+        commit_endpoint(app.asgi_handler, app.state, config.max_request_header_bytes)
+    )
     return app

@@ -15,9 +15,10 @@ import json
 import apsw
 
 from appliance.db.connection import one
-from appliance.errors import NotFound
+from appliance.errors import Forbidden, NotFound
 from appliance.ids import new_secret
 from appliance.instance import Instance
+from appliance.tenants import tenant_status
 
 SETTING_NAME = "launch_token_secret"
 
@@ -55,11 +56,31 @@ def issue(secret: bytes, tenant_id: str, session_id: str, expires_at: float) -> 
     return f"{payload}.{signature}"
 
 
+VERIFIED_CACHE_SIZE = 10_000
+_verified: dict[tuple[bytes, str], tuple[str, str, float]] = {}
+
+
 def verify(secret: bytes, token: str, now: float) -> tuple[str, str]:
     """(tenant id, session id) of a valid token; a forged, malformed or expired one is NotFound.
 
-    NotFound rather than Unauthorized: a bad token must not tell anything about what exists.
+    NotFound rather than Unauthorized: a bad token must not tell anything about what exists. A token
+    whose signature checked out is remembered (a player sends the same one with every commit); its
+    expiry is still checked on every use.
     """
+    known = _verified.get((secret, token))
+    if known is None:
+        known = _verify_signed(secret, token)
+        if len(_verified) >= VERIFIED_CACHE_SIZE:
+            _verified.clear()
+        _verified[(secret, token)] = known
+    tenant_id, session_id, expires = known
+    if expires < now:
+        raise NotFound("this launch link has expired; ask for a new one", {"expired": True})
+    return tenant_id, session_id
+
+
+def _verify_signed(secret: bytes, token: str) -> tuple[str, str, float]:
+    """(tenant id, session id, expiry) of a token signed with `secret` (constant-time check), or NotFound."""
     payload, _, signature = token.partition(".")
     expected = _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
     if not signature or not hmac.compare_digest(expected, signature):
@@ -69,6 +90,19 @@ def verify(secret: bytes, token: str, now: float) -> tuple[str, str]:
         tenant_id, session_id, expires = str(data["t"]), str(data["s"]), float(data["e"])
     except (ValueError, KeyError, TypeError) as exc:
         raise NotFound("no such launch") from exc
-    if expires < now:
-        raise NotFound("this launch link has expired; ask for a new one", {"expired": True})
-    return tenant_id, session_id
+    return tenant_id, session_id, expires
+
+
+def open_launch(inst: Instance, token: str) -> tuple[str, str, int]:
+    """(tenant id, session id, session ttl) for a valid token of an active tenant.
+
+    Every learner route starts here. An unknown tenant is NotFound like a bad token; a suspended one is
+    Forbidden. The tenant's status is cached for a few seconds (`tenants.tenant_status`).
+    """
+    tenant_id, session_id = verify(signing_secret(inst), token, inst.clock.now())
+    status, ttl = tenant_status(inst, tenant_id)
+    if status is None:
+        raise NotFound("no such launch")
+    if status != "active":
+        raise Forbidden("this organisation's account is suspended")
+    return tenant_id, session_id, ttl

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -56,9 +57,12 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return found
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
 def _text_value(value: Any) -> str:
     text = "" if value is None else str(value)
-    if text == "" or any(c.isspace() or c in '"=' for c in text):
+    if text == "" or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 

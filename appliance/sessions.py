@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import apsw
+import msgspec
 
 from appliance import analytics
 from appliance.clock import parse_rfc3339, rfc3339
@@ -284,30 +285,37 @@ def refresh_results(
     now: float,
     rollup: dict[str, Any] | None = None,
     changed: tuple[str, dict[str, str]] | None = None,
+    *,
+    also: dict[str, Any] | None = None,
+    interactions_changed: bool = True,
 ) -> dict[str, Any]:
     """Recompute the session's result fields from its activities; emit events on a status change.
 
     `changed` is an activity's just-written CMI: for a single-SCO course it is all that is needed, so
-    the hot commit path does not re-read and re-parse the stored rows.
+    the hot commit path does not re-read and re-parse the stored rows. `also` holds more columns to
+    set in the same statement (the commit's sign of life), and `interactions_changed=False` says the
+    commit left every interaction as it was, so the analytics rows need no comparison. Returns the
+    updated row.
     """
     if changed is not None and len(course.launchable) == 1:
         activity, cmi = changed
         summaries = {activity: summarize(course.scorm_version, cmi)}
-        data_bytes = len(json.dumps(cmi, separators=(",", ":")))
+        data_bytes = len(msgspec.json.encode(cmi))
     else:
         acts = activity_rows(conn, session["id"])
         summaries = {
             aid: summarize(course.scorm_version, json.loads(a["cmi"])) for aid, a in acts.items() if a["attempt"]
         }
         data_bytes = sum(len(a["cmi"]) for a in acts.values())
-    fields = combine(course, summaries, rollup)
+    fields = {**combine(course, summaries, rollup), "data_bytes": data_bytes, "updated_at": now, **(also or {})}
     assignments = ", ".join(f"{k} = ?" for k in fields)
-    conn.execute(
-        f"UPDATE sessions SET {assignments}, data_bytes = ?, updated_at = ? WHERE id = ?",
-        (*fields.values(), data_bytes, now, session["id"]),
+    updated = one(
+        conn, f"UPDATE sessions SET {assignments} WHERE id = ? RETURNING *", (*fields.values(), session["id"])
     )
-    updated = session_row(conn, session["id"])
-    analytics.index_session(conn, updated, now, changed if len(course.launchable) == 1 else None)
+    if updated is None:
+        raise NotFound(f"no session {session['id']!r}", {"session_id": session["id"]})
+    single = changed if len(course.launchable) == 1 else None
+    analytics.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
     return updated

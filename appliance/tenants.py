@@ -47,6 +47,29 @@ class Tenant(msgspec.Struct):
         return self.status == "active"
 
 
+STATUS_CACHE_SECONDS = 5.0
+_status_cache: dict[tuple[int, str], tuple[float, str | None, int]] = {}
+
+
+def tenant_status(inst: Instance, tenant_id: str) -> tuple[str | None, int]:
+    """(status or None when there is no such tenant, session ttl), cached for a few seconds.
+
+    Learner traffic (the player and its commits) asks this on every request; a suspension or a deletion
+    still takes effect within STATUS_CACHE_SECONDS.
+    """
+    key = (id(inst), tenant_id)
+    now = inst.clock.now()
+    cached = _status_cache.get(key)
+    if cached is not None and now - cached[0] < STATUS_CACHE_SECONDS:
+        return cached[1], cached[2]
+    row = inst.registry.read_sync(
+        lambda c: one(c, "SELECT status, session_ttl_seconds FROM tenants WHERE id = ?", (tenant_id,))
+    )
+    status, ttl = (row["status"], int(row["session_ttl_seconds"])) if row else (None, 0)
+    _status_cache[key] = (now, status, ttl)
+    return status, ttl
+
+
 def _from_row(row: dict[str, Any]) -> Tenant:
     jwt = msgspec.json.decode(row["jwt_config"], type=JwtConfig) if row["jwt_config"] else None
     return Tenant(

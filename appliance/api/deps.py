@@ -80,7 +80,12 @@ async def learner_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], han
         _, session_id = verify(secret, str(token), now)  # an HMAC: cheap enough for the event loop
     except ApplianceError:
         return
-    decision = limiter.hit(session_id, inst.config.learner_requests_per_minute, now)
+    limit_learner(limiter, inst, session_id)
+
+
+def limit_learner(limiter: RateLimiter, inst: Instance, session_id: str) -> None:
+    """Count one learner request for the session; over `learner_requests_per_minute`, 429 RATE_LIMITED."""
+    decision = limiter.hit(session_id, inst.config.learner_requests_per_minute, inst.clock.now())
     if not decision.allowed:
         raise RateLimited(
             f"too many requests for this session (limit {decision.limit} per minute)",

@@ -5,9 +5,9 @@ at a time (a lock serialises them), so writers never fight over SQLite's lock in
 CLI in another process waits on the busy timeout. Reads use a connection per thread, which WAL lets run
 beside the writer.
 
-Async callers run short write transactions inline when the writer is free — a commit's transaction
-takes a fraction of a millisecond, less than the hop to a thread would — and otherwise wait for it on
-the file's writer thread, so the event loop never waits on a lock held by someone else.
+Async callers run their short write transactions inline on the event loop — a commit's transaction
+takes a fraction of a millisecond, less than the hop to a thread would — one after the other; when a
+thread holds the file's lock they wait for it off the loop, so the loop never blocks on someone else.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Database:
         self.path = path
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.stem}")
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # a plain Lock: `write` may take it on one thread, release on another
+        self._async_lock = asyncio.Lock()
         self._lock_owner: int | None = None  # the thread inside a write, which reads through the writer
         self._writer_conn: apsw.Connection | None = None
         self._closed = False
@@ -96,14 +97,21 @@ class Database:
         return self._run_write(fn, transaction)
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
-        """Async form of `write_sync`: inline when the writer is free, else on the writer thread."""
-        if self._write_lock.acquire(blocking=False):
+        """Async form of `write_sync`: the transaction runs inline on the event loop, one at a time.
+
+        Async writers queue on an asyncio lock (first come, first served, no threads); the one at the
+        head takes the file's lock at once when it is free — the common case — and otherwise, when a
+        thread (a job, a sync route) holds it, waits for it on the writer thread and then runs inline.
+        Handing each queued transaction to a thread instead would make every request that arrives
+        meanwhile queue behind it too, and the loop and that thread trade the GIL for each of them.
+        """
+        async with self._async_lock:
+            if not self._write_lock.acquire(blocking=False):
+                await asyncio.get_running_loop().run_in_executor(self._writer, self._write_lock.acquire)
             try:
                 return self._locked_write(fn, True)
             finally:
                 self._write_lock.release()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._run_write, fn, True)
 
     def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
         """Run `fn(conn)` on this thread's read connection, in one read transaction.

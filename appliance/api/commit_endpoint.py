@@ -1,0 +1,140 @@
+"""`POST /player/{token}/commit` served as plain ASGI, in front of the Litestar application.
+
+The commit is the one request a course makes over and over (every Commit, Terminate, timer and
+`pagehide`), so it skips the framework's per-request machinery: routing, the signature model,
+dependency injection, guards and response objects cost about twice the commit's own transaction
+(bench/README.md, "Runtime"). What it keeps is everything a learner route promises: the launch token
+checked once (signature, expiry, tenant active), the per-session learner rate limit, the header and body
+size limits, the contract's error bodies, the same-origin framing headers and the request id. The
+access log middleware still wraps it. Every other request — including any other method on this path —
+goes on to Litestar, and the documented route in `appliance.api.player` answers the same way through
+the same `handle` function.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from appliance import runtime
+from appliance.api.deps import limit_learner
+from appliance.api.errors import STATUS_BY_CODE, error_body
+from appliance.api.middleware import request_id
+from appliance.errors import ApplianceError, PayloadTooLarge, ValidationFailed
+from appliance.instance import Instance
+from appliance.launch_tokens import open_launch
+from appliance.ratelimit import RateLimiter
+
+log = logging.getLogger("appliance.api")
+
+PREFIX = "/player/"
+SUFFIX = "/commit"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # a batch of changes; the largest single value (suspend_data) is 64k chars
+
+_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_decoder = msgspec.json.Decoder(runtime.CommitIn)
+_encode = msgspec.json.encode
+
+
+def commit_token(path: str) -> str | None:
+    """The launch token of a commit path `/player/<token>/commit`, else None."""
+    if not path.startswith(PREFIX) or not path.endswith(SUFFIX):
+        return None
+    token = path[len(PREFIX) : -len(SUFFIX)]
+    return token if token and "/" not in token else None
+
+
+def decode_commit(body: bytes) -> runtime.CommitIn:
+    """The commit body (application/json, or the text/plain of a `sendBeacon`), or VALIDATION_ERROR."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"invalid commit: {exc}", {"errors": [{"field": "", "message": str(exc)}]}) from None
+    except msgspec.DecodeError:
+        raise ValidationFailed(
+            "the body is not valid JSON", {"errors": [{"field": "", "message": "invalid JSON"}]}
+        ) from None
+
+
+async def handle(inst: Instance, token: str, body: bytes, learner_limiter: RateLimiter | None) -> dict[str, Any]:
+    """The commit, start to end: decode, check the token, store. Raises ApplianceError for the client."""
+    data = decode_commit(body)
+    tenant_id, session_id, ttl = open_launch(inst, token)
+    if learner_limiter is not None:
+        limit_learner(learner_limiter, inst, session_id)
+    return await runtime.commit_async(inst, tenant_id, session_id, data, ttl)
+
+
+def commit_endpoint(app: Any, state: Any, header_limit: int) -> Any:
+    """Wrap the ASGI app `app` so that commits are answered here and the rest goes on.
+
+    `state` is the Litestar application's state, where the lifespan puts the instance and the limiter.
+    """
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        token = commit_token(scope["path"])
+        if token is None:
+            await app(scope, receive, send)
+            return
+        inst: Instance | None = getattr(state, "instance", None)
+        if inst is None:  # not started yet (no lifespan): let the framework answer
+            await app(scope, receive, send)
+            return
+        status, payload, extra = 200, b"", []
+        try:
+            size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if size > header_limit:
+                raise PayloadTooLarge(
+                    "request headers too large", {"limit_bytes": header_limit, "received_bytes": size}
+                )
+            body = await _read_body(receive)
+            payload = _encode(await handle(inst, token, body, getattr(state, "learner_limiter", None)))
+        except ApplianceError as exc:
+            status = STATUS_BY_CODE.get(exc.code, 500)
+            payload = _encode(error_body(exc.code, exc.message, exc.details))
+            if exc.code == "RATE_LIMITED" and "retry_after" in exc.details:
+                extra.append((b"retry-after", str(exc.details["retry_after"]).encode()))
+        except Exception:
+            rid = request_id(scope)
+            log.exception("unhandled error on POST %s (request %s)", "/player/…/commit", rid)
+            status = 500
+            payload = _encode(error_body("INTERNAL_ERROR", "internal server error", {"request_id": rid}))
+        headers = [
+            *_HEADERS,
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-request-id", request_id(scope).encode("latin-1")),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return asgi
+
+
+async def _read_body(receive: Any) -> bytes:
+    """The whole request body, refusing more than MAX_BODY_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValidationFailed("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge("the commit body is too large", {"limit_bytes": MAX_BODY_BYTES})
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

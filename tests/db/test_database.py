@@ -1,0 +1,91 @@
+"""One SQLite file's writer: inline async writes, one at a time, and a thread holding the lock."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+from appliance.db.database import Database
+from appliance.db.migrations import Migrations
+
+schema = Migrations("test")
+
+
+@schema
+def m001_items(conn: apsw.Connection) -> None:
+    conn.execute("CREATE TABLE items (n INTEGER PRIMARY KEY, thread INTEGER NOT NULL)")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "test.db", schema, 0.0)
+    yield database
+    database.close()
+
+
+def insert(n: int) -> Callable[[apsw.Connection], int]:
+    def txn(conn: apsw.Connection) -> int:
+        conn.execute("INSERT INTO items (n, thread) VALUES (?, ?)", (n, threading.get_ident()))
+        return n
+
+    return txn
+
+
+def stored(db: Database) -> list[tuple[int, int]]:
+    return db.read_sync(lambda c: list(c.execute("SELECT n, thread FROM items ORDER BY n")))
+
+
+async def test_async_writes_run_inline_on_the_event_loop(db: Database) -> None:
+    assert await db.write(insert(1)) == 1
+    assert stored(db) == [(1, threading.get_ident())]
+
+
+async def test_writes_queued_behind_a_thread_run_in_order_on_the_loop_and_the_loop_stays_free(db: Database) -> None:
+    """A thread holds the file's lock; the async writers queue without blocking the loop, then each runs
+    on the loop thread, first come first served, after the thread's transaction."""
+    holding = threading.Event()
+
+    def slow(conn: apsw.Connection) -> None:
+        conn.execute("INSERT INTO items (n, thread) VALUES (0, ?)", (threading.get_ident(),))
+        holding.set()
+        time.sleep(0.3)
+
+    thread = threading.Thread(target=db.write_sync, args=(slow,))
+    thread.start()
+    holding.wait(5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    results = await asyncio.gather(*(db.write(insert(n)) for n in range(1, 21)))
+    ticking.cancel()
+    thread.join()
+    assert results == list(range(1, 21))
+    assert ticks >= 10, "the event loop was blocked while the thread held the lock"
+    rows = stored(db)
+    assert [n for n, _ in rows] == list(range(21))
+    assert {t for n, t in rows if n > 0} == {threading.get_ident()}
+
+
+async def test_a_failing_async_write_rolls_back_and_frees_the_writer(db: Database) -> None:
+    def broken(conn: apsw.Connection) -> None:
+        conn.execute("INSERT INTO items (n, thread) VALUES (5, 0)")
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        await db.write(broken)
+    assert stored(db) == []
+    await db.write(insert(6))
+    assert db.write_sync(lambda c: 1) == 1  # the lock was released
+    assert [n for n, _ in stored(db)] == [6]
