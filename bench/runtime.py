@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import shutil
@@ -140,6 +141,27 @@ def parse_wrk(text: str) -> dict[str, float]:
     return result
 
 
+def handled_ms(log: Path, offset: int) -> tuple[list[float], int]:
+    """The server's own handling times (ms) of the commits logged after byte `offset` of its JSON log,
+    and the new offset: the access line times a request from the app receiving it to the last byte
+    sent, so the gap to wrk's figures is time spent queued in the kernel, the event loop and wrk."""
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    times = []
+    for line in data.splitlines():
+        if b"/commit" in line:
+            try:
+                times.append(float(json.loads(line)["ms"]))
+            except (ValueError, KeyError):
+                continue
+    return sorted(times), offset + len(data)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * pct))] if values else float("nan")
+
+
 def player_page_ms(url: str, token: str, rounds: int = 200) -> tuple[float, float]:
     """p50 and p99 of GET /player/{token} (the page's server time, on one keep-alive connection)."""
     times = []
@@ -169,22 +191,31 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{HOST}:{port}"
         # Each simulated learner commits as fast as wrk can send: far above the per-session abuse limit
         # that protects a real server (config learner_requests_per_minute), so the benchmark lifts it.
-        env = {**os.environ, "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000"}
-        proc = subprocess.Popen(
-            server_command(data_dir, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
+        env = {
+            **os.environ,
+            "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
+            "SCORM_APPLIANCE_LOG_FORMAT": "json",
+        }
+        log = workdir / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(server_command(data_dir, port), stdout=out, stderr=subprocess.DEVNULL, env=env)
         try:
             wait_healthy(url, proc)
             tokens = prepare(url, key, max(levels))
             header = f"{'learners':>8}  {'commits/s':>10}  {'p50 ms':>8}  {'p99 ms':>8}  {'errors':>6}"
-            print(f"{header}  {'server CPU ms/commit':>20}")
+            print(f"{header}  {'server CPU ms/commit':>20}  {'in-server p50/p99 ms':>20}")
+            offset = log.stat().st_size
             for n in levels:
                 before = cpu_seconds(proc.pid)
                 figures = run_wrk(url, tokens[:n], args.seconds, workdir)
                 cpu_ms = (cpu_seconds(proc.pid) - before) / figures["requests"] * 1000
+                time.sleep(0.2)  # the last access lines
+                handled, offset = handled_ms(log, offset)
+                inside = f"{percentile(handled, 0.5):.2f} / {percentile(handled, 0.99):.2f}"
                 print(
                     f"{n:>8}  {figures['rps']:>10.0f}  {figures.get('p50', float('nan')):>8.2f}  "
-                    f"{figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}  {cpu_ms:>20.3f}",
+                    f"{figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}  {cpu_ms:>20.3f}  "
+                    f"{inside:>20}",
                     flush=True,
                 )
             print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

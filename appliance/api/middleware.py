@@ -27,12 +27,19 @@ def request_id(scope: Scope) -> str:
 
 
 async def add_request_id(message: Message, scope: Scope) -> None:
-    """`before_send` hook: stamp X-Request-ID on every HTTP response, errors and 404s included."""
-    if message["type"] == "http.response.start":
-        headers = MutableScopeHeaders.from_message(message)
-        headers["X-Request-ID"] = request_id(scope)
-        for name, value in scope.get("state", {}).get("extra_headers", {}).items():
-            headers[name] = value
+    """`before_send` hook: stamp X-Request-ID on every HTTP response, errors and 404s included.
+
+    A response that already carries it (the commit endpoint writes its own headers) is left alone.
+    """
+    if message["type"] != "http.response.start":
+        return
+    raw = message.get("headers") or []
+    if any(name.lower() == b"x-request-id" for name, _ in raw):
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    headers["X-Request-ID"] = request_id(scope)
+    for name, value in scope.get("state", {}).get("extra_headers", {}).items():
+        headers[name] = value
 
 
 def header_limit_middleware(limit: int) -> Any:
