@@ -8,6 +8,7 @@ and the sequencing engine in the same transaction. The answer tells the player w
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,8 @@ from appliance.sessions import check_live, check_version, refresh_results, sessi
 
 # A gap longer than this between two signs of life does not count as time spent (a tab left open).
 IDLE_SECONDS = 30 * 60
+_OBJECTIVE_FIELD = re.compile(r"^cmi\.objectives\.(\d+)\.")
+_OBJECTIVE_ID = re.compile(r"^cmi\.objectives\.(\d+)\.id$")
 
 
 class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,6 +137,8 @@ def _deliver(
     )
     if new_attempt:
         cmi.update({k: v for k, v in overrides.items() if not k.startswith("adl.nav")})
+    else:
+        _refresh_resumed(cmi, overrides)
     attempt = (row["attempt"] if row else 0) + (1 if new_attempt else 0)
     conn.execute(
         "INSERT INTO session_activities (session_id, activity_id, cmi, attempt, state, reported, launched_at, updated_at) "
@@ -153,9 +158,43 @@ def _deliver(
     }
 
 
+def _refresh_resumed(cmi: dict[str, str], overrides: dict[str, str]) -> None:
+    """Resuming: global objective reads and shared data may have changed since the SCO was suspended.
+
+    Objective values go to the record with the same id (the SCO may have added records of its own);
+    adl.data records are the item's data maps, in manifest order."""
+    for key in [k for k in cmi if k.startswith("adl.data.") and k.endswith(".store")]:
+        del cmi[key]  # the shared store as it is now (another SCO may have written or emptied it)
+    cmi.update({k: v for k, v in overrides.items() if k.startswith("adl.data.")})
+    by_id = {v: m.group(1) for k, v in cmi.items() if (m := _OBJECTIVE_ID.match(k))}
+    count = len(by_id)
+    for key, objective_id in overrides.items():
+        match = _OBJECTIVE_ID.match(key)
+        if match is None:
+            continue
+        index = by_id.get(objective_id)
+        if index is None:
+            index = by_id[objective_id] = str(count)
+            count += 1
+        prefix = f"cmi.objectives.{match.group(1)}."
+        for name, value in overrides.items():
+            if name.startswith(prefix):
+                cmi[f"cmi.objectives.{index}.{name[len(prefix) :]}"] = value
+
+
 def _set_by_sco(cmi: dict[str, str], reported: list[str]) -> dict[str, str]:
-    """Only what the SCO set: sequencing must not mistake an initial "unknown" for a report."""
-    return {k: cmi[k] for k in reported if k in cmi}
+    """Only what the SCO set: sequencing must not mistake an initial "unknown" for a report.
+
+    The id of every objective the SCO reported a field of goes along too (sequencing maps a reported
+    cmi.objectives.n to the activity's objective by its id, which the LMS may have supplied itself)."""
+    values = {k: cmi[k] for k in reported if k in cmi}
+    for key in reported:
+        match = _OBJECTIVE_FIELD.match(key)
+        if match:
+            id_key = f"cmi.objectives.{match.group(1)}.id"
+            if id_key in cmi:
+                values[id_key] = cmi[id_key]
+    return values
 
 
 def _abandoned(scorm_version: str, cmi: dict[str, str]) -> dict[str, str]:
@@ -207,14 +246,10 @@ def _touch(
     seqs: dict[str, int] | None = None,
 ) -> None:
     """Record a sign of life: server-side time spent, last activity, a pushed-back expiry, a new version."""
-    last = session["last_activity_at"]
-    spent = 0.0 if launching or last is None else min(max(0.0, now - last), IDLE_SECONDS)
-    conn.execute(
-        "UPDATE sessions SET server_time_seconds = server_time_seconds + ?, last_activity_at = ?, expires_at = ?, "
-        "launch_started_at = CASE WHEN ? THEN ? ELSE launch_started_at END, version = version + 1, updated_at = ?, "
-        "commit_seqs = coalesce(?, commit_seqs) WHERE id = ?",
-        (spent, now, now + ttl, launching, now, now, json.dumps(seqs) if seqs is not None else None, session["id"]),
-    )
+    fields = _sign_of_life(session, ttl, now, seqs, launching=launching)
+    fields["updated_at"] = now
+    assignments = ", ".join(f"{k} = ?" for k in fields)
+    conn.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", (*fields.values(), session["id"]))
 
 
 def _ttl(inst: Instance, tenant_id: str) -> int:
@@ -304,7 +339,7 @@ def _commit_txn(
     def txn(conn: apsw.Connection) -> dict[str, Any]:
         session = session_row(conn, session_id)
         check_live(session, now)
-        seqs = json.loads(session["commit_seqs"])
+        seqs = _decode_seqs(session["commit_seqs"])
         if seqs.get(body.client_id, -1) >= body.seq:
             return {"replayed": True, "version": session["version"], "status": session["status"]}
         if body.version is not None:
@@ -312,16 +347,15 @@ def _commit_txn(
         course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
         row = one(
             conn,
-            "SELECT * FROM session_activities WHERE session_id = ? AND activity_id = ?",
+            "SELECT cmi, reported, state, attempt, launched_at FROM session_activities "
+            "WHERE session_id = ? AND activity_id = ?",
             (session_id, body.activity),
         )
         if row is None:
             raise NotFound(f"activity {body.activity!r} was not launched in this session")
+        stored = _decode_cmi(row["cmi"])
         cmi, errors = apply_patch(
-            course.scorm_version,
-            json.loads(row["cmi"]),
-            body.changes,
-            data_access=adl_data_access(course.item(body.activity)),
+            course.scorm_version, stored, body.changes, data_access=adl_data_access(course.item(body.activity))
         )
         if errors:
             raise CmiValidationFailed(
@@ -329,19 +363,28 @@ def _commit_txn(
                 {"errors": [msgspec.to_builtins(e) for e in errors]},
             )
         seqs[body.client_id] = body.seq
-        reported = sorted(set(json.loads(row["reported"])) | set(body.changes))
-        _touch(conn, session, ttl, now, seqs=seqs)
+        reported = _decode_names(row["reported"])
+        if not set(body.changes) <= set(reported):
+            reported = sorted(set(reported) | set(body.changes))
         if not (body.terminate and row["state"] == "running"):
             conn.execute(
                 "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
-                (json.dumps(cmi, separators=(",", ":")), json.dumps(reported), now, session_id, body.activity),
+                (_encode(cmi).decode(), _encode(reported).decode(), now, session_id, body.activity),
             )
             # A plain commit does not sequence, but the course's result is still the root's rollup (multi-SCO).
             rollup = _rollup(_engine(conn, course, session)) if len(course.launchable) > 1 else None
             updated = refresh_results(
-                conn, course, session_row(conn, session_id), now, rollup, changed=(body.activity, cmi)
+                conn,
+                course,
+                session,
+                now,
+                rollup,
+                changed=(body.activity, cmi),
+                also=_sign_of_life(session, ttl, now, seqs),
+                interactions_changed=_interactions_changed(stored, body.changes),
             )
             return {"replayed": False, "delivery": None, "version": updated["version"], "status": updated["status"]}
+        _touch(conn, session, ttl, now, seqs=seqs)
         engine = _engine(conn, course, session)
         cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
         _save_engine(conn, course, session, engine, now)
@@ -349,6 +392,38 @@ def _commit_txn(
         return {"replayed": False, "delivery": delivery, **_player_state(course, updated, engine, nav)}
 
     return txn
+
+
+_encode = msgspec.json.encode
+_decode_cmi = msgspec.json.Decoder(dict[str, str]).decode
+_decode_seqs = msgspec.json.Decoder(dict[str, int]).decode
+_decode_names = msgspec.json.Decoder(list[str]).decode
+
+
+def _sign_of_life(
+    session: dict[str, Any], ttl: int, now: float, seqs: dict[str, int] | None, *, launching: bool = False
+) -> dict[str, Any]:
+    """The session columns any request of the learner moves: server-side time spent (not across a
+    launch, nor a gap over IDLE_SECONDS), last activity, a pushed-back expiry, a new version, and the
+    client sequence numbers when they changed. The session row is the one read in this transaction."""
+    last = session["last_activity_at"]
+    spent = 0.0 if launching or last is None else min(max(0.0, now - last), IDLE_SECONDS)
+    fields: dict[str, Any] = {
+        "server_time_seconds": session["server_time_seconds"] + spent,
+        "last_activity_at": now,
+        "expires_at": now + ttl,
+        "version": session["version"] + 1,
+    }
+    if launching:
+        fields["launch_started_at"] = now
+    if seqs is not None:
+        fields["commit_seqs"] = _encode(seqs).decode()
+    return fields
+
+
+def _interactions_changed(stored: dict[str, str], changes: dict[str, str]) -> bool:
+    """Whether a commit changes any interaction value (most re-send the same ones, or none)."""
+    return any(k.startswith("cmi.interactions.") and stored.get(k) != v for k, v in changes.items())
 
 
 def _terminate(

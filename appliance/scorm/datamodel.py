@@ -71,12 +71,25 @@ def count_records(cmi: Iterable[str]) -> dict[str, int]:
     """Record counts of every array that has records, derived from the concrete element names."""
     counts: dict[str, int] = {}
     for name in cmi:
-        parts = name.split(".")
-        for i, part in enumerate(parts):
-            if i and _INDEX.fullmatch(part):
-                path = ".".join(parts[:i])
-                counts[path] = max(counts.get(path, 0), int(part) + 1)
+        for path, records in _records_implied(name):
+            if counts.get(path, 0) < records:
+                counts[path] = records
     return counts
+
+
+@functools.lru_cache(maxsize=8192)
+def _records_implied(name: str) -> tuple[tuple[str, int], ...]:
+    """(array path, records it must at least have) for each index in a concrete name; cached, since
+    every commit counts the records of the same recurring names."""
+    parts = name.split(".")
+    return tuple((".".join(parts[:i]), int(part) + 1) for i, part in enumerate(parts) if i and _INDEX.fullmatch(part))
+
+
+@functools.lru_cache(maxsize=8)
+def _target_prefixes(scorm_version: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The {target=ID} element names of a version, and the prefixes of their suffixed forms."""
+    targets = shared_table(scorm_version)["targets"]
+    return frozenset(targets), tuple(name + "." for name in targets)
 
 
 def instantiate(template: str, indices: Sequence[int]) -> str:
@@ -220,8 +233,9 @@ class DataModel:
         return _Ref(element, template, spec, [index for _, index, _ in levels], list(levels))
 
     def _shared_access(self, ref: _Ref, which: int) -> bool:
-        """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record."""
-        if not ref.template.startswith("adl.data.n.") or not ref.indices:
+        """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record's store (its id is
+        always readable, as the conformance suite's DMI expects)."""
+        if ref.template != "adl.data.n.store" or not ref.indices:
             return True
         index = ref.indices[0]
         return index >= len(self.data_access) or self.data_access[index][which]
@@ -230,7 +244,8 @@ class DataModel:
     def _set(self, element: str, value: str) -> None:
         if element == "":
             raise _Failure("empty_set", "the element name is empty")
-        if any(element == name or element.startswith(name + ".") for name in self.table["targets"]):
+        targets, prefixes = _target_prefixes(self.scorm_version)
+        if element in targets or element.startswith(prefixes):
             raise _Failure("read_only", f"{element} is read-only")
         parts = element.split(".")
         if parts[-1] in KEYWORDS:

@@ -126,6 +126,16 @@ def test_shared_data_rights_come_from_the_data_maps() -> None:
     assert adl_data_access(None) == []
 
 
+def test_shared_data_id_is_readable_without_read_rights() -> None:
+    """RTE 4.3 adl.data.n.id is RO and always readable: readSharedData only guards the store (CTS DMI)."""
+    item = Item("i", "t", data_maps=[DataMap("a", read_shared_data=False, write_shared_data=False)])
+    cmi = initial_cmi(SCORM_2004_4TH, learner_id="l", learner_name="n", item=item)
+    model = DataModel(SCORM_2004_4TH, cmi, data_access=adl_data_access(item))
+    assert model.get_value("adl.data.0.id") == ("a", 0)
+    assert model.get_value("adl.data.0.store") == ("", 405)
+    assert model.set_value("adl.data.0.id", "b") == 404
+
+
 @given(st.text(max_size=300))
 def test_any_text_round_trips_through_a_2004_string(text: str) -> None:
     model = DataModel(SCORM_2004_4TH)

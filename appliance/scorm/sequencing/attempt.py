@@ -33,9 +33,9 @@ def _apply_default_status(t: Tracking, act: Activity) -> None:
     primary = act.definition.primary
     if primary.satisfied_by_measure or delivery.objective_set_by_content or record.content_set_satisfaction:
         return
-    objective = t.obj(act, primary)
-    if objective.satisfied is None:
-        objective.satisfied = True
+    # A status read through the primary objective's maps counts as known too (as in the ADL reference).
+    if t.satisfied(act, primary) is None:
+        t.obj(act, primary).satisfied = True
 
 
 def end_attempt(t: Tracking, act: Activity) -> None:

@@ -44,6 +44,15 @@ def clear_suspended_activity(t: Tracking, act: Activity) -> None:
     t.suspended_activity = None
 
 
+def _new_course_attempt(t: Tracking) -> None:
+    """A new attempt on the root is a new attempt on the course: global objectives scoped to the course
+    (objectivesGlobalToSystem="false") start afresh, as in the ADL reference. A root attempt that was
+    suspended (a SCO exited with suspend before exitAll) continues instead, keeping them."""
+    if not t.tree.objectives_global_to_system:
+        for target in t.tree.global_targets():
+            t.globals.pop(target, None)
+
+
 def content_delivery(t: Tracking, act: Activity) -> Delivered | str:
     """DB.2: begin (or resume) attempts on the path to the activity and make it current.
 
@@ -63,12 +72,19 @@ def content_delivery(t: Tracking, act: Activity) -> Delivered | str:
             if record.suspended:
                 record.suspended = False
                 record.attempt_started = t.now
+                if node.is_leaf:
+                    t.sync_from_globals(node)
             else:
+                if node.parent is None and record.attempt_count > 0:
+                    _new_course_attempt(t)
                 t.begin_attempt(node)
                 new_attempt = new_attempt or node is act
+        elif record.suspended:
+            # Untracked: no attempt is counted, but a SCO session it suspended (cmi.exit=suspend) resumes.
+            record.suspended = False
+        else:
+            new_attempt = new_attempt or node is act
         record.active = True
     t.current = act
     t.suspended_activity = None
-    if not act.tracked:
-        new_attempt = True
     return Delivered(activity=act, new_attempt=new_attempt, attempt=t.st(act).attempt_count)

@@ -49,8 +49,10 @@ def _choice(t: Tracking, cur: Activity | None, target: Activity | None) -> NavOu
         return NavOutcome(exception="NB.2.1-10")
     if cur is None:
         return NavOutcome(sequencing="choice", target=target)
-    if cur.parent is None or cur.parent is not target.parent:
+    if cur.parent is None or cur.parent is not target.parent or not cur.definition.control_mode.choice_exit:
         # Leaving the current branch: no active activity on the way up may forbid it (choiceExit=false).
+        # The current activity is on that way even when the target is its sibling (or itself): an active
+        # activity with choiceExit=false can only be left for its own descendants (as the CTS's CM-07a expects).
         stop = common_ancestor(cur, target)
         for node in cur.ancestors():
             if node is stop:

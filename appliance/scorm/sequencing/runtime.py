@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from appliance.scorm.sequencing.activity_tree import Activity
-from appliance.scorm.sequencing.definition import ObjectiveDef, parse_duration
+from appliance.scorm.sequencing.definition import OBJECTIVE_FIELDS, ObjectiveDef, parse_duration
 from appliance.scorm.sequencing.tracking import ObjectiveState, Tracking
 
 _COMPLETION = {"completed": True, "incomplete": False, "not attempted": False, "unknown": None}
@@ -167,7 +167,10 @@ def report_shared_data(act: Activity, cmi: Mapping[str, str], shared_data: dict[
     for index, store in stores.items():
         target = ids.get(index) or (act.data_maps[index].target_id if index < len(act.data_maps) else None)
         if target in writable:
-            shared_data[target] = store
+            if store:
+                shared_data[target] = store
+            else:  # an empty store is no data: the next reader gets 403 (not initialized), as the CTS's DDM expects
+                shared_data.pop(target, None)
 
 
 def report(t: Tracking, act: Activity, cmi: Mapping[str, str]) -> bool:
@@ -195,20 +198,40 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+def _mapped_value(t: Tracking, objective: ObjectiveDef, name: str) -> Any:
+    """A field as the objective's maps read it from the global objectives (None: no map reads a value)."""
+    for m in objective.maps:
+        if m.reads(name):
+            value = t.globals.get(m.target_id, {}).get(name)
+            if value is not None:
+                return value
+    return None
+
+
 def _objective_values(t: Tracking, act: Activity, objective: ObjectiveDef, prefix: str) -> dict[str, str]:
     values = {f"{prefix}.id": objective.objective_id or ""}
-    satisfied = t.satisfied(act, objective)
+    if act.tracked:
+        read = {name: t.objective_value(act, objective, name) for name in OBJECTIVE_FIELDS}
+        if objective.primary:
+            read["completed"] = t.completion_status_read(act)
+    else:
+        # An untracked activity keeps no tracking data, but its SCO still sees what its maps read (RTE 4.2.17).
+        read = {name: _mapped_value(t, objective, name) for name in OBJECTIVE_FIELDS}
+        if objective.satisfied_by_measure:  # only the (read) measure decides, as for tracked activities
+            measure = read["measure"]
+            read["satisfied"] = None if measure is None else float(measure) >= objective.min_normalized_measure
+    satisfied = read["satisfied"]
     if satisfied is not None:
         values[f"{prefix}.success_status"] = "passed" if satisfied else "failed"
-    completed = t.objective_value(act, objective, "completed")
+    completed = read["completed"]
     if completed is not None:
         values[f"{prefix}.completion_status"] = "completed" if completed else "incomplete"
     fields: list[tuple[str, Any]] = [
-        ("score.scaled", t.measure(act, objective)),
-        ("score.raw", t.objective_value(act, objective, "raw")),
-        ("score.min", t.objective_value(act, objective, "min")),
-        ("score.max", t.objective_value(act, objective, "max")),
-        ("progress_measure", t.objective_value(act, objective, "progress_measure")),
+        ("score.scaled", read["measure"]),
+        ("score.raw", read["raw"]),
+        ("score.min", read["min"]),
+        ("score.max", read["max"]),
+        ("progress_measure", read["progress_measure"]),
     ]
     for name, value in fields:
         if value is not None:

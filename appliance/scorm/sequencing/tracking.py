@@ -218,6 +218,15 @@ class Tracking:
         value = self._value(act, act.definition.primary, "completed", self.st(act).completed, current_only)
         return None if value is None else bool(value)
 
+    def completion_status_read(self, act: Activity) -> bool | None:
+        """Attempt Completion Status as the run-time data shows it (cmi.objectives.n.completion_status of the
+        primary objective): a status read through the primary's maps as it was written, not re-evaluated
+        against this activity's own completion threshold; else the activity's own status."""
+        if not act.tracked:
+            return None
+        value = self._value(act, act.definition.primary, "completed", self.st(act).completed, False)
+        return None if value is None else bool(value)
+
     def set_completion_amount(self, act: Activity, amount: float | None) -> None:
         """Record the attempt completion amount; with completedByMeasure it also decides completion (RB.1.3 a),
         at the moment it is set, as the ADL reference does (so a mapped completion status is written too)."""
@@ -289,6 +298,28 @@ class Tracking:
                             self._write(m.target_id, name, value)
                             written.add(m.target_id)
         return written
+
+    def sync_from_globals(self, act: Activity) -> None:
+        """A resumed attempt: fields an objective both reads from and writes to one global take the global's
+        (known) value, so that pushing the attempt's data later does not put back what the activity had
+        before it was suspended over what other activities have written since (the ADL reference writes a
+        global only when a value is set, and reads through it)."""
+        if not act.tracked:
+            return
+        for objective in act.definition.objectives:
+            for m in objective.maps:
+                for name in OBJECTIVE_FIELDS:
+                    if not (m.reads(name) and m.writes(name)):
+                        continue
+                    value = self.globals.get(m.target_id, {}).get(name)
+                    if value is None or (name == "satisfied" and objective.satisfied_by_measure):
+                        continue
+                    if objective.primary and name == "completed":
+                        self.st(act).completed = bool(value)
+                    elif objective.primary and name == "progress_measure":
+                        self.st(act).completion_amount = float(value)
+                    else:
+                        setattr(self.obj(act, objective), name, value)
 
     def clear_global(self, act: Activity, objective: ObjectiveDef, name: str) -> None:
         """The content explicitly reported this field as unknown: clear it in the globals it writes."""

@@ -17,8 +17,8 @@ from tests.scorm.sequencing import cts
 CASES = cts.available_cases()
 
 # Known differences, kept visible: the expectation depends on what the tester picks after a relaunch (CM-10),
-# on data-model behaviour between relaunches (DMB) or on course-attempt handling across relaunches (OB-03b).
-KNOWN_FAILURES = {"CM-10", "DMB", "OB-03b"}
+# or on data-model behaviour between relaunches (DMB).
+KNOWN_FAILURES = {"CM-10", "DMB"}
 
 pytestmark = [
     pytest.mark.corpus,

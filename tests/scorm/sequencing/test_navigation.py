@@ -111,3 +111,18 @@ def test_targeted_requests_in_adl_nav_request_syntax() -> None:
     eng.navigate("start")
     assert eng.navigate("{target=c}choice").delivered == "c"
     assert eng.navigate("{target=a}jump").delivered == "a"
+
+
+def test_nb21_choice_exit_false_on_the_current_leaf_blocks_its_siblings() -> None:
+    """NB.2.1-8: an active activity with choiceExit=false cannot be left by choice, not even for a sibling
+    or by choosing itself again; the table of contents then offers nothing (CTS CM-07a)."""
+    no_exit = seq('<imsss:controlMode choiceExit="false"/>')
+    eng = engine(leaf("a"), leaf("b", no_exit), leaf("c"))
+    eng.navigate("start")
+    play(eng)
+    assert eng.current == "b"
+    for target in ("a", "b", "c"):
+        assert navigation_request(eng.tracking, "choice", eng.tree[target]).exception == "NB.2.1-8"
+    assert not eng.available_controls()["choice"]
+    assert play(eng) == "c"  # flow may still leave it
+    assert navigation_request(eng.tracking, "choice", eng.tree["a"]).exception is None

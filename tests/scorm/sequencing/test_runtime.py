@@ -8,6 +8,7 @@ from tests.scorm.sequencing.builders import (
     leaf,
     map_info,
     objective,
+    play,
     primary,
     seq,
     threshold,
@@ -124,3 +125,55 @@ def test_shared_data_stores() -> None:
     assert values["adl.data.0.id"] == "notes" and values["adl.data.1.store"] == "hello"
     eng.report_runtime("a", {"adl.data.0.id": "notes", "adl.data.0.store": "x", "adl.data.1.store": "no"})
     assert eng.shared_data == {"ro": "hello", "notes": "x"}
+
+
+UNTRACKED = '<imsss:deliveryControls tracked="false"/>'
+
+
+def test_untracked_activity_still_shows_global_objective_reads() -> None:
+    """RTE 4.2.17 / 5.1: an untracked activity keeps no tracking data, but its cmi.objectives start from what
+    its maps read; a satisfiedByMeasure objective's status comes from the read measure (CTS OB-14a)."""
+    by_measure = (
+        '<imsss:objective objectiveID="m" satisfiedByMeasure="true">'
+        f"<imsss:minNormalizedMeasure>0.6</imsss:minNormalizedMeasure>{map_info('gm')}</imsss:objective>"
+    )
+    xml = seq(primary(), objective("o", map_info("go")), by_measure, "</imsss:objectives>", UNTRACKED)
+    eng = engine(leaf("a", xml), leaf("b"))
+    eng.global_objectives.update(
+        {"go": {"satisfied": True, "measure": -0.5}, "gm": {"satisfied": True, "measure": 0.3}}
+    )
+    values = eng.initial_cmi_overrides("a")
+    assert values["cmi.objectives.0.id"] == "o"
+    assert (values["cmi.objectives.0.success_status"], values["cmi.objectives.0.score.scaled"]) == ("passed", "-0.5")
+    assert (values["cmi.objectives.1.success_status"], values["cmi.objectives.1.score.scaled"]) == ("failed", "0.3")
+
+
+COMPLETION_MAP = (
+    '<adlseq:objectives><adlseq:objective objectiveID="p"><adlseq:mapInfo targetObjectiveID="gc" '
+    'writeCompletionStatus="true" writeProgressMeasure="true"/></adlseq:objective></adlseq:objectives>'
+)
+
+
+def test_primary_completion_is_shown_as_the_global_says() -> None:
+    """5.1 (4th Ed. adlseq:mapInfo readCompletionStatus): the primary objective's completion_status is the
+    global's status as written, not re-evaluated against this activity's own threshold (CTS CO-10)."""
+    xml = seq(primary("p"), "</imsss:objectives>", COMPLETION_MAP)
+    eng = engine(
+        leaf("a", xml, completion_threshold=threshold(0.4)),
+        leaf("b", xml, completion_threshold=threshold(0.15)),
+    )
+    eng.navigate("start")
+    play(eng, {"cmi.objectives.0.id": "p", "cmi.objectives.0.progress_measure": "0.2"})
+    values = eng.initial_cmi_overrides("b")
+    assert values["cmi.objectives.0.progress_measure"] == "0.2"
+    assert values["cmi.objectives.0.completion_status"] == "incomplete"  # 0.2 < a's 0.4, though >= b's 0.15
+
+
+def test_empty_shared_data_store_is_no_data() -> None:
+    """4th Ed. adl.data: a store set to "" is removed, so the next reader gets 403 not initialized (CTS DDM)."""
+    maps = [DataMap(target_id="notes", write_shared_data=True)]
+    eng = engine(leaf("a", data_maps=maps), leaf("b"), shared_data={"notes": "old"})
+    eng.navigate("start")
+    eng.report_runtime("a", {"adl.data.0.store": ""})
+    assert eng.shared_data == {}
+    assert "adl.data.0.store" not in eng.initial_cmi_overrides("a")

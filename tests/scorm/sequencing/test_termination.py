@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from tests.scorm.sequencing.builders import FLOW_MODE, cluster, engine, leaf, play, rule, rules, seq
+from tests.scorm.sequencing.builders import (
+    FLOW_MODE,
+    cluster,
+    end_objectives,
+    engine,
+    leaf,
+    map_info,
+    play,
+    primary,
+    rule,
+    rules,
+    seq,
+)
 
 PASSED = {"cmi.success_status": "passed", "cmi.completion_status": "completed"}
 
@@ -109,3 +121,15 @@ def test_time_out_or_logout_forces_exit_all() -> None:
     eng = engine(leaf("a"), leaf("b"))
     eng.navigate("start")
     assert eng.terminate("a", {"cmi.exit": "time-out"}, "continue").ended
+
+
+def test_up4_default_satisfaction_respects_a_status_read_through_a_map() -> None:
+    """UP.4 step 1: the default "satisfied" is for a primary objective whose status is unknown; a status the
+    primary reads through its objective map is known, so it is not overridden locally."""
+    reads = seq(primary(None, map_info("g")), end_objectives())
+    eng = engine(leaf("a", reads), leaf("b"), global_objectives={"g": {"satisfied": False}})
+    eng.navigate("start")
+    play(eng)
+    a = eng.tree["a"]
+    assert eng.tracking.satisfied(a) is False
+    assert eng.tracking.obj(a, a.definition.primary).satisfied is None
