@@ -18,6 +18,8 @@ from typing import Any
 _WS = "[ \\t\\n\\r\\f\\v]"
 _NWS = "[^ \\t\\n\\r\\f\\v]"
 _URN = "[uU][rR][nN]:"
+_DELIMS = "{}\\[\\]"
+_NWS_ID = f"[^ \\t\\n\\r\\f\\v{_DELIMS}]"
 
 # Unanchored patterns (see module docstring).
 PATTERNS: dict[str, str] = {
@@ -31,16 +33,23 @@ PATTERNS: dict[str, str] = {
     "time12": "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,2})?",
     # long/short_identifier_type (2004): not blank; a URN when it starts with "urn:".
     "identifier": f"{_URN}[A-Za-z0-9][A-Za-z0-9-]{{0,31}}:{_NWS}+|(?!{_URN}){_WS}*{_NWS}[\\s\\S]*",
-    # language_type (RFC 3066).
+    # short_identifier_type inside interaction values: an identifier without the characters of the
+    # reserved delimiters ("[,]", "[.]", "[:]", "{name=...}"), which a URI never contains (RFC 3986).
+    "short_identifier": f"{_URN}[A-Za-z0-9][A-Za-z0-9-]{{0,31}}:{_NWS_ID}+|(?!{_URN}){_WS}*{_NWS_ID}[^{_DELIMS}]*",
+    # language_type (RFC 3066) syntax; the primary subtag must also be in LANGUAGE_CODES, be "i" or "x",
+    # or be an ISO 639-2 code reserved for local use (language_local).
     "language": "(?:[a-zA-Z]{2,3}|[iIxX])(?:-[a-zA-Z0-9]{1,8})*",
-    # time(second,10,0): YYYY[-MM[-DD[Thh[:mm[:ss[.s[s]][TZD]]]]]], years 1970-2038.
+    "language_local": "[qQ][a-tA-T][a-zA-Z]",
+    # time(second,10,0): YYYY[-MM[-DD[Thh[:mm[:ss[.s[TZD]]]]]]] (RTE 4.2), years 1970-2038. A time zone
+    # designator (Z, +hh, -hh[:mm]) only follows fractional seconds: "…T09:45:58Z" is a type mismatch
+    # (as the ADL conformance suite's DMI checks).
     "timestamp": (
         "(?:19[7-9][0-9]|20[0-2][0-9]|203[0-8])"
         "(?:-(?:0[1-9]|1[0-2])"
         "(?:-(?:0[1-9]|[12][0-9]|3[01])"
         "(?:T(?:[01][0-9]|2[0-3])"
         "(?::[0-5][0-9]"
-        "(?::[0-5][0-9](?:\\.[0-9]{1,2})?(?:Z|[+-](?:[01][0-9]|2[0-3])(?::[0-5][0-9])?)?"
+        "(?::[0-5][0-9](?:\\.[0-9]{1,2}(?:Z|[+-](?:[01][0-9]|2[0-3])(?::[0-5][0-9])?)?)?"
         ")?)?)?)?)?"
     ),
     # timeinterval(second,10,2): P[nY][nM][nD][T[nH][nM][n[.n[n]]S]], at least one component.
@@ -56,6 +65,44 @@ PATTERNS: dict[str, str] = {
     # An array index path segment.
     "index": "0|[1-9][0-9]*",
 }
+
+# RFC 3066 primary language subtags: the ISO 639-1 (two letters) and ISO 639-2 (three letters, both the
+# bibliographic and the terminology forms) codes, from Debian's iso-codes (iso_639-2.json), plus the
+# withdrawn codes the ADL conformance suite still accepts (mo, mol, scc, scr). A language_type whose
+# primary subtag is not one of these (nor "i", "x" or a qaa-qtz local code) is a type mismatch: the
+# suite's DMI rejects {lang=frl}, {lang=exg}, {lang=sp} and {lang=ruq-JM}.
+_ISO_639_1 = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de "
+    "dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id "
+    "ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu "
+    "lv mg mh mi mk ml mn mo mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt "
+    "qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to "
+    "tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu "
+)
+_ISO_639_2 = (
+    "aar abk ace ach ada ady afa afh afr ain aka akk alb ale alg alt amh ang anp apa ara arc arg arm arn "
+    "arp art arw asm ast ath aus ava ave awa aym aze bad bai bak bal bam ban baq bas bat bej bel bem ben "
+    "ber bho bih bik bin bis bla bnt bod bos bra bre btk bua bug bul bur byn cad cai car cat cau ceb cel "
+    "ces cha chb che chg chi chk chm chn cho chp chr chu chv chy cmc cnr cop cor cos cpe cpf cpp cre crh "
+    "crp csb cus cym cze dak dan dar day del den deu dgr din div doi dra dsb dua dum dut dyu dzo efi egy "
+    "eka ell elx eng enm epo est eus ewe ewo fan fao fas fat fij fil fin fiu fon fra fre frm fro frr frs "
+    "fry ful fur gaa gay gba gem geo ger gez gil gla gle glg glv gmh goh gon gor got grb grc gre grn gsw "
+    "guj gwi hai hat hau haw heb her hil him hin hit hmn hmo hrv hsb hun hup hye iba ibo ice ido iii ijo "
+    "iku ile ilo ina inc ind ine inh ipk ira iro isl ita jav jbo jpn jpr jrb kaa kab kac kal kam kan kar "
+    "kas kat kau kaw kaz kbd kha khi khm kho kik kin kir kmb kok kom kon kor kos kpe krc krl kro kru kua "
+    "kum kur kut lad lah lam lao lat lav lez lim lin lit lol loz ltz lua lub lug lui lun luo lus mac mad "
+    "mag mah mai mak mal man mao map mar mas may mdf mdr men mga mic min mis mkd mkh mlg mlt mnc mni mno "
+    "moh mol mon mos mri msa mul mun mus mwl mwr mya myn myv nah nai nap nau nav nbl nde ndo nds nep new "
+    "nia nic niu nld nno nob nog non nor nqo nso nub nwc nya nym nyn nyo nzi oci oji ori orm osa oss ota "
+    "oto paa pag pal pam pan pap pau peo per phi phn pli pol pon por pra pro pus que raj rap rar roa roh "
+    "rom ron rum run rup rus sad sag sah sai sal sam san sas sat scc scn sco scr sel sem sga sgn shn sid "
+    "sin sio sit sla slk slo slv sma sme smi smj smn smo sms sna snd snk sog som son sot spa sqi srd srn "
+    "srp srr ssa ssw suk sun sus sux swa swe syc syr tah tai tam tat tel tem ter tet tgk tgl tha tib tig "
+    "tir tiv tkl tlh tli tmh tog ton tpi tsi tsn tso tuk tum tup tur tut tvl twi tyv udm uga uig ukr umb "
+    "und urd uzb vai ven vie vol vot wak wal war was wel wen wln wol xal xho yao yap yid yor ypk zap zbl "
+    "zen zgh zha zho znd zul zun zxx zza "
+)
+LANGUAGE_CODES: str = " ".join(sorted(set((_ISO_639_1 + _ISO_639_2).split())))
 
 # Interaction value formats (SCORM 2004 RTE 4.2.9): for each interaction type, how a
 # learner_response ("response") and a correct_responses.n.pattern ("pattern") are built.

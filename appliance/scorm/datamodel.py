@@ -6,8 +6,9 @@ plain `dict[str, str]` of concrete element names ("cmi.interactions.0.id"); an a
 element. All element rules come from the table in elements.py, which the browser receives too.
 
 Check order (errors.md, ADL): empty name -> name resolution (401) -> keywords -> access (RO/WO) ->
-collection rules (index, new record needs its id, record limit) -> dependencies (408) -> write-once
-and uniqueness -> value format (type, range) -> uniqueness of correct-response patterns.
+collection rules (index: canonical, in range; fixed arrays; record limit; new record needs its id) ->
+dependencies (408) -> write-once and uniqueness -> value format (type, range) -> uniqueness of
+correct-response patterns.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from appliance.scorm.values import check_value, evaluated_status
 
 KEYWORDS = ("_children", "_count", "_version")
 _INDEX = re.compile(r"0|[1-9][0-9]*")
+# Any run of digits is an index position ("cmi.interactions.01.id" names an interaction record); only
+# the canonical form (_INDEX) addresses one: a leading zero is a bad index (351/301, as ADL's DMI expects).
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class CmiError(msgspec.Struct, frozen=True):
@@ -105,13 +109,19 @@ def _template_of(element: str) -> tuple[str, tuple[tuple[str, int, str], ...]]:
     Pure and called for every GetValue/SetValue with a small set of recurring names, so it is cached.
     """
     parts = element.split(".")
-    template = ".".join("n" if i and _INDEX.fullmatch(p) else p for i, p in enumerate(parts))
+    template = ".".join("n" if i and _DIGITS.fullmatch(p) else p for i, p in enumerate(parts))
     levels = []
     for i, part in enumerate(parts):
-        if i and _INDEX.fullmatch(part):
-            prefix = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:i])
+        if i and _DIGITS.fullmatch(part):
+            prefix = ".".join("n" if _DIGITS.fullmatch(p) else p for p in parts[:i])
             levels.append((".".join(parts[:i]), int(part), prefix))
     return template, tuple(levels)
+
+
+@functools.lru_cache(maxsize=8192)
+def _leading_zero(element: str) -> str | None:
+    """The first index segment of a name written with a leading zero ("01"), if any."""
+    return next((p for p in element.split(".")[1:] if _DIGITS.fullmatch(p) and not _INDEX.fullmatch(p)), None)
 
 
 class DataModel:
@@ -175,18 +185,21 @@ class DataModel:
         ref = self._resolve(element, parts)
         if ref.spec["access"] == "WO" or not self._shared_access(ref, 0):
             raise _Failure("write_only", f"{element} is write-only")
-        self._check_get_indexes(ref.arrays)
+        self._check_get_indexes(ref.arrays, element)
         value = self.cmi.get(element)
         computed = evaluated_status(ref.spec, self.cmi)
         if computed is not None:
             return computed
-        if value is not None:
+        if value is not None and not (value == "" and ref.spec.get("empty_unset")):
             return value
         if "default" in ref.spec:
             return str(ref.spec["default"])
         raise _Failure("not_initialized_value", f"{element} has not been set")
 
-    def _check_get_indexes(self, arrays: Sequence[tuple[str, int, str]]) -> None:
+    def _check_get_indexes(self, arrays: Sequence[tuple[str, int, str]], element: str) -> None:
+        bad = _leading_zero(element)
+        if bad is not None:
+            raise _Failure("get_index", f"index {bad} of {element} has a leading zero")
         for path, index, _ in arrays:
             if index >= self.count(path):
                 raise _Failure("get_index", f"{path} has {self.count(path)} record(s); index {index} is out of range")
@@ -205,12 +218,12 @@ class DataModel:
         keyword, parent = parts[-1], ".".join(parts[:-1])
         if element in self.table["undefined"]:
             raise _Failure("undefined", f"{element} is not defined")
-        template = ".".join("n" if _INDEX.fullmatch(p) else p for p in parts[:-1])
+        template = ".".join("n" if _DIGITS.fullmatch(p) else p for p in parts[:-1])
         if template not in self._known:
             raise _Failure("undefined", f"{parent} is not a data model element")
         if setting:
             raise _Failure("set_keyword", f"{keyword} is a read-only keyword")
-        self._check_get_indexes(list(_template_of(parent)[1]))
+        self._check_get_indexes(_template_of(parent)[1], parent)
         if keyword == "_version":
             if parent != "cmi":
                 raise _Failure("no_version", "only cmi has _version")
@@ -270,7 +283,10 @@ class DataModel:
             self._counts[path] = self.count(path) + 1
 
     def _check_set_indexes(self, ref: _Ref) -> list[str]:
-        """Arrays are packed: index == _count appends a record, anything beyond fails."""
+        """Arrays are packed: index == _count appends a record (not to a fixed array), anything beyond fails."""
+        bad = _leading_zero(ref.name)
+        if bad is not None:
+            raise _Failure("set_index", f"index {bad} of {ref.name} has a leading zero")
         created = []
         for path, index, template in ref.arrays:
             count = self.count(path)
@@ -279,6 +295,8 @@ class DataModel:
             if index < count:
                 continue
             array = self.table["arrays"][template]
+            if array.get("fixed"):
+                raise _Failure("set_index", f"{path} has {count} record(s), all from the LMS")
             if count >= array.get("max_records", count + 1):
                 raise _Failure("max_records", f"{path} is limited to {count} records")
             id_field = array.get("id_field")

@@ -6,8 +6,8 @@ interprets it with the same algorithm. Element rules therefore live here only.
 
 Element names use "n" for an array index ("cmi.interactions.n.id"). Each element spec has:
   access   "RO" | "WO" | "RW"
-  kind     how a value is checked: string | localized | pattern | number | vocab | result |
-           nav_request | interaction (see datamodel.check_value)
+  kind     how a value is checked: string | localized | language | pattern | number | vocab | result |
+           nav_request | interaction (see values.check_value)
   pattern  a key of `patterns` (kinds pattern, number, result)
   vocab    allowed tokens; `settable` narrows what SetValue accepts (1.2 lesson_status)
   range    [min, max], either may be null
@@ -18,6 +18,7 @@ Element names use "n" for an array index ("cmi.interactions.n.id"). Each element
   unique   value must differ from the same element of every sibling record (351)
   write_once  once set, only the same value may be written again (351)
   computed the 2004 completion/success evaluation applied on GetValue (rte-rules.md 5.2)
+  empty_unset  a stored "" reads as never set (403): an emptied adl.data store is no shared data
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def _elements_2004(edition: str) -> dict[str, Spec]:
             "cmi.learner_id": _e("RO", "pattern", **_ID),
             "cmi.learner_name": _e("RO", "localized", spm=250),
             "cmi.learner_preference.audio_level": _e("RW", "number", **_REAL, range=[0, None], default="1"),
-            "cmi.learner_preference.language": _e("RW", "pattern", pattern="language", spm=250, blank=True, default=""),
+            "cmi.learner_preference.language": _e("RW", "language", spm=250, blank=True, default=""),
             "cmi.learner_preference.delivery_speed": _e("RW", "number", **_REAL, range=[0, None], default="1"),
             "cmi.learner_preference.audio_captioning": _e("RW", "vocab", vocab=["-1", "0", "1"], default="0"),
             "cmi.location": _e("RW", "string", spm=1000),
@@ -234,7 +235,7 @@ def _elements_2004(edition: str) -> dict[str, Spec]:
                 spec["depends"] = [f"{record}.id", *spec.get("depends", [])]
     if edition == SCORM_2004_4TH:
         elements["adl.data.n.id"] = _e("RO", "pattern", **_ID)
-        elements["adl.data.n.store"] = _e("RW", "string", spm=64000, depends=["adl.data.n.id"])
+        elements["adl.data.n.store"] = _e("RW", "string", spm=64000, depends=["adl.data.n.id"], empty_unset=True)
     return dict(sorted(elements.items()))
 
 
@@ -258,6 +259,8 @@ def _arrays_2004(edition: str) -> dict[str, Spec]:
     """Collections: `spm` is the minimum an LMS must hold; `max_records` is the appliance's hard limit (351).
 
     `id_field` names the child that must be written first to create a record (else 408).
+    `fixed`: the records come from the LMS (adl.data, from the package's data maps), so SetValue never
+    appends one (351, as the conformance suite's DMI expects, not 408).
     """
     arrays: dict[str, Spec] = {
         "cmi.comments_from_learner": {"spm": 250, "max_records": 1000},
@@ -268,7 +271,7 @@ def _arrays_2004(edition: str) -> dict[str, Spec]:
         "cmi.objectives": {"spm": 100, "max_records": 1000, "id_field": "id"},
     }
     if edition == SCORM_2004_4TH:
-        arrays["adl.data"] = {"spm": 250, "max_records": 1000, "id_field": "id"}
+        arrays["adl.data"] = {"spm": 250, "max_records": 1000, "id_field": "id", "fixed": True}
     return arrays
 
 
@@ -298,6 +301,7 @@ def _build(scorm_version: str) -> dict[str, Any]:
         # Names that look like keywords but are undefined (ADL 2004 has no cmi._children).
         "undefined": [] if is_12 else ["cmi._children"],
         "patterns": cmi_types.PATTERNS,
+        "language_codes": "" if is_12 else cmi_types.LANGUAGE_CODES,  # space-separated
         "interaction_types": {} if is_12 else cmi_types.INTERACTION_TYPES,
         "errors": cmi_types.ERRORS_12 if is_12 else cmi_types.ERRORS_2004,
         "rte": cmi_types.RTE_12 if is_12 else cmi_types.RTE_2004,

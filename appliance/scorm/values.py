@@ -30,6 +30,22 @@ def matches(table: Table, pattern_name: str, value: str) -> bool:
     return _compiled(table["patterns"][pattern_name]).fullmatch(value) is not None
 
 
+@functools.cache
+def _codes(codes: str) -> frozenset[str]:
+    """The table's space-separated language codes as a set (a str caches its hash: cheap to look up)."""
+    return frozenset(codes.split())
+
+
+def valid_language(table: Table, tag: str) -> bool:
+    """A language_type (RFC 3066): the syntax, and a primary subtag of ISO 639 (or i, x, qaa-qtz)."""
+    if not matches(table, "language", tag):
+        return False
+    primary = tag.split("-", 1)[0].lower()
+    if primary in ("i", "x") or matches(table, "language_local", primary):
+        return True
+    return primary in _codes(table["language_codes"])
+
+
 def check_value(table: Table, spec: Spec, value: str, interaction_type: str | None = None) -> Check:
     """Check `value` for the element described by `spec`; see the module docstring for the answer."""
     if spec.get("blank") and value == "":
@@ -52,6 +68,8 @@ def _check_kind(table: Table, spec: Spec, kind: str, value: str, interaction_typ
         return _OK
     if kind == "pattern":
         return _OK if matches(table, spec["pattern"], value) else ("type", f"not a valid {spec['pattern']} value")
+    if kind == "language":
+        return _OK if valid_language(table, value) else ("type", "not a language code (RFC 3066, ISO 639)")
     if kind == "number":
         if not matches(table, spec["pattern"], value):
             return "type", "not a number"
@@ -93,7 +111,7 @@ def split_localized(table: Table, value: str) -> tuple[bool, str]:
     if not value.startswith(LANG_PREFIX):
         return True, value
     end = value.find("}")
-    if end < 0 or not matches(table, "language", value[len(LANG_PREFIX) : end]):
+    if end < 0 or not valid_language(table, value[len(LANG_PREFIX) : end]):
         return False, value
     return True, value[end + 1 :]
 
@@ -148,7 +166,7 @@ def _strip_delimiters(value: str, allowed: list[str]) -> tuple[str, str]:
 
 def _item_problem(table: Table, item_kind: str, item: str) -> str:
     if item_kind == "short_identifier":
-        return "" if matches(table, "identifier", item) else f"bad identifier {item!r}"
+        return "" if matches(table, "short_identifier", item) else f"bad identifier {item!r}"
     if item_kind == "localized":
         return "" if split_localized(table, item)[0] else "bad {lang=...} prefix"
     if item_kind == "real":
@@ -166,11 +184,11 @@ def _pair_problem(table: Table, item_kind: str, item: str) -> str:
         return f"{item!r} must be two parts joined by [.]"
     left, right = parts
     if item_kind == "pair":
-        ok = matches(table, "identifier", left) and matches(table, "identifier", right)
+        ok = matches(table, "short_identifier", left) and matches(table, "short_identifier", right)
         return "" if ok else f"bad pair {item!r}"
     if left == "" and right == "":
         return "a step needs a name or an answer"
-    if left != "" and not matches(table, "identifier", left):
+    if left != "" and not matches(table, "short_identifier", left):
         return f"bad step name {left!r}"
     if item_kind == "step_pattern" and "[:]" in right:
         return _range_problem(table, right)

@@ -82,6 +82,16 @@ def test_editions_differ_where_the_specs_say() -> None:
     assert "adl.nav.request_valid.jump" in fourth["targets"] and "adl.nav.request_valid.jump" not in third["targets"]
 
 
+def test_language_codes_are_iso_639_primary_subtags() -> None:
+    """The ISO 639-1/639-2 list the 2004 language_type check uses (shipped to the browser as one string)."""
+    codes = datamodel_table(SCORM_2004_4TH)["language_codes"].split(" ")
+    assert codes == sorted(set(codes))
+    assert all(re.fullmatch("[a-z]{2,3}", code) for code in codes)
+    assert {"en", "eng", "de", "ger", "deu", "fil", "und", "sgn", "mo", "scr"} <= set(codes)
+    assert not {"frl", "exg", "sp", "ruq", "i", "x"} & set(codes)
+    assert datamodel_table(SCORM_12)["language_codes"] == ""
+
+
 # -------------------------------------------------------------------------------------- DataModel
 def test_the_given_dict_is_copied_not_changed() -> None:
     cmi = {"cmi.location": "a"}

@@ -205,10 +205,12 @@ s(ALL, "cmi.learner_preference.delivery_speed", "-0.5", 407)
 many(
     ALL,
     "cmi.learner_preference.language",
-    ["en", "en-US", "fr-CA", "zh-Hant-TW", "", "x-klingon", "i-navajo", "deu"],
+    ["en", "en-US", "fr-CA", "zh-Hant-TW", "", "x-klingon", "i-navajo", "deu", "GER", "sgn-BE-fr", "qaa", "scr"],
     0,
 )
 many(ALL, "cmi.learner_preference.language", ["english", "e", "en_US", "123", "en-", "-en", "en US"], 406)
+# The primary subtag must be an ISO 639-1/639-2 code (RFC 3066; the ADL CTS DMI rejects these).
+many(ALL, "cmi.learner_preference.language", ["frl", "exg", "sp", "ruq-JM", "zz", "qua-x"], 406)
 many(ALL, "cmi.learner_preference.audio_captioning", ["-1", "0", "1"], 0)
 many(ALL, "cmi.learner_preference.audio_captioning", ["2", "on", ""], 406)
 # adl.nav.request.
@@ -237,12 +239,14 @@ g(ALL, "adl.nav.request", 0, "continue", setup=[["adl.nav.request", "continue"]]
 CL = "cmi.comments_from_learner"
 many(ALL, f"{CL}.0.comment", ["{lang=en}Nice", "plain", "", "{lang=de-AT}Gut", long(4001)], 0)
 many(ALL, f"{CL}.0.comment", ["{lang=xx-}x", "{lang=english}hi", "{lang=}x", "{lang=en"], 406)
+many(ALL, f"{CL}.0.comment", ["{lang=frl}x", "{lang=sp}x", "{lang=ruq-JM}z"], 406)
+many(ALL, f"{CL}.0.comment", ["{lang=AB}x", "{lang=i-klingon}x", "{lang=art-lojban}x", "{lang=mo}x"], 0)
 many(ALL, f"{CL}.0.location", ["p1", long(251)], 0)
 many(
     ALL,
     f"{CL}.0.timestamp",
     [
-        "2024-05-01T12:30:00Z",
+        "2024-05-01T12:30:00.5Z",
         "2024-05-01",
         "2024",
         "2024-05",
@@ -251,6 +255,9 @@ many(
         "2024-05-01T12:30:00.5+02:00",
         "1970-01-01T00:00:00",
         "2038-12-31T23:59:59.99-05",
+        "2004-06-30T14:00:00.10+00",
+        "2004-06-30T14:00:00.10-23",
+        "2004-06-30T14:00:00.10+05:59",
     ],
     0,
 )
@@ -268,6 +275,19 @@ many(
         "24-05-01",
         "",
         "2024-05-01T12:30Z",
+        # A time zone designator only follows fractional seconds (RTE 4.2, ADL CTS DMI).
+        "2024-05-01T12:30:00Z",
+        "2004-04-01T09:45:58+02",
+        "2004-04-01T09:45:58+02:30",
+        "2004-04-01T09:45:58-03:00",
+        "2004-04-01T09+02",
+        "2004-04-01T09:45-03",
+        "2004-04-01T09:45:58.55Z+02:30",
+        "2004-04-01T09:45:58.55+2",
+        "2004-04-01T09:45:58.55+02:3",
+        "2004-04-01T09:45:58.55-03:00.30",
+        "2004-06-30T14:00:00.10+24",
+        "2004-06-30T14:00:00.10+05:60",
     ],
     406,
 )

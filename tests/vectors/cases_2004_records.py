@@ -9,6 +9,15 @@ ID = [[f"{IX}.id", "q1"]]
 many(ALL, f"{IX}.id", ["q1", "urn:ADL:interaction-1", "URN:isbn:0451450523", "question 1", "Q_1.2-b", long(4001)], 0)
 many(ALL, f"{IX}.id", ["", "   ", "urn:x", "urn::abc", "urn:-bad:x"], 406)
 s(ALL, "cmi.interactions.1.id", "q2", 351)
+# An index with a leading zero addresses no record (351 on SetValue, 301 on GetValue; ADL CTS DMI).
+s(ALL, "cmi.interactions.01.id", "INT1", 351)
+s(ALL, "cmi.interactions.00.id", "INT1", 351)
+s(ALL, "cmi.interactions.01.timestamp", "2003-07-25T03:00:00", 351)
+s(ALL, "cmi.interactions.01.id", "INT1", 351, setup=[*ID, ["cmi.interactions.1.id", "q2"]])
+s(ALL, "cmi.interactions.0.objectives.00.id", "o1", 351, setup=ID)
+g(ALL, "cmi.interactions.00.id", 301, setup=ID)
+g(ALL, "cmi.interactions.00.objectives._count", 301, setup=ID)
+s(ALL, "cmi.comments_from_lms.00.comment", "x", 404)
 s(ALL, "cmi.interactions.1.id", "q2", 0, setup=ID)
 g(ALL, "cmi.interactions._count", 0, "2", setup=[*ID, ["cmi.interactions.1.id", "q2"]])
 g(ALL, f"{IX}.id", 0, "q1", setup=ID)
@@ -86,47 +95,74 @@ def fmt(
 fmt("true-false", ["true", "false"], ["t", "1", "TRUE", ""], ["true", "false"], ["yes", ""])
 fmt(
     "choice",
-    ["a", "a[,]b[,]c", "", "choice_1[,]choice_2", "urn:ex:a[,]b"],
-    ["a[,]a", "a[,]", "[,]a", "urn:x", " [,]a"],
+    ["a", "a[,]b[,]c", "", "choice_1[,]choice_2", "urn:ex:a[,]b", "uri.uri.uri.abcd[,]testuri"],
+    ["a[,]a", "a[,]", "[,]a", "urn:x", " [,]a", "{}{[]}{}{[]}{}", "a[.]b", "a[,]b]", "urn:ex:{a}"],
     ["a[,]b", "a", ""],
-    ["a[,]a", "x[,]"],
+    ["a[,]a", "x[,]", "{}{[]}{}{[]}{}", "{case_matters=true}a"],
 )
 fmt(
     "fill-in",
-    ["Paris", "{lang=fr}Paris", "red[,]blue", "", "a, b and c"],
-    ["{lang=zzzzzz}x", "ok[,]{lang=12}x"],
+    ["Paris", "{lang=fr}Paris", "red[,]blue", "", "a, b and c", "{}{[]}{}{[]}{}"],
+    ["{lang=zzzzzz}x", "ok[,]{lang=12}x", "{lang=frl}z", "ok[,]{lang=sp}z"],
     [
         "{case_matters=true}Paris",
         "{order_matters=false}{case_matters=true}a[,]b",
         "{order_matters=true}{lang=en}hello",
         "{foo=bar}text",
         "Paris",
+        "{}{[]}{}{[]}{}",
+        "uri.uri.uri[.]abcd[,]testuri",
+        # After a {lang=..} prefix the rest is the text, delimiter-like or not.
+        "{lang=en-US}{case_matters=invalid}a[,]b",
+        "{case_matters=true}{lang=eng}{order_matters=true}z",
     ],
-    ["{case_matters=maybe}x", "{case_matters=true}{case_matters=false}x", "{order_matters=}x", "{case_matters=true"],
+    [
+        "{case_matters=maybe}x",
+        "{case_matters=true}{case_matters=false}x",
+        "{order_matters=}x",
+        "{case_matters=true",
+        "{lang=frl}z",
+        "{lang=exg}{case_matters=invalid}z",
+        "a[,]{lang=ruq-JM}z",
+        "{case_matters=true-false}{lang=en}z",
+        "{order_matters=invalid}a[,]{lang=en}b",
+    ],
 )
 fmt(
     "long-fill-in",
-    ["An essay answer.", "{lang=en}essay", long(4001)],
-    ["{lang=e}x"],
-    ["{case_matters=false}{lang=en}text", "anything", "{order_matters=true}x"],
-    ["{case_matters=1}x", "{lang=toolonglang}x"],
+    ["An essay answer.", "{lang=en}essay", long(4001), "{}{[]}{}{[]}{}"],
+    ["{lang=e}x", "{lang=sp}x"],
+    ["{case_matters=false}{lang=en}text", "anything", "{order_matters=true}x", "{}{[]}{}{[]}{}"],
+    ["{case_matters=1}x", "{lang=toolonglang}x", "{lang=exg}z", "{case_matters=invalid}{lang=exg}z"],
 )
-fmt("likert", ["agree", "likert_3"], ["", " "], ["strongly_agree"], ["", "urn:bad"])
+fmt(
+    "likert",
+    ["agree", "likert_3"],
+    ["", " ", "uri.uri.uri[.]abcd[,]testuri", "{}{[]}{}{[]}{}"],
+    ["strongly_agree"],
+    ["", "urn:bad", "uri.uri.uri[.]abcd[,]testuri", "{}{[]}{}{[]}{}"],
+)
 fmt(
     "matching",
     ["1[.]a", "1[.]a[,]2[.]b", ""],
-    ["1[.]", "1.a", "1[.]a[.]b", "[.]a", "1[.]a[,]"],
+    ["1[.]", "1.a", "1[.]a[.]b", "[.]a", "1[.]a[,]", "{}{[]}{}{[]}{}", "1[.]{a}"],
     ["x[.]y", "1[.]a[,]2[.]b"],
-    ["", "x", "x[.] "],
+    ["", "x", "x[.] ", "uri.uri.uri[.]abcd[,]testuri", "x[.]y]"],
 )
 fmt(
     "performance",
     ["step1[.]answer", "[.]answer", "step1[.]", "s1[.]a[,]s2[.]b", "", "step name[.]x"],
-    ["[.]", "step1", "s1[.]a[.]b", "urn:x[.]a"],
+    ["[.]", "step1", "s1[.]a[.]b", "urn:x[.]a", "{}{[]}{}{[]}{}", "s{1}[.]a"],
     ["{order_matters=false}s1[.]a[,]s2[.]b", "s1[.]1[:]5", "s1[.][:]10", "s1[.]5[:]", "s1[.]plain answer"],
     ["s1[.]5[:]1", "s1[.]x[:]5", "", "{order_matters=no}s1[.]a", "s1"],
 )
-fmt("sequencing", ["a[,]b[,]c", "a[,]a", "x"], ["", "a[,]", "[,]"], ["a[,]b", "c"], ["", "a[,][,]b"])
+fmt(
+    "sequencing",
+    ["a[,]b[,]c", "a[,]a", "x"],
+    ["", "a[,]", "[,]", "uri.uri.uri[.]abcd[,]testuri", "{}{[]}{}{[]}{}"],
+    ["a[,]b", "c"],
+    ["", "a[,][,]b", "uri.uri.uri[.]abcd[,]testuri", "{}{[]}{}{[]}{}"],
+)
 fmt(
     "numeric",
     ["42", "-3.5", ".5"],
@@ -134,7 +170,7 @@ fmt(
     ["10[:]20", "[:]20", "10[:]", "15", "-5[:]-1", "[:]"],
     ["20[:]10", "a[:]b", "1[:]2[:]3", "", "x"],
 )
-fmt("other", ["anything at all", "", "[,][.][:]", long(4001)], [], ["x", ""], [])
+fmt("other", ["anything at all", "", "[,][.][:]", long(4001), "{}{[]}{}{[]}{}"], [], ["x", "", "{}{[]}{}{[]}{}"], [])
 # Pattern counts: single-pattern types allow one (351 beyond); choice and sequencing patterns are unique.
 for kind, first in [("true-false", "true"), ("likert", "a"), ("numeric", "1"), ("other", "x")]:
     typed = [*ID, [f"{IX}.type", kind], [f"{IX}.correct_responses.0.pattern", first]]
@@ -213,10 +249,22 @@ s(V4, "adl.data.0.store", long(64001), 0)
 g(V4, "adl.data.0.store", 0, "v2", setup=[["adl.data.0.store", "v2"]])
 s(V4, "adl.data.0.id", "x", 404)
 s(V4, "adl.data._count", "2", 404)
-s(V4, "adl.data.1.store", "x", 408)
+# adl.data records come from the LMS: SetValue cannot append one (351, ADL CTS DMI), and the id is RO.
+s(V4, "adl.data.1.store", "x", 351)
 s(V4, "adl.data.2.store", "x", 351)
+s(V4, "adl.data.1.id", "x", 404)
+s(V4, "adl.data.01.store", "x", 351)
+g(V4, "adl.data.00.store", 301)
 g(V4, "adl.data.0.store", 403, initial={"adl.data.0.store": None})
 g(V4, "adl.data.0.store", 405, data_access=[[False, True]])
+# readSharedData guards only the store: the id stays readable (RTE 4.3, ADL CTS DMI).
+g(V4, "adl.data.0.id", 0, "shared-1", data_access=[[False, True]])
+g(V4, "adl.data.0.id", 0, "shared-1", data_access=[[False, False]])
+g(V4, "adl.data._count", 0, "1", data_access=[[False, False]])
+# An emptied store is no shared data: it reads as never set (ADL CTS DMI).
+g(V4, "adl.data.0.store", 403, setup=[["adl.data.0.store", ""]])
+g(V4, "adl.data.0.store", 403, initial={"adl.data.0.store": ""})
+g(V4, "adl.data.0.store", 0, "again", setup=[["adl.data.0.store", ""], ["adl.data.0.store", "again"]])
 s(V4, "adl.data.0.store", "x", 404, data_access=[[True, False]])
 s(V4, "adl.data.0.store", "x", 0, data_access=[[False, True]])
 g(V4, "adl.data.0.store", 0, "v1", data_access=[[True, False]])

@@ -6,13 +6,17 @@
 // runs the same cases against both.
 //
 // Check order (errors.md, ADL): empty name -> name resolution (401) -> keywords -> access (RO/WO) ->
-// collection rules (index, new record needs its id, record limit) -> dependencies (408) -> write-once
-// and uniqueness -> value format (type, range) -> uniqueness of correct-response patterns.
+// collection rules (index: canonical, in range; fixed arrays; record limit; new record needs its id) ->
+// dependencies (408) -> write-once and uniqueness -> value format (type, range) -> uniqueness of
+// correct-response patterns.
 
 import { checkValue, evaluatedStatus } from "./values.js";
 
 const KEYWORDS = ["_children", "_count", "_version"];
 const INDEX = /^(?:0|[1-9][0-9]*)$/;
+// Any run of digits is an index position ("cmi.interactions.01.id" names an interaction record); only
+// the canonical form (INDEX) addresses one: a leading zero is a bad index (351/301, as ADL's DMI expects).
+const DIGITS = /^[0-9]+$/;
 const knownByTable = new WeakMap();
 
 class Failure {
@@ -64,7 +68,12 @@ export function instantiate(template, indices) {
 }
 
 function templateOf(parts) {
-  return parts.map((part, i) => (i && INDEX.test(part) ? "n" : part)).join(".");
+  return parts.map((part, i) => (i && DIGITS.test(part) ? "n" : part)).join(".");
+}
+
+// The first index segment of a name written with a leading zero ("01"), if any.
+function leadingZero(parts) {
+  return parts.slice(1).find((part) => DIGITS.test(part) && !INDEX.test(part)) ?? null;
 }
 
 /**
@@ -129,16 +138,18 @@ export class DataModel {
     if (ref.spec.access === "WO" || !this.sharedAccess(ref, 0)) {
       throw new Failure("write_only", `${element} is write-only`);
     }
-    this.checkGetIndexes(ref.arrays);
+    this.checkGetIndexes(ref.arrays, parts);
     const computed = evaluatedStatus(ref.spec, this.values);
     if (computed !== null) return computed;
     const value = this.values.get(element);
-    if (value !== undefined) return value;
+    if (value !== undefined && !(value === "" && ref.spec.empty_unset)) return value;
     if ("default" in ref.spec) return String(ref.spec.default);
     throw new Failure("not_initialized_value", `${element} has not been set`);
   }
 
-  checkGetIndexes(arrays) {
+  checkGetIndexes(arrays, parts) {
+    const bad = leadingZero(parts);
+    if (bad !== null) throw new Failure("get_index", `index ${bad} of ${parts.join(".")} has a leading zero`);
     for (const [path, index] of arrays) {
       if (index >= this.count(path)) {
         throw new Failure("get_index", `${path} has ${this.count(path)} record(s); index ${index} is out of range`);
@@ -166,11 +177,11 @@ export class DataModel {
     if (this.table.undefined.includes(element)) throw new Failure("undefined", `${element} is not defined`);
     const template = parts
       .slice(0, -1)
-      .map((p) => (INDEX.test(p) ? "n" : p))
+      .map((p) => (DIGITS.test(p) ? "n" : p))
       .join(".");
     if (!this.known.has(template)) throw new Failure("undefined", `${parent} is not a data model element`);
     if (setting) throw new Failure("set_keyword", `${keyword} is a read-only keyword`);
-    this.checkGetIndexes(this.arrayLevels(parts.slice(0, -1)));
+    this.checkGetIndexes(this.arrayLevels(parts.slice(0, -1)), parts.slice(0, -1));
     if (keyword === "_version") {
       if (parent !== "cmi") throw new Failure("no_version", "only cmi has _version");
       return String(this.table.data_model_version);
@@ -186,7 +197,7 @@ export class DataModel {
   arrayLevels(parts) {
     const levels = [];
     parts.forEach((part, i) => {
-      if (i && INDEX.test(part)) {
+      if (i && DIGITS.test(part)) {
         levels.push([parts.slice(0, i).join("."), Number(part), templateOf(parts.slice(0, i))]);
       }
     });
@@ -203,12 +214,13 @@ export class DataModel {
       throw new Failure("undefined", `${element} is not a data model element`);
     }
     const arrays = this.arrayLevels(parts);
-    return { name: element, template, spec, indices: arrays.map((level) => level[1]), arrays };
+    return { name: element, parts, template, spec, indices: arrays.map((level) => level[1]), arrays };
   }
 
-  // adl.data readSharedData (which=0) / writeSharedData (which=1) of the record.
+  // adl.data readSharedData (which=0) / writeSharedData (which=1) of the record's store (its id is
+  // always readable, as the conformance suite's DMI expects).
   sharedAccess(ref, which) {
-    if (!ref.template.startsWith("adl.data.n.") || !ref.indices.length) return true;
+    if (ref.template !== "adl.data.n.store" || !ref.indices.length) return true;
     const index = ref.indices[0];
     return index >= this.dataAccess.length || this.dataAccess[index][which];
   }
@@ -241,14 +253,17 @@ export class DataModel {
     for (const path of created) this.counts.set(path, this.count(path) + 1);
   }
 
-  // Arrays are packed: index == _count appends a record, anything beyond fails.
+  // Arrays are packed: index == _count appends a record (not to a fixed array), anything beyond fails.
   checkSetIndexes(ref) {
+    const bad = leadingZero(ref.parts);
+    if (bad !== null) throw new Failure("set_index", `index ${bad} of ${ref.name} has a leading zero`);
     const created = [];
     for (const [path, index, template] of ref.arrays) {
       const count = this.count(path);
       if (index > count) throw new Failure("set_index", `${path} has ${count} record(s); set index ${count} first`);
       if (index < count) continue;
       const array = this.table.arrays[template];
+      if (array.fixed) throw new Failure("set_index", `${path} has ${count} record(s), all from the LMS`);
       if (count >= (array.max_records ?? count + 1)) {
         throw new Failure("max_records", `${path} is limited to ${count} records`);
       }

@@ -20,6 +20,21 @@ export function matches(table, patternName, value) {
   return regex.test(value);
 }
 
+const languageSets = new Map();
+
+/** A language_type (RFC 3066): the syntax, and a primary subtag of ISO 639 (or i, x, qaa-qtz). */
+export function validLanguage(table, tag) {
+  if (!matches(table, "language", tag)) return false;
+  const primary = tag.split("-", 1)[0].toLowerCase();
+  if (primary === "i" || primary === "x" || matches(table, "language_local", primary)) return true;
+  let codes = languageSets.get(table.language_codes);
+  if (codes === undefined) {
+    codes = new Set(table.language_codes.split(" "));
+    languageSets.set(table.language_codes, codes);
+  }
+  return codes.has(primary);
+}
+
 /** Length in code points, as Python's len() counts (JS .length counts UTF-16 units). */
 export function codePointLength(text) {
   let size = text.length;
@@ -57,6 +72,8 @@ function checkKind(table, spec, kind, value, interactionType) {
       return OK;
     case "pattern":
       return matches(table, spec.pattern, value) ? OK : ["type", `not a valid ${spec.pattern} value`];
+    case "language":
+      return validLanguage(table, value) ? OK : ["type", "not a language code (RFC 3066, ISO 639)"];
     case "number":
       if (!matches(table, spec.pattern, value)) return ["type", "not a number"];
       return rangeCheck(spec, Number(value));
@@ -99,7 +116,7 @@ function rangeCheck(spec, number) {
 export function splitLocalized(table, value) {
   if (!value.startsWith(LANG_PREFIX)) return [true, value];
   const end = value.indexOf("}");
-  if (end < 0 || !matches(table, "language", value.slice(LANG_PREFIX.length, end))) return [false, value];
+  if (end < 0 || !validLanguage(table, value.slice(LANG_PREFIX.length, end))) return [false, value];
   return [true, value.slice(end + 1)];
 }
 
@@ -153,7 +170,7 @@ function stripDelimiters(value, allowed) {
 function itemProblem(table, itemKind, item) {
   switch (itemKind) {
     case "short_identifier":
-      return matches(table, "identifier", item) ? "" : `bad identifier '${item}'`;
+      return matches(table, "short_identifier", item) ? "" : `bad identifier '${item}'`;
     case "localized":
       return splitLocalized(table, item)[0] ? "" : "bad {lang=...} prefix";
     case "real":
@@ -174,11 +191,11 @@ function pairProblem(table, itemKind, item) {
   if (parts.length !== 2) return `'${item}' must be two parts joined by [.]`;
   const [left, right] = parts;
   if (itemKind === "pair") {
-    const ok = matches(table, "identifier", left) && matches(table, "identifier", right);
+    const ok = matches(table, "short_identifier", left) && matches(table, "short_identifier", right);
     return ok ? "" : `bad pair '${item}'`;
   }
   if (left === "" && right === "") return "a step needs a name or an answer";
-  if (left !== "" && !matches(table, "identifier", left)) return `bad step name '${left}'`;
+  if (left !== "" && !matches(table, "short_identifier", left)) return `bad step name '${left}'`;
   if (itemKind === "step_pattern" && right.includes("[:]")) return rangeProblem(table, right);
   return "";
 }
