@@ -30,6 +30,7 @@ from tests.api.test_packages import (
     upload_raw,
 )
 from tests.conftest import TenantKey
+from tests.scorm.manifests import billion_laughs
 
 MANIFEST = manifest_12()
 INDEX = b"<html>ok</html>"
@@ -162,20 +163,7 @@ def test_size_and_count_limits(config: Config, acme: TenantKey) -> None:
 
 # -- hostile manifests -----------------------------------------------------------------------------
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE manifest [
-  <!ENTITY lol "lol">
-  <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-  <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
-  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
-  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-  <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
-  <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
-  <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
-  <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
-  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-""" + manifest_12(title="&lol9;").split(b"?>", 1)[1]
+BILLION_LAUGHS = billion_laughs(manifest_12(title="&lol9;").split(b"?>", 1)[1])
 
 
 def xxe_manifest(doctype: str) -> bytes:

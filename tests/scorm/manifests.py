@@ -108,3 +108,12 @@ def manifest_12(**overrides: object) -> bytes:
     }
     values.update(overrides)
     return manifest(**values)  # type: ignore[arg-type]
+
+
+def billion_laughs(body: bytes) -> bytes:
+    """An XML document whose DTD nests entities to a billion "lol"s, followed by `body` (which should
+    use `&lol9;`): a parser that expanded entities would exhaust memory."""
+    levels = "".join(
+        f' <!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">\n' for n in range(1, 10)
+    )
+    return b'<?xml version="1.0"?>\n<!DOCTYPE manifest [\n <!ENTITY lol "lol">\n' + levels.encode() + b"]>\n" + body

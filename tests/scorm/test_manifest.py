@@ -21,7 +21,17 @@ from appliance.scorm.model import (
     Manifest,
 )
 
-from .manifests import NS_12, NS_2004, NS_2004_PLAIN, item, manifest, manifest_12, organization, resource
+from .manifests import (
+    NS_12,
+    NS_2004,
+    NS_2004_PLAIN,
+    billion_laughs,
+    item,
+    manifest,
+    manifest_12,
+    organization,
+    resource,
+)
 
 ADLCP_12 = "http://www.adlnet.org/xsd/adlcp_rootv1p2"
 
@@ -563,21 +573,9 @@ def test_unknown_encoding_is_invalid() -> None:
     assert parse_error(b'<?xml version="1.0" encoding="x-klingon"?><manifest/>').code == "MANIFEST_INVALID"
 
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE manifest [
- <!ENTITY lol "lol">
- <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<manifest identifier="&lol9;"><metadata><schemaversion>1.2</schemaversion></metadata></manifest>
-"""
+BILLION_LAUGHS = billion_laughs(
+    b'<manifest identifier="&lol9;"><metadata><schemaversion>1.2</schemaversion></metadata></manifest>\n'
+)
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE manifest [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
