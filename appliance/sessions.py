@@ -295,7 +295,7 @@ def refresh_results(
     the hot commit path does not re-read and re-parse the stored rows. `also` holds more columns to
     set in the same statement (the commit's sign of life), and `interactions_changed=False` says the
     commit left every interaction as it was, so the analytics rows need no comparison. Returns the
-    updated row.
+    updated row. `session` is the row as this transaction last read it.
     """
     if changed is not None and len(course.launchable) == 1:
         activity, cmi = changed
@@ -307,7 +307,10 @@ def refresh_results(
             aid: summarize(course.scorm_version, json.loads(a["cmi"])) for aid, a in acts.items() if a["attempt"]
         }
         data_bytes = sum(len(a["cmi"]) for a in acts.values())
-    fields = {**combine(course, summaries, rollup), "data_bytes": data_bytes, "updated_at": now, **(also or {})}
+    results = {**combine(course, summaries, rollup), "data_bytes": data_bytes}
+    # Only the columns that change: an unchanged indexed column then costs no index write.
+    fields = {k: v for k, v in results.items() if session.get(k) != v}
+    fields.update(updated_at=now, **(also or {}))
     assignments = ", ".join(f"{k} = ?" for k in fields)
     updated = one(
         conn, f"UPDATE sessions SET {assignments} WHERE id = ? RETURNING *", (*fields.values(), session["id"])

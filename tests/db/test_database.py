@@ -89,3 +89,47 @@ async def test_a_failing_async_write_rolls_back_and_frees_the_writer(db: Databas
     await db.write(insert(6))
     assert db.write_sync(lambda c: 1) == 1  # the lock was released
     assert [n for n, _ in stored(db)] == [6]
+
+
+async def test_writes_of_one_round_share_one_transaction(db: Database) -> None:
+    """Writes that arrive together are committed together: one COMMIT for the round, not one each."""
+    await db.write(insert(100))  # opens the writer connection
+    commits = 0
+
+    def count() -> bool:
+        nonlocal commits
+        commits += 1
+        return False  # go ahead with the commit
+
+    assert db._writer_conn is not None
+    db._writer_conn.set_commit_hook(count)
+    results = await asyncio.gather(*(db.write(insert(n)) for n in range(1, 31)))
+    assert results == list(range(1, 31))
+    assert commits == 1
+    await db.write(insert(31))  # a later round is its own transaction
+    assert commits == 2
+    assert [n for n, _ in stored(db)] == [*range(1, 32), 100]
+
+
+async def test_a_failing_write_in_a_group_is_undone_alone(db: Database) -> None:
+    def half_then_fail(conn: apsw.Connection) -> None:
+        conn.execute("INSERT INTO items (n, thread) VALUES (50, 0)")
+        raise ValueError("refused")
+
+    outcomes = await asyncio.gather(
+        db.write(insert(1)), db.write(half_then_fail), db.write(insert(2)), return_exceptions=True
+    )
+    assert outcomes[0] == 1 and outcomes[2] == 2
+    assert isinstance(outcomes[1], ValueError)
+    assert [n for n, _ in stored(db)] == [1, 2]
+
+
+async def test_a_failed_commit_fails_every_write_of_the_group(db: Database) -> None:
+    await db.write(insert(100))
+    assert db._writer_conn is not None
+    db._writer_conn.set_commit_hook(lambda: True)  # SQLite turns the COMMIT into a rollback and an error
+    outcomes = await asyncio.gather(db.write(insert(1)), db.write(insert(2)), return_exceptions=True)
+    assert all(isinstance(o, apsw.Error) for o in outcomes), outcomes
+    db._writer_conn.set_commit_hook(None)
+    assert [n for n, _ in stored(db)] == [100]
+    assert await db.write(insert(3)) == 3
