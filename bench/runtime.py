@@ -19,6 +19,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -141,6 +142,60 @@ def parse_wrk(text: str) -> dict[str, float]:
     return result
 
 
+REFERENCE_LUA = r"""
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("key", "k" .. counter)
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.body = '{"cmi.core.lesson_location":"page-1"}'
+end
+function request()
+  return wrk.format(nil, "/write/" .. key)
+end
+"""
+
+
+def reference(levels: list[int], seconds: int, workdir: Path) -> None:
+    """The yardstick of the issue on this machine now: a bare Litestar route doing one SQLite write."""
+    port = free_port()
+    env = {**os.environ, "BENCH_REFERENCE_DB": str(workdir / "reference.db")}
+    command = [sys.executable, "-m", "uvicorn", "bench._reference:app", "--host", HOST, "--port", str(port)]
+    command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
+    try:
+        url = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(f"{url}/write/probe", json={}, trust_env=False).raise_for_status()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        script = workdir / "reference.lua"
+        script.write_text(REFERENCE_LUA)
+        for n in levels:
+            out = subprocess.run(
+                ["wrk", "-t", str(n), "-c", str(n), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=seconds + 60,
+            ).stdout
+            figures = parse_wrk(out)
+            print(
+                f"{n:>8}  {figures['rps']:>10.0f}  {figures.get('p50', float('nan')):>8.2f}  "
+                f"{figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}   (reference)",
+                flush=True,
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def handled_ms(log: Path, offset: int) -> tuple[list[float], int]:
     """The server's own handling times (ms) of the commits logged after byte `offset` of its JSON log,
     and the new offset: the access line times a request from the app receiving it to the last byte
@@ -178,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench runtime", description=__doc__.splitlines()[0])
     parser.add_argument("--learners", default="1,10,50", help="comma-separated concurrency levels")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per level")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the bare Litestar route + one SQLite write yardstick"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian package `wrk`); skipping the runtime benchmark")
@@ -218,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{inside:>20}",
                     flush=True,
                 )
+            if not args.no_reference:
+                reference(levels, args.seconds, workdir)
             print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             p50, p99 = player_page_ms(url, tokens[0])
             print(f"player page GET /player/{{token}}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
