@@ -121,7 +121,8 @@ def cts_run(request: pytest.FixtureRequest, cts_server: CtsServer) -> CtsRun:
     results = asyncio.run(with_browser(cts_server, work))
     run = CtsRun(results=results, packages=packages, seconds=time.monotonic() - started, workers=WORKERS)
     request.config.stash[RUN_KEY] = run
-    details = request.config.cache.mkdir("conformance") / "report.json" if request.config.cache else None
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    details = cache.mkdir("conformance") / "report.json" if cache is not None else None
     if details is not None:
         details.write_text(
             json.dumps(

@@ -35,10 +35,16 @@ PACKAGES = CORPUS / "packages"
 PROPERTIES_ZIP = CORPUS / "extras" / "adlcts4-TestCases-properties.zip"
 DRIVER_JS = Path(__file__).with_name("driver.js")
 
-CASE_TIMEOUT = 60.0  # seconds for one test case (DMI, the longest, makes about 5000 API calls)
-STALL_TIMEOUT = 8.0  # seconds without progress while the player is idle: the LMS is not going to deliver
+# Waits are bounded by deadlines, never by a count of polls: on a busy machine (CI's two cores running four
+# browser contexts) a poll can take far longer than its sleep. A passing case never waits for a deadline;
+# only a failing one does, so the deadlines are generous.
+CASE_TIMEOUT = 180.0  # seconds for one test case (DMB, the longest, takes about 30 s on a loaded machine)
+STALL_TIMEOUT = 15.0  # seconds without progress while the player is idle: the LMS is not going to deliver
 SETTLE_MS = 400  # quiet time after the last instruction before a case is judged
-ACTION_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 30_000
+ENDED_TIMEOUT_MS = 10_000  # for the player to end the course after an instruction that says it ends
+REPORT_TIMEOUT = 10.0  # seconds for the driver's last checks to arrive through the binding
+LOGOUT_TIMEOUT = 15.0  # seconds for the closed window's pagehide beacon to reach the server
 
 # Instructions (CUI) after which the tester is told the learner attempt ends; the tester checks it did.
 ENDS = {
@@ -130,6 +136,9 @@ SNAPSHOT_JS = f"""() => ({{
 
 # Answer the SCO's UI inspection form the way the tester does: a radio button per question, then Submit.
 ANSWER_JS = """(answers) => {
+  // SX-09's last SCO asks only "click.button": its form is one "Continue Test" button (id continue).
+  const single = document.getElementById("continue");
+  if (single && !document.getElementById("tRadio0")) return single.click();
   answers.forEach((answer, i) => document.getElementById((answer === "Y" ? "tRadio" : "fRadio") + i).click());
   document.getElementById("submit").click();
 }"""
@@ -188,6 +197,13 @@ def manifest_titles(package: str) -> dict[str, str]:
 # -- results ----------------------------------------------------------------------------------------------
 
 
+SHORT = 300  # characters of a call or value shown in a one-line summary (report.json keeps them whole)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHORT else f"{text[:SHORT]}... ({len(text)} chars)"
+
+
 @dataclass
 class Check:
     step: str
@@ -219,7 +235,10 @@ class CaseResult:
         """One line: the first failing checks (stable text: no times, no ids)."""
         if self.passed:
             return f"{len(self.checks)} checks passed"
-        parts = [f"{c.step}: {c.call}: expected {c.expected}, got {c.actual}" for c in self.failures[:limit]]
+        parts = [
+            f"{c.step}: {_short(c.call)}: expected {_short(c.expected)}, got {_short(c.actual)}"
+            for c in self.failures[:limit]
+        ]
         more = len(self.failures) - limit
         if more > 0:
             parts.append(f"and {more} more")
@@ -283,11 +302,14 @@ class Appliance:
             raise AssertionError(f"session for {package}: {response.status_code} {response.text}")
         return response.json()
 
-    async def session_version(self, session_id: str) -> int:
-        response = await self.http.get(f"/api/v1/sessions/{session_id}")
+    async def session_activity(self, session_id: str) -> tuple[int, bool]:
+        """The session's version, and whether one of its SCOs is still running (launched, not terminated)."""
+        response = await self.http.get(f"/api/v1/sessions/{session_id}", params={"include": "cmi"})
         if response.status_code != 200:
             raise AssertionError(f"session {session_id}: {response.status_code} {response.text}")
-        return int(response.json()["version"])
+        body = response.json()
+        running = any(a.get("state") == "running" for a in (body.get("activities") or {}).values())
+        return int(body["version"]), running
 
     async def launch_url(self, session_id: str) -> str:
         response = await self.http.post(f"/api/v1/sessions/{session_id}/launch")
@@ -456,9 +478,8 @@ class CaseRun:
                 error = f"the test case did not finish within {self.timeout:.0f} s"
                 self.check("run", "the test case", f"finished within {self.timeout:.0f} s", "timed out", False)
             state = await self.state()
-            for _ in range(40):  # the last checks may still be on their way through the binding
-                if len(self.driver_checks) >= state["reported"]:
-                    break
+            waited = time.monotonic() + REPORT_TIMEOUT  # the last checks may still be on their way (binding)
+            while len(self.driver_checks) < state["reported"] and time.monotonic() < waited:
                 await asyncio.sleep(0.05)
         except Exception as exc:  # a harness or browser failure is a failed case, with the reason
             error = f"{type(exc).__name__}: {exc}"
@@ -689,7 +710,7 @@ class CaseRun:
         """The instruction says the learner attempt ends here: the player must have ended the course."""
         try:
             await self.page.wait_for_function(
-                "() => window.scormPlayer && window.scormPlayer.ended", timeout=3000, polling=50
+                "() => window.scormPlayer && window.scormPlayer.ended", timeout=ENDED_TIMEOUT_MS, polling=50
             )
             ended = True
         except Exception:
@@ -716,22 +737,25 @@ class CaseRun:
         await self.open_package(package)
 
     async def log_out(self) -> None:
-        """Close the course window, then give what the player sends as it goes (its `pagehide` beacon, which
-        the browser delivers on its own time) the moment to reach the server: the session's version stops
-        moving."""
+        """Close the course window, then let what the player sends as it goes (its `pagehide` beacon, which the
+        browser delivers on its own time) reach the server before anything is launched again: the SCO that
+        was running has been terminated (no activity of the session is still running) and the session's
+        version has stopped moving."""
         if self.page.url == "about:blank":
             return
         await self.page.goto("about:blank")
         session_id = self.sessions.get(self.package)
         if session_id is None:
             return
+        deadline = time.monotonic() + LOGOUT_TIMEOUT
         last = None
-        for _ in range(20):
-            version = await self.appliance.session_version(session_id)
-            if version == last:
+        while time.monotonic() < deadline:
+            version, running = await self.appliance.session_activity(session_id)
+            if version == last and not running:
                 return
             last = version
             await asyncio.sleep(0.25)
+        self.notes.append(f"log out: the session still had a running SCO after {LOGOUT_TIMEOUT:.0f} s")
 
     async def follow(self, cui: str, visit: str) -> None:
         """Do what the instruction after a visit says (Instructions.properties), with the player's controls."""
@@ -824,7 +848,8 @@ class CaseRun:
         frame = await self._sco_frame()
         # The page evaluates the answers, runs the commands and terminates, all in the click handler.
         await frame.evaluate(ANSWER_JS, answers)
-        for _ in range(100):
+        deadline = time.monotonic() + ACTION_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
             state = await self.state()
             if state["pendingUI"] is None:
                 return
@@ -859,7 +884,8 @@ class CaseRun:
         return "N"
 
     async def _sco_frame(self) -> Frame:
-        for _ in range(100):
+        deadline = time.monotonic() + ACTION_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
             for frame in self.page.frames:
                 if "/content/" in frame.url:
                     return frame

@@ -103,8 +103,9 @@ def test_single_sco_package_launches_with_the_api_of_its_version(
     else:
         assert found["API_1484_11"] == sorted(
             ["Initialize", "Terminate", "GetValue", "SetValue", "Commit", "GetLastError", "GetErrorString"]
-            + ["GetDiagnostic"]
+            + ["GetDiagnostic", "version"]
         )
+        assert frame.evaluate("() => window.parent.API_1484_11.version") == "1.0"  # IEEE 1484.11.2
     state = player.state()
     assert state["api_state"] == "not_initialized"
     assert state["activity"] == "item_1"

@@ -123,8 +123,13 @@ def toc_nodes(player: Player) -> dict[str, dict[str, Any]]:
 
 
 def toc_buttons(player: Player) -> list[str]:
-    """The activities the player's table of contents lets the learner choose."""
+    """The activities the player's table of contents lets the learner choose (the organization first, when
+    choosing it is possible: the outline starts at the root activity)."""
     return player.page.locator("#toc button").evaluate_all("(els) => els.map((e) => e.dataset.activity)")
+
+
+def root_id(player: Player) -> str:
+    return player.page.evaluate("() => window.scormPlayer.toc.id")
 
 
 def root_status(player: Player) -> dict[str, Any]:
@@ -144,7 +149,8 @@ def test_forced_sequential_offers_only_the_next_activity_and_refuses_skipping_ah
     player.wait_running("playing_item")
     order = [*CONTENT, "assessment_item"]
     nodes = toc_nodes(player)
-    assert toc_buttons(player) == ["playing_item"]
+    org = root_id(player)
+    assert toc_buttons(player) == [org, "playing_item"]  # the organization (starts over) and the first SCO
     for later in order[1:]:
         assert nodes[later]["visible"] and not nodes[later]["selectable"] and nodes[later]["status"]["disabled"]
         assert player.page.locator(f'#toc span[data-activity="{later}"]').is_visible()
@@ -162,16 +168,19 @@ def test_forced_sequential_offers_only_the_next_activity_and_refuses_skipping_ah
     player.page.wait_for_function("() => document.getElementById('message').textContent !== ''")
     assert "not possible" in player.message()
     assert not player.state()["ended"]
-    assert toc_buttons(player) == ["playing_item"]
+    assert toc_buttons(player) == [org, "playing_item"]
+    assert player.page.locator("#content").count() == 0  # the SCO is over: the player took it off the screen
     assert appliance.session(session["id"])["current_activity"] == "playing_item"
+    sent = len(player.commits)
     assert press(player, '#toc button[data-activity="playing_item"]') == "playing_item"
+    assert all(c["changes"] for c in player.commits[sent:])  # no empty commit for the SCO that terminated
     assert player.values()["cmi.entry"] == "resume"
 
     # Satisfying each SCO opens the next one, in order, and only that one.
     for index, activity in enumerate(order[:-1]):
         read_through(player, activity)
         assert go_on(player) == order[index + 1]
-        assert toc_buttons(player) == order[: index + 2]
+        assert toc_buttons(player) == [org, *order[: index + 2]]
     topics, score = take_quiz(player, right=True)
     assert topics == ["Playing", "Etiquette", "Handicapping", "HavingFun"] and score == 100
     assert go_on(player) is None  # continue past the last activity ends the course
@@ -244,7 +253,8 @@ def test_random_test_delivers_a_randomly_ordered_test_on_each_attempt(
     session = appliance.new_session(RANDOM)
     player = Player(context, session["launch_url"])
     player.wait_running("playing_item")
-    assert toc_buttons(player) == list(CONTENT)  # the wrapper is left out, its children are listed
+    # The organization, then the content: the invisible wrapper is left out, its children are listed.
+    assert toc_buttons(player) == [root_id(player), *CONTENT]
     assert player.page.locator('#toc span[data-activity="posttest_item"]').is_visible()  # disabled for now
     assert player.page.locator("#toc [data-activity^=test_]").count() == 0
     for activity in CONTENT:

@@ -157,6 +157,7 @@ export function createApi(table, initialCmi, transport, options = {}) {
     return { API, API_1484_11: null, runtime };
   }
   const API_1484_11 = {
+    version: "1.0", // IEEE 1484.11.2: the version of the API implementation (read by the ADL API test)
     Initialize: (argument) => runtime.initialize(argument),
     Terminate: (argument) => runtime.terminate(argument),
     ...common(""),

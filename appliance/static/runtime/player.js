@@ -40,13 +40,21 @@ class Transport {
     this.activity = activity;
     this.pending = {}; // changed elements not yet in a batch
     this.batch = null; // the batch being sent: {seq, changes, terminate, nav_request}
-    this.terminate = false;
-    this.navRequest = null;
+    this.terminate = false; // the SCO called Terminate
+    this.acknowledged = false; // the server has answered the Terminate batch: nothing is left to send
+    this.navRequest = null; // a request from the player's controls, sent with Terminate
+    this.contentRequest = null; // the adl.nav.request the SCO set in this session
     this.busy = null;
     this.closed = false;
     this.runtime = null; // the SCO session's ApiInstance, set by deliver()
     this.beaconed = null; // the last beacon's body: later beacons include its changes
     this.timer = setInterval(() => this.collect(), TIMER_MS);
+  }
+
+  /** The navigation request the Terminate carried: the learner's (a player control) or the content's own. */
+  requested() {
+    if (this.navRequest) return this.navRequest;
+    return this.contentRequest && this.contentRequest !== "_none_" ? this.contentRequest : null;
   }
 
   /** Hand over what the running SCO set but has not committed (timer, pagehide), then send. */
@@ -57,6 +65,7 @@ class Transport {
   }
 
   commit(changes, { terminate }) {
+    if (Object.hasOwn(changes, "adl.nav.request")) this.contentRequest = changes["adl.nav.request"];
     Object.assign(this.pending, changes);
     if (terminate) this.terminate = true;
     if (state.unloading) this.beacon();
@@ -67,18 +76,21 @@ class Transport {
   nextBatch() {
     if (this.batch) return this.batch;
     const hasChanges = Object.keys(this.pending).length > 0;
-    if (!hasChanges && !this.terminate) return null;
+    // Terminate goes to the server once, in one batch: after it nothing is sent for this SCO session
+    // (a later flush, a timer tick or a navigation from the table of contents sends no empty commits).
+    const terminating = this.terminate && !this.closed;
+    if (!hasChanges && !terminating) return null;
     state.seq += 1;
     this.batch = {
       client_id: clientId,
       seq: state.seq,
       activity: this.activity,
       changes: this.pending,
-      terminate: this.terminate,
-      nav_request: this.terminate ? this.navRequest : null,
+      terminate: terminating,
+      nav_request: terminating ? this.navRequest : null,
     };
     this.pending = {};
-    if (this.terminate) this.closed = true;
+    if (terminating) this.closed = true;
     return this.batch;
   }
 
@@ -105,6 +117,10 @@ class Transport {
         continue; // resend the same batch: our values are the newer ones
       }
       this.batch = null;
+      if (batch.terminate) {
+        this.acknowledged = true;
+        clearInterval(this.timer);
+      }
       if (result.status !== 200) {
         message(result.data.error || "Your progress could not be saved.");
         if (result.status === 410) state.ended = true;
@@ -114,7 +130,6 @@ class Transport {
       }
       applyState(result.data);
       if (batch.terminate) {
-        clearInterval(this.timer);
         afterTerminate(this, result.data);
         return;
       }
@@ -125,24 +140,26 @@ class Transport {
     // The page is going away: send everything not yet acknowledged, unconditionally.
     let body;
     const batch = this.batch;
-    if (batch && !this.beaconed && !Object.keys(this.pending).length && batch.terminate === this.terminate) {
+    const terminate = this.terminate && !this.acknowledged;
+    if (batch && !this.beaconed && !Object.keys(this.pending).length && batch.terminate === terminate) {
       // Only the batch in flight is unacknowledged: the same seq makes the later of the two a replay
       // (applying a terminate batch twice would put its session_time back after it was consumed).
       body = { ...batch, version: null };
     } else {
       const earlier = this.beaconed ? this.beaconed.changes : {};
       const changes = { ...earlier, ...(batch ? batch.changes : {}), ...this.pending };
-      if (!Object.keys(changes).length && !this.terminate) return;
+      if (!Object.keys(changes).length && !terminate) return;
       state.seq += 1;
       body = {
         client_id: clientId,
         seq: state.seq,
         activity: this.activity,
         changes,
-        terminate: this.terminate,
-        nav_request: this.terminate ? this.navRequest : null,
+        terminate,
+        nav_request: terminate ? this.navRequest : null,
         version: null,
       };
+      if (terminate) this.closed = true;
     }
     navigator.sendBeacon(`${base}/commit`, new Blob([JSON.stringify(body)], { type: "text/plain" }));
     this.beaconed = body;
@@ -176,7 +193,9 @@ function renderToc(toc) {
   const aside = el("toc");
   if (!toc || !boot.multi_sco) return;
   aside.hidden = false;
-  aside.replaceChildren(tocList(toc.children || []));
+  // The outline starts at the organization (the root activity): choosing it starts the course over from
+  // the top, as far as the engine allows (it says whether the root, like any entry, is selectable).
+  aside.replaceChildren(tocList([toc]));
 }
 
 function tocList(nodes) {
@@ -232,12 +251,21 @@ function deliver(delivery) {
 }
 
 function afterTerminate(transport, data) {
-  if (state.current && state.current.transport === transport) state.current = { ...state.current, done: true };
+  const current = Boolean(state.current && state.current.transport === transport);
+  if (current) state.current = { ...state.current, done: true };
   if (!data) return;
   if (data.delivery) deliver(data.delivery);
   else if (data.ended) finish(data);
   else if (!boot.multi_sco) finish({ ...data, ended: true });
-  else if (data.exception && data.exception !== "NOT_CURRENT") message("That is not possible now. Choose an activity to go on.");
+  else if (current && transport.requested()) {
+    // The SCO terminated with a navigation request and sequencing delivers nothing in its place (an
+    // exit, an abandon, a request the engine refused): the content is over, so it leaves the screen,
+    // and the learner goes on from the table of contents or the toolbar. Without a request the LMS
+    // waits for the learner: the content stays, as it may still show its last page.
+    el("stage").replaceChildren();
+    const refused = data.exception && data.exception !== "NOT_CURRENT";
+    message(refused ? "That is not possible now. Choose an activity to go on." : "Choose an activity to go on.");
+  }
 }
 
 function finish(data) {
