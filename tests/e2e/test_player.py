@@ -369,10 +369,16 @@ def test_golf_minimum_calls_choice_navigation_suspend_all_and_resume(
     appliance: Appliance, context: BrowserContext
 ) -> None:
     # No sequencing in the manifest: choice yes, flow no (the SCORM 2004 defaults), so the player offers
-    # its table of contents but no Previous/Next. The SCOs report nothing; completionSetByContent=false
-    # makes the sequencer count each ended attempt as completed.
+    # its table of contents but no Previous/Next, and the learner picks the first activity (start cannot
+    # flow into the course). The SCOs report nothing; completionSetByContent=false makes the sequencer
+    # count each ended attempt as completed.
     session = appliance.new_session("golf-RuntimeMinimumCalls_SCORM20043rdEdition")
     player = Player(context, session["launch_url"])
+    player.page.wait_for_function(
+        "() => document.getElementById('message').textContent === 'Choose an activity to begin.'"
+    )
+    assert player.page.locator("#content").count() == 0
+    player.page.locator('#toc button[data-activity="playing_playing_item"]').click()
     player.wait_running("playing_playing_item")
     assert player.page.locator("#nav-continue").is_hidden()
     assert player.page.locator("#nav-previous").is_hidden()

@@ -191,9 +191,11 @@ class SequencingEngine:
         return result
 
     def launch(self, now: float | None = None) -> NavResult:
-        """The LMS's course-launch policy: resume a suspended session, else `start`; when `start` cannot
-        flow into the course (the organization has no `flow`), open the first activity choice allows, as a
-        learner would from the table of contents. A running activity is simply delivered again."""
+        """The LMS's course-launch policy: resume a suspended session, else `start`. When `start` cannot
+        flow into the course (the organization has no `flow`), the learner chooses from the table of
+        contents — nothing is delivered — unless the course has a single activity to choose, which is
+        then opened (the ADL reference LMS behaves the same, and its conformance suite expects it). A
+        running activity is simply delivered again."""
         self._clock(now)
         cur = self.tracking.current
         if cur is not None:
@@ -204,9 +206,9 @@ class SequencingEngine:
         result = self.navigate("start")
         if result.delivered or result.ended:
             return result
-        for act in self.tree.preorder:
-            if act.is_leaf and lookahead.choice_valid(self.tracking, act):
-                return self.navigate("choice", act.id)
+        leaves = [act for act in self.tree.preorder if act.is_leaf]
+        if len(leaves) == 1 and lookahead.choice_valid(self.tracking, leaves[0]):
+            return self.navigate("choice", leaves[0].id)
         return result
 
     def report_runtime(self, activity_id: str, cmi_values: Mapping[str, str], now: float | None = None) -> bool:

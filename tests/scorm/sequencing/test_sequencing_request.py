@@ -14,9 +14,20 @@ def test_sb25_start_flows_into_the_first_leaf() -> None:
     assert eng.navigate("start").delivered == "a"
 
 
-def test_sb25_start_without_flow_is_an_exception_but_launch_opens_the_first_choice() -> None:
-    """SB.2.5 without flow on the root fails (SB.2.5-3); the engine's launch policy then chooses a leaf."""
+def test_sb25_start_without_flow_is_an_exception_and_launch_leaves_the_choice_to_the_learner() -> None:
+    """SB.2.5 without flow on the root fails (SB.2.5-3); the launch policy then delivers nothing, so the
+    learner chooses from the table of contents (ADL CTS CM-04a, CM-16, CM-17a...)."""
     eng = engine(leaf("a"), leaf("b"), sequencing=None)
+    assert eng.navigate("start").exception == "SB.2.5-3"
+    launched = eng.launch()
+    assert launched.delivered is None and not launched.ended
+    assert [c["id"] for c in eng.toc()["children"] if c["selectable"]] == ["a", "b"]
+    assert eng.navigate("choice", "b").delivered == "b"
+
+
+def test_launch_opens_the_only_activity_of_a_course_without_flow() -> None:
+    """With a single activity to choose there is no choice to make: launch opens it (ADL CTS CM-11, SX-08a)."""
+    eng = engine(leaf("a"), sequencing=None)
     assert eng.navigate("start").exception == "SB.2.5-3"
     assert eng.launch().delivered == "a"
 
