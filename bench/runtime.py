@@ -113,9 +113,14 @@ def cpu_seconds(pid: int) -> float:
 def run_wrk(url: str, tokens: list[str], seconds: int, workdir: Path) -> dict[str, float]:
     script = workdir / f"commit-{len(tokens)}.lua"
     script.write_text(LUA % {"tokens": ", ".join(f'"{t}"' for t in tokens)})
-    n = len(tokens)
+    return wrk(url, script, len(tokens), seconds)
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    """wrk with one thread per connection for `seconds`, parsed."""
+    n = str(connections)
     out = subprocess.run(
-        ["wrk", "-t", str(n), "-c", str(n), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t", n, "-c", n, "-d", f"{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -178,14 +183,7 @@ def reference(levels: list[int], seconds: int, workdir: Path) -> None:
         script = workdir / "reference.lua"
         script.write_text(REFERENCE_LUA)
         for n in levels:
-            out = subprocess.run(
-                ["wrk", "-t", str(n), "-c", str(n), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=seconds + 60,
-            ).stdout
-            figures = parse_wrk(out)
+            figures = wrk(url, script, n, seconds)
             print(
                 f"{n:>8}  {figures['rps']:>10.0f}  {figures.get('p50', float('nan')):>8.2f}  "
                 f"{figures.get('p99', float('nan')):>8.2f}  {figures['non2xx']:>6.0f}   (reference)",
