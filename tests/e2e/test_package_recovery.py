@@ -110,8 +110,15 @@ def test_package_processing_survives_sigkill(start_server: Callable[..., ServerP
     assert package["file_count"] == expected_files
     assert package["scorm_version"] == "1.2"
     assert (package["latest_version"], package["active_version"]) == (1, 1)
-    [job] = query(registry, "SELECT * FROM jobs WHERE kind = 'package.process'")
-    assert (job["status"], job["attempts"]) == ("done", 2)
+    # The job row is marked done just after the version (two files, two transactions): wait for it.
+    job = wait_for(
+        "the job to be marked done",
+        lambda: [
+            r for r in query(registry, "SELECT * FROM jobs WHERE kind = 'package.process'") if r["status"] == "done"
+        ],
+        10.0,
+    )[0]
+    assert job["attempts"] == 2
     tenant_dir = tenant_db.parent
     version_dir = tenant_dir / "packages" / package_id / "1"
     assert sum(1 for p in version_dir.rglob("*") if p.is_file()) == expected_files
