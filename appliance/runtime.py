@@ -27,6 +27,7 @@ from appliance.scorm.model import SCORM_12
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.scorm.sequencing.navigation import NAV_REQUESTS
 from appliance.sessions import check_live, check_version, refresh_results, session_row
+from appliance.tenants import tenant_status
 
 # A gap longer than this between two signs of life does not count as time spent (a tab left open).
 IDLE_SECONDS = 30 * 60
@@ -253,10 +254,9 @@ def _touch(
 
 
 def _ttl(inst: Instance, tenant_id: str) -> int:
-    row = inst.registry.read_sync(
-        lambda c: one(c, "SELECT session_ttl_seconds FROM tenants WHERE id = ?", (tenant_id,))
-    )
-    return int(row["session_ttl_seconds"]) if row else inst.config.default_session_ttl_seconds
+    """The tenant's session time-to-live (its status lookup, cached for a few seconds)."""
+    status, ttl = tenant_status(inst, tenant_id)
+    return ttl if status is not None else inst.config.default_session_ttl_seconds
 
 
 # -- public operations -----------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ def _print(data: dict[str, Any], text: str, as_json: bool) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
 
+def _report(summary: dict[str, Any], headline: str, next_step: str, as_json: bool) -> None:
+    """A copy's summary: the headline with its totals, a line per tenant, the warnings, what to do next."""
+    text = [f"{headline}: {_totals(summary)}.", *_tenant_lines(summary), *_warning_lines(summary), next_step]
+    _print(summary, "\n".join(text), as_json)
+
+
 def _tenant_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
     for t in summary.get("tenants", []):
@@ -61,13 +67,12 @@ def backup_cmd(dest: Path, data_dir: str | None, as_json: bool) -> None:
     except ApplianceError as exc:
         fail(exc, as_json)
         return
-    text = [
-        f"Backed up {len(summary['tenants'])} tenant(s) to {summary['path']}: {_totals(summary)}.",
-        *_tenant_lines(summary),
-        *_warning_lines(summary),
+    _report(
+        summary,
+        f"Backed up {len(summary['tenants'])} tenant(s) to {summary['path']}",
         f"Check it at any time with: scorm-appliance restore {summary['path']} --check",
-    ]
-    _print(summary, "\n".join(text), as_json)
+        as_json,
+    )
 
 
 @click.command("restore")
@@ -93,13 +98,12 @@ def restore_cmd(src: Path, check: bool, data_dir: str | None, as_json: bool) -> 
         fail(exc, as_json)
         return
     dd = f" --data-dir {summary['path']}" if data_dir else ""
-    text = [
-        f"Restored the backup of {summary['created_at']} into {summary['path']}: {_totals(summary)}.",
-        *_tenant_lines(summary),
-        *_warning_lines(summary),
+    _report(
+        summary,
+        f"Restored the backup of {summary['created_at']} into {summary['path']}",
         f"Start the server on it: scorm-appliance serve{dd}",
-    ]
-    _print(summary, "\n".join(text), as_json)
+        as_json,
+    )
 
 
 @click.command("doctor")
@@ -142,13 +146,12 @@ def tenant_export(tenant: str, dest: Path, data_dir: str | None, as_json: bool) 
     except ApplianceError as exc:
         fail(exc, as_json)
         return
-    text = [
-        f"Exported tenant {summary['tenants'][0]['name']} to {summary['path']}: {_totals(summary)}.",
-        *_tenant_lines(summary),
-        *_warning_lines(summary),
+    _report(
+        summary,
+        f"Exported tenant {summary['tenants'][0]['name']} to {summary['path']}",
         f"On the other appliance: scorm-appliance tenants import {summary['path']}",
-    ]
-    _print(summary, "\n".join(text), as_json)
+        as_json,
+    )
 
 
 @click.command("import")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,22 +15,11 @@ from appliance.config import Config
 from appliance.db.connection import rows
 from appliance.instance import Instance
 from tests.api.test_packages import assert_error, build_zip, manifest_2004, package_12, upload_ready
-from tests.api.test_webhooks import Learner, make_api, new_session
+from tests.api.test_webhooks import Learner, new_session
 from tests.conftest import TenantKey
 
 REPORTS = "/api/v1/analytics"
 DAY = 86_400.0
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(1_800_000_000.0)
-
-
-@pytest.fixture
-def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
-    with make_api(config, clock) as client:
-        yield client
 
 
 def answer(

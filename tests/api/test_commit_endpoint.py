@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,6 @@ from appliance.tenants import STATUS_CACHE_SECONDS, set_status
 from tests.api.test_packages import assert_error, upload_ready
 from tests.api.test_sessions import Player, create, package_12
 from tests.conftest import TenantKey, make_tenant_key
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
-
-
-@pytest.fixture
-def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
-    with TestClient(create_app(config, clock=clock, start_scheduler=False), raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture

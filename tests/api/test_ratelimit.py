@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 from litestar.testing import TestClient
@@ -13,8 +12,9 @@ from appliance.config import Config
 from appliance.instance import Instance
 from appliance.ratelimit import RateLimiter
 from appliance.tenants import set_quotas
+from tests.api.conftest import make_api
 from tests.api.test_packages import assert_error, package_12, upload_ready
-from tests.api.test_webhooks import Learner, make_api, new_session
+from tests.api.test_webhooks import Learner, new_session
 from tests.conftest import TenantKey
 
 TENANT = "/api/v1/tenant"
@@ -24,12 +24,6 @@ START = 1_800_000_000.0 + 10  # 10 s into a clock minute: the window resets 50 s
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(START)
-
-
-@pytest.fixture
-def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
-    with make_api(config, clock) as client:
-        yield client
 
 
 def set_rate(config: Config, tenant_id: str, per_minute: int) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
@@ -19,6 +17,7 @@ from appliance.db.connection import rows
 from appliance.instance import Instance
 from appliance.ratelimit import RequestCounter
 from appliance.usage import period_start
+from tests.api.conftest import make_api
 from tests.api.test_packages import (
     API,
     assert_error,
@@ -30,22 +29,11 @@ from tests.api.test_packages import (
     upload_raw,
     upload_ready,
 )
-from tests.api.test_webhooks import create_hook, make_api, pump
+from tests.api.test_webhooks import create_hook, pump
 from tests.conftest import TenantKey
 from tests.test_webhooks import Receiver
 
 USAGE = "/api/v1/usage"
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(1_800_000_000.0)
-
-
-@pytest.fixture
-def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
-    with make_api(config, clock) as client:
-        yield client
 
 
 def stored_count(config: Config, tenant_id: str) -> int:

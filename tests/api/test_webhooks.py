@@ -18,12 +18,12 @@ import pytest
 from litestar.testing import TestClient
 from standardwebhooks.webhooks import Webhook
 
-from appliance.app import create_app
 from appliance.clock import FixedClock, parse_rfc3339
 from appliance.config import Config
 from appliance.db.connection import rows
 from appliance.events import emit
 from appliance.instance import Instance
+from tests.api.conftest import make_api
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.conftest import TenantKey
 from tests.test_webhooks import Receiver
@@ -39,17 +39,6 @@ SESSIONS = "/api/v1/sessions"
 def clock() -> FixedClock:
     """A fixed clock at the real time (whole seconds), moved on only by the test."""
     return FixedClock(float(int(time.time())))
-
-
-def make_api(config: Config, clock: FixedClock) -> TestClient:
-    """The app on `config` and `clock`, scheduler stopped (`pump` runs it)."""
-    return TestClient(create_app(config, clock=clock, start_scheduler=False), raise_server_exceptions=False)
-
-
-@pytest.fixture
-def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
-    with make_api(config, clock) as client:
-        yield client
 
 
 def pump(client: TestClient, clock: FixedClock, seconds: float = 1.0) -> None:
