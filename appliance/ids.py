@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 
@@ -13,8 +12,23 @@ def new_id(prefix: str) -> str:
     """Return a new URL-safe id such as `pkg_3k9w…`, 24 random base32 characters after the prefix."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    body = base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
-    return f"{prefix}_{body}"
+    return f"{prefix}_{base32(secrets.token_bytes(15))}"
+
+
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]  # every 10-bit group as two characters
+
+
+def base32(raw: bytes) -> str:
+    """Lower-case RFC 4648 base32 of `raw` (a multiple of 5 bytes, so no padding).
+
+    The same text as `base64.b32encode(raw).decode().lower()` at a fraction of its cost (the stdlib's
+    is pure Python): every request id is one of these.
+    """
+    if len(raw) % 5:
+        raise ValueError("base32 takes a multiple of 5 bytes")
+    n = int.from_bytes(raw, "big")
+    return "".join([_B32_PAIRS[(n >> shift) & 1023] for shift in range(len(raw) * 8 - 10, -1, -10)])
 
 
 def new_secret(nbytes: int = 32) -> str:

@@ -6,12 +6,23 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from appliance.config import Config
-from appliance.logging_setup import JsonFormatter, TextFormatter, configure_logging, loggable_path
+from appliance.logging_setup import (
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    bind_request,
+    configure_logging,
+    log_access,
+    loggable_path,
+    unbind_request,
+)
 from tests.api.test_packages import make_client
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG) \S+( .*)?$")
@@ -83,3 +94,40 @@ def test_each_request_gets_one_access_line_with_its_request_id(config: Config, c
     assert "path=/player/…/launch" in lines[2]
     server_side = [line for line in captured.getvalue().splitlines() if " httpx " not in line]  # the client's own
     assert "very-secret-token" not in "\n".join(server_side)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_lines_written_directly_read_as_ordinary_records(fmt: str) -> None:
+    """The access log's own writer and a record through the logging module give the same line."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    direct, through_logging = io.StringIO(), io.StringIO()
+    try:
+        configure_logging("info", fmt, direct)
+        bound = bind_request("req-direct")
+        try:
+            log_access("POST", "/player/…/commit", 200, time.perf_counter())
+            extra = logging.StreamHandler(through_logging)  # a second handler: records go the usual way
+            extra.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+            extra.addFilter(RequestIdFilter())
+            root.addHandler(extra)
+            log_access("POST", "/player/…/commit", 404, time.perf_counter())
+        finally:
+            unbind_request(bound)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    first, second = direct.getvalue().splitlines()
+    assert through_logging.getvalue().splitlines() == [second]
+
+    def comparable(line: str) -> Any:
+        if fmt == "json":
+            data = json.loads(line)
+            return {k: v for k, v in data.items() if k not in ("ts", "ms", "status")}
+        return re.sub(r"status=\d+ ms=[\d.]+$", "", line.split(" ", 1)[1])
+
+    assert comparable(first) == comparable(second)
+    if fmt == "text":
+        assert LINE.match(first) and " INFO appliance.api request_id=req-direct method=POST " in first
+    else:
+        assert json.loads(first)["request_id"] == "req-direct" and json.loads(first)["status"] == 200

@@ -1,19 +1,21 @@
-"""`POST /player/{token}/commit` served as plain ASGI, in front of the Litestar application.
+"""`POST /player/{token}/commit` served as plain ASGI, before the Litestar application.
 
 The commit is the one request a course makes over and over (every Commit, Terminate, timer and
 `pagehide`), so it skips the framework's per-request machinery: routing, the signature model,
-dependency injection, guards and response objects cost about twice the commit's own transaction
-(bench/README.md, "Runtime"). What it keeps is everything a learner route promises: the launch token
-checked once (signature, expiry, tenant active), the per-session learner rate limit, the header and body
-size limits, the contract's error bodies, the same-origin framing headers and the request id. The
-access log middleware still wraps it. Every other request — including any other method on this path —
-goes on to Litestar, and the documented route in `appliance.api.player` answers the same way through
-the same `handle` function.
+dependency injection, guards, response objects, middleware and `before_send` hooks cost about as much
+as the commit's own transaction (bench/README.md, "Runtime"). The application's `__call__`
+(appliance.app) hands commit requests to `CommitEndpoint` before anything else. What it keeps is
+everything a learner route promises: the launch token checked once (signature, expiry, tenant active),
+the per-session learner rate limit, the header and body size limits, the contract's error bodies, the
+same-origin framing headers, the request id and the access line. Every other request — including any
+other method on this path — goes on to Litestar, and the documented route in `appliance.api.player`
+answers the same way through the same `handle` function.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -25,12 +27,14 @@ from appliance.api.middleware import request_id
 from appliance.errors import ApplianceError, PayloadTooLarge, ValidationFailed
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
+from appliance.logging_setup import bind_request, log_access, unbind_request
 from appliance.ratelimit import RateLimiter
 
 log = logging.getLogger("appliance.api")
 
 PREFIX = "/player/"
 SUFFIX = "/commit"
+LOGGED_PATH = PREFIX + "…" + SUFFIX  # launch tokens are never logged (logging_setup.loggable_path)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a batch of changes; the largest single value (suspend_data) is 64k chars
 
 _HEADERS = [
@@ -74,53 +78,62 @@ async def handle(inst: Instance, token: str, body: bytes, learner_limiter: RateL
     return await runtime.commit_async(inst, tenant_id, session_id, data, ttl)
 
 
-def commit_endpoint(app: Any, state: Any, header_limit: int) -> Any:
-    """Wrap the ASGI app `app` so that commits are answered here and the rest goes on.
+class CommitEndpoint:
+    """Answers `POST /player/{token}/commit` for the application's `__call__` (appliance.app).
 
-    `state` is the Litestar application's state, where the lifespan puts the instance and the limiter.
+    It writes the request's access line itself and binds the request id for the log lines written
+    while it runs, as `access_log_middleware` does for every other request. `state` is the Litestar
+    application's state, where the lifespan puts the instance and the limiter.
     """
 
-    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await app(scope, receive, send)
-            return
-        token = commit_token(scope["path"])
-        if token is None:
-            await app(scope, receive, send)
-            return
-        inst: Instance | None = getattr(state, "instance", None)
-        if inst is None:  # not started yet (no lifespan): let the framework answer
-            await app(scope, receive, send)
-            return
-        status, payload, extra = 200, b"", []
+    def __init__(self, state: Any, header_limit: int) -> None:
+        self.state = state
+        self.header_limit = header_limit
+
+    def ready(self) -> bool:
+        """Whether the lifespan has started the instance (without one the framework answers)."""
+        return getattr(self.state, "instance", None) is not None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, token: str) -> None:
+        started = time.perf_counter()
+        rid = request_id(scope)
+        bound = bind_request(rid)
+        status = 500
+        try:
+            status, payload, extra = await self._answer(scope, receive, token, rid)
+            headers = [
+                *_HEADERS,
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-request-id", rid.encode("latin-1")),
+                *extra,
+            ]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+        finally:
+            log_access("POST", LOGGED_PATH, status, started)
+            unbind_request(bound)
+
+    async def _answer(
+        self, scope: dict[str, Any], receive: Any, token: str, rid: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """(status, body, extra headers) of the commit: the result, or the contract's error."""
+        state = self.state
         try:
             size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
-            if size > header_limit:
+            if size > self.header_limit:
                 raise PayloadTooLarge(
-                    "request headers too large", {"limit_bytes": header_limit, "received_bytes": size}
+                    "request headers too large", {"limit_bytes": self.header_limit, "received_bytes": size}
                 )
             body = await _read_body(receive)
-            payload = _encode(await handle(inst, token, body, getattr(state, "learner_limiter", None)))
+            return 200, _encode(await handle(state.instance, token, body, state.learner_limiter)), []
         except ApplianceError as exc:
-            status = STATUS_BY_CODE.get(exc.code, 500)
-            payload = _encode(error_body(exc.code, exc.message, exc.details))
+            extra = []
             if exc.code == "RATE_LIMITED" and "retry_after" in exc.details:
                 extra.append((b"retry-after", str(exc.details["retry_after"]).encode()))
+            return STATUS_BY_CODE.get(exc.code, 500), _encode(error_body(exc.code, exc.message, exc.details)), extra
         except Exception:
-            rid = request_id(scope)
-            log.exception("unhandled error on POST %s (request %s)", "/player/…/commit", rid)
-            status = 500
-            payload = _encode(error_body("INTERNAL_ERROR", "internal server error", {"request_id": rid}))
-        headers = [
-            *_HEADERS,
-            (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", request_id(scope).encode("latin-1")),
-            *extra,
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-    return asgi
+            log.exception("unhandled error on POST %s (request %s)", LOGGED_PATH, rid)
+            return 500, _encode(error_body("INTERNAL_ERROR", "internal server error", {"request_id": rid})), []
 
 
 async def _read_body(receive: Any) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from pathlib import Path
 
 import apsw
@@ -24,20 +26,52 @@ def connect(path: Path, *, readonly: bool = False) -> apsw.Connection:
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)  # double quotes are for identifiers only
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     if not readonly:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
+def _set_wal(conn: apsw.Connection) -> None:
+    """Switch to WAL. On a new file another connection may be doing the same at this moment (a
+    sweep opening a tenant created a moment ago): SQLite then answers BUSY at once, without calling
+    the busy handler, so wait here as the busy timeout would have."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+# Column names per connection and statement: apsw builds a fresh description (a tuple per column) on
+# every call, which for the forty columns of a session row cost as much as the query. A connection is
+# one file, and a statement's columns only change with its tables (migrations create, never alter).
+_columns: weakref.WeakKeyDictionary[apsw.Connection, dict[tuple[str, int], list[str]]] = weakref.WeakKeyDictionary()
+_COLUMNS_PER_CONNECTION = 512  # statements remembered; the rest ask apsw every time
+
+
 def rows(conn: apsw.Connection, sql: str, params: tuple | dict = ()) -> list[dict]:
     """Run a query and return its rows as dicts keyed by column name."""
     cursor = conn.execute(sql, params)
-    try:
-        names = [d[0] for d in cursor.get_description()]
-    except apsw.ExecutionCompleteError:
+    first = next(cursor, None)
+    if first is None:
         return []
-    return [dict(zip(names, row, strict=True)) for row in cursor]
+    known = _columns.get(conn)
+    if known is None:
+        known = _columns[conn] = {}
+    key = (sql, len(first))
+    names = known.get(key)
+    if names is None:
+        names = [d[0] for d in cursor.get_description()]
+        if len(known) < _COLUMNS_PER_CONNECTION:
+            known[key] = names
+    found = [dict(zip(names, first, strict=True))]
+    found.extend(dict(zip(names, row, strict=True)) for row in cursor)
+    return found
 
 
 def one(conn: apsw.Connection, sql: str, params: tuple | dict = ()) -> dict | None:

@@ -53,6 +53,7 @@ class Database:
         self._async_lock = asyncio.Lock()
         self._batch: list[tuple[Callable[[apsw.Connection], Any], asyncio.Future[Any]]] = []
         self._flush_pending = False
+        self._last_batch = 0  # writes in the last flush
         self._lock_owner: int | None = None  # the thread inside a write, which reads through the writer
         self._writer_conn: apsw.Connection | None = None
         self._closed = False
@@ -135,9 +136,15 @@ class Database:
         served); the file's lock is taken at once when it is free, else waited for off the loop (a
         thread — a job, a sync route — holds it), and the writes then run inline on the loop."""
         async with self._async_lock:
+            if len(self._batch) * 2 < self._last_batch:
+                # Fewer than half the writers of the last flush are here: the others were answered a
+                # moment ago and their next writes are arriving; one more loop round takes them along
+                # (a lone write after a group would otherwise pay a transaction of its own).
+                await asyncio.sleep(0)
             if not self._write_lock.acquire(blocking=False):
                 await asyncio.get_running_loop().run_in_executor(self._writer, self._write_lock.acquire)
             batch, self._batch, self._flush_pending = self._batch, [], False
+            self._last_batch = len(batch)
             try:
                 outcomes = self._run_batch(batch)
             finally:

@@ -17,6 +17,7 @@ applies it to a session that ended without Terminate but had reported a session_
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,8 +79,10 @@ class CmiSummary(msgspec.Struct, frozen=True):
     status: str  # not_started | incomplete | completed | passed | failed
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(value: str | None) -> int:
-    """Centiseconds of a stored time, treating malformed data (never accepted by SetValue) as zero."""
+    """Centiseconds of a stored time, treating malformed data (never accepted by SetValue) as zero.
+    Cached: every commit summarizes a total time that changes once per session."""
     try:
         return parse_cmi_time(value or "")
     except ValueError:

@@ -49,15 +49,45 @@ class _Failure(Exception):
         self.diagnostic = diagnostic
 
 
-class _Ref(msgspec.Struct):
-    """A resolved element name: its template ("n" for indexes), spec and array levels."""
+class _Ref(msgspec.Struct, frozen=True):
+    """A resolved element name: its template ("n" for indexes), spec and array levels. Shared between
+    calls (see `_resolution`), so never changed."""
 
     name: str
     template: str
     spec: dict[str, Any]
-    indices: list[int]
+    indices: tuple[int, ...]
     # (concrete array path, index into it, array template) from the outermost array inwards.
-    arrays: list[tuple[str, int, str]]
+    arrays: tuple[tuple[str, int, str], ...]
+    needs: tuple[str, ...]  # the concrete elements its `depends` names (set them first: 408)
+    type_element: str | None  # the interaction's type element, for responses and patterns
+
+
+@functools.lru_cache(maxsize=8192)
+def _resolution(scorm_version: str, element: str) -> _Ref | tuple[str, str]:
+    """The element a concrete name addresses, or the (failure key, diagnostic) when it names none.
+
+    Pure, and every GetValue/SetValue asks it about a small set of recurring names: cached.
+    """
+    table = shared_table(scorm_version)
+    parts = element.split(".")
+    template, levels = _template_of(element)
+    spec = table["elements"].get(template)
+    if spec is None or "n" in parts:
+        if template in _known_names(scorm_version) and "n" not in parts:
+            return "container", f"{element} is a container, not an element"
+        return "undefined", f"{element} is not a data model element"
+    indices = tuple(index for _, index, _ in levels)
+    type_of = spec.get("type_of")
+    return _Ref(
+        element,
+        template,
+        spec,
+        indices,
+        levels,
+        tuple(instantiate(dependency, indices) for dependency in spec.get("depends", ())),
+        instantiate(type_of, indices) if type_of else None,
+    )
 
 
 @functools.cache
@@ -182,7 +212,7 @@ class DataModel:
         parts = element.split(".")
         if parts[-1] in KEYWORDS:
             return self._keyword(element, parts, setting=False)
-        ref = self._resolve(element, parts)
+        ref = self._resolve(element)
         if ref.spec["access"] == "WO" or not self._shared_access(ref, 0):
             raise _Failure("write_only", f"{element} is write-only")
         self._check_get_indexes(ref.arrays, element)
@@ -236,14 +266,11 @@ class DataModel:
             raise _Failure("no_count", f"{parent} is not an array")
         return str(self.count(parent))
 
-    def _resolve(self, element: str, parts: list[str]) -> _Ref:
-        template, levels = _template_of(element)
-        spec = self.table["elements"].get(template)
-        if spec is None or "n" in parts:
-            if template in self._known and "n" not in parts:
-                raise _Failure("container", f"{element} is a container, not an element")
-            raise _Failure("undefined", f"{element} is not a data model element")
-        return _Ref(element, template, spec, [index for _, index, _ in levels], list(levels))
+    def _resolve(self, element: str) -> _Ref:
+        found = _resolution(self.scorm_version, element)
+        if isinstance(found, tuple):
+            raise _Failure(*found)
+        return found
 
     def _shared_access(self, ref: _Ref, which: int) -> bool:
         """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record's store (its id is
@@ -255,16 +282,10 @@ class DataModel:
 
     # ------------------------------------------------------------------------------------ SetValue
     def _set(self, element: str, value: str) -> None:
-        if element == "":
-            raise _Failure("empty_set", "the element name is empty")
-        targets, prefixes = _target_prefixes(self.scorm_version)
-        if element in targets or element.startswith(prefixes):
-            raise _Failure("read_only", f"{element} is read-only")
-        parts = element.split(".")
-        if parts[-1] in KEYWORDS:
-            self._keyword(element, parts, setting=True)
-        ref = self._resolve(element, parts)
-        if ref.spec["access"] == "RO" or not self._shared_access(ref, 1):
+        ref = _set_plan(self.scorm_version, element)
+        if isinstance(ref, tuple):
+            raise _Failure(*ref)
+        if not self._shared_access(ref, 1):
             raise _Failure("read_only", f"{element} is read-only")
         created = self._check_set_indexes(ref)
         self._check_dependencies(ref)
@@ -306,8 +327,7 @@ class DataModel:
         return created
 
     def _check_dependencies(self, ref: _Ref) -> None:
-        for dependency in ref.spec.get("depends", []):
-            needed = instantiate(dependency, ref.indices)
+        for needed in ref.needs:
             if needed not in self.cmi:
                 raise _Failure("dependency", f"set {needed} first")
 
@@ -327,8 +347,7 @@ class DataModel:
         return [self.cmi[key] for key in keys if key in self.cmi]
 
     def _interaction_type(self, ref: _Ref) -> str | None:
-        type_of = ref.spec.get("type_of")
-        return self.cmi.get(instantiate(type_of, ref.indices)) if type_of else None
+        return self.cmi.get(ref.type_element) if ref.type_element else None
 
     def _check_pattern_limit(self, ref: _Ref, interaction_type: str | None, created: list[str]) -> None:
         formats = self.table["interaction_types"].get(interaction_type or "", {})
@@ -342,6 +361,30 @@ class DataModel:
         path, index, template = ref.arrays[-1]
         if formats.get("unique_patterns") and value in self._siblings(path, index, "pattern"):
             raise _Failure("not_unique", f"pattern {value!r} is already a correct response")
+
+
+@functools.lru_cache(maxsize=8192)
+def _set_plan(scorm_version: str, element: str) -> _Ref | tuple[str, str]:
+    """SetValue's checks of the name alone, in their order: empty, read-only {target=ID} element,
+    keyword, undefined or container, read-only. The element, or the (failure key, diagnostic).
+
+    Every commit sets a small set of recurring names: cached (shared access, indexes, dependencies and
+    the value are checked on each call)."""
+    if element == "":
+        return "empty_set", "the element name is empty"
+    targets, prefixes = _target_prefixes(scorm_version)
+    if element in targets or element.startswith(prefixes):
+        return "read_only", f"{element} is read-only"
+    parts = element.split(".")
+    if parts[-1] in KEYWORDS:
+        try:
+            DataModel(scorm_version)._keyword(element, parts, setting=True)
+        except _Failure as failure:
+            return failure.key, failure.diagnostic
+    ref = _resolution(scorm_version, element)
+    if not isinstance(ref, tuple) and ref.spec["access"] == "RO":
+        return "read_only", f"{element} is read-only"
+    return ref
 
 
 def apply_patch(
