@@ -116,7 +116,12 @@ class JsonFormatter(LineFormatter):
     def line(
         self, created: float, level: str, logger: str, message: str, fields: dict[str, Any], exc: str | None = None
     ) -> str:
-        data: dict[str, Any] = {"ts": _timestamp(created), "level": level, "logger": _logger_name(logger), "msg": message}
+        data: dict[str, Any] = {
+            "ts": _timestamp(created),
+            "level": level,
+            "logger": _logger_name(logger),
+            "msg": message,
+        }
         for key, value in fields.items():
             data.setdefault(key, value)
         if exc:
@@ -229,7 +234,10 @@ def _only_destination(handler: logging.StreamHandler[Any]) -> bool:
         and not _access.disabled
         and _access.propagate
         and parent is not None
-        and (parent is root or (not parent.handlers and not parent.filters and parent.propagate and parent.parent is root))
+        and (
+            parent is root
+            or (not parent.handlers and not parent.filters and parent.propagate and parent.parent is root)
+        )
         and len(root.handlers) == 1
         and root.handlers[0] is handler
         and not root.filters
