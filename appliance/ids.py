@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 
 PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req")
@@ -15,6 +16,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{base32(secrets.token_bytes(15))}"
 
 
+def new_request_id() -> str:
+    """A request id (`req_…`, the same form as `new_id`). Request ids need to be unique, not secret:
+    Python's own generator makes them (the system's, which `new_id` reads, costs a system call per
+    request)."""
+    return f"req_{base32(_random.getrandbits(120).to_bytes(15, 'big'))}"
+
+
+_random = random.Random()  # seeded from the system's generator
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = [a + b for a in _B32 for b in _B32]  # every 10-bit group as two characters
 

@@ -312,11 +312,11 @@ def refresh_results(
     fields = {k: v for k, v in results.items() if session.get(k) != v}
     fields.update(updated_at=now, **(also or {}))
     assignments = ", ".join(f"{k} = ?" for k in fields)
-    updated = one(
-        conn, f"UPDATE sessions SET {assignments} WHERE id = ? RETURNING *", (*fields.values(), session["id"])
-    )
-    if updated is None:
+    conn.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", (*fields.values(), session["id"]))
+    if not conn.changes():
         raise NotFound(f"no session {session['id']!r}", {"session_id": session["id"]})
+    # The row as stored is the row read plus these columns (no trigger touches sessions): no re-read.
+    updated = {**session, **fields}
     single = changed if len(course.launchable) == 1 else None
     analytics.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:

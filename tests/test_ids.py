@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from appliance.ids import PREFIXES, base32, new_id
+from appliance.ids import PREFIXES, base32, new_id, new_request_id
 
 
 def test_base32_is_the_rfc_4648_alphabet_in_lower_case() -> None:
@@ -31,3 +31,9 @@ def test_ids_are_prefixed_and_unique() -> None:
     assert {new_id(p).split("_")[0] for p in PREFIXES} == set(PREFIXES)
     with pytest.raises(ValueError, match="unknown id prefix"):
         new_id("nope")
+
+
+def test_request_ids_have_the_id_form_and_do_not_repeat() -> None:
+    ids = {new_request_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(re.fullmatch(r"req_[a-z2-7]{24}", i) for i in ids)

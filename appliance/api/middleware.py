@@ -10,7 +10,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.api.errors import error_body
-from appliance.ids import new_id
+from appliance.ids import new_request_id
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -21,7 +21,7 @@ def request_id(scope: Scope) -> str:
     rid = state.get("request_id")
     if rid is None:
         incoming = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"), "")
-        rid = incoming if _SAFE_ID.match(incoming) else new_id("req")
+        rid = incoming if _SAFE_ID.match(incoming) else new_request_id()
         state["request_id"] = rid
     return str(rid)
 

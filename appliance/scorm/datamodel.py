@@ -61,6 +61,12 @@ class _Ref(msgspec.Struct, frozen=True):
     arrays: tuple[tuple[str, int, str], ...]
     needs: tuple[str, ...]  # the concrete elements its `depends` names (set them first: 408)
     type_element: str | None  # the interaction's type element, for responses and patterns
+    # From the spec, for SetValue's checks: a shared data store (its access is per record), ids that
+    # are write-once or unique among their array's records, a correct-response pattern.
+    store: bool
+    write_once: bool
+    unique: bool
+    pattern: bool
 
 
 @functools.lru_cache(maxsize=8192)
@@ -87,6 +93,10 @@ def _resolution(scorm_version: str, element: str) -> _Ref | tuple[str, str]:
         levels,
         tuple(instantiate(dependency, indices) for dependency in spec.get("depends", ())),
         instantiate(type_of, indices) if type_of else None,
+        store=template == "adl.data.n.store" and bool(indices),
+        write_once=bool(spec.get("write_once")),
+        unique=bool(spec.get("unique")),
+        pattern=spec.get("role") == "pattern",
     )
 
 
@@ -275,7 +285,7 @@ class DataModel:
     def _shared_access(self, ref: _Ref, which: int) -> bool:
         """adl.data readSharedData (which=0) / writeSharedData (which=1) of the record's store (its id is
         always readable, as the conformance suite's DMI expects)."""
-        if ref.template != "adl.data.n.store" or not ref.indices:
+        if not ref.store:
             return True
         index = ref.indices[0]
         return index >= len(self.data_access) or self.data_access[index][which]
@@ -285,18 +295,19 @@ class DataModel:
         ref = _set_plan(self.scorm_version, element)
         if isinstance(ref, tuple):
             raise _Failure(*ref)
-        if not self._shared_access(ref, 1):
+        if ref.store and not self._shared_access(ref, 1):
             raise _Failure("read_only", f"{element} is read-only")
-        created = self._check_set_indexes(ref)
+        created = self._check_set_indexes(ref) if ref.arrays else []  # (an index segment makes an array level)
         self._check_dependencies(ref)
-        self._check_identity(ref, value)
+        if ref.write_once or ref.unique:
+            self._check_identity(ref, value)
         interaction_type = self._interaction_type(ref)
-        if ref.spec.get("role") == "pattern":
+        if ref.pattern:
             self._check_pattern_limit(ref, interaction_type, created)
         error, note = check_value(self.table, ref.spec, value, interaction_type)
         if error:
             raise _Failure(error, f"{element}: {note}")
-        if ref.spec.get("role") == "pattern":
+        if ref.pattern:
             self._check_unique_pattern(ref, interaction_type, value)
         self.diagnostic = note
         self.cmi[element] = value
@@ -334,9 +345,9 @@ class DataModel:
     def _check_identity(self, ref: _Ref, value: str) -> None:
         """Write-once ids keep their value; unique ids differ from every sibling record's."""
         old = self.cmi.get(ref.name)
-        if ref.spec.get("write_once") and old is not None and old != value:
+        if ref.write_once and old is not None and old != value:
             raise _Failure("write_once", f"{ref.name} is already {old!r} and cannot change")
-        if ref.spec.get("unique"):
+        if ref.unique:
             path, index, template = ref.arrays[-1]
             if value in self._siblings(path, index, ref.template[len(template) + 3 :]):
                 raise _Failure("not_unique", f"{value!r} is already used in {path}")
