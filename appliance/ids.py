@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import random
+import itertools
 import secrets
 
 PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req")
@@ -17,13 +17,12 @@ def new_id(prefix: str) -> str:
 
 
 def new_request_id() -> str:
-    """A request id (`req_…`, the same form as `new_id`). Request ids need to be unique, not secret:
-    Python's own generator makes them (the system's, which `new_id` reads, costs a system call per
-    request)."""
-    return f"req_{base32(_random.getrandbits(120).to_bytes(15, 'big'))}"
+    """A request id: `req_`, twelve random base32 characters fixed for the process, then a counter in
+    twelve hex digits. Request ids need to be unique, not secret, and one is made per request: a
+    counter costs nothing, the system's random generator (which `new_id` reads) a system call."""
+    return f"{_REQUEST_PREFIX}{next(_requests):012x}"
 
 
-_random = random.Random()  # seeded from the system's generator
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = [a + b for a in _B32 for b in _B32]  # every 10-bit group as two characters
 
@@ -48,3 +47,7 @@ def new_secret(nbytes: int = 32) -> str:
 def sha256_hex(value: str) -> str:
     """Hash a high-entropy secret for storage; such secrets need no slow KDF."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+_REQUEST_PREFIX = f"req_{base32(secrets.token_bytes(10))[:12]}"
+_requests = itertools.count(1)

@@ -17,9 +17,9 @@ import logging
 import math
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
 
 import apsw
+import msgspec
 
 from appliance.instance import Instance
 from appliance.usage import period_start
@@ -31,9 +31,8 @@ FLUSH_EVERY = 1000  # pending requests (all tenants together) that trigger a flu
 _PRUNE_AT = 10_000  # keys held before stale windows are dropped
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of one request against a limit."""
+class Decision(msgspec.Struct, frozen=True):
+    """The outcome of one request against a limit (a Struct: one is made per request)."""
 
     allowed: bool
     limit: int

@@ -33,7 +33,8 @@ def test_ids_are_prefixed_and_unique() -> None:
         new_id("nope")
 
 
-def test_request_ids_have_the_id_form_and_do_not_repeat() -> None:
-    ids = {new_request_id() for _ in range(5000)}
-    assert len(ids) == 5000
-    assert all(re.fullmatch(r"req_[a-z2-7]{24}", i) for i in ids)
+def test_request_ids_are_a_process_prefix_and_a_counter() -> None:
+    ids = [new_request_id() for _ in range(5000)]
+    assert len(set(ids)) == 5000
+    assert all(re.fullmatch(r"req_[a-z2-7]{12}[0-9a-f]{12}", i) for i in ids)
+    assert len({i[:16] for i in ids}) == 1 and ids == sorted(ids)

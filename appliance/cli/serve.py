@@ -81,5 +81,6 @@ def serve(host: str | None, port: int | None, log_format: str | None, data_dir: 
         log_level=config.log_level,
         log_config=None,  # keep the handlers configure_logging installed
         access_log=False,  # appliance.logging_setup writes the access lines, with the request id
+        server_header=False,  # no "Server: uvicorn": the software behind the API is nobody's business
         timeout_graceful_shutdown=config.shutdown_timeout_seconds,  # type: ignore[arg-type]  # a float works
     )

@@ -36,4 +36,5 @@ def test_serve_runs_the_app_with_long_lived_objects_frozen(
     assert result.exit_code == 0, result.output
     assert isinstance(seen["app"], Appliance)
     assert seen["options"]["port"] == 8099 and seen["options"]["access_log"] is False
+    assert seen["options"]["server_header"] is False
     assert seen["frozen"] > 10_000  # the modules, the app and its routes
