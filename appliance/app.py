@@ -95,6 +95,8 @@ class Appliance(Litestar):
 def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: bool = True) -> Appliance:
     """Build the application for `config`. The data directory is prepared in the lifespan."""
 
+    commits = CommitEndpoint(config.max_request_header_bytes)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         inst = Instance(config, clock)
@@ -103,6 +105,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         app.state.jwks = JwksCache(config.jwks_cache_seconds)
         app.state.rate_limiter = RateLimiter()
         app.state.learner_limiter = RateLimiter()
+        commits.start(inst, app.state.learner_limiter)
         app.state.usage_counter = counter = RequestCounter()
         scheduler = build_scheduler(inst)
         scheduler.every("flush-usage", config.usage_flush_seconds, counter.flush)
@@ -112,6 +115,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         try:
             yield
         finally:
+            commits.stop()
             await scheduler.stop(timeout=30.0)
             counter.flush(inst)  # the API requests counted since the last batched write
             inst.close()
@@ -131,5 +135,5 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     # (Litestar's own middleware only runs for matched routes). Commits never reach it: they are
     # answered in `Appliance.__call__`, with their own access line.
     app.asgi_handler = access_log_middleware(app.asgi_handler)
-    app.commits = CommitEndpoint(app.state, config.max_request_header_bytes)
+    app.commits = commits
     return app

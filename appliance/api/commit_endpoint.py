@@ -82,17 +82,25 @@ class CommitEndpoint:
     """Answers `POST /player/{token}/commit` for the application's `__call__` (appliance.app).
 
     It writes the request's access line itself and binds the request id for the log lines written
-    while it runs, as `access_log_middleware` does for every other request. `state` is the Litestar
-    application's state, where the lifespan puts the instance and the limiter.
+    while it runs, as `access_log_middleware` does for every other request. The application's lifespan
+    hands it the instance and the learner limiter (`start`) and takes them back (`stop`): until then
+    the framework answers.
     """
 
-    def __init__(self, state: Any, header_limit: int) -> None:
-        self.state = state
+    def __init__(self, header_limit: int) -> None:
         self.header_limit = header_limit
+        self.instance: Instance | None = None
+        self.learner_limiter: RateLimiter | None = None
+
+    def start(self, inst: Instance, learner_limiter: RateLimiter) -> None:
+        self.instance, self.learner_limiter = inst, learner_limiter
+
+    def stop(self) -> None:
+        self.instance = self.learner_limiter = None
 
     def ready(self) -> bool:
-        """Whether the lifespan has started the instance (without one the framework answers)."""
-        return getattr(self.state, "instance", None) is not None
+        """Whether the lifespan has started the instance."""
+        return self.instance is not None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, token: str) -> None:
         started = time.perf_counter()
@@ -117,7 +125,6 @@ class CommitEndpoint:
         self, scope: dict[str, Any], receive: Any, token: str, rid: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """(status, body, extra headers) of the commit: the result, or the contract's error."""
-        state = self.state
         try:
             size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
             if size > self.header_limit:
@@ -125,7 +132,8 @@ class CommitEndpoint:
                     "request headers too large", {"limit_bytes": self.header_limit, "received_bytes": size}
                 )
             body = await _read_body(receive)
-            return 200, _encode(await handle(state.instance, token, body, state.learner_limiter)), []
+            assert self.instance is not None  # ready() was asked first
+            return 200, _encode(await handle(self.instance, token, body, self.learner_limiter)), []
         except ApplianceError as exc:
             extra = []
             if exc.code == "RATE_LIMITED" and "retry_after" in exc.details:
