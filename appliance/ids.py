@@ -16,13 +16,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{base32(secrets.token_bytes(15))}"
 
 
-def new_request_id() -> str:
-    """A request id: `req_`, twelve random base32 characters fixed for the process, then a counter in
-    twelve hex digits. Request ids need to be unique, not secret, and one is made per request: a
-    counter costs nothing, the system's random generator (which `new_id` reads) a system call."""
-    return f"{_REQUEST_PREFIX}{next(_requests):012x}"
-
-
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = [a + b for a in _B32 for b in _B32]  # every 10-bit group as two characters
 
@@ -31,12 +24,23 @@ def base32(raw: bytes) -> str:
     """Lower-case RFC 4648 base32 of `raw` (a multiple of 5 bytes, so no padding).
 
     The same text as `base64.b32encode(raw).decode().lower()` at a fraction of its cost (the stdlib's
-    is pure Python): every request id is one of these.
+    is pure Python).
     """
     if len(raw) % 5:
         raise ValueError("base32 takes a multiple of 5 bytes")
     n = int.from_bytes(raw, "big")
     return "".join([_B32_PAIRS[(n >> shift) & 1023] for shift in range(len(raw) * 8 - 10, -1, -10)])
+
+
+def new_request_id() -> str:
+    """A request id: `req_`, twelve random base32 characters fixed for the process, then a counter in
+    twelve hex digits. Request ids need to be unique, not secret, and one is made per request: a
+    counter costs nothing, the system's random generator (which `new_id` reads) a system call."""
+    return f"{_REQUEST_PREFIX}{next(_requests):012x}"
+
+
+_REQUEST_PREFIX = f"req_{base32(secrets.token_bytes(10))[:12]}"
+_requests = itertools.count(1)
 
 
 def new_secret(nbytes: int = 32) -> str:
@@ -47,7 +51,3 @@ def new_secret(nbytes: int = 32) -> str:
 def sha256_hex(value: str) -> str:
     """Hash a high-entropy secret for storage; such secrets need no slow KDF."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-_REQUEST_PREFIX = f"req_{base32(secrets.token_bytes(10))[:12]}"
-_requests = itertools.count(1)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,11 +24,31 @@ from appliance.scorm.elements import shared_table
 from appliance.scorm.launch import initial_cmi
 from appliance.scorm.values import check_value, evaluated_status
 
+T = TypeVar("T")
 KEYWORDS = ("_children", "_count", "_version")
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 # Any run of digits is an index position ("cmi.interactions.01.id" names an interaction record); only
 # the canonical form (_INDEX) addresses one: a leading zero is a bad index (351/301, as ADL's DMI expects).
 _DIGITS = re.compile(r"[0-9]+")
+
+
+_CACHED_NAMES = 8192  # per cached function
+_CACHED_NAME_CHARS = 200  # longer names (no real element is) are worked out each time, never kept
+
+
+def _per_name(fn: Callable[..., T]) -> Callable[..., T]:
+    """Cache a pure function whose last argument is an element name, for names of real length.
+
+    Content and API clients choose the names: caching only short ones bounds what the caches can hold.
+    """
+    cached = functools.lru_cache(maxsize=_CACHED_NAMES)(fn)
+
+    @functools.wraps(fn)
+    def lookup(*args: Any) -> T:
+        return cached(*args) if len(args[-1]) <= _CACHED_NAME_CHARS else fn(*args)
+
+    lookup.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return lookup
 
 
 class CmiError(msgspec.Struct, frozen=True):
@@ -69,7 +89,7 @@ class _Ref(msgspec.Struct, frozen=True):
     pattern: bool
 
 
-@functools.lru_cache(maxsize=8192)
+@_per_name
 def _resolution(scorm_version: str, element: str) -> _Ref | tuple[str, str]:
     """The element a concrete name addresses, or the (failure key, diagnostic) when it names none.
 
@@ -121,7 +141,7 @@ def count_records(cmi: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-@functools.lru_cache(maxsize=8192)
+@_per_name
 def _records_implied(name: str) -> tuple[tuple[str, int], ...]:
     """(array path, records it must at least have) for each index in a concrete name; cached, since
     every commit counts the records of the same recurring names."""
@@ -142,7 +162,7 @@ def instantiate(template: str, indices: Sequence[int]) -> str:
     return ".".join(str(next(numbers)) if part == "n" else part for part in template.split("."))
 
 
-@functools.lru_cache(maxsize=8192)
+@_per_name
 def _template_of(element: str) -> tuple[str, tuple[tuple[str, int, str], ...]]:
     """An element name's template ("n" for indexes) and its array levels, outermost first.
 
@@ -158,7 +178,7 @@ def _template_of(element: str) -> tuple[str, tuple[tuple[str, int, str], ...]]:
     return template, tuple(levels)
 
 
-@functools.lru_cache(maxsize=8192)
+@_per_name
 def _leading_zero(element: str) -> str | None:
     """The first index segment of a name written with a leading zero ("01"), if any."""
     return next((p for p in element.split(".")[1:] if _DIGITS.fullmatch(p) and not _INDEX.fullmatch(p)), None)
@@ -374,7 +394,7 @@ class DataModel:
             raise _Failure("not_unique", f"pattern {value!r} is already a correct response")
 
 
-@functools.lru_cache(maxsize=8192)
+@_per_name
 def _set_plan(scorm_version: str, element: str) -> _Ref | tuple[str, str]:
     """SetValue's checks of the name alone, in their order: empty, read-only {target=ID} element,
     keyword, undefined or container, read-only. The element, or the (failure key, diagnostic).

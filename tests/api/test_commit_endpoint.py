@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -162,3 +163,18 @@ def test_commit_token_parses_only_commit_paths() -> None:
     assert commit_endpoint.commit_token("/player//commit") is None
     assert commit_endpoint.commit_token("/player/abc/commit/") is None
     assert commit_endpoint.commit_token("/api/v1/player/abc/commit") is None
+
+
+def test_a_commit_gets_one_access_line_without_its_token(
+    api: TestClient, player: Player, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.api")
+    api.post(f"{player.path}/commit", json=body(player, {"cmi.core.lesson_location": "p1"}, 1))
+    api.post(f"{player.path}/commit", content=b"{not json")
+    lines = [
+        r for r in caplog.records if r.name == "appliance.api" and getattr(r, "fields", {}).get("method") == "POST"
+    ]
+    commits = [r.fields for r in lines if r.fields["path"] == "/player/…/commit"]  # type: ignore[attr-defined]
+    assert [(f["status"], type(f["ms"])) for f in commits] == [(200, float), (422, float)]
+    token = player.path.split("/")[2]
+    assert all(token not in str(r.__dict__) for r in caplog.records)

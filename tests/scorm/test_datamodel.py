@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from appliance.scorm import datamodel
 from appliance.scorm.datamodel import CmiError, DataModel, apply_patch, count_records, validate_patch
 from appliance.scorm.elements import datamodel_table
 from appliance.scorm.launch import adl_data_access, initial_cmi, number_text
@@ -304,3 +305,16 @@ def test_patch_order_matters_for_dependencies() -> None:
 def test_patch_values_must_be_strings() -> None:
     errors = validate_patch(SCORM_2004_4TH, {}, {"cmi.score.raw": 5})  # type: ignore[dict-item]
     assert [(e.element, e.scorm_error_code, e.value) for e in errors] == [("cmi.score.raw", 406, "5")]
+
+
+def test_names_longer_than_any_element_are_answered_but_never_cached() -> None:
+    """Content chooses the names it sets: the per-name caches keep only names of a real length."""
+    model = DataModel("2004 4th Edition")
+    before = (datamodel._set_plan.cache_info().currsize, datamodel._resolution.cache_info().currsize)
+    for n in range(50):
+        long_name = "cmi.interactions.0." + "x" * 300 + str(n)
+        assert model.set_value(long_name, "1") == 401
+        assert model.get_value(long_name) == ("", 401)
+    after = (datamodel._set_plan.cache_info().currsize, datamodel._resolution.cache_info().currsize)
+    assert after == before
+    assert model.set_value("cmi.location", "p1") == 0 and model.get_value("cmi.location") == ("p1", 0)
