@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, BrowserContext, Dialog, Frame, Page
 
+from tests.e2e.conftest import KEEPALIVE_SECONDS
+
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "scorm-corpus"
 PACKAGES = CORPUS / "packages"
@@ -258,7 +260,13 @@ class Appliance:
 
     def __init__(self, url: str, key: str) -> None:
         self.url = url
-        self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0)
+        # Reusing a pooled connection the server is closing at that moment fails with a ReadError.
+        self.http = httpx.AsyncClient(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60.0,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        )
         self.package_ids: dict[str, str] = {}
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # seconds to wait for /api/v1/health
 STOP_TIMEOUT = 15.0  # seconds to wait for the process to exit after SIGTERM
 CLI_TIMEOUT = 30.0
+KEEPALIVE_SECONDS = 2.0  # idle pooled connections are dropped before the server closes them (uvicorn: 5 s)
 
 
 def free_port() -> int:
@@ -198,6 +199,8 @@ class ServerProcess:
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on this server's URL (no proxies from the environment)."""
         kwargs.setdefault("timeout", 10.0)
+        # Reusing a pooled connection the server is closing at that moment fails with a ReadError.
+        kwargs.setdefault("limits", httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS))
         return httpx.Client(base_url=self.url, trust_env=False, **kwargs)
 
     def run_cli(self, *args: str, json_output: bool = True) -> subprocess.CompletedProcess[str]:
