@@ -111,6 +111,36 @@ async def test_writes_of_one_round_share_one_transaction(db: Database) -> None:
     assert [n for n, _ in stored(db)] == [*range(1, 32), 100]
 
 
+async def test_a_lone_write_after_a_group_waits_one_round_for_the_others(db: Database) -> None:
+    """Learners answered together commit again together: the first of them to arrive does not take a
+    transaction of its own while the rest are one loop round behind."""
+    await db.write(insert(100))
+    commits = 0
+
+    def count() -> bool:
+        nonlocal commits
+        commits += 1
+        return False
+
+    assert db._writer_conn is not None
+    db._writer_conn.set_commit_hook(count)
+    await asyncio.gather(*(db.write(insert(n)) for n in range(1, 11)))  # a group of ten
+    assert commits == 1
+
+    async def one_round_later(n: int) -> int:
+        await asyncio.sleep(0)
+        return await db.write(insert(n))
+
+    results = await asyncio.gather(db.write(insert(11)), *(one_round_later(n) for n in range(12, 21)))
+    assert results == list(range(11, 21))
+    assert commits == 2  # the next ten in one transaction, not 1 + 9
+    await asyncio.gather(db.write(insert(21)), *(one_round_later(n) for n in range(22, 24)))
+    assert commits == 3  # one write, then two: still one transaction
+    await db.write(insert(24))  # alone, and nobody follows: committed after the extra round
+    assert commits == 4
+    assert [n for n, _ in stored(db)] == [*range(1, 25), 100]
+
+
 async def test_a_failing_write_in_a_group_is_undone_alone(db: Database) -> None:
     def half_then_fail(conn: apsw.Connection) -> None:
         conn.execute("INSERT INTO items (n, thread) VALUES (50, 0)")
