@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
+import random
 import secrets
 
 PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req")
@@ -33,14 +33,14 @@ def base32(raw: bytes) -> str:
 
 
 def new_request_id() -> str:
-    """A request id: `req_`, twelve random base32 characters fixed for the process, then a counter in
-    twelve hex digits. Request ids need to be unique, not secret, and one is made per request: a
-    counter costs nothing, the system's random generator (which `new_id` reads) a system call."""
-    return f"{_REQUEST_PREFIX}{next(_requests):012x}"
+    """A request id: `req_` and 96 random bits in hex. Request ids need to be unique, not secret, and
+    one is made per request, so they come from Python's own generator (seeded from the system's, which
+    `new_id` reads at a system call each). Not a counter: that would tell any client how busy the
+    server, and so the other tenants, are."""
+    return f"req_{_random.getrandbits(96):024x}"
 
 
-_REQUEST_PREFIX = f"req_{base32(secrets.token_bytes(10))[:12]}"
-_requests = itertools.count(1)
+_random = random.Random()
 
 
 def new_secret(nbytes: int = 32) -> str:
