@@ -59,12 +59,12 @@ def _logger_name(name: str) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    rid = getattr(record, "request_id", None)
-    if rid:
-        found["request_id"] = rid
-    found.update(getattr(record, "fields", None) or {})
-    return found
+    return _line_fields(getattr(record, "request_id", None), getattr(record, "fields", None) or {})
+
+
+def _line_fields(rid: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A line's key=value fields: the request id (when there is one) first."""
+    return {"request_id": rid, **fields} if rid else fields
 
 
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
@@ -213,9 +213,8 @@ def log_access(method: str, path: str, status: int | None, started: float) -> No
     if handler is None or not _only_destination(handler):
         _access.info("", extra={"fields": fields})
         return
-    rid = _current_request.get()
     formatter: LineFormatter = handler.formatter  # type: ignore[assignment]
-    text = formatter.line(time.time(), "INFO", ACCESS_LOGGER, "", {"request_id": rid, **fields} if rid else fields)
+    text = formatter.line(time.time(), "INFO", ACCESS_LOGGER, "", _line_fields(_current_request.get(), fields))
     with handler.lock:  # type: ignore[union-attr]
         try:
             handler.stream.write(text + handler.terminator)

@@ -23,7 +23,7 @@ import msgspec
 from appliance import runtime
 from appliance.api.deps import limit_learner
 from appliance.api.errors import STATUS_BY_CODE, error_body
-from appliance.api.middleware import request_id
+from appliance.api.middleware import FRAME_HEADERS, request_id
 from appliance.errors import ApplianceError, PayloadTooLarge, ValidationFailed
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
@@ -40,10 +40,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # a batch of changes; the largest single valu
 _HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
-    (b"x-frame-options", b"SAMEORIGIN"),
-    (b"content-security-policy", b"frame-ancestors 'self'"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-content-type-options", b"nosniff"),
+    *((name.lower().encode(), value.encode()) for name, value in FRAME_HEADERS.items()),
 ]
 _decoder = msgspec.json.Decoder(runtime.CommitIn)
 _encode = msgspec.json.encode

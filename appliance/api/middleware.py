@@ -1,4 +1,5 @@
-"""Cross-cutting HTTP concerns: the request id on every response, and the request header size cap."""
+"""Cross-cutting HTTP concerns: the request id on every response, the request header size cap, and
+the framing headers of every learner route."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from appliance.api.errors import error_body
 from appliance.ids import new_request_id
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# The player and everything it calls: framed by the appliance's own pages only, nothing more.
+FRAME_HEADERS = {
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def request_id(scope: Scope) -> str:

@@ -20,16 +20,11 @@ from appliance import runtime
 from appliance.api import commit_endpoint
 from appliance.api.deps import InstanceDep, learner_rate_limit
 from appliance.api.errors import error_response
+from appliance.api.middleware import FRAME_HEADERS
 from appliance.content import ContentFile, parse_range, resolve
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
 
-FRAME_HEADERS = {
-    "X-Frame-Options": "SAMEORIGIN",
-    "Content-Security-Policy": "frame-ancestors 'self'",
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-}
 CHUNK = 256 * 1024
 
 PAGE = """<!DOCTYPE html>
