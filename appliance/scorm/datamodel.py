@@ -190,6 +190,7 @@ class DataModel:
     The dict passed in is copied; read `cmi` for the current values. `diagnostic` explains the
     last failed call (or an accepted value longer than its 2004 SPM). `data_access` gives
     (readSharedData, writeSharedData) per `adl.data` record (4th Edition); missing means allowed.
+    `suspend_data_limit` is 1.2 cmi.suspend_data's limit (elements.datamodel_table; None: the spec's).
     """
 
     def __init__(
@@ -198,9 +199,13 @@ class DataModel:
         cmi: Mapping[str, str] | None = None,
         *,
         data_access: Sequence[Sequence[bool]] = (),
+        suspend_data_limit: int | None = None,
     ) -> None:
         self.scorm_version = scorm_version
-        self.table = shared_table(scorm_version)
+        self.table = shared_table(scorm_version, suspend_data_limit)
+        # Names resolve against the version's table (cached per name); values are checked against this
+        # model's own table, whose limits may differ (1.2 suspend_data).
+        self._elements = self.table["elements"]
         self.cmi: dict[str, str] = dict(cmi or {})
         self.data_access = [(bool(read), bool(write)) for read, write in data_access]
         self.diagnostic = ""
@@ -324,7 +329,7 @@ class DataModel:
         interaction_type = self._interaction_type(ref)
         if ref.pattern:
             self._check_pattern_limit(ref, interaction_type, created)
-        error, note = check_value(self.table, ref.spec, value, interaction_type)
+        error, note = check_value(self.table, self._elements[ref.template], value, interaction_type)
         if error:
             raise _Failure(error, f"{element}: {note}")
         if ref.pattern:
@@ -424,13 +429,14 @@ def apply_patch(
     patch: Mapping[str, str],
     *,
     data_access: Sequence[Sequence[bool]] = (),
+    suspend_data_limit: int | None = None,
 ) -> tuple[dict[str, str], list[CmiError]]:
     """Apply a programmatic CMI update (PATCH /sessions/{id}) as a SCO would, in order.
 
     Every write goes through SetValue's rules (read-only elements are refused, arrays must be filled
     in order, ...). All errors are collected; when there is any, the returned dict equals `current`.
     """
-    model = DataModel(scorm_version, current, data_access=data_access)
+    model = DataModel(scorm_version, current, data_access=data_access, suspend_data_limit=suspend_data_limit)
     errors: list[CmiError] = []
     for element, value in patch.items():
         if not isinstance(value, str):
@@ -449,9 +455,10 @@ def validate_patch(
     patch: Mapping[str, str],
     *,
     data_access: Sequence[Sequence[bool]] = (),
+    suspend_data_limit: int | None = None,
 ) -> list[CmiError]:
     """The errors `apply_patch` would report (empty when the whole patch is acceptable)."""
-    return apply_patch(scorm_version, current, patch, data_access=data_access)[1]
+    return apply_patch(scorm_version, current, patch, data_access=data_access, suspend_data_limit=suspend_data_limit)[1]
 
 
 __all__ = [

@@ -11,7 +11,8 @@ Element names use "n" for an array index ("cmi.interactions.n.id"). Each element
   pattern  a key of `patterns` (kinds pattern, number, result)
   vocab    allowed tokens; `settable` narrows what SetValue accepts (1.2 lesson_status)
   range    [min, max], either may be null
-  spm      smallest permitted maximum length; a hard limit in 1.2, advisory in 2004
+  spm      smallest permitted maximum length; a hard limit in 1.2, advisory in 2004 (1.2 cmi.suspend_data's
+           is the table's `suspend_data_limit` parameter: see `datamodel_table`)
   blank    "" is accepted in addition to the kind's format
   default  the value GetValue answers while the element is unset (absent: 2004 answers 403)
   depends  elements (with "n") that must be set first (2004: 408)
@@ -283,7 +284,21 @@ def _targets_2004(edition: str) -> dict[str, Spec]:
     return targets
 
 
-def _build(scorm_version: str) -> dict[str, Any]:
+# SCORM 1.2 cmi.suspend_data: the spec's limit (CMIString4096), and the most the appliance lets a 1.2
+# package store instead (2004's SPM). Authoring tools (Storyline, Captivate) write more than 4096
+# characters to 1.2 suspend_data, so the appliance's services raise the limit unless told to be strict.
+SUSPEND_DATA_12_SPM = 4096
+SUSPEND_DATA_12_MAX = 64000
+
+
+def _elements_12(suspend_data_limit: int) -> dict[str, Spec]:
+    """The 1.2 elements, with `suspend_data_limit` as cmi.suspend_data's (hard) limit."""
+    if suspend_data_limit == SUSPEND_DATA_12_SPM:
+        return ELEMENTS_12
+    return {**ELEMENTS_12, "cmi.suspend_data": {**ELEMENTS_12["cmi.suspend_data"], "spm": suspend_data_limit}}
+
+
+def _build(scorm_version: str, suspend_data_limit: int) -> dict[str, Any]:
     is_12 = scorm_version == SCORM_12
     return {
         "version": scorm_version,
@@ -291,10 +306,11 @@ def _build(scorm_version: str) -> dict[str, Any]:
         "api_name": "API" if is_12 else "API_1484_11",
         "data_model_version": "3.4" if is_12 else "1.0",
         # 1.2 SPMs are hard limits (405); 2004 SPMs are minimums, and longer values are stored up to
-        # max_chars, the appliance's own limit against unbounded storage (beyond it: 351).
+        # max_chars, the appliance's own limit against unbounded storage (beyond it: 351). In 1.2,
+        # max_chars bounds only the elements without an SPM (numbers, patterns).
         "spm_is_limit": is_12,
         "max_chars": 4096 if is_12 else 262144,
-        "elements": ELEMENTS_12 if is_12 else _elements_2004(scorm_version),
+        "elements": _elements_12(suspend_data_limit) if is_12 else _elements_2004(scorm_version),
         "children": CHILDREN_12 if is_12 else _children_2004(scorm_version),
         "arrays": ARRAYS_12 if is_12 else _arrays_2004(scorm_version),
         "targets": {} if is_12 else _targets_2004(scorm_version),
@@ -309,24 +325,54 @@ def _build(scorm_version: str) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _cached(scorm_version: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=32)
+def _cached(scorm_version: str, suspend_data_limit: int) -> dict[str, Any]:
+    return _build(scorm_version, suspend_data_limit)
+
+
+def _table_key(scorm_version: str, suspend_data_limit: int | None) -> tuple[str, int]:
+    """Check the arguments; 2004 tables ignore the 1.2 limit (one cached table per 2004 edition)."""
     if scorm_version not in SCORM_VERSIONS:
         raise ValueError(f"unknown SCORM version {scorm_version!r}; expected one of {SCORM_VERSIONS}")
-    return _build(scorm_version)
+    if suspend_data_limit is None or scorm_version != SCORM_12:
+        return scorm_version, SUSPEND_DATA_12_SPM
+    if (
+        isinstance(suspend_data_limit, bool)
+        or not isinstance(suspend_data_limit, int)
+        or not SUSPEND_DATA_12_SPM <= suspend_data_limit <= SUSPEND_DATA_12_MAX
+    ):
+        raise ValueError(
+            f"suspend_data_limit must be an integer from {SUSPEND_DATA_12_SPM} to {SUSPEND_DATA_12_MAX}, "
+            f"not {suspend_data_limit!r}"
+        )
+    return scorm_version, suspend_data_limit
 
 
-def datamodel_table(scorm_version: str) -> dict[str, Any]:
+def datamodel_table(scorm_version: str, *, suspend_data_limit: int | None = None) -> dict[str, Any]:
     """The element table for one SCORM version, as a fresh JSON-serialisable dict.
+
+    `suspend_data_limit` (SUSPEND_DATA_12_SPM..SUSPEND_DATA_12_MAX) is 1.2 cmi.suspend_data's limit in
+    characters; None is the spec's 4096. It is a parameter of the table, not a second table: the player
+    receives the table with the limit of its session's package, and the server checks with the same.
+    2004 ignores it (its suspend_data SPM is a minimum; see `max_chars`).
 
     Served to the browser runtime unchanged; callers may mutate the copy they get.
     """
-    return copy.deepcopy(_cached(scorm_version))
+    return copy.deepcopy(_cached(*_table_key(scorm_version, suspend_data_limit)))
 
 
-def shared_table(scorm_version: str) -> dict[str, Any]:
+def shared_table(scorm_version: str, suspend_data_limit: int | None = None) -> dict[str, Any]:
     """The cached table itself, for read-only use by the Python data model (no copy per call)."""
-    return _cached(scorm_version)
+    return _cached(*_table_key(scorm_version, suspend_data_limit))
 
 
-__all__ = ["SCORM_12", "SCORM_2004_2ND", "SCORM_2004_3RD", "SCORM_2004_4TH", "datamodel_table", "shared_table"]
+__all__ = [
+    "SCORM_12",
+    "SCORM_2004_2ND",
+    "SCORM_2004_3RD",
+    "SCORM_2004_4TH",
+    "SUSPEND_DATA_12_MAX",
+    "SUSPEND_DATA_12_SPM",
+    "datamodel_table",
+    "shared_table",
+]

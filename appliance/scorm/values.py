@@ -87,11 +87,12 @@ def _check_kind(table: Table, spec: Spec, kind: str, value: str, interaction_typ
 
 
 def _length(table: Table, spec: Spec, text: str) -> Check:
-    """1.2: SPM is a hard limit. 2004: SPM is a minimum; store longer values up to max_chars."""
+    """1.2: SPM is a hard limit (and max_chars bounds what has none). 2004: SPM is a minimum; store
+    longer values up to max_chars."""
     spm = spec.get("spm")
     size = len(text)
-    if spm is not None and size > spm and table["spm_is_limit"]:
-        return "too_long", f"longer than {spm} characters"
+    if spm is not None and table["spm_is_limit"]:
+        return ("too_long", f"longer than {spm} characters") if size > spm else _OK
     if size > table["max_chars"]:
         return "too_long", f"longer than the appliance limit of {table['max_chars']} characters"
     if spm is not None and size > spm:

@@ -2,7 +2,8 @@
 
 The ES modules under appliance/static/runtime are served over http from a thread (modules do not load
 from file://); the tables built by appliance.scorm.elements are handed to the page, exactly as the
-player receives them from the server. All vectors run in one page.evaluate call.
+player receives them from the server (one per version and 1.2 suspend_data limit a vector names). All
+vectors run in one page.evaluate call.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ async ({tables, vectors}) => {
   const { DataModel } = await import("/runtime/datamodel.js");
   const expand = (v) => (v !== null && typeof v === "object" ? v.repeat.repeat(v.count) : v);
   return vectors.map((v) => {
-    const model = new DataModel(tables[v.version], v.cmi, { dataAccess: v.data_access ?? [] });
+    const model = new DataModel(tables[v.table], v.cmi, { dataAccess: v.data_access ?? [] });
     for (const [element, value] of v.setup ?? []) {
       const code = model.setValue(element, value);
       if (code !== 0) return { setup: [element, value, code, model.diagnostic] };
@@ -78,15 +79,24 @@ def page(static_url: str) -> Iterator[Any]:
         browser.close()
 
 
+def _table_key(vector: dict[str, Any]) -> str:
+    return f"{vector['version']}|{vector.get('suspend_data_limit')}"
+
+
 @pytest.fixture(scope="module")
 def tables() -> dict[str, Any]:
-    return {version: datamodel_table(version) for version in SCORM_VERSIONS}
+    """The table of each (version, suspend_data limit) the vectors use, built as the player gets it."""
+    tables = {_table_key({"version": version}): datamodel_table(version) for version in SCORM_VERSIONS}
+    for vector in VECTORS:
+        limit = vector.get("suspend_data_limit")
+        tables[_table_key(vector)] = datamodel_table(vector["version"], suspend_data_limit=limit)
+    return tables
 
 
 @pytest.fixture(scope="module")
 def js_results(page: Any, tables: dict[str, Any]) -> list[dict[str, Any]]:
     """Every vector's outcome in the browser, from one evaluate call."""
-    vectors = [{**vector, "cmi": launch_cmi(DOCUMENT, vector)} for vector in VECTORS]
+    vectors = [{**vector, "cmi": launch_cmi(DOCUMENT, vector), "table": _table_key(vector)} for vector in VECTORS]
     return list(page.evaluate(RUN_VECTORS_JS, {"tables": tables, "vectors": vectors}))
 
 

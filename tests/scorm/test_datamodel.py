@@ -318,3 +318,38 @@ def test_names_longer_than_any_element_are_answered_but_never_cached() -> None:
     after = (datamodel._set_plan.cache_info().currsize, datamodel._resolution.cache_info().currsize)
     assert after == before
     assert model.set_value("cmi.location", "p1") == 0 and model.get_value("cmi.location") == ("p1", 0)
+
+
+# ------------------------------------------------------------------------- 1.2 suspend_data limit
+def test_the_12_suspend_data_limit_is_a_parameter_of_the_table() -> None:
+    """Only cmi.suspend_data's SPM changes; everything else is the spec's table, and 2004 ignores it."""
+    spec_table, relaxed = datamodel_table(SCORM_12), datamodel_table(SCORM_12, suspend_data_limit=64000)
+    assert spec_table["elements"]["cmi.suspend_data"]["spm"] == 4096
+    assert relaxed["elements"]["cmi.suspend_data"] == {**spec_table["elements"]["cmi.suspend_data"], "spm": 64000}
+    del relaxed["elements"]["cmi.suspend_data"], spec_table["elements"]["cmi.suspend_data"]
+    assert relaxed == spec_table
+    assert datamodel_table(SCORM_12, suspend_data_limit=4096) == datamodel_table(SCORM_12)
+    for version in SCORM_VERSIONS[1:]:
+        assert datamodel_table(version, suspend_data_limit=10000) == datamodel_table(version)
+
+
+@pytest.mark.parametrize("limit", [4095, 64001, 0, -1, True, 5000.0, "64000"])
+def test_a_suspend_data_limit_outside_4096_to_64000_is_refused(limit: object) -> None:
+    with pytest.raises(ValueError, match="suspend_data_limit must be an integer from 4096 to 64000"):
+        datamodel_table(SCORM_12, suspend_data_limit=limit)  # type: ignore[arg-type]
+
+
+def test_models_with_different_limits_share_the_name_caches_but_not_the_limit() -> None:
+    """Names resolve once per version; each model checks lengths against its own table."""
+    value = "s" * 10000
+    relaxed, strict = DataModel(SCORM_12, suspend_data_limit=64000), DataModel(SCORM_12)
+    assert relaxed.set_value("cmi.suspend_data", value) == 0
+    assert strict.set_value("cmi.suspend_data", value) == 405
+    assert "longer than 4096 characters" in strict.diagnostic
+    assert relaxed.get_value("cmi.suspend_data") == (value, 0)
+    assert strict.get_value("cmi.suspend_data") == ("", 0)
+    new, errors = apply_patch(SCORM_12, {}, {"cmi.suspend_data": value}, suspend_data_limit=10000)
+    assert errors == [] and new == {"cmi.suspend_data": value}
+    errors = validate_patch(SCORM_12, {}, {"cmi.suspend_data": value + "s"}, suspend_data_limit=10000)
+    assert [(e.element, e.scorm_error_code) for e in errors] == [("cmi.suspend_data", 405)]
+    assert "longer than 10000 characters" in errors[0].message

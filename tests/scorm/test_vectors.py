@@ -15,7 +15,12 @@ VECTORS = DOCUMENT["vectors"]
 
 def run_vector(vector: dict[str, Any]) -> tuple[int, str | None]:
     """Apply the setup writes, then the vector's call; answers (error code, value of a get)."""
-    model = DataModel(vector["version"], launch_cmi(DOCUMENT, vector), data_access=vector.get("data_access", []))
+    model = DataModel(
+        vector["version"],
+        launch_cmi(DOCUMENT, vector),
+        data_access=vector.get("data_access", []),
+        suspend_data_limit=vector.get("suspend_data_limit"),
+    )
     for element, value in vector.get("setup", []):
         code = model.set_value(element, value)
         assert code == 0, f"setup {element}={value!r} failed with {code}: {model.diagnostic}"
@@ -28,6 +33,7 @@ def run_vector(vector: dict[str, Any]) -> tuple[int, str | None]:
 def test_there_are_enough_vectors() -> None:
     assert len(VECTORS) >= 500
     assert {v["version"] for v in VECTORS} == {"1.2", "2004 2nd Edition", "2004 3rd Edition", "2004 4th Edition"}
+    assert {v.get("suspend_data_limit") for v in VECTORS} == {None, 4096, 10000, 64000}
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[vector_id(i, v) for i, v in enumerate(VECTORS)])

@@ -102,6 +102,20 @@ for name in ["cmi.suspend_data", "cmi.comments"]:
     s(V12, name, long(4096), 0)
     s(V12, name, long(4097), 405)
     s(V12, name, "a=1;b=[2,3]\nline", 0)
+# cmi.suspend_data's limit is a parameter of the table (the appliance's per-tenant/per-package setting):
+# the spec's 4096 when none is given (strict, as above), any limit up to 64000. Lengths count code
+# points. The other CMIString4096 elements and max_chars (elements without an SPM) keep the spec's 4096.
+for limit in [4096, 10000, 64000]:
+    s(V12, "cmi.suspend_data", long(limit), 0, suspend_data_limit=limit)
+    s(V12, "cmi.suspend_data", long(limit + 1), 405, suspend_data_limit=limit)
+s(V12, "cmi.suspend_data", long(4097, "é"), 405)
+s(V12, "cmi.suspend_data", long(64000, "𝄞"), 0, suspend_data_limit=64000)
+s(V12, "cmi.suspend_data", long(64001, "𝄞"), 405, suspend_data_limit=64000)
+s(V12, "cmi.comments", long(4097), 405, suspend_data_limit=64000)
+s(V12, "cmi.core.lesson_location", long(256), 405, suspend_data_limit=64000)
+for limit in [None, 64000]:
+    s(V12, "cmi.interactions.0.weighting", long(4096, "1"), 0, suspend_data_limit=limit)
+    s(V12, "cmi.interactions.0.weighting", long(4097, "1"), 405, suspend_data_limit=limit)
 s(V12, "cmi.student_preference.language", "fr", 0)
 s(V12, "cmi.student_preference.language", long(256), 405)
 g(V12, "cmi.suspend_data", 0, "state=7", setup=[["cmi.suspend_data", "state=7"]])

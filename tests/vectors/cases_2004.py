@@ -192,6 +192,7 @@ s(ALL, "cmi.location", long(1000), 0)
 s(ALL, "cmi.location", long(1001), 0)
 s(ALL, "cmi.suspend_data", long(4001), 0)
 s(ALL, "cmi.suspend_data", long(64001), 0)
+s(ALL, "cmi.suspend_data", long(64001), 0, suspend_data_limit=4096)  # the 1.2 limit has no effect on 2004
 s(ALL, "cmi.suspend_data", long(262145), 351)
 s(ALL, "cmi.suspend_data", "ünïcödé ✓ 𝄞", 0)
 g(ALL, "cmi.suspend_data", 0, "𝄞x", setup=[["cmi.suspend_data", "𝄞x"]])

@@ -7,7 +7,8 @@ Run `python -m tests.vectors.generate_vectors` after changing the cases (cases_*
 Vector fields: version, op ("set"|"get"), element, value (null for a get; {"repeat": c, "count": n}
 for long strings), expected_error, expected_value (gets), setup ([[element, value], ...] prior sets
 that must succeed), initial (changes to the file's launch CMI for the version: key -> value, or
-null to remove the key) and data_access ([[read, write], ...] for adl.data records).
+null to remove the key), data_access ([[read, write], ...] for adl.data records) and suspend_data_limit
+(the table's 1.2 cmi.suspend_data limit, elements.datamodel_table; absent: the spec's 4096).
 """
 
 from __future__ import annotations

@@ -92,11 +92,12 @@ function checkKind(table, spec, kind, value, interactionType) {
   }
 }
 
-// 1.2: SPM is a hard limit. 2004: SPM is a minimum; store longer values up to max_chars.
+// 1.2: SPM is a hard limit (and max_chars bounds what has none). 2004: SPM is a minimum; store longer
+// values up to max_chars.
 function lengthCheck(table, spec, text) {
   const spm = spec.spm ?? null;
   const size = codePointLength(text);
-  if (spm !== null && size > spm && table.spm_is_limit) return ["too_long", `longer than ${spm} characters`];
+  if (spm !== null && table.spm_is_limit) return size > spm ? ["too_long", `longer than ${spm} characters`] : OK;
   if (size > table.max_chars) {
     return ["too_long", `longer than the appliance limit of ${table.max_chars} characters`];
   }
