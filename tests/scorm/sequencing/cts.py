@@ -42,6 +42,10 @@ _NAV = {"N.c": "continue", "N.p": "previous", "N.ea": "exitAll", "N.sa": "suspen
 _NAV |= {"N.aa": "abandonAll", "N.e": "exit"}
 _FIELDS = {"CS": "completion_status", "SS": "success_status", "PM": "progress_measure", "ID": "id"}
 _FIELDS |= {"S~SCA": "score.scaled", "S~RW": "score.raw", "S~MN": "score.min", "S~MX": "score.max"}
+# Instructions (Instructions.properties) that relaunch the package without the word "relaunch" in their key, and
+# the activity some of them then tell the tester to choose ("... relaunch CM-10 and then choose Activity 4").
+_RELAUNCHES = {"DMBx", "DMBxAct"}
+_CHOOSE_AFTER_RELAUNCH = {"RelaunchCM10": "Activity 4", "DMBxAct": "Data Model Behavior Test 1"}
 
 
 class Unsupported(Exception):
@@ -181,8 +185,7 @@ class Simulator:
                 return self.engine.launch(now=self._tick())
             return result
         result = self.engine.terminate(act_id, cmi, nav, now=self._tick())
-        relaunch = cui.lower().startswith("relaunch")
-        if result.delivered or (result.ended and not relaunch):
+        if result.delivered or (result.ended and not _is_relaunch(cui)):
             return result
         return self._click(visit.cui, result)
 
@@ -205,10 +208,15 @@ class Simulator:
             return self.engine.navigate(cui.lower(), now=self._tick())
         if cui in ("Exit", "HasEnded"):
             return self.engine.navigate("exitAll", now=self._tick())
-        if cui.lower().startswith("relaunch"):
+        if _is_relaunch(cui):
             if not previous.ended:
                 self.engine.navigate("exitAll", now=self._tick())
-            return self.engine.launch(now=self._tick())
+            result = self.engine.launch(now=self._tick())
+            choose = _CHOOSE_AFTER_RELAUNCH.get(cui)
+            if choose is not None and result.delivered is None and not result.ended:
+                # Nothing was launched by itself (no flow from the root): the tester chooses as told.
+                return self.engine.navigate("choice", self._by_title(choose), now=self._tick())
+            return result
         if cui.startswith("Choice~"):
             return self.engine.navigate("choice", self._by_title(cui.split("~", 1)[1]), now=self._tick())
         raise Unsupported(f"UI action {cui!r}")
@@ -308,6 +316,11 @@ class Simulator:
             cmi["cmi.success_status"] = status
         for key in [k for k, v in cmi.items() if k.endswith(".completion_status") and v == "not attempted"]:
             cmi[key] = "incomplete"
+
+
+def _is_relaunch(cui: str) -> bool:
+    """The instruction tells the tester to relaunch the package (after the attempt ended, or exiting first)."""
+    return cui.lower().startswith("relaunch") or cui in _RELAUNCHES
 
 
 def run_case(case: str, global_objectives: dict[str, dict[str, Any]] | None = None) -> list[str]:
