@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import apsw
 import msgspec
@@ -33,6 +33,13 @@ from appliance.tenants import tenant_status
 IDLE_SECONDS = 30 * 60
 _OBJECTIVE_FIELD = re.compile(r"^cmi\.objectives\.(\d+)\.")
 _OBJECTIVE_ID = re.compile(r"^cmi\.objectives\.(\d+)\.id$")
+# A page's client id is a UUID (36 characters) or the player's fallback (under 40): room to spare, but a
+# client cannot make the session row grow with it. The sequence numbers of this many pages are kept per
+# session, most recently used last (see `_record_seq`); a seq stays a JavaScript safe integer.
+MAX_CLIENT_ID_CHARS = 64
+MAX_CLIENT_IDS = 16
+MAX_SEQ = 2**53 - 1
+
 
 
 class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,8 +49,8 @@ class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
     wait for an answer); `client_id` + `seq` make a replay harmless.
     """
 
-    client_id: str
-    seq: int
+    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID_CHARS)]
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
     activity: str
     changes: dict[str, str] = {}
     version: int | None = None
@@ -362,7 +369,7 @@ def _commit_txn(
                 f"{len(errors)} CMI value(s) rejected by the SCORM data model",
                 {"errors": [msgspec.to_builtins(e) for e in errors]},
             )
-        seqs[body.client_id] = body.seq
+        _record_seq(seqs, body.client_id, body.seq)
         reported = _decode_names(row["reported"])
         if not set(body.changes) <= set(reported):
             reported = sorted(set(reported) | set(body.changes))
@@ -398,6 +405,23 @@ _encode = msgspec.json.encode
 _decode_cmi = msgspec.json.Decoder(dict[str, str]).decode
 _decode_seqs = msgspec.json.Decoder(dict[str, int]).decode
 _decode_names = msgspec.json.Decoder(list[str]).decode
+
+
+def _record_seq(seqs: dict[str, int], client_id: str, seq: int) -> None:
+    """Remember `seq` as `client_id`'s latest, keeping only the MAX_CLIENT_IDS most recently used pages.
+
+    The numbers make a page's resent batch harmless: the copy that arrives second has a seq already
+    seen. Every page load has a new client id, so a session reopened many times would otherwise keep
+    one entry per load forever. A page is forgotten only after MAX_CLIENT_IDS other pages committed
+    since its last commit — long after it was closed. Should such a page still resend a batch, a
+    conditional commit (with `version`, all but the `pagehide` beacon) is refused by the version
+    check as before; only an unconditional beacon of a page that old would be applied again.
+    """
+    if client_id in seqs:
+        del seqs[client_id]  # re-inserted at the end: dicts keep insertion order, oldest first
+    seqs[client_id] = seq
+    while len(seqs) > MAX_CLIENT_IDS:
+        del seqs[next(iter(seqs))]
 
 
 def _sign_of_life(

@@ -307,7 +307,7 @@ def refresh_results(
             aid: summarize(course.scorm_version, json.loads(a["cmi"])) for aid, a in acts.items() if a["attempt"]
         }
         data_bytes = sum(len(a["cmi"]) for a in acts.values())
-    results = {**combine(course, summaries, rollup), "data_bytes": data_bytes}
+    results = {**combine(course, summaries, rollup), "data_bytes": data_bytes + row_data_bytes(session, also)}
     # Only the columns that change: an unchanged indexed column then costs no index write.
     fields = {k: v for k, v in results.items() if session.get(k) != v}
     fields.update(updated_at=now, **(also or {}))
@@ -322,6 +322,24 @@ def refresh_results(
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
     return updated
+
+
+# The session row's columns a learner's traffic can make grow (the rest are numbers and fixed ids).
+ROW_DATA_COLUMNS = ("learner_id", "learner_name", "commit_seqs", "sequencing_state", "shared_state")
+
+
+def row_data_bytes(session: dict[str, Any], also: dict[str, Any] | None = None) -> int:
+    """The size of the session row's own data (`also` holds columns being set in the same statement).
+
+    Counted in `data_bytes` beside the CMI, so `session_bytes` and the quota see everything a learner's
+    requests make the tenant store: sequencing state, shared data, the pages' sequence numbers.
+    """
+    total = 0
+    for name in ROW_DATA_COLUMNS:
+        value = also[name] if also is not None and name in also else session.get(name)
+        if value:
+            total += len(value)
+    return total
 
 
 def _result_event(row: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,9 @@ def decode_commit(body: bytes) -> runtime.CommitIn:
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed(f"invalid commit: {exc}", {"errors": [{"field": "", "message": str(exc)}]}) from None
+        message, _, at = str(exc).partition(" - at `$.")
+        field = at[:-1] if at.endswith("`") else ""  # msgspec names the field as `$.client_id`
+        raise ValidationFailed(f"invalid commit: {exc}", {"errors": [{"field": field, "message": message}]}) from None
     except msgspec.DecodeError:
         raise ValidationFailed(
             "the body is not valid JSON", {"errors": [{"field": "", "message": "invalid JSON"}]}

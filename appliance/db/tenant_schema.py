@@ -319,3 +319,18 @@ def m007_analytics(conn: apsw.Connection) -> None:
     from appliance.analytics import backfill
 
     backfill(conn)
+
+
+@tenant_migrations
+def m008_session_row_bytes(conn: apsw.Connection) -> None:
+    """`data_bytes` counts the session row's own data beside its SCOs' CMI (sessions.row_data_bytes):
+    recount every session, so storage usage covers what was stored before the change too."""
+    conn.execute(
+        """
+        UPDATE sessions SET data_bytes =
+            (SELECT coalesce(sum(length(cmi)), 0) FROM session_activities WHERE session_id = sessions.id)
+            + length(learner_id) + length(learner_name) + length(commit_seqs)
+            + coalesce(length(sequencing_state), 0) + coalesce(length(shared_state), 0);
+        """
+    )
+
