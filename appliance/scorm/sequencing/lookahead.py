@@ -4,19 +4,25 @@ Everything here only reads the tracking state. Like the ADL reference, requests 
 it is while the SCO runs (no termination is simulated): `continue` is valid whenever the current activity's
 parent allows flow (a continue may legitimately end the course), `previous` and `choice` are dry runs of the
 navigation, sequencing and delivery request processes.
+
+`choice_valid` is the dry run for one target, written as the processes read; asked of every activity it
+walks the tree once per activity (cubic in the worst case). `choice_validity` answers for all activities in
+one pass over the tree (plus one memoised flow into each cluster) with the same result; request_valid, the
+controls and the TOC use it, inside a frozen tracking state so each derived value is computed once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from appliance.scorm.sequencing.activity_tree import Activity
 from appliance.scorm.sequencing.delivery import delivery_request_error
 from appliance.scorm.sequencing.navigation import jump_allowed, navigation_request
-from appliance.scorm.sequencing.rules import check_activity, hidden_from_choice
+from appliance.scorm.sequencing.rules import PRE_STOP_FORWARD, check_activity, hidden_from_choice, pre_rule
 from appliance.scorm.sequencing.sequencing_request import choice_target_error, previous
 from appliance.scorm.sequencing.tracking import Tracking
-from appliance.scorm.sequencing.traversal import Direction, flow
+from appliance.scorm.sequencing.traversal import Direction, choice_flow, flow
 
 PREFIX = "adl.nav.request_valid."
 
@@ -35,7 +41,7 @@ def previous_valid(t: Tracking) -> bool:
 
 
 def choice_valid(t: Tracking, target: Activity) -> bool:
-    """Would `choice` of this activity deliver something now?"""
+    """Would `choice` of this activity deliver something now? (The reference for `choice_validity`.)"""
     if navigation_request(t, "choice", target).exception or choice_target_error(t, target):
         return False
     deliver: Activity | None = target
@@ -55,18 +61,25 @@ def _flag(value: bool) -> str:
 
 def request_valid(t: Tracking) -> dict[str, str]:
     """Every adl.nav.request_valid.* value, keyed by its full data model element name."""
-    values = {
-        PREFIX + "continue": _flag(continue_valid(t)),
-        PREFIX + "previous": _flag(previous_valid(t)),
-    }
-    for act in t.tree.preorder:
-        values[f"{PREFIX}choice.{{target={act.id}}}"] = _flag(choice_valid(t, act))
-        values[f"{PREFIX}jump.{{target={act.id}}}"] = _flag(jump_valid(t, act))
-    return values
+    with t.frozen():
+        values = {
+            PREFIX + "continue": _flag(continue_valid(t)),
+            PREFIX + "previous": _flag(previous_valid(t)),
+        }
+        table = choice_validity(t)
+        for act in t.tree.preorder:
+            values[f"{PREFIX}choice.{{target={act.id}}}"] = _flag(table.choice[act.order])
+            values[f"{PREFIX}jump.{{target={act.id}}}"] = _flag(table.jump[act.order])
+        return values
 
 
 def available_controls(t: Tracking) -> dict[str, bool]:
     """Which navigation controls the player should offer, after the current SCO's hideLMSUI."""
+    with t.frozen():
+        return _controls(t)
+
+
+def _controls(t: Tracking) -> dict[str, bool]:
     cur = t.current
     hidden = set(cur.hide_lms_ui) if cur is not None else set()
     active = cur is not None and t.st(cur).active
@@ -83,7 +96,8 @@ def available_controls(t: Tracking) -> dict[str, bool]:
     }
     result = {name: enabled and name not in hidden for name, enabled in controls.items()}
     # A TOC is worth showing when something below the root can be chosen (as in the ADL reference).
-    result["choice"] = any(choice_valid(t, act) for act in t.tree.preorder[1:] if t.is_available(act))
+    table = choice_validity(t)
+    result["choice"] = any(table.choice[act.order] for act in t.tree.preorder[1:] if t.is_available(act))
     return result
 
 
@@ -103,20 +117,249 @@ def _status(t: Tracking, act: Activity) -> dict[str, Any]:
     }
 
 
-def _node(t: Tracking, act: Activity, hidden: bool) -> dict[str, Any]:
+def _node(t: Tracking, act: Activity, hidden: bool, selectable: list[bool]) -> dict[str, Any]:
     hidden = hidden or hidden_from_choice(t, act)
     return {
         "id": act.id,
         "title": act.title,
         "leaf": act.is_leaf,
         "visible": act.visible and not hidden,
-        "selectable": choice_valid(t, act),
+        "selectable": selectable[act.order],
         "current": t.current is act,
         "status": _status(t, act),
-        "children": [_node(t, child, hidden) for child in t.children(act)],
+        "children": [_node(t, child, hidden, selectable) for child in t.children(act)],
     }
 
 
 def toc(t: Tracking) -> dict[str, Any]:
     """The table of contents as a tree rooted at the organization (only available children are listed)."""
-    return _node(t, t.tree.root, False)
+    with t.frozen():
+        return _node(t, t.tree.root, False, choice_validity(t).choice)
+
+
+# -- all targets at once -------------------------------------------------------------------------------
+
+
+@dataclass
+class ChoiceTable:
+    """`choice_valid` and `jump_valid` of every activity, by its preorder position (`Activity.order`)."""
+
+    choice: list[bool]
+    jump: list[bool]
+
+
+def choice_validity(t: Tracking) -> ChoiceTable:
+    """`choice_valid`/`jump_valid` for every activity of the tree, memoised for the frozen state.
+
+    Each check of the choice dry run is a walk along an ancestor chain, or along the current activity's
+    siblings, that only depends on where the chain meets the current activity's path; one preorder pass
+    (parents first) carries those walks down the tree, so the whole table costs one visit per activity plus
+    the flows into clusters (memoised, so their shared tails are walked once). A stored state whose
+    available-children lists are not proper sublists of the tree's children falls back to the reference."""
+    with t.frozen() as memo:
+        table = memo.get("choice_table")
+        if table is None:
+            table = memo["choice_table"] = _ChoicePass(t).table()
+        return table
+
+
+class _ChoicePass:
+    """The per-node facts `choice_valid` reads, computed parents first (see `choice_validity`)."""
+
+    def __init__(self, t: Tracking) -> None:
+        self.t = t
+        self.cur = t.current
+        self.stop_forward: dict[int, bool] = {}
+        self.reach: dict[tuple[int, Direction], Activity | None] = {}
+        self.subtree_end: list[int] | None = None
+
+    def table(self) -> ChoiceTable:
+        t = self.t
+        preorder = t.tree.preorder
+        if not self._regular():
+            return ChoiceTable([choice_valid(t, act) for act in preorder], [jump_valid(t, act) for act in preorder])
+        self._per_node()
+        self._current_path()
+        choice = [self._choice(act) for act in preorder]
+        jump = [
+            self.cur is not None and act.is_leaf and self.available[act.order] and not self.disabled[act.order]
+            for act in preorder
+        ]
+        return ChoiceTable(choice, jump)
+
+    # -- facts --------------------------------------------------------------------------------------------
+
+    def _regular(self) -> bool:
+        """Every stored available-children list names distinct children of its own cluster."""
+        t = self.t
+        for act in t.tree.preorder:
+            if act.children and t.st(act).available is not None:
+                kids = t.children(act)
+                if len({id(kid) for kid in kids}) != len(kids) or any(kid.parent is not act for kid in kids):
+                    return False
+        return True
+
+    def _per_node(self) -> None:
+        """Availability, hidden-from-choice and disabled on the path from the root, the deepest ancestor on
+        the current activity's path (their common ancestor), and the walk-down checks below that ancestor."""
+        t = self.t
+        preorder = t.tree.preorder
+        n = len(preorder)
+        cur = self.cur
+        if cur is None:
+            on_path = {id(t.tree.root)}
+        else:
+            start = cur.parent if cur.is_leaf and cur.parent is not None else cur
+            on_path = {id(node) for node in start.ancestors()}
+        self.available = [t.is_available(act) for act in preorder]
+        self.hidden = [False] * n
+        self.disabled = [False] * n
+        self.deep: list[Activity] = [t.tree.root] * n
+        self.down_ok = [True] * n
+        for act in preorder:
+            i, parent = act.order, act.parent
+            hidden, disabled = hidden_from_choice(t, act), check_activity(t, act)
+            if parent is None:
+                self.hidden[i], self.disabled[i], self.deep[i] = hidden, disabled, act
+                continue
+            p = parent.order
+            self.hidden[i] = self.hidden[p] or hidden
+            self.disabled[i] = self.disabled[p] or disabled
+            if id(act) in on_path:
+                self.deep[i] = act
+            else:
+                self.deep[i] = self.deep[p]
+                self.down_ok[i] = self.down_ok[p] and self._walk_down_passes(act)
+
+    def _walk_down_passes(self, node: Activity) -> bool:
+        """One step of `_walk_down`: forward traversal allowed, and no inactive preventActivation cluster."""
+        return not self._stops_forward(node) and not (not self.t.st(node).active and node.definition.prevent_activation)
+
+    def _stops_forward(self, node: Activity) -> bool:
+        key = id(node)
+        value = self.stop_forward.get(key)
+        if value is None:
+            value = self.stop_forward[key] = pre_rule(self.t, node, PRE_STOP_FORWARD)
+        return value
+
+    def _current_path(self) -> None:
+        """The walks that start at the current activity: up to each of its ancestors (choiceExit of active
+        activities for the navigation request; choiceExit and constrainChoice of the definitions for the
+        choice request), and along its siblings (stopForwardTraversal forward, forwardOnly backward)."""
+        t, cur = self.t, self.cur
+        self.nav_blocked: dict[int, bool] = {}
+        self.nav_blocked_all = False
+        self.exit_path: dict[int, tuple[bool, Activity | None]] = {}
+        self.exit_path_all: tuple[bool, Activity | None] = (False, None)
+        self.sibling_at: dict[int, int] = {}
+        self.cur_index: int | None = None
+        self.forward_block, self.backward_block = 0, 0
+        if cur is None:
+            return
+        blocked = False
+        for node in cur.ancestors():
+            self.nav_blocked[id(node)] = blocked
+            blocked = blocked or (t.st(node).active and not node.definition.control_mode.choice_exit)
+        self.nav_blocked_all = blocked
+        exit_blocked, constrained = False, None
+        for node in cur.ancestors(include_self=False):
+            self.exit_path[id(node)] = (exit_blocked, constrained)
+            if exit_blocked:
+                continue
+            if not node.definition.control_mode.choice_exit:
+                exit_blocked = True
+            elif constrained is None and node.definition.constrain_choice:
+                constrained = node
+        self.exit_path_all = (exit_blocked, constrained)
+        if cur.parent is None:
+            return
+        siblings = t.children(cur.parent)
+        self.sibling_at = {id(node): index for index, node in enumerate(siblings)}
+        index = self.cur_index = self.sibling_at.get(id(cur))
+        if index is None:
+            return
+        self.forward_block = next(
+            (k for k in range(index, len(siblings)) if self._stops_forward(siblings[k])), len(siblings)
+        )
+        self.backward_block = next((k for k in range(index, -1, -1) if not _backward_allowed(siblings[k])), -1)
+
+    # -- one target -----------------------------------------------------------------------------------------
+
+    def _choice(self, target: Activity) -> bool:
+        i = target.order
+        parent = target.parent
+        if parent is not None and not parent.definition.control_mode.choice:
+            return False
+        if not self.available[i] or self.hidden[i]:
+            return False
+        cur = self.cur
+        ancestor = self.t.tree.root
+        if cur is not None:
+            ancestor = self.deep[(parent if target.is_leaf and parent is not None else target).order]
+            same_parent = cur.parent is not None and cur.parent is parent and cur.definition.control_mode.choice_exit
+            if not same_parent and self.nav_blocked.get(id(ancestor), self.nav_blocked_all):
+                return False
+        if not self._path_passes(cur if cur is not None else ancestor, ancestor, target):
+            return False
+        deliver: Activity | None = target
+        if not target.is_leaf:
+            result = flow(self.t, Direction.FORWARD, True, target)
+            deliver = result.at if result.deliverable else None
+        return deliver is not None and deliver.is_leaf and not self.disabled[deliver.order]
+
+    def _path_passes(self, frm: Activity, ancestor: Activity, target: Activity) -> bool:
+        """`_choice_path_error` is None: the five cases of SB.2.9 step 5, from the precomputed walks."""
+        if frm is target:
+            return True
+        if frm.parent is not None and frm.parent is target.parent:
+            return self._siblings_pass(frm, target)
+        if frm is ancestor:
+            return self._down_passes(ancestor, target)
+        blocked, constrained = self.exit_path.get(id(ancestor), self.exit_path_all)
+        if target is ancestor or blocked:
+            return not blocked
+        if constrained is not None and not self._within_constraint(constrained, target):
+            return False
+        return self._down_passes(ancestor, target)
+
+    def _siblings_pass(self, cur: Activity, target: Activity) -> bool:
+        index = self.cur_index
+        if index is None:  # not among its parent's available children: only its own step is checked
+            return not self._stops_forward(cur)
+        at = self.sibling_at.get(id(target))
+        if at is None or at > index:
+            return self.forward_block >= (at if at is not None else len(self.sibling_at))
+        return self.backward_block <= at
+
+    def _down_passes(self, ancestor: Activity, target: Activity) -> bool:
+        parent = target.parent
+        if parent is not None and not self.down_ok[parent.order]:
+            return False
+        return not self._stops_forward(ancestor)
+
+    def _within_constraint(self, constrained: Activity, target: Activity) -> bool:
+        direction = Direction.FORWARD if target.order > constrained.order else Direction.BACKWARD
+        key = (id(constrained), direction)
+        if key not in self.reach:
+            self.reach[key] = choice_flow(self.t, constrained, direction)
+        reach = self.reach[key]
+        if reach is None:
+            return False
+        return reach.order <= target.order <= self._subtree_end()[reach.order]
+
+    def _subtree_end(self) -> list[int]:
+        """The preorder position of each activity's last descendant (descendant test by interval)."""
+        if self.subtree_end is None:
+            preorder = self.t.tree.preorder
+            end = [act.order for act in preorder]
+            for act in reversed(preorder):
+                if act.parent is not None:
+                    end[act.parent.order] = max(end[act.parent.order], end[act.order])
+            self.subtree_end = end
+        return self.subtree_end
+
+
+def _backward_allowed(node: Activity) -> bool:
+    """Choice Activity Traversal backward: the parent must not be forwardOnly."""
+    parent = node.parent
+    return parent is not None and not parent.definition.control_mode.forward_only

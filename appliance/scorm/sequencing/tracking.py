@@ -10,6 +10,8 @@ changes (`push`).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -106,6 +108,25 @@ class Tracking:
         self.globals: dict[str, dict[str, Any]] = global_objectives if global_objectives is not None else {}
         self.now = now
         self.rng = rng if rng is not None else random.Random()
+        # Read-only derived values (available children, last leaf, flow results, the look-ahead tables) while
+        # `frozen()` is in force; None otherwise, so a process that writes the state never reads a stale value.
+        self.memo: dict[Any, Any] | None = None
+
+    @contextmanager
+    def frozen(self) -> Iterator[dict[Any, Any]]:
+        """A scope in which nothing writes the tracking state, so pure reads may be memoised.
+
+        Look-ahead (request_valid, the controls, the TOC) asks the same questions of every activity; memoising
+        them for one unchanged state is what keeps it linear in the size of the tree. Re-entrant: an inner
+        scope shares the outer one's memo."""
+        if self.memo is not None:
+            yield self.memo
+            return
+        self.memo = {}
+        try:
+            yield self.memo
+        finally:
+            self.memo = None
 
     # -- activity state ---------------------------------------------------------------------------------
 
@@ -143,11 +164,35 @@ class Tracking:
         available = self.st(act).available if act.children else None
         if available is None:
             return act.children
+        memo = self.memo
+        if memo is not None:
+            key = ("children", act.id)
+            cached = memo.get(key)
+            if cached is None:
+                cached = memo[key] = [self.tree[child_id] for child_id in available if child_id in self.tree.by_id]
+            return cached
         return [self.tree[child_id] for child_id in available if child_id in self.tree.by_id]
 
     def is_available(self, act: Activity) -> bool:
         """Whether the activity and all its ancestors survived selection (SR.1)."""
+        if self.memo is not None:
+            return self._available_flags()[act.order]
         return all(node.parent is None or node in self.children(node.parent) for node in act.ancestors())
+
+    def _available_flags(self) -> list[bool]:
+        """`is_available` of every activity (by preorder position) in one pass, parents first (memoised)."""
+        assert self.memo is not None
+        flags = self.memo.get("available")
+        if flags is None:
+            flags = [False] * len(self.tree.preorder)
+            flags[self.tree.root.order] = True
+            for act in self.tree.preorder:  # parents come before their children
+                if flags[act.order] and act.children:
+                    for child in self.children(act):
+                        if child.parent is act:  # a stored list naming someone else's child does not count
+                            flags[child.order] = True
+            self.memo["available"] = flags
+        return flags
 
     def attempted(self, act: Activity) -> bool:
         """Activity Progress Status: at least one attempt began."""

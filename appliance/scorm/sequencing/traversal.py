@@ -36,7 +36,7 @@ def next_sibling(t: Tracking, act: Activity) -> Activity | None:
     if act.parent is None:
         return None
     siblings = t.children(act.parent)
-    index = _index(siblings, act)
+    index = sibling_index(t, act.parent, act)
     return siblings[index + 1] if index is not None and index + 1 < len(siblings) else None
 
 
@@ -44,8 +44,25 @@ def previous_sibling(t: Tracking, act: Activity) -> Activity | None:
     if act.parent is None:
         return None
     siblings = t.children(act.parent)
-    index = _index(siblings, act)
+    index = sibling_index(t, act.parent, act)
     return siblings[index - 1] if index is not None and index > 0 else None
+
+
+def sibling_index(t: Tracking, parent: Activity, act: Activity) -> int | None:
+    """The first position of `act` among `parent`'s available children (None: not there).
+
+    A scan, except while the state is frozen: then one position table per parent, so walking a long list of
+    siblings is linear rather than quadratic."""
+    siblings = t.children(parent)
+    if t.memo is None:
+        return _index(siblings, act)
+    key = ("positions", parent.id)
+    positions = t.memo.get(key)
+    if positions is None:
+        positions = t.memo[key] = {}
+        for index, item in enumerate(siblings):
+            positions.setdefault(id(item), index)
+    return positions.get(id(act))
 
 
 def _index(items: list[Activity], act: Activity) -> int | None:
@@ -61,11 +78,17 @@ def last_leaf(t: Tracking) -> Activity | None:
     Walking forward from it ends the session; the ADL reference computes "last leaf" this way, so a final
     activity that is disabled does not stop a learner from finishing the course.
     """
+    if t.memo is not None and "last_leaf" in t.memo:
+        return t.memo["last_leaf"]
     leaves = [act for act in _available_preorder(t, t.tree.root) if act.is_leaf]
+    found = leaves[-1] if leaves else None
     for leaf in reversed(leaves):
         if not any(check_activity(t, node) for node in leaf.ancestors()):
-            return leaf
-    return leaves[-1] if leaves else None
+            found = leaf
+            break
+    if t.memo is not None:
+        t.memo["last_leaf"] = found
+    return found
 
 
 def _available_preorder(t: Tracking, act: Activity) -> list[Activity]:
@@ -134,7 +157,20 @@ class Flow:
 
 
 def flow_activity_traversal(t: Tracking, direction: Direction, previous: Direction, at: Activity) -> Flow:
-    """SB.2.2: skip rules, Check Activity and descent into clusters until a deliverable leaf is found."""
+    """SB.2.2: skip rules, Check Activity and descent into clusters until a deliverable leaf is found.
+
+    A frozen state memoises the result per (direction, previous, activity): look-ahead flows into every
+    cluster, and those walks share their tails."""
+    if t.memo is None:
+        return _flow_activity_traversal(t, direction, previous, at)
+    key = ("flow", direction, previous, id(at))
+    result = t.memo.get(key)
+    if result is None:
+        result = t.memo[key] = _flow_activity_traversal(t, direction, previous, at)
+    return result
+
+
+def _flow_activity_traversal(t: Tracking, direction: Direction, previous: Direction, at: Activity) -> Flow:
     parent = at.parent
     if parent is None or not parent.definition.control_mode.flow:
         return Flow(at, False)
