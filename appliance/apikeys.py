@@ -17,6 +17,7 @@ from appliance.db.connection import one, rows
 from appliance.errors import NotFound, Unauthorized
 from appliance.ids import new_id, new_secret, sha256_hex
 from appliance.instance import Instance
+from appliance.roles import DEFAULT_KEY_ROLE, check_role_name
 from appliance.tenants import Tenant, find_tenant, get_tenant
 
 KEY_PREFIX = "sak_"
@@ -32,6 +33,7 @@ class ApiKey(msgspec.Struct):
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    role: str = DEFAULT_KEY_ROLE  # appliance.roles
 
     @property
     def revoked(self) -> bool:
@@ -47,19 +49,23 @@ def _from_row(row: dict[str, Any]) -> ApiKey:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+        role=row["role"],
     )
 
 
-def create_key(inst: Instance, tenant_ref: str, name: str | None = None) -> tuple[ApiKey, str]:
-    """Issue a key for a tenant; returns the record and the secret, which is never stored."""
+def create_key(
+    inst: Instance, tenant_ref: str, name: str | None = None, role: str = DEFAULT_KEY_ROLE
+) -> tuple[ApiKey, str]:
+    """Issue a key with a role for a tenant; returns the record and the secret, which is never stored."""
+    check_role_name(role)
     tenant = get_tenant(inst, tenant_ref)
     key_id = new_id("key")
     secret = f"{KEY_PREFIX}{key_id.removeprefix('key_')}_{new_secret(32)}"
     now = inst.clock.now()
     inst.registry.write_sync(
         lambda c: c.execute(
-            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-            (key_id, tenant.id, name, sha256_hex(secret), now),
+            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, role) VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, tenant.id, name, sha256_hex(secret), now, role),
         )
     )
     return get_key(inst, key_id), secret
@@ -136,6 +142,7 @@ def key_json(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
         "id": key.id,
         "tenant_id": key.tenant_id,
         "name": key.name,
+        "role": key.role,
         "created_at": rfc3339(key.created_at),
         "last_used_at": rfc3339(key.last_used_at),
         "revoked_at": rfc3339(key.revoked_at),

@@ -31,7 +31,7 @@ from appliance.config import Config
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
-from appliance.ratelimit import RateLimiter, RequestCounter
+from appliance.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")
@@ -104,7 +104,10 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         app.state.instance = inst
         app.state.jwks = JwksCache(config.jwks_cache_seconds)
         app.state.rate_limiter = RateLimiter()
-        app.state.learner_limiter = RateLimiter()
+        app.state.learner_limiter = LearnerLimits(
+            config.learner_requests_per_minute, config.tenant_learner_requests_per_minute
+        )
+        app.state.auth_failures = AuthFailureLimiter(config.auth_failures_per_minute, config.auth_block_seconds)
         commits.start(inst, app.state.learner_limiter)
         app.state.usage_counter = counter = RequestCounter()
         scheduler = build_scheduler(inst)

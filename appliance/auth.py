@@ -13,16 +13,18 @@ from appliance.apikeys import authenticate_key, note_key_use
 from appliance.errors import Forbidden, Unauthorized
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache, looks_like_jwt, tenant_for_claims, unverified_claims, verify_jwt
+from appliance.roles import DEFAULT_JWT_ROLE, LEARNER, role_from_claims
 from appliance.tenants import Tenant, list_tenants
 
 
 class Principal(msgspec.Struct):
-    """The authenticated caller: a tenant, and how it proved who it is."""
+    """The authenticated caller: a tenant, how it proved who it is, and its role (appliance.roles)."""
 
     tenant: Tenant
     kind: str  # "api_key" | "jwt"
     key_id: str | None = None
     subject: str | None = None
+    role: str = LEARNER  # the least power unless `authenticate` finds more
 
 
 def credentials(authorization: str | None, api_key: str | None) -> str:
@@ -44,11 +46,21 @@ def authenticate(inst: Instance, jwks: JwksCache, authorization: str | None, api
         claims = unverified_claims(secret)
         tenant = tenant_for_claims([t for t in list_tenants(inst) if t.jwt is not None], claims)
         verified = verify_jwt(secret, tenant, jwks, inst.clock.now())
-        principal = Principal(tenant=tenant, kind="jwt", subject=str(verified.get("sub") or ""))
+        principal = Principal(
+            tenant=tenant, kind="jwt", subject=str(verified.get("sub") or ""), role=_jwt_role(tenant, verified)
+        )
     else:
         tenant, key = inst.registry.read_sync(lambda c: authenticate_key(c, secret))
-        principal = Principal(tenant=tenant, kind="api_key", key_id=key.id)
+        principal = Principal(tenant=tenant, kind="api_key", key_id=key.id, role=key.role)
         note_key_use(inst, key)
     if not principal.tenant.active:
         raise Forbidden("this tenant is suspended", {"tenant_id": principal.tenant.id})
     return principal
+
+
+def _jwt_role(tenant: Tenant, claims: dict[str, object]) -> str:
+    """The role a verified token grants under its tenant's JWT settings."""
+    cfg = tenant.jwt
+    if cfg is None:
+        return DEFAULT_JWT_ROLE
+    return role_from_claims(claims, cfg.role_claim, cfg.role_prefix, cfg.default_role)

@@ -56,6 +56,9 @@ class Config:
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     learner_requests_per_minute: int = 600
+    tenant_learner_requests_per_minute: int = 120_000
+    auth_failures_per_minute: int = 20
+    auth_block_seconds: float = 300.0
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         """Return a copy with the given settings replaced, each converted to the field's type."""

@@ -5,6 +5,11 @@ traffic): the window starts on the clock's minute, the Nth request in it passes 
 the answer says how many remain and how many seconds until the window resets. The appliance is one
 process, so memory is the right place for this; a restart starts every window afresh.
 
+`LearnerLimits` applies two of them to learner traffic (`/player/{token}/…`): one per session, and one
+per tenant over all its sessions together, so one tenant's classes cannot take the whole server.
+`AuthFailureLimiter` counts failed authentications per client address and, past its limit, refuses
+that address for a while (appliance.api.deps).
+
 `RequestCounter` counts admitted API requests per tenant and usage period, and writes them to the
 tenant's `usage_periods` table in batches (every `usage_flush_seconds`, every `FLUSH_EVERY` requests,
 and when the server stops), not once per request. A crash loses at most the counts since the last
@@ -75,6 +80,77 @@ class RateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
                 self._pruned_window = start
         return Decision(True, limit, max(0, limit - count), reset)
+
+
+class LearnerLimits:
+    """The learner limits: `per_session` requests a minute for each session, `per_tenant` for all of a
+    tenant's sessions together (0 turns that cap off). One `hit` per request: two dictionary look-ups
+    under a lock, no database, so the commit path stays cheap.
+    """
+
+    def __init__(self, per_session: int, per_tenant: int) -> None:
+        self.per_session = per_session
+        self.per_tenant = per_tenant
+        self.sessions = RateLimiter()
+        self.tenants = RateLimiter()
+
+    def hit(self, tenant_id: str, session_id: str | None, now: float) -> tuple[str, Decision] | None:
+        """Count one request; `("session" | "tenant", refusing Decision)` when a limit is used up, else None.
+
+        `session_id` None counts the request for the tenant only (package files, which the session limit
+        leaves alone). A request the session limit refuses is not counted against the tenant.
+        """
+        if session_id is not None:
+            decision = self.sessions.hit(session_id, self.per_session, now)
+            if not decision.allowed:
+                return "session", decision
+        if self.per_tenant > 0:
+            decision = self.tenants.hit(tenant_id, self.per_tenant, now)
+            if not decision.allowed:
+                return "tenant", decision
+        return None
+
+
+class AuthFailureLimiter:
+    """Failed authentications per client address: the `limit`-th in a minute blocks it for `block_seconds`.
+
+    While blocked, an address is refused before its credentials are even looked at, valid ones included:
+    if a valid key still got through, the difference between its answer and the refusal would tell a
+    guesser that a guess was right. `limit` 0 turns the limiter off.
+    """
+
+    def __init__(self, limit: int, block_seconds: float) -> None:
+        self.limit = limit
+        self.block_seconds = block_seconds
+        self._failures = RateLimiter()
+        self._lock = threading.Lock()
+        self._blocked: dict[str, float] = {}
+
+    def retry_after(self, address: str, now: float) -> int | None:
+        """Seconds until a blocked address may try again, or None when it is not blocked."""
+        if self.limit <= 0:
+            return None
+        with self._lock:
+            until = self._blocked.get(address)
+            if until is None:
+                return None
+            if until <= now:
+                del self._blocked[address]
+                return None
+        return max(1, math.ceil(until - now))
+
+    def failed(self, address: str, now: float) -> int | None:
+        """Count one failed attempt; the seconds of the block when this one starts it, else None."""
+        if self.limit <= 0:
+            return None
+        decision = self._failures.hit(address, self.limit, now)
+        if decision.allowed and decision.remaining > 0:
+            return None
+        with self._lock:
+            if len(self._blocked) > _PRUNE_AT:
+                self._blocked = {a: u for a, u in self._blocked.items() if u > now}
+            self._blocked[address] = now + self.block_seconds
+        return max(1, math.ceil(self.block_seconds))
 
 
 class RequestCounter:

@@ -14,6 +14,7 @@ from appliance.errors import NotFound, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.quotas import PLANS
+from appliance.roles import DEFAULT_JWT_ROLE, check_role_name
 
 
 class JwtConfig(msgspec.Struct, omit_defaults=True):
@@ -25,6 +26,9 @@ class JwtConfig(msgspec.Struct, omit_defaults=True):
     jwks_url: str | None = None
     claim: str = "org_id"
     claim_value: str | None = None  # defaults to the tenant id
+    role_claim: str = "role"  # the claim naming the user's role (appliance.roles.role_from_claims)
+    role_prefix: str = ""
+    default_role: str = DEFAULT_JWT_ROLE  # for a token without a role in role_claim
 
 
 class Tenant(msgspec.Struct):
@@ -184,6 +188,8 @@ def set_jwt(inst: Instance, ref: str, config: JwtConfig | None) -> Tenant:
     """Configure (or, with None, remove) JWT verification for a tenant's browser users."""
     if config is not None and bool(config.jwks_file) == bool(config.jwks_url):
         raise ValidationFailed("give exactly one of a JWKS file or a JWKS URL")
+    if config is not None:
+        check_role_name(config.default_role, "default_role")
     payload = None if config is None else msgspec.json.encode(config).decode()
     return _update(inst, ref, "jwt_config = ?", (payload,))
 

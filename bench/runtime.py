@@ -246,10 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://{HOST}:{port}"
         # Each simulated learner commits as fast as wrk can send: far above the per-session abuse limit
-        # that protects a real server (config learner_requests_per_minute), so the benchmark lifts it.
+        # that protects a real server (config learner_requests_per_minute), and the one tenant's learners
+        # together above its cap (tenant_learner_requests_per_minute), so the benchmark lifts both.
         env = {
             **os.environ,
             "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
+            "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "0",
             "SCORM_APPLIANCE_LOG_FORMAT": "json",
         }
         log = workdir / "server.log"

@@ -6,10 +6,10 @@ dependency injection, guards, response objects, middleware and `before_send` hoo
 as the commit's own transaction (bench/README.md, "Runtime"). The application's `__call__`
 (appliance.app) hands commit requests to `CommitEndpoint` before anything else. What it keeps is
 everything a learner route promises: the launch token checked once (signature, expiry, tenant active),
-the per-session learner rate limit, the header and body size limits, the contract's error bodies, the
-same-origin framing headers, the request id and the access line. Every other request — including any
-other method on this path — goes on to Litestar, and the documented route in `appliance.api.player`
-answers the same way through the same `handle` function.
+the learner rate limits (per session and per tenant), the header and body size limits, the contract's
+error bodies, the same-origin framing headers, the request id and the access line. Every other
+request — including any other method on this path — goes on to Litestar, and the documented route in
+`appliance.api.player` answers the same way through the same `handle` function.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from appliance.errors import ApplianceError, PayloadTooLarge, ValidationFailed
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
 from appliance.logging_setup import bind_request, log_access, unbind_request
-from appliance.ratelimit import RateLimiter
+from appliance.ratelimit import LearnerLimits
 
 log = logging.getLogger("appliance.api")
 
@@ -68,12 +68,12 @@ def decode_commit(body: bytes) -> runtime.CommitIn:
         ) from None
 
 
-async def handle(inst: Instance, token: str, body: bytes, learner_limiter: RateLimiter | None) -> dict[str, Any]:
+async def handle(inst: Instance, token: str, body: bytes, learner_limiter: LearnerLimits | None) -> dict[str, Any]:
     """The commit, start to end: decode, check the token, store. Raises ApplianceError for the client."""
     data = decode_commit(body)
     tenant_id, session_id, ttl = open_launch(inst, token)
     if learner_limiter is not None:
-        limit_learner(learner_limiter, inst, session_id)
+        limit_learner(learner_limiter, inst, tenant_id, session_id)
     return await runtime.commit_async(inst, tenant_id, session_id, data, ttl)
 
 
@@ -89,9 +89,9 @@ class CommitEndpoint:
     def __init__(self, header_limit: int) -> None:
         self.header_limit = header_limit
         self.instance: Instance | None = None
-        self.learner_limiter: RateLimiter | None = None
+        self.learner_limiter: LearnerLimits | None = None
 
-    def start(self, inst: Instance, learner_limiter: RateLimiter) -> None:
+    def start(self, inst: Instance, learner_limiter: LearnerLimits) -> None:
         self.instance, self.learner_limiter = inst, learner_limiter
 
     def stop(self) -> None:

@@ -10,6 +10,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from appliance import sessions
 from appliance.api.deps import InstanceDep, PrincipalDep
+from appliance.auth import Principal
+from appliance.errors import Forbidden, NotFound
+from appliance.roles import READ, SESSION_STARTERS, bound_learner
 
 
 class LearnerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,17 +45,43 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _for_reader(principal: Principal, session: dict[str, Any]) -> dict[str, Any]:
+    """A session as the caller may see it: a `read` caller gets no `launch_url`, which would let it write."""
+    if principal.role == READ:
+        session["launch_url"] = None
+    return session
+
+
+def _check_learner(principal: Principal, learner_id: str, *, missing: bool = False) -> None:
+    """A learner JWT acts for its own `sub` only: another learner's session is Forbidden, or NotFound."""
+    bound = bound_learner(principal.role, principal.kind, principal.subject)
+    if bound is None or bound == learner_id:
+        return
+    if missing:  # as for another tenant's session: nothing tells it exists
+        raise NotFound("no such session")
+    raise Forbidden(
+        "a learner may only start sessions for itself (learner.id must be the token's sub)",
+        {"role": principal.role, "learner_id": learner_id},
+    )
+
+
 class SessionController(Controller):
     """Learner sessions of the authenticated tenant."""
 
     path = "/api/v1/sessions"
     tags = ["sessions"]
 
-    @post("/", sync_to_thread=True, summary="Create a session (or resume the learner's incomplete one)")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Create a session (or resume the learner's incomplete one)",
+        opt={"roles": SESSION_STARTERS},
+    )
     def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, data: JSONBody[SessionIn]
     ) -> Response[dict[str, Any]]:
         """201 with a new session, or 200 with the learner's incomplete session when `resume` is true."""
+        _check_learner(principal, data.learner.id)
         session, created = sessions.create_session(
             inst,
             principal.tenant,
@@ -94,7 +123,8 @@ class SessionController(Controller):
     ) -> dict[str, Any]:
         """One session."""
         wants_cmi = "cmi" in (include or "").split(",")
-        return sessions.get_session(inst, principal.tenant, session_id, base_url(request), include_cmi=wants_cmi)
+        found = sessions.get_session(inst, principal.tenant, session_id, base_url(request), include_cmi=wants_cmi)
+        return _for_reader(principal, found)
 
     @patch("/{session_id:str}", sync_to_thread=True, summary="Update CMI data or expiry (optimistic locking)")
     def update(
@@ -117,11 +147,20 @@ class SessionController(Controller):
             expires_at=data.expires_at,
         )
 
-    @post("/{session_id:str}/launch", status_code=200, sync_to_thread=True, summary="A fresh launch URL")
+    @post(
+        "/{session_id:str}/launch",
+        status_code=200,
+        sync_to_thread=True,
+        summary="A fresh launch URL",
+        opt={"roles": SESSION_STARTERS},
+    )
     def launch(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, session_id: FromPath[str]
     ) -> dict[str, Any]:
         """A new signed `launch_url`; 410 SESSION_EXPIRED for an expired session."""
+        if bound_learner(principal.role, principal.kind, principal.subject) is not None:
+            owner = sessions.get_session(inst, principal.tenant, session_id, base_url(request))["learner"]["id"]
+            _check_learner(principal, owner, missing=True)
         return sessions.relaunch(inst, principal.tenant, session_id, base_url(request))
 
     @delete("/{session_id:str}", status_code=204, sync_to_thread=True, summary="Delete a session")

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, get
 
 from appliance.api.deps import PrincipalDep
+from appliance.roles import EVERYONE
 from appliance.tenants import tenant_json
 
 
@@ -16,10 +17,15 @@ class TenantController(Controller):
     path = "/api/v1/tenant"
     tags = ["tenant"]
 
-    @get("/", summary="The authenticated tenant")
+    @get("/", summary="The authenticated tenant", opt={"roles": EVERYONE})
     async def show(self, principal: PrincipalDep) -> dict[str, Any]:
         """Return the tenant that the presented key or token belongs to."""
         data = tenant_json(principal.tenant)
         data.pop("jwt", None)
-        data["auth"] = {"kind": principal.kind, "key_id": principal.key_id, "subject": principal.subject}
+        data["auth"] = {
+            "kind": principal.kind,
+            "key_id": principal.key_id,
+            "subject": principal.subject,
+            "role": principal.role,
+        }
         return data

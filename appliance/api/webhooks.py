@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from appliance import webhooks
 from appliance.api.deps import InstanceDep, PrincipalDep
+from appliance.roles import ADMINS
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,10 +36,11 @@ def _wake(request: Request[Any, Any, Any]) -> None:
 
 
 class WebhookController(Controller):
-    """Webhook endpoints of the authenticated tenant."""
+    """Webhook endpoints of the authenticated tenant: admins only (they send tenant data to any URL)."""
 
     path = "/api/v1/webhooks"
     tags = ["webhooks"]
+    opt = {"roles": ADMINS}
 
     @post("/", status_code=201, sync_to_thread=True, summary="Create a webhook endpoint (the secret is shown once)")
     def create(self, principal: PrincipalDep, inst: InstanceDep, data: JSONBody[WebhookIn]) -> dict[str, Any]:

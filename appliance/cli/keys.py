@@ -10,6 +10,7 @@ from appliance.apikeys import create_key, key_json, list_keys, revoke_key
 from appliance.cli.common import admin_command, table
 from appliance.clock import rfc3339
 from appliance.instance import Instance
+from appliance.roles import DEFAULT_KEY_ROLE, ROLES
 
 
 @click.group()
@@ -20,12 +21,20 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--tenant", "tenant", required=True, help="Tenant id or name.")
 @click.option("--name", default=None, help="A label for the key.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default=DEFAULT_KEY_ROLE,
+    show_default=True,
+    help="What the key may do: admin (everything, webhooks included), member (packages, sessions, reports), "
+    "read (GET only), learner (start sessions and get launch URLs).",
+)
 @admin_command
-def create(inst: Instance, tenant: str, name: str | None) -> tuple[Any, str]:
+def create(inst: Instance, tenant: str, name: str | None, role: str) -> tuple[Any, str]:
     """Create an API key; the key is printed this once and never again."""
-    key, secret = create_key(inst, tenant, name)
+    key, secret = create_key(inst, tenant, name, role)
     text = (
-        f"Key id: {key.id}\nAPI key (shown once, store it now):\n\n  {secret}\n\n"
+        f"Key id: {key.id} (role {key.role})\nAPI key (shown once, store it now):\n\n  {secret}\n\n"
         f"Try it:\n  curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:8080/api/v1/tenant"
     )
     return key_json(key, secret), text
@@ -37,8 +46,10 @@ def create(inst: Instance, tenant: str, name: str | None) -> tuple[Any, str]:
 def list_(inst: Instance, tenant: str) -> tuple[Any, str]:
     """List a tenant's keys (never their secrets)."""
     found = list_keys(inst, tenant)
-    rows = [[k.id, k.name or "", rfc3339(k.created_at) or "", "revoked" if k.revoked else "active"] for k in found]
-    return [key_json(k) for k in found], table(rows, ["ID", "NAME", "CREATED", "STATUS"])
+    rows = [
+        [k.id, k.name or "", k.role, rfc3339(k.created_at) or "", "revoked" if k.revoked else "active"] for k in found
+    ]
+    return [key_json(k) for k in found], table(rows, ["ID", "NAME", "ROLE", "CREATED", "STATUS"])
 
 
 @keys.command("revoke")

@@ -11,6 +11,7 @@ from appliance.cli.common import admin_command, table
 from appliance.cli.maintenance import tenant_export, tenant_import
 from appliance.instance import Instance
 from appliance.quotas import PLANS, format_size
+from appliance.roles import DEFAULT_JWT_ROLE, ROLES
 from appliance.tenants import (
     JwtConfig,
     Tenant,
@@ -36,6 +37,9 @@ def _text(t: Tenant) -> str:
     ]
     if t.jwt:
         lines.append(f"jwt:           iss={t.jwt.issuer} aud={t.jwt.audience} claim={t.jwt.claim}")
+        lines.append(
+            f"jwt roles:     claim={t.jwt.role_claim} prefix={t.jwt.role_prefix!r} default={t.jwt.default_role}"
+        )
     return "\n".join(lines)
 
 
@@ -108,6 +112,15 @@ def delete(inst: Instance, tenant: str) -> tuple[Any, str]:
 @click.option("--jwks-url", help="A JWKS URL (fetched and cached).")
 @click.option("--claim", default="org_id", show_default=True, help="The claim that names the tenant.")
 @click.option("--claim-value", help="The value of that claim for this tenant (default: the tenant id).")
+@click.option("--role-claim", default="role", show_default=True, help="The claim that names the user's role.")
+@click.option("--role-prefix", default="", help="Only role values with this prefix count (e.g. 'org:').")
+@click.option(
+    "--default-role",
+    type=click.Choice(ROLES),
+    default=DEFAULT_JWT_ROLE,
+    show_default=True,
+    help="The role of a token whose role claim names no role.",
+)
 @click.option("--remove", is_flag=True, help="Stop accepting JWTs for this tenant.")
 @admin_command
 def set_jwt_cmd(
@@ -119,6 +132,9 @@ def set_jwt_cmd(
     jwks_url: str | None,
     claim: str,
     claim_value: str | None,
+    role_claim: str,
+    role_prefix: str,
+    default_role: str,
     remove: bool,
 ) -> tuple[Any, str]:
     """Accept browser users' JWTs for TENANT, verified against a JWKS file or URL."""
@@ -134,6 +150,9 @@ def set_jwt_cmd(
         jwks_url=jwks_url,
         claim=claim,
         claim_value=claim_value,
+        role_claim=role_claim,
+        role_prefix=role_prefix,
+        default_role=default_role,
     )
     found = set_jwt(inst, tenant, config)
     return tenant_json(found), _text(found)

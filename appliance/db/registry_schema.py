@@ -67,3 +67,9 @@ def m002_jobs(conn: apsw.Connection) -> None:
         CREATE INDEX jobs_due ON jobs(status, run_at);
         """
     )
+
+
+@registry_migrations
+def m003_api_key_roles(conn: apsw.Connection) -> None:
+    """A role per API key (appliance.roles); keys made before roles existed keep doing everything: admin."""
+    conn.execute("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'")

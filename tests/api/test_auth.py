@@ -128,7 +128,8 @@ def test_valid_jwt_resolves_to_its_tenant(client: TestClient, idp: Idp, acme: Te
     response = client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_acme")))
     assert response.status_code == 200, response.text
     assert response.json()["id"] == acme.tenant_id
-    assert response.json()["auth"] == {"kind": "jwt", "key_id": None, "subject": "user-1"}
+    # No role claim: the safe default role (docs/authentication.md, "Roles").
+    assert response.json()["auth"] == {"kind": "jwt", "key_id": None, "subject": "user-1", "role": "learner"}
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_serve_first_run_then_cli_changes_are_seen_live(server: ServerProcess) -
         me = http.get("/api/v1/tenant", headers=bearer(acme_key["key"]))
         assert me.status_code == 200, me.text
         assert me.json()["id"] == acme["id"]
-        assert me.json()["auth"] == {"kind": "api_key", "key_id": acme_key["id"], "subject": None}
+        assert me.json()["auth"] == {"kind": "api_key", "key_id": acme_key["id"], "subject": None, "role": "admin"}
         assert me.headers.get("x-request-id")
         via_header = http.get("/api/v1/tenant", headers={"X-API-Key": acme_key["key"]})
         assert via_header.status_code == 200
