@@ -5,7 +5,10 @@ tree or launching it; report every other departure from the specification as a w
 LMSs accept such content and authors rarely can fix it. Never raises on bad content.
 
 Fatal errors, checked in this order (the first one found is reported):
-* MANIFEST_INVALID: no organization with items (a resource package), duplicate item identifiers in
+* MANIFEST_INVALID: an organization with more than MAX_ACTIVITIES items (reason `too_many_activities`:
+  sequencing and the player's table of contents grow with the tree, and no real course is that large; an
+  organization above WARN_ACTIVITIES is accepted with a MANY_ACTIVITIES warning), no organization with
+  items (a resource package), duplicate item identifiers in
   one organization (tracking data is keyed by them), an identifierref naming no resource (or naming a
   sub-manifest, whose aggregation is not supported), a launch href that leaves the package.
 * NO_LAUNCHABLE_CONTENT: the delivered organization has no item with a launch href.
@@ -37,6 +40,12 @@ _SEQUENCING_FEATURES = {
     "delivery_controls": {"deliveryControls"},
 }
 _SCO_ONLY = ("time_limit_action", "data_from_lms", "completion_threshold")
+
+# Activities (items) per organization: refused above MAX_ACTIVITIES, a warning above WARN_ACTIVITIES. Every
+# launch and navigation answers the learner's table of contents and adl.nav.request_valid for the whole tree,
+# so the cost of a request grows with it (docs/sequencing.md gives the measured figures).
+MAX_ACTIVITIES = 5000
+WARN_ACTIVITIES = 1000
 
 
 class Capability(msgspec.Struct, frozen=True):
@@ -92,11 +101,49 @@ def _problem(code: str, message: str, **details: object) -> Problem:
 
 
 def _first_error(manifest: Manifest, items: list[Item], present: set[str]) -> Problem | None:
-    for check in (_no_organizations, _duplicate_items, _dangling_references):
+    for check in (_too_many_activities, _no_organizations, _duplicate_items, _dangling_references):
         problem = check(manifest)
         if problem is not None:
             return problem
     return _unsafe_launch(items) or _no_launchable(manifest) or _missing_launch_files(items, present)
+
+
+def _largest_organization(manifest: Manifest) -> tuple[str | None, int]:
+    """The organization with the most items (activities), and how many it has."""
+    counts = [
+        (organization.identifier, sum(1 for _ in walk(organization.items))) for organization in manifest.organizations
+    ]
+    return max(counts, key=lambda entry: entry[1], default=(None, 0))
+
+
+def _too_many_activities(manifest: Manifest) -> Problem | None:
+    organization, count = _largest_organization(manifest)
+    if count <= MAX_ACTIVITIES:
+        return None
+    return _problem(
+        "MANIFEST_INVALID",
+        f"organization {organization!r} has {count} activities; at most {MAX_ACTIVITIES} are accepted "
+        "(split the course into several packages)",
+        reason="too_many_activities",
+        organization=organization,
+        activities=count,
+        limit=MAX_ACTIVITIES,
+    )
+
+
+def _many_activities(manifest: Manifest) -> Problem | None:
+    organization, count = _largest_organization(manifest)
+    if count <= WARN_ACTIVITIES:
+        return None
+    return _problem(
+        "MANY_ACTIVITIES",
+        f"organization {organization!r} has {count} activities; launches and navigation slow down with the "
+        f"size of the tree (above {MAX_ACTIVITIES} a package is refused)",
+        organization=organization,
+        activities=count,
+        warn_above=WARN_ACTIVITIES,
+        limit=MAX_ACTIVITIES,
+    )
 
 
 def _no_organizations(manifest: Manifest) -> Problem | None:
@@ -208,6 +255,7 @@ def _warnings(manifest: Manifest, items: list[Item], present: set[str]) -> list[
         _duplicate_identifiers(manifest),
         *_structure_warnings(manifest, items),
         _sub_manifests(manifest),
+        _many_activities(manifest),
     ]
     return [problem for problem in found if problem is not None]
 
