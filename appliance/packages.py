@@ -32,7 +32,7 @@ from appliance.package_analysis import Analysis, PackageRejected, analyse, archi
 from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.quotas import check_storage
 from appliance.scorm.model import Item, Manifest
-from appliance.tenants import Tenant
+from appliance.tenants import Tenant, check_suspend_data_limit
 from appliance.upload import StagedUpload, receive_upload
 from appliance.usage import stored_bytes
 
@@ -466,6 +466,7 @@ def _package_json(pkg: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]
         "active_version": pkg["active_version"],
         "active_version_pinned": bool(pkg["active_pinned"]),
         "scorm_version": v["scorm_version"],
+        "scorm12_suspend_data_limit": pkg["scorm12_suspend_data_limit"],
         "warnings": v["warnings"],
         "capabilities": v["capabilities"],
         "size_bytes": v["size_bytes"],
@@ -556,13 +557,18 @@ def update_package(
     active_version: int | None,
     set_active: bool,
     migrate_sessions: str = "none",
+    suspend_data_limit: int | None | type[Ellipsis] = ...,
 ) -> dict[str, Any]:
     """Change the title and/or set the active version (which must be ready).
 
     `migrate_sessions` moves existing sessions onto the new active version too: "incomplete" ones
     (not started or incomplete) or "all"; their stored data stays, keyed by SCO identifier.
+    `suspend_data_limit` sets the package's SCORM 1.2 cmi.suspend_data limit (None: the tenant's);
+    left out, it is unchanged.
     """
     now = inst.clock.now()
+    if suspend_data_limit is not ... and suspend_data_limit is not None:
+        check_suspend_data_limit(suspend_data_limit)
 
     def update(conn: apsw.Connection) -> None:
         _apply(conn)
@@ -576,6 +582,11 @@ def update_package(
             raise NotFound(f"no package {package_id!r}", {"package_id": package_id})
         if title is not None:
             conn.execute("UPDATE packages SET title = ?, updated_at = ? WHERE id = ?", (title, now, package_id))
+        if suspend_data_limit is not ...:
+            conn.execute(
+                "UPDATE packages SET scorm12_suspend_data_limit = ?, updated_at = ? WHERE id = ?",
+                (suspend_data_limit, now, package_id),
+            )
         if set_active:
             if active_version is None:  # unpin: follow the newest ready version again
                 newest = one(
@@ -601,6 +612,15 @@ def update_package(
 
     inst.tenant_db(tenant.id).write_sync(update)
     return get_package(inst, tenant, package_id)
+
+
+def scorm12_suspend_data_limit(conn: apsw.Connection, package_id: str, tenant_limit: int) -> int:
+    """The SCORM 1.2 cmi.suspend_data limit of a package's sessions: its own setting, else its tenant's.
+
+    The player receives the data-model table with this limit and the server checks commits with it.
+    """
+    row = one(conn, "SELECT scorm12_suspend_data_limit AS chars FROM packages WHERE id = ?", (package_id,))
+    return int(row["chars"]) if row is not None and row["chars"] is not None else tenant_limit
 
 
 def _migrate_sessions(conn: apsw.Connection, package_id: str, version: int, scope: str, now: float) -> int:

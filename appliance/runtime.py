@@ -19,15 +19,16 @@ from appliance.courses import Course, load_course
 from appliance.db.connection import one
 from appliance.errors import CmiValidationFailed, NotFound, ValidationFailed
 from appliance.instance import Instance
+from appliance.packages import scorm12_suspend_data_limit
 from appliance.scorm.attempt import end_session, names, next_launch_cmi
 from appliance.scorm.datamodel import apply_patch
-from appliance.scorm.elements import datamodel_table
+from appliance.scorm.elements import SUSPEND_DATA_12_SPM, datamodel_table
 from appliance.scorm.launch import adl_data_access
 from appliance.scorm.model import SCORM_12
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.scorm.sequencing.navigation import NAV_REQUESTS
 from appliance.sessions import check_live, check_version, refresh_results, session_row
-from appliance.tenants import tenant_status
+from appliance.tenants import tenant_status, tenant_suspend_data_limit
 
 # A gap longer than this between two signs of life does not count as time spent (a tab left open).
 IDLE_SECONDS = 30 * 60
@@ -275,11 +276,12 @@ def bootstrap(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]
     session = db.read_sync(lambda c: session_row(c, session_id))
     check_live(session, inst.clock.now())
     course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
+    limit = db.read_sync(lambda c: _suspend_data_limit(inst, tenant_id, c, course, session["package_id"]))
     return {
         "session_id": session_id,
         "scorm_version": course.scorm_version,
         "title": course.manifest.title,
-        "table": datamodel_table(course.scorm_version),
+        "table": datamodel_table(course.scorm_version, suspend_data_limit=limit),
         "multi_sco": len(course.launchable) > 1,
     }
 
@@ -362,7 +364,11 @@ def _commit_txn(
             raise NotFound(f"activity {body.activity!r} was not launched in this session")
         stored = _decode_cmi(row["cmi"])
         cmi, errors = apply_patch(
-            course.scorm_version, stored, body.changes, data_access=adl_data_access(course.item(body.activity))
+            course.scorm_version,
+            stored,
+            body.changes,
+            data_access=adl_data_access(course.item(body.activity)),
+            suspend_data_limit=_suspend_data_limit(inst, tenant_id, conn, course, session["package_id"], body.changes),
         )
         if errors:
             raise CmiValidationFailed(
@@ -405,6 +411,26 @@ _encode = msgspec.json.encode
 _decode_cmi = msgspec.json.Decoder(dict[str, str]).decode
 _decode_seqs = msgspec.json.Decoder(dict[str, int]).decode
 _decode_names = msgspec.json.Decoder(list[str]).decode
+
+
+def _suspend_data_limit(
+    inst: Instance,
+    tenant_id: str,
+    conn: apsw.Connection,
+    course: Course,
+    package_id: str,
+    changes: dict[str, str] | None = None,
+) -> int | None:
+    """SCORM 1.2 cmi.suspend_data's limit for the package (its setting, else its tenant's); None for 2004.
+
+    For a commit (`changes`) it is read only when the new suspend_data is longer than the spec's 4096
+    characters: a shorter value passes every limit, so the usual commit reads nothing more.
+    """
+    if course.scorm_version != SCORM_12:
+        return None
+    if changes is not None and len(changes.get("cmi.suspend_data", "")) <= SUSPEND_DATA_12_SPM:
+        return None
+    return scorm12_suspend_data_limit(conn, package_id, tenant_suspend_data_limit(inst, tenant_id))
 
 
 def _record_seq(seqs: dict[str, int], client_id: str, seq: int) -> None:

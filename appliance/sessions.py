@@ -29,6 +29,7 @@ from appliance.events import emit
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.launch_tokens import issue, signing_secret
+from appliance.packages import scorm12_suspend_data_limit
 from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.scorm.attempt import CmiSummary, summarize
 from appliance.scorm.datamodel import apply_patch
@@ -391,7 +392,8 @@ def patch_session(
         check_version(current, version)
         if cmi:
             assert course is not None
-            _patch_cmi(conn, inst, course, current, cmi, activity, now)
+            limit = scorm12_suspend_data_limit(conn, current["package_id"], tenant.scorm12_suspend_data_limit)
+            _patch_cmi(conn, inst, course, current, cmi, activity, now, suspend_data_limit=limit)
         if new_expiry is not None:
             status = "not_started" if current["status"] == "expired" and current["last_activity_at"] is None else None
             conn.execute("UPDATE sessions SET expires_at = ? WHERE id = ?", (new_expiry, session_id))
@@ -423,8 +425,12 @@ def _patch_cmi(
     cmi: dict[str, str],
     activity: str | None,
     now: float,
+    *,
+    suspend_data_limit: int,
 ) -> None:
-    """Apply CMI writes to one SCO's data as the SCO itself would; any rejected write changes nothing."""
+    """Apply CMI writes to one SCO's data as the SCO itself would; any rejected write changes nothing.
+
+    `suspend_data_limit` is the package's SCORM 1.2 cmi.suspend_data limit (the player's too)."""
     launchable = course.launchable
     target = activity or session["current_activity"] or (launchable[0] if len(launchable) == 1 else None)
     if target is None or target not in course.items:
@@ -442,7 +448,9 @@ def _patch_cmi(
         )
     else:
         current = json.loads(row["cmi"])
-    updated, errors = apply_patch(course.scorm_version, current, cmi, data_access=adl_data_access(item))
+    updated, errors = apply_patch(
+        course.scorm_version, current, cmi, data_access=adl_data_access(item), suspend_data_limit=suspend_data_limit
+    )
     if errors:
         raise CmiValidationFailed(
             f"{len(errors)} CMI value(s) rejected by the SCORM data model",

@@ -1,4 +1,4 @@
-"""The tenant lifecycle: create, list, show, suspend, resume, delete, quotas and JWT settings."""
+"""The tenant lifecycle: create, list, show, suspend, resume, delete, quotas, JWT and run-time settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.quotas import PLANS
 from appliance.roles import DEFAULT_JWT_ROLE, check_role_name
+from appliance.scorm.elements import SUSPEND_DATA_12_MAX, SUSPEND_DATA_12_SPM
 
 
 class JwtConfig(msgspec.Struct, omit_defaults=True):
@@ -43,6 +44,8 @@ class Tenant(msgspec.Struct):
     session_ttl_seconds: int
     created_at: float
     updated_at: float
+    # Characters SCORM 1.2 cmi.suspend_data may hold in this tenant's sessions (a package may override it).
+    scorm12_suspend_data_limit: int = SUSPEND_DATA_12_MAX
     jwt: JwtConfig | None = None
 
     @property
@@ -52,7 +55,8 @@ class Tenant(msgspec.Struct):
 
 
 STATUS_CACHE_SECONDS = 5.0
-_status_cache: dict[tuple[int, str], tuple[float, str | None, int]] = {}
+# (read at, status, session ttl, 1.2 suspend_data limit) per (instance, tenant id)
+_status_cache: dict[tuple[int, str], tuple[float, str | None, int, int]] = {}
 
 
 def tenant_status(inst: Instance, tenant_id: str) -> tuple[str | None, int]:
@@ -61,17 +65,34 @@ def tenant_status(inst: Instance, tenant_id: str) -> tuple[str | None, int]:
     Learner traffic (the player and its commits) asks this on every request; a suspension or a deletion
     still takes effect within STATUS_CACHE_SECONDS.
     """
+    cached = _cached_status(inst, tenant_id)
+    return cached[1], cached[2]
+
+
+def tenant_suspend_data_limit(inst: Instance, tenant_id: str) -> int:
+    """The tenant's SCORM 1.2 cmi.suspend_data limit, cached with its status (the default for no tenant)."""
+    return _cached_status(inst, tenant_id)[3]
+
+
+def _cached_status(inst: Instance, tenant_id: str) -> tuple[float, str | None, int, int]:
     key = (id(inst), tenant_id)
     now = inst.clock.now()
     cached = _status_cache.get(key)
     if cached is not None and now - cached[0] < STATUS_CACHE_SECONDS:
-        return cached[1], cached[2]
+        return cached
     row = inst.registry.read_sync(
-        lambda c: one(c, "SELECT status, session_ttl_seconds FROM tenants WHERE id = ?", (tenant_id,))
+        lambda c: one(
+            c,
+            "SELECT status, session_ttl_seconds, scorm12_suspend_data_limit FROM tenants WHERE id = ?",
+            (tenant_id,),
+        )
     )
-    status, ttl = (row["status"], int(row["session_ttl_seconds"])) if row else (None, 0)
-    _status_cache[key] = (now, status, ttl)
-    return status, ttl
+    if row is None:
+        cached = (now, None, 0, SUSPEND_DATA_12_MAX)
+    else:
+        cached = (now, row["status"], int(row["session_ttl_seconds"]), int(row["scorm12_suspend_data_limit"]))
+    _status_cache[key] = cached
+    return cached
 
 
 def _from_row(row: dict[str, Any]) -> Tenant:
@@ -86,6 +107,7 @@ def _from_row(row: dict[str, Any]) -> Tenant:
         session_ttl_seconds=row["session_ttl_seconds"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        scorm12_suspend_data_limit=row["scorm12_suspend_data_limit"],
         jwt=jwt,
     )
 
@@ -192,6 +214,28 @@ def set_jwt(inst: Instance, ref: str, config: JwtConfig | None) -> Tenant:
         check_role_name(config.default_role, "default_role")
     payload = None if config is None else msgspec.json.encode(config).decode()
     return _update(inst, ref, "jwt_config = ?", (payload,))
+
+
+def check_suspend_data_limit(value: object, field: str = "scorm12_suspend_data_limit") -> int:
+    """A SCORM 1.2 cmi.suspend_data limit: an integer from the spec's 4096 (strict) to 64000."""
+    if isinstance(value, bool) or not isinstance(value, int) or not SUSPEND_DATA_12_SPM <= value <= SUSPEND_DATA_12_MAX:
+        message = f"must be an integer from {SUSPEND_DATA_12_SPM} to {SUSPEND_DATA_12_MAX}"
+        raise ValidationFailed(
+            f"{field} {message} (characters), not {value!r}", {"errors": [{"field": field, "message": message}]}
+        )
+    return value
+
+
+def set_suspend_data_limit(inst: Instance, ref: str, limit: int) -> Tenant:
+    """Set how many characters SCORM 1.2 cmi.suspend_data may hold in the tenant's sessions.
+
+    4096 is the spec's limit (strict: longer values get error 405, "Incorrect Data Type"); the default,
+    64000, lets authoring tools that write more resume. This process sees the change at once, another
+    (a running server, after this CLI) within STATUS_CACHE_SECONDS.
+    """
+    tenant = _update(inst, ref, "scorm12_suspend_data_limit = ?", (check_suspend_data_limit(limit),))
+    _status_cache.pop((id(inst), tenant.id), None)
+    return tenant
 
 
 def delete_tenant(inst: Instance, ref: str) -> Tenant:

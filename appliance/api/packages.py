@@ -15,11 +15,13 @@ from appliance.errors import ValidationFailed
 
 
 class PackagePatch(msgspec.Struct, forbid_unknown_fields=True):
-    """PATCH /packages/{id}: any of title, active_version (null unpins) and migrate_sessions."""
+    """PATCH /packages/{id}: any of title, active_version (null unpins), migrate_sessions and
+    scorm12_suspend_data_limit (4096..64000 characters; null follows the tenant's setting)."""
 
     title: str | msgspec.UnsetType = msgspec.UNSET
     active_version: int | None | msgspec.UnsetType = msgspec.UNSET
     migrate_sessions: Literal["none", "incomplete", "all"] = "none"
+    scorm12_suspend_data_limit: int | None | msgspec.UnsetType = msgspec.UNSET
 
 
 def _declared_length(request: Request[Any, Any, Any]) -> int | None:
@@ -104,11 +106,16 @@ class PackageController(Controller):
         """One version of a package."""
         return packages.get_version(inst, principal.tenant, package_id, version)
 
-    @patch("/{package_id:str}", sync_to_thread=True, summary="Rename, or set the active version")
+    @patch(
+        "/{package_id:str}",
+        sync_to_thread=True,
+        summary="Rename, set the active version, or set the SCORM 1.2 suspend_data limit",
+    )
     def update(
         self, principal: PrincipalDep, inst: InstanceDep, package_id: FromPath[str], data: JSONBody[PackagePatch]
     ) -> dict[str, Any]:
-        """Change the title, or pin `active_version` (null follows the newest ready version)."""
+        """Change the title, pin `active_version` (null follows the newest ready version), or set
+        `scorm12_suspend_data_limit` (null follows the tenant's)."""
         return packages.update_package(
             inst,
             principal.tenant,
@@ -117,6 +124,9 @@ class PackageController(Controller):
             active_version=None if data.active_version is msgspec.UNSET else data.active_version,
             set_active=data.active_version is not msgspec.UNSET,
             migrate_sessions=data.migrate_sessions,
+            suspend_data_limit=(
+                ... if data.scorm12_suspend_data_limit is msgspec.UNSET else data.scorm12_suspend_data_limit
+            ),
         )
 
     @delete("/{package_id:str}", status_code=204, sync_to_thread=True, summary="Delete a package and its files")

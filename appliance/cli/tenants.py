@@ -12,6 +12,7 @@ from appliance.cli.maintenance import tenant_export, tenant_import
 from appliance.instance import Instance
 from appliance.quotas import PLANS, format_size
 from appliance.roles import DEFAULT_JWT_ROLE, ROLES
+from appliance.scorm.elements import SUSPEND_DATA_12_MAX, SUSPEND_DATA_12_SPM
 from appliance.tenants import (
     JwtConfig,
     Tenant,
@@ -21,6 +22,7 @@ from appliance.tenants import (
     list_tenants,
     set_jwt,
     set_status,
+    set_suspend_data_limit,
     tenant_json,
 )
 
@@ -34,6 +36,7 @@ def _text(t: Tenant) -> str:
         f"storage quota: {format_size(t.storage_limit_bytes)}",
         f"rate limit:    {t.rate_limit_per_minute}/min",
         f"session ttl:   {t.session_ttl_seconds} s",
+        f"1.2 suspend_data limit: {t.scorm12_suspend_data_limit} characters",
     ]
     if t.jwt:
         lines.append(f"jwt:           iss={t.jwt.issuer} aud={t.jwt.audience} claim={t.jwt.claim}")
@@ -156,6 +159,23 @@ def set_jwt_cmd(
     )
     found = set_jwt(inst, tenant, config)
     return tenant_json(found), _text(found)
+
+
+@tenants.command("set-suspend-data-limit")
+@click.argument("tenant")
+@click.argument("characters", type=click.IntRange(SUSPEND_DATA_12_SPM, SUSPEND_DATA_12_MAX))
+@admin_command
+def set_suspend_data_limit_cmd(inst: Instance, tenant: str, characters: int) -> tuple[Any, str]:
+    """Set how many CHARACTERS (4096 to 64000) SCORM 1.2 suspend_data may hold in TENANT's sessions.
+
+    4096 is the SCORM 1.2 limit (strict: a longer cmi.suspend_data is refused with error 405, "Incorrect
+    Data Type"); the default, 64000, lets content from authoring tools that write more resume. A
+    package's own setting overrides it (PATCH /api/v1/packages/{id}). A running server applies the change
+    within 5 seconds, to every commit; an open player page keeps the limit it loaded with until it is
+    reloaded. SCORM 2004 packages are not affected.
+    """
+    found = set_suspend_data_limit(inst, tenant, characters)
+    return tenant_json(found), f"{found.id}: SCORM 1.2 suspend_data holds up to {characters} characters."
 
 
 tenants.add_command(tenant_export)

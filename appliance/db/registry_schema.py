@@ -73,3 +73,10 @@ def m002_jobs(conn: apsw.Connection) -> None:
 def m003_api_key_roles(conn: apsw.Connection) -> None:
     """A role per API key (appliance.roles); keys made before roles existed keep doing everything: admin."""
     conn.execute("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'")
+
+
+@registry_migrations
+def m004_tenant_suspend_data_limit(conn: apsw.Connection) -> None:
+    """The tenant's SCORM 1.2 cmi.suspend_data limit (tenants.set_suspend_data_limit); every tenant starts
+    at 64000 characters, the appliance's default, so authoring tools' long suspend data resumes."""
+    conn.execute("ALTER TABLE tenants ADD COLUMN scorm12_suspend_data_limit INTEGER NOT NULL DEFAULT 64000")

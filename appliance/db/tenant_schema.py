@@ -334,3 +334,8 @@ def m008_session_row_bytes(conn: apsw.Connection) -> None:
         """
     )
 
+
+@tenant_migrations
+def m009_package_suspend_data_limit(conn: apsw.Connection) -> None:
+    """A package's own SCORM 1.2 cmi.suspend_data limit; NULL follows the tenant's setting."""
+    conn.execute("ALTER TABLE packages ADD COLUMN scorm12_suspend_data_limit INTEGER")
