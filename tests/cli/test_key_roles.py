@@ -63,3 +63,14 @@ def test_set_jwt_role_options(runner: CliRunner, tmp_path: Path) -> None:
     )
     assert "claim=org_role prefix='org:' default=member" in run(runner, tmp_path, "tenants", "show", "Acme")
     run(runner, tmp_path, *base, "--default-role", "root", code=2)
+
+
+def test_a_tenant_export_keeps_its_keys_roles(runner: CliRunner, tmp_path: Path) -> None:
+    """An imported read key must not come back as an admin key (the column's default)."""
+    source, target = tmp_path / "source", tmp_path / "target"
+    run(runner, source, "tenants", "create", "Acme")
+    reader = json.loads(run(runner, source, "keys", "create", "--tenant", "Acme", "--role", "read", "--json"))
+    run(runner, source, "tenants", "export", "Acme", str(tmp_path / "export"))
+    run(runner, target, "tenants", "import", str(tmp_path / "export"))
+    listed = json.loads(run(runner, target, "keys", "list", "--tenant", "Acme", "--json"))
+    assert [(k["id"], k["role"]) for k in listed] == [(reader["id"], "read")]
