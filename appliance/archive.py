@@ -69,6 +69,7 @@ GiB = 1024 * MiB
 
 UNSAFE_ARCHIVE = "UNSAFE_ARCHIVE"
 INVALID_PACKAGE = "INVALID_PACKAGE"
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
 _CHUNK_SIZE = 256 * 1024
 _MAX_COMPONENT_BYTES = 255  # NAME_MAX on Linux file systems; longer components cannot be created
@@ -97,6 +98,10 @@ class ArchiveLimits(msgspec.Struct, frozen=True, kw_only=True):
     whole archives, smaller than `ratio_exempt_below` are exempt: a small CSS or JSON file can legitimately
     compress far better than a bomb-sized threshold would suggest, and a small file cannot be a bomb.
     `max_files` counts every entry, directories included, since each costs an inode and parsing time.
+    `quota_bytes` is what the destination may still take (the tenant's remaining storage quota), or
+    None: extraction refuses an archive whose extracted files declare more, before writing a byte, and
+    stops as soon as the bytes actually written would pass it (QUOTA_EXCEEDED either way), so a small
+    ZIP of highly compressible data never fills the disk past the quota before failing.
     """
 
     max_total_uncompressed: int = 2 * GiB
@@ -105,6 +110,7 @@ class ArchiveLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_member_size: int = 1 * GiB
     max_name_length: int = 1024
     ratio_exempt_below: int = 1 * MiB
+    quota_bytes: int | None = None
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -113,9 +119,10 @@ DEFAULT_LIMITS = ArchiveLimits()
 class ArchiveError(ApplianceError):
     """A refused or unreadable archive.
 
-    `code` is UNSAFE_ARCHIVE (the archive is readable but hostile or over a limit) or INVALID_PACKAGE (not
-    a ZIP, or corrupt). `details["reason"]` is a stable machine-readable reason and `details["entry"]` the
-    offending entry's name as stored in the archive, when there is one.
+    `code` is UNSAFE_ARCHIVE (the archive is readable but hostile or over a limit), INVALID_PACKAGE (not
+    a ZIP, or corrupt) or QUOTA_EXCEEDED (its files do not fit `ArchiveLimits.quota_bytes`; `details` then
+    has `quota_bytes` and `requested_bytes`). `details["reason"]` is a stable machine-readable reason and
+    `details["entry"]` the offending entry's name as stored in the archive, when there is one.
     """
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
@@ -465,9 +472,29 @@ def _open_target(root: Path, relative: str, raw: str, verified: set[Path]) -> in
         raise _unsafe("duplicate_name", "a file of this name was already extracted", raw) from exc
 
 
+def _over_quota(quota_bytes: int, requested: int, message: str) -> ArchiveError:
+    details = {"reason": "quota", "quota_bytes": quota_bytes, "requested_bytes": requested}
+    return ArchiveError(QUOTA_EXCEEDED, f"storage quota exceeded: {message}", details)
+
+
+def _check_room(entries: list[_Entry], prefix: list[str], limits: ArchiveLimits) -> None:
+    """Refuse, before writing anything, files whose declared sizes together exceed `quota_bytes`."""
+    if limits.quota_bytes is None:
+        return
+    declared = sum(e.zinfo.file_size for e in entries if _output_name(e.info, prefix) is not None)
+    if declared > limits.quota_bytes:
+        raise _over_quota(
+            limits.quota_bytes, declared, f"the files declare {declared} bytes, {limits.quota_bytes} are left"
+        )
+
+
 def _check_written(entry: _Entry, written: int, total: int, limits: ArchiveLimits) -> None:
     """Enforce the limits on bytes actually produced, whatever the headers declared."""
     raw = entry.raw_name
+    if limits.quota_bytes is not None and total + written > limits.quota_bytes:
+        raise _over_quota(
+            limits.quota_bytes, total + written, f"more than the {limits.quota_bytes} bytes left were written"
+        )
     if written > entry.zinfo.file_size:
         raise _unsafe(
             "size_mismatch",
@@ -563,6 +590,7 @@ def extract_archive(
     try:
         with _open_zip(path, limits) as zf:
             entries = _check_members(zf, limits)
+            _check_room(entries, prefix, limits)
             return _extract_entries(zf, entries, dest.resolve(strict=True), prefix, limits)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)

@@ -41,6 +41,7 @@ class Config:
     max_package_files: int = 50_000
     max_compression_ratio: int = 200
     max_manifest_bytes: int = 16 * 1024 * 1024
+    min_free_disk_bytes: int = 1 * GIB
     default_session_ttl_seconds: int = 86_400
     launch_token_ttl_seconds: int = 86_400
     job_concurrency: int = 2

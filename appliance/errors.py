@@ -68,6 +68,12 @@ class QuotaExceeded(ApplianceError):
     code = "QUOTA_EXCEEDED"
 
 
+class InsufficientStorage(ApplianceError):
+    """The server's disk has less free space than the operator's floor (`min_free_disk_bytes`)."""
+
+    code = "INSUFFICIENT_STORAGE"
+
+
 class RateLimited(ApplianceError):
     """The tenant's request rate limit is used up; details.retry_after gives seconds."""
 

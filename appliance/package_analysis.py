@@ -13,6 +13,8 @@ from typing import Any
 
 from appliance.archive import ArchiveError, ArchiveLimits, ExtractResult, extract_archive, inspect_archive
 from appliance.config import Config
+from appliance.errors import InsufficientStorage
+from appliance.quotas import check_free_space
 from appliance.scorm.manifest import ManifestError, find_package_root, parse_manifest
 from appliance.scorm.model import Manifest
 from appliance.scorm.validation import ValidationReport, validate_package
@@ -44,21 +46,28 @@ class Analysis:
     root_prefix: str
 
 
-def archive_limits(config: Config) -> ArchiveLimits:
-    """The extraction limits that the settings give."""
+def archive_limits(config: Config, quota_bytes: int | None = None) -> ArchiveLimits:
+    """The extraction limits that the settings give, and the tenant's remaining quota (None: unlimited)."""
     return ArchiveLimits(
         max_total_uncompressed=config.max_uncompressed_bytes,
         max_files=config.max_package_files,
         max_ratio=config.max_compression_ratio,
         max_member_size=config.max_uncompressed_bytes,
+        quota_bytes=quota_bytes,
     )
 
 
-def analyse(zip_path: Path, dest: Path, config: Config) -> Analysis:
-    """Extract `zip_path` into `dest` and check it; on PackageRejected, `dest` is gone."""
-    limits = archive_limits(config)
+def analyse(zip_path: Path, dest: Path, config: Config, *, quota_bytes: int | None = None) -> Analysis:
+    """Extract `zip_path` into `dest` and check it; on PackageRejected, `dest` is gone.
+
+    `quota_bytes` is what the tenant may still store: extraction stops there (QUOTA_EXCEEDED) rather
+    than after writing everything. Nor does extraction start when the files it declares would leave the
+    disk with less than `min_free_disk_bytes` (INSUFFICIENT_STORAGE).
+    """
+    limits = archive_limits(config, quota_bytes)
     try:
         members = inspect_archive(zip_path, limits)
+        _check_disk_room(dest.parent, sum(m.size for m in members if not m.is_dir), config)
         names = [m.name for m in members if not m.is_dir]
         root = find_package_root(names)  # it ignores desktop junk itself
         if root is None:
@@ -98,6 +107,13 @@ def _check_manifest(dest: Path, extracted: ExtractResult, root: str, config: Con
     if report.error is not None:
         raise PackageRejected(report.error.code, report.error.message, report.error.details)
     return Analysis(manifest=manifest, report=report, extracted=extracted, root_prefix=root)
+
+
+def _check_disk_room(folder: Path, declared_bytes: int, config: Config) -> None:
+    try:
+        check_free_space(folder, config.min_free_disk_bytes, declared_bytes)
+    except InsufficientStorage as exc:
+        raise PackageRejected(exc.code, exc.message, exc.details) from exc
 
 
 def _check_manifest_size(size: int, config: Config) -> None:

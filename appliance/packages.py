@@ -24,13 +24,14 @@ from appliance import jobs, quota_events
 from appliance.archive import ArchiveError, inspect_archive
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
+from appliance.db.database import Database
 from appliance.errors import InvalidPackage, NotFound, PayloadTooLarge, QuotaExceeded, ValidationFailed
 from appliance.events import emit
 from appliance.ids import new_id, new_secret
 from appliance.instance import Instance
 from appliance.package_analysis import Analysis, PackageRejected, analyse, archive_limits
 from appliance.pagination import keyset_clause, page_result, parse_page
-from appliance.quotas import check_storage
+from appliance.quotas import check_free_space, check_storage
 from appliance.scorm.model import Item, Manifest
 from appliance.tenants import Tenant, check_suspend_data_limit
 from appliance.upload import StagedUpload, receive_upload
@@ -53,6 +54,7 @@ def precheck_upload(inst: Instance, tenant: Tenant, declared_bytes: int | None) 
         raise PayloadTooLarge(
             "upload exceeds the maximum size", {"limit_bytes": limit, "declared_bytes": declared_bytes}
         )
+    check_free_space(inst.data.tmp, inst.config.min_free_disk_bytes, declared_bytes or 0)
     used = sum(inst.tenant_db(tenant.id).read_sync(stored_bytes))
     if declared_bytes is not None:
         check_storage(used, tenant.storage_limit_bytes, declared_bytes)
@@ -65,7 +67,8 @@ async def receive(
     """Stream an upload to tmp/ and make sure it is a ZIP at all (else 422 INVALID_PACKAGE).
 
     A body without a declared length is stopped with QUOTA_EXCEEDED as soon as it outgrows the quota,
-    rather than after it has all been stored.
+    rather than after it has all been stored, and with INSUFFICIENT_STORAGE before a batch written to
+    tmp/ would take the disk's free space under `min_free_disk_bytes`.
     """
     limit = tenant.storage_limit_bytes
     try:
@@ -75,8 +78,16 @@ async def receive(
             if limit is not None and used + size > limit:
                 check_storage(used, limit, size)
 
+        def check_write(batch: int) -> None:
+            check_free_space(inst.data.tmp, inst.config.min_free_disk_bytes, batch)
+
         staged = await receive_upload(
-            body, content_type, inst.data.tmp, inst.config.max_upload_bytes, check_size=check_size
+            body,
+            content_type,
+            inst.data.tmp,
+            inst.config.max_upload_bytes,
+            check_size=check_size,
+            check_write=check_write,
         )
     except QuotaExceeded as exc:
         await asyncio.to_thread(quota_events.note_refusal, inst, tenant.id, exc.details)
@@ -204,10 +215,12 @@ def process_version(inst: Instance, job: jobs.Job) -> None:
     if not zip_path.exists():
         _mark_failed(inst, tenant_id, package_id, version, "INTERNAL_ERROR", "the uploaded file is missing", {})
         return
+    room = _quota_room(inst, tenant_id, db, package_id, version)
     try:
-        analysis = analyse(zip_path, work_dir, inst.config)
+        analysis = analyse(zip_path, work_dir, inst.config, quota_bytes=room.remaining if room else None)
     except PackageRejected as exc:
-        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, exc.details)
+        details = room.refusal(exc.details) if room and exc.code == "QUOTA_EXCEEDED" else exc.details
+        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, details)
         return
     try:
         final_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +236,39 @@ def process_version(inst: Instance, job: jobs.Job) -> None:
         raise
     with contextlib.suppress(FileNotFoundError):
         zip_path.unlink()
+
+
+class QuotaRoom(msgspec.Struct, frozen=True):
+    """Where a tenant stands against its quota while one upload is extracted."""
+
+    used_bytes: int  # stored, not counting the ZIP being extracted (it is deleted once extracted)
+    limit_bytes: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit_bytes - self.used_bytes)
+
+    def refusal(self, details: dict[str, Any]) -> dict[str, Any]:
+        """The contract's QUOTA_EXCEEDED details for an extraction stopped at the quota."""
+        requested = details.get("requested_bytes", 0)
+        return {"used_bytes": self.used_bytes, "limit_bytes": self.limit_bytes, "requested_bytes": requested}
+
+
+def _quota_room(
+    inst: Instance, tenant_id: str, db: Database, package_id: str | None = None, version: int | None = None
+) -> QuotaRoom | None:
+    """The tenant's room for extracted files (None: no quota). The version's own ZIP is not counted:
+    `_mark_ready` frees it in the same transaction that counts the extracted files."""
+    limit = _tenant_storage_limit(inst, tenant_id)
+    if limit is None:
+        return None
+
+    def read(conn: apsw.Connection) -> int:
+        used = sum(stored_bytes(conn))
+        row = _version_row(conn, package_id, version) if package_id is not None and version is not None else None
+        return used - (row["upload_bytes"] if row else 0)
+
+    return QuotaRoom(used_bytes=db.read_sync(read), limit_bytes=limit)
 
 
 def give_up_processing(inst: Instance, job: jobs.Job, error: str) -> None:
@@ -375,13 +421,21 @@ def recover_processing(inst: Instance) -> int:
 # -- validation without storing --------------------------------------------------------------------
 
 
-def validate_staged(inst: Instance, staged: StagedUpload) -> dict[str, Any]:
-    """Run every processing check on an upload, keep nothing, and report (POST /packages/validate)."""
+def validate_staged(inst: Instance, staged: StagedUpload, tenant: Tenant | None = None) -> dict[str, Any]:
+    """Run every processing check on an upload, keep nothing, and report (POST /packages/validate).
+
+    The files are extracted to tmp/ for the check: `tenant`'s remaining quota bounds them as it bounds
+    a real upload's, so validating cannot write more than the tenant may store either."""
     work_dir = inst.data.tmp / f"validate-{new_secret(8)}"
+    room = None
     try:
-        analysis = analyse(staged.path, work_dir, inst.config)
+        room = _quota_room(inst, tenant.id, inst.tenant_db(tenant.id)) if tenant is not None else None
+        analysis = analyse(staged.path, work_dir, inst.config, quota_bytes=room.remaining if room else None)
     except PackageRejected as exc:
-        return {"valid": False, "error": exc.as_error(), "warnings": [], "scorm_version": None}
+        error = exc.as_error()
+        if room is not None and exc.code == "QUOTA_EXCEEDED":
+            error["details"] = room.refusal(exc.details)
+        return {"valid": False, "error": error, "warnings": [], "scorm_version": None}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         staged.discard()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from appliance.errors import QuotaExceeded, ValidationFailed
+from appliance.errors import InsufficientStorage, QuotaExceeded, ValidationFailed
 
 GB = 1000**3
+log = logging.getLogger("appliance.quotas")
 
 
 @dataclass(frozen=True)
@@ -75,4 +79,27 @@ def check_storage(used_bytes: int, limit_bytes: int | None, incoming_bytes: int)
         raise QuotaExceeded(
             "storage quota exceeded",
             {"used_bytes": used_bytes, "limit_bytes": limit_bytes, "requested_bytes": incoming_bytes},
+        )
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Free space for an unprivileged writer on the file system holding `path`."""
+    return shutil.disk_usage(path).free
+
+
+def check_free_space(path: Path, floor_bytes: int, incoming_bytes: int = 0) -> None:
+    """Raise InsufficientStorage when writing `incoming_bytes` under `path` would leave less than
+    `floor_bytes` free: the database, its WAL and the logs need room the uploads must not take."""
+    free = free_disk_bytes(path)
+    if free - incoming_bytes < floor_bytes:
+        # The operator's log says how full the disk is; a tenant learns only that it is (no disk figures).
+        log.warning(
+            "refused %d bytes: %d bytes free on the disk of %s, the floor is %d (min_free_disk_bytes)",
+            incoming_bytes,
+            free,
+            path,
+            floor_bytes,
+        )
+        raise InsufficientStorage(
+            "the server's disk is too full to store this; try again later", {"requested_bytes": incoming_bytes}
         )

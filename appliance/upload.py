@@ -41,12 +41,20 @@ class StagedUpload:
 
 
 class _Sink:
-    """Writes chunks to a new file, hashing and counting, with a size cap and an optional size check."""
+    """Writes chunks to a new file, hashing and counting, with a size cap and optional checks: of the
+    size so far on every chunk, and of each batch's size just before it is written (free disk space)."""
 
-    def __init__(self, path: Path, max_bytes: int, check_size: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int,
+        check_size: Callable[[int], None] | None = None,
+        check_write: Callable[[int], None] | None = None,
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.check_size = check_size
+        self.check_write = check_write
         self.size = 0
         self.hash = hashlib.sha256()
         self._pending: list[bytes] = []
@@ -75,9 +83,12 @@ class _Sink:
     def _write_sync(self, chunks: list[bytes]) -> None:
         """Hash and write a batch. In a worker thread: SHA-256 of a 1 GB upload is most of a second of
         CPU, and both hashlib and the write release the GIL, so the event loop keeps serving meanwhile."""
+        data = b"".join(chunks)
+        if self.check_write is not None:
+            self.check_write(len(data))
         for chunk in chunks:
             self.hash.update(chunk)
-        self._file.write(b"".join(chunks))
+        self._file.write(data)
 
     async def close(self) -> None:
         await self.flush()
@@ -112,14 +123,17 @@ async def receive_upload(
     max_bytes: int,
     *,
     check_size: Callable[[int], None] | None = None,
+    check_write: Callable[[int], None] | None = None,
 ) -> StagedUpload:
     """Stream a request body into tmp_dir; raises PayloadTooLarge or ValidationFailed, leaving nothing.
 
     `check_size(bytes_so_far)` runs after every chunk of the file and may raise (e.g. QuotaExceeded) to
     stop the upload as soon as it can no longer be accepted; the partial file is then deleted too.
+    `check_write(batch_bytes)` runs before each batch (about WRITE_BUFFER bytes) reaches the disk, in
+    the writing thread, and may raise the same way (e.g. InsufficientStorage).
     """
     path = tmp_dir / f"upload-{new_secret(12)}.part"
-    sink = _Sink(path, max_bytes, check_size)
+    sink = _Sink(path, max_bytes, check_size, check_write)
     try:
         boundary = boundary_of(content_type or "")
         if boundary is None:

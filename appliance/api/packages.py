@@ -64,7 +64,7 @@ class PackageController(Controller):
     ) -> dict[str, Any]:
         """Run every processing check on an uploaded ZIP and report; nothing is kept."""
         staged = await _receive(request, principal, inst)
-        return await asyncio.to_thread(packages.validate_staged, inst, staged)
+        return await asyncio.to_thread(packages.validate_staged, inst, staged, principal.tenant)
 
     @post("/{package_id:str}/versions", status_code=202, request_max_body_size=None, summary="Upload a new version")
     async def upload_version(
