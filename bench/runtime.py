@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **os.environ,
             "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
-            "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "0",
+            "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "100000000",
             "SCORM_APPLIANCE_LOG_FORMAT": "json",
         }
         log = workdir / "server.log"
