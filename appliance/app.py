@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
-from appliance import jobs, packages, quota_events, sessions, webhooks
+from appliance import jobs, outbound, packages, quota_events, sessions, webhooks
 from appliance.api.analytics import AnalyticsController
 from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
@@ -102,7 +102,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         inst = Instance(config, clock)
         inst.data.clean_tmp()
         app.state.instance = inst
-        app.state.jwks = JwksCache(config.jwks_cache_seconds)
+        app.state.jwks = JwksCache(config.jwks_cache_seconds, outbound.policy_for(config.outbound_allow))
         app.state.rate_limiter = RateLimiter()
         app.state.learner_limiter = LearnerLimits(
             config.learner_requests_per_minute, config.tenant_learner_requests_per_minute

@@ -45,7 +45,7 @@ def authenticate(inst: Instance, jwks: JwksCache, authorization: str | None, api
     if looks_like_jwt(secret):
         claims = unverified_claims(secret)
         tenant = tenant_for_claims([t for t in list_tenants(inst) if t.jwt is not None], claims)
-        verified = verify_jwt(secret, tenant, jwks, inst.clock.now())
+        verified = verify_jwt(secret, tenant, jwks, inst.clock.now(), inst.config.jwt_max_lifetime_seconds)
         principal = Principal(
             tenant=tenant, kind="jwt", subject=str(verified.get("sub") or ""), role=_jwt_role(tenant, verified)
         )

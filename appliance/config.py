@@ -50,10 +50,12 @@ class Config:
     job_stale_seconds: float = 600.0
     expiry_sweep_seconds: float = 300.0
     jwks_cache_seconds: float = 300.0
+    jwt_max_lifetime_seconds: float = 86_400.0
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 10
     webhook_disable_after_seconds: float = 86_400.0
     webhook_dispatch_seconds: float = 1.0
+    outbound_allow: tuple[str, ...] = ()
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     learner_requests_per_minute: int = 600
@@ -79,6 +81,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return Path(raw).expanduser()
     if name == "public_url":
         return str(raw).rstrip("/") or None
+    if name == "outbound_allow":
+        return _allow_list(raw)
     if isinstance(current, bool):
         return str(raw).lower() in ("1", "true", "yes", "on")
     if isinstance(current, int):
@@ -86,6 +90,19 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
     if isinstance(current, float):
         return float(raw)
     return str(raw)
+
+
+def _allow_list(raw: Any) -> tuple[str, ...]:
+    """`outbound_allow`: a TOML list, or one string of entries separated by commas or spaces (env, flag).
+
+    Each entry is checked here (appliance.outbound's syntax), so a typo stops the start, not a delivery.
+    """
+    from appliance.outbound import parse_entry  # imported late: the settings load before anything else
+
+    entries = [str(e).strip() for e in raw] if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
+    for entry in entries:
+        parse_entry(entry)
+    return tuple(e for e in entries if e)
 
 
 def setting_names() -> list[str]:

@@ -1,24 +1,36 @@
 """Browser users' JWTs: verified against the JWKS that their tenant configured.
 
 The token names its tenant in a claim (default `org_id`); the tenant whose JWT settings expect that
-value is the only one whose keys can verify it. Signature, `iss`, `aud` and `exp` are all required.
-Only asymmetric algorithms are accepted, so a public JWKS can never be used as an HMAC secret.
+value is the only one whose keys can verify it. Signature, `iss`, `aud` and `exp` are all required,
+and a token may not live longer than `jwt_max_lifetime_seconds` (a leaked long-lived token is a
+standing credential). Only asymmetric algorithms are accepted, so a public JWKS can never be used as
+an HMAC secret. A token naming no tenant and one signed by a key its tenant does not have get the
+same answer, so the 401 does not tell which tenant claim values exist. JWKS URLs are fetched through
+the outbound guard (appliance.outbound): an internal address only with the administrator's allow-list.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 
+from appliance import outbound
 from appliance.errors import Unauthorized
 from appliance.tenants import JwtConfig, Tenant
 
+log = logging.getLogger("appliance.jwtauth")
+
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+DEFAULT_MAX_LIFETIME_SECONDS = 86_400.0
+JWKS_TIMEOUT_SECONDS = 5.0
+MAX_JWKS_BYTES = 1024 * 1024
+UNTRUSTED = "the token is not from an identity provider this appliance trusts"
+KEYS_UNAVAILABLE = "the identity provider's keys could not be loaded"
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -29,8 +41,9 @@ def looks_like_jwt(token: str) -> bool:
 class JwksCache:
     """JWKS documents by source, re-read after `ttl` seconds or when an unknown `kid` shows up."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, policy: outbound.Policy | None = None) -> None:
         self.ttl = ttl
+        self.policy = policy or outbound.Policy()  # what a JWKS URL may point at
         self._entries: dict[str, tuple[float, jwt.PyJWKSet]] = {}
         self._lock = threading.Lock()
 
@@ -43,21 +56,42 @@ class JwksCache:
             return cached[1]
         if refresh and cached and now - cached[0] < 30:
             return cached[1]  # do not let forged kids make us hammer the identity provider
-        keyset = jwt.PyJWKSet.from_dict(_load_jwks(config))
+        try:
+            keyset = jwt.PyJWKSet.from_dict(_load_jwks(config, self.policy))
+        except jwt.PyJWKSetError as exc:  # no keys, or none this library can use: no token can verify
+            log.warning("the JWKS at %s holds no usable key: %s", source, exc)
+            raise Unauthorized(KEYS_UNAVAILABLE) from exc
         with self._lock:
             self._entries[source] = (now, keyset)
         return keyset
 
 
-def _load_jwks(config: JwtConfig) -> dict[str, Any]:
+def _load_jwks(config: JwtConfig, policy: outbound.Policy) -> dict[str, Any]:
+    """The JWKS document of a tenant's settings, from its file or (through the guard) its URL."""
     try:
         if config.jwks_url:
-            response = httpx.get(config.jwks_url, timeout=5.0)
-            response.raise_for_status()
-            return dict(response.json())
-        return dict(json.loads(Path(config.jwks_file or "").read_text("utf-8")))
-    except (OSError, ValueError, httpx.HTTPError) as exc:
-        raise Unauthorized("the identity provider's keys could not be loaded") from exc
+            reply = outbound.send(
+                "GET",
+                config.jwks_url,
+                policy=policy,
+                timeout=JWKS_TIMEOUT_SECONDS,
+                max_body=MAX_JWKS_BYTES,
+                headers={"accept": "application/json"},
+            )
+            if reply.status_code != 200 or reply.truncated:
+                raise ValueError(f"HTTP {reply.status_code}" + (" (larger than 1 MiB)" if reply.truncated else ""))
+            document = json.loads(reply.body)
+        else:
+            document = json.loads(Path(config.jwks_file or "").read_text("utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        return document
+    except outbound.OutboundError as exc:
+        log.warning("the JWKS at %s could not be fetched: %s", config.jwks_url, exc.reason)
+        raise Unauthorized(KEYS_UNAVAILABLE) from exc
+    except (OSError, ValueError) as exc:
+        log.warning("the JWKS at %s could not be loaded: %s", config.jwks_url or config.jwks_file, exc)
+        raise Unauthorized(KEYS_UNAVAILABLE) from exc
 
 
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -73,11 +107,13 @@ def tenant_for_claims(tenants: list[Tenant], claims: dict[str, Any]) -> Tenant:
         cfg = tenant.jwt
         if cfg is not None and claims.get(cfg.claim) == (cfg.claim_value or tenant.id):
             return tenant
-    raise Unauthorized("the token names no tenant of this appliance")
+    raise Unauthorized(UNTRUSTED)
 
 
-def verify_jwt(token: str, tenant: Tenant, cache: JwksCache, now: float) -> dict[str, Any]:
-    """Verify signature, issuer, audience and expiry against the tenant's keys; return the claims."""
+def verify_jwt(
+    token: str, tenant: Tenant, cache: JwksCache, now: float, max_lifetime: float = DEFAULT_MAX_LIFETIME_SECONDS
+) -> dict[str, Any]:
+    """Verify signature, issuer, audience, expiry and lifetime against the tenant's keys; return the claims."""
     cfg = tenant.jwt
     if cfg is None:
         raise Unauthorized("this tenant does not accept tokens")
@@ -86,9 +122,9 @@ def verify_jwt(token: str, tenant: Tenant, cache: JwksCache, now: float) -> dict
     keyset = cache.keyset(cfg, now)
     key = _find_key(keyset, kid) or _find_key(cache.keyset(cfg, now, refresh=True), kid)
     if key is None:
-        raise Unauthorized("the token was signed with an unknown key")
+        raise Unauthorized(UNTRUSTED)
     try:
-        return dict(
+        claims = dict(
             jwt.decode(
                 token,
                 key=key.key,
@@ -102,6 +138,22 @@ def verify_jwt(token: str, tenant: Tenant, cache: JwksCache, now: float) -> dict
         raise Unauthorized("the token has expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
+    _check_lifetime(claims, now, max_lifetime)
+    return claims
+
+
+def _check_lifetime(claims: dict[str, Any], now: float, max_lifetime: float) -> None:
+    """Refuse a token meant to live longer than `max_lifetime`: `exp - iat`, or `exp - now` without `iat`.
+
+    `decode` has already checked that `exp` (and `iat`, when present) are numbers.
+    """
+    start = claims.get("iat", now)
+    lifetime = float(claims["exp"]) - float(start)
+    if lifetime > max_lifetime:
+        raise Unauthorized(
+            f"the token's lifetime ({lifetime:.0f} s) is longer than the {max_lifetime:.0f} s this appliance accepts",
+            {"max_lifetime_seconds": max_lifetime},
+        )
 
 
 def _find_key(keyset: jwt.PyJWKSet, kid: str | None) -> jwt.PyJWK | None:

@@ -17,23 +17,19 @@ event order: a delivery waits while an earlier one of the same subject is still 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
 import logging
 import random
 import secrets
-import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import apsw
-import httpx
 
-from appliance import __version__, jobs
+from appliance import __version__, jobs, outbound
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
 from appliance.errors import NotFound, ValidationFailed
@@ -51,7 +47,7 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_FACTOR = 3.0
 RETRY_MAX_SECONDS = 8 * 3600.0
 FANOUT_BATCH = 500
-RESPONSE_BODY_CHARS = 1024
+RESPONSE_BODY_CHARS = outbound.EXCERPT_BYTES  # bytes of an answer the delivery log keeps
 MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 500
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
@@ -121,14 +117,20 @@ def check_filters(events: list[str]) -> list[str]:
     return list(dict.fromkeys(events))
 
 
-def check_url(url: str) -> str:
-    """An absolute http(s) URL with a host."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > MAX_URL_CHARS:
-        raise ValidationFailed(
-            "url must be an absolute http or https URL", {"errors": [{"field": "url", "message": "invalid URL"}]}
-        )
-    return url.strip()
+def check_url(url: str, policy: outbound.Policy | None = None) -> str:
+    """An absolute http(s) URL that `policy` could admit: a literal internal address or a bad port is refused.
+
+    This is the check when the URL is stored; each delivery attempt checks again after resolving the
+    host (appliance.outbound), since DNS may answer differently by then.
+    """
+    text = url.strip()
+    try:
+        if len(text) > MAX_URL_CHARS:
+            raise outbound.OutboundRefused(f"the URL is limited to {MAX_URL_CHARS} characters")
+        outbound.check_url(text, policy or outbound.Policy())
+    except outbound.OutboundRefused as exc:
+        raise ValidationFailed(f"url: {exc.message}", {"errors": [{"field": "url", "message": exc.message}]}) from exc
+    return text
 
 
 def _check_description(text: str | None) -> str:
@@ -138,6 +140,11 @@ def _check_description(text: str | None) -> str:
             f"description is limited to {MAX_DESCRIPTION_CHARS} characters", {"errors": [{"field": "description"}]}
         )
     return value
+
+
+def _policy(inst: Instance) -> outbound.Policy:
+    """The outbound policy of the configured allow-list (`outbound_allow`)."""
+    return outbound.policy_for(inst.config.outbound_allow)
 
 
 # -- endpoints ---------------------------------------------------------------------------------------------
@@ -169,7 +176,7 @@ def create_webhook(
     inst: Instance, tenant: Tenant, *, url: str, events: list[str], description: str | None = None, enabled: bool = True
 ) -> dict[str, Any]:
     """Create an endpoint; the answer carries its signing `secret`, which is never shown again."""
-    url, events, text = check_url(url), check_filters(events), _check_description(description)
+    url, events, text = check_url(url, _policy(inst)), check_filters(events), _check_description(description)
     now = inst.clock.now()
     webhook_id, secret = new_id("whk"), new_secret()
 
@@ -220,7 +227,7 @@ def update_webhook(
     """Change an endpoint; arguments left None keep their value. Enabling clears the disabled reason."""
     changes: dict[str, Any] = {}
     if url is not None:
-        changes["url"] = check_url(url)
+        changes["url"] = check_url(url, _policy(inst))
     if events is not None:
         changes["events"] = json.dumps(check_filters(events))
     if description is not None:
@@ -642,37 +649,35 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """httpx's default TLS settings, built once: loading the CA bundle costs a fifth of a second."""
-    return httpx.create_ssl_context()
-
-
 def _post(inst: Instance, send: _Send) -> _Outcome:
-    """One attempt. Only the first `RESPONSE_BODY_CHARS` bytes of the answer are read and kept."""
+    """One attempt, through the outbound guard (resolved, checked and pinned again on every attempt).
+
+    The log keeps the status and the first `RESPONSE_BODY_CHARS` bytes of the answer, sanitised;
+    refused targets and failed connections get the guard's generic text, so the log reveals nothing
+    about the appliance's network. The specific reason goes to the server's log for the operator.
+    """
     started = inst.clock.now()
-    timeout = inst.config.webhook_timeout_seconds
     headers = signed_headers(send.secret, send.event_id, int(started), send.body)
     clock_start = time.perf_counter()  # a duration, not a time of day: the injected clock is not needed
     try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False, verify=_tls()) as client,
-            client.stream("POST", send.url, content=send.body, headers=headers) as response,
-        ):
-            head = b""
-            for chunk in response.iter_bytes():
-                head += chunk
-                if len(head) >= RESPONSE_BODY_CHARS:
-                    break
-        elapsed = int((time.perf_counter() - clock_start) * 1000)
-        text = head[:RESPONSE_BODY_CHARS].decode("utf-8", "replace") or None
-        error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        return _Outcome(started, elapsed, response.status_code, error, text)
-    except httpx.TimeoutException:
-        error = f"no answer within {timeout:g} s"
-    except Exception as exc:  # a refused connection, TLS, a bad address: all are failed attempts
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    return _Outcome(started, int((time.perf_counter() - clock_start) * 1000), None, error, None)
+        reply = outbound.send(
+            "POST",
+            send.url,
+            policy=_policy(inst),
+            timeout=inst.config.webhook_timeout_seconds,
+            max_body=RESPONSE_BODY_CHARS,
+            headers=headers,
+            content=send.body,
+        )
+    except outbound.OutboundError as exc:
+        log.info("webhook delivery of %s to %s failed: %s", send.event_id, send.url, exc.reason)
+        return _Outcome(started, int((time.perf_counter() - clock_start) * 1000), None, exc.message, None)
+    except Exception:  # a bug, not the receiver: a failed attempt all the same, and a trace for the operator
+        log.exception("webhook delivery of %s to %s failed unexpectedly", send.event_id, send.url)
+        return _Outcome(started, int((time.perf_counter() - clock_start) * 1000), None, "the delivery failed", None)
+    elapsed = int((time.perf_counter() - clock_start) * 1000)
+    error = None if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
+    return _Outcome(started, elapsed, reply.status_code, error, reply.excerpt())
 
 
 def _record(

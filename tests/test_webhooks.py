@@ -16,7 +16,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from appliance import webhooks
+from appliance import outbound, webhooks
 from appliance.errors import ValidationFailed
 from appliance.events import EVENT_TYPES
 
@@ -177,10 +177,35 @@ def test_filter_validation() -> None:
 
 def test_url_validation() -> None:
     assert webhooks.check_url(" https://example.org/hooks ") == "https://example.org/hooks"
-    assert webhooks.check_url("http://10.0.0.5:8080/x") == "http://10.0.0.5:8080/x"
+    assert webhooks.check_url("http://93.184.215.14:8080/x") == "http://93.184.215.14:8080/x"
     for bad in ("ftp://example.org", "example.org/hook", "https://", "http:///path", "https://x/" + "a" * 3000):
         with pytest.raises(ValidationFailed):
             webhooks.check_url(bad)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::1]:8080/",
+        "http://0x7f000001/",
+        "http://0177.0.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.64.0.1/",
+        "http://[fc00::1]/",
+        "http://224.0.0.1/",
+        "http://0.0.0.0:8080/",
+        "http://localhost:8080/",
+        "https://example.org:22/",
+    ],
+)
+def test_internal_urls_are_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        webhooks.check_url(url)
+    assert caught.value.details["errors"][0]["field"] == "url"
+    assert webhooks.check_url("http://10.0.0.1/", outbound.Policy.parse(["10.0.0.0/8"])) == "http://10.0.0.1/"
 
 
 def test_receiver_helper_records_and_answers() -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import hmac
+import http.server
 import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import TestClient
 
 from appliance.apikeys import revoke_key
+from appliance.app import create_app
 from appliance.config import Config
 from appliance.instance import Instance
 from appliance.tenants import JwtConfig, set_jwt, set_status
@@ -177,19 +183,14 @@ def test_garbage_jwt(client: TestClient, idp: Idp) -> None:
     assert_error(client.get("/api/v1/tenant", headers=bearer("aaa.bbb.ccc")), 401, "UNAUTHORIZED")
 
 
-def test_jwks_from_a_url_is_fetched_and_cached(
-    client: TestClient, config: Config, acme: TenantKey, tmp_path: Path
-) -> None:
-    import http.server
-    import threading
-
-    provider = Idp(tmp_path, kid="url-key")
+@contextlib.contextmanager
+def jwks_server(body: bytes) -> Iterator[tuple[str, list[str]]]:
+    """An identity provider's JWKS URL on 127.0.0.1, and the paths it was asked for."""
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             hits.append(self.path)
-            body = provider.jwks_file.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -200,15 +201,27 @@ def test_jwks_from_a_url_is_fetched_and_cached(
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        other = Instance(config)
-        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-        set_jwt(
-            other, acme.tenant_id, JwtConfig(issuer="https://idp.example", audience="scorm-appliance", jwks_url=url)
-        )
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def use_jwks_url(config: Config, tenant_id: str, url: str) -> None:
+    other = Instance(config)
+    try:
+        set_jwt(other, tenant_id, JwtConfig(issuer="https://idp.example", audience="scorm-appliance", jwks_url=url))
+    finally:
         other.close()
+
+
+def test_jwks_from_a_url_is_fetched_and_cached(config: Config, acme: TenantKey, tmp_path: Path) -> None:
+    provider = Idp(tmp_path, kid="url-key")
+    allowed = dataclasses.replace(config, outbound_allow=("127.0.0.1/32",))  # the IdP listens on loopback
+    with jwks_server(provider.jwks_file.read_bytes()) as (url, hits), TestClient(create_app(allowed)) as client:
+        use_jwks_url(config, acme.tenant_id, url)
         token = provider.token(org_id=acme.tenant_id)  # the claim value defaults to the tenant id
         for _ in range(3):
             response = client.get("/api/v1/tenant", headers=bearer(token))
@@ -217,6 +230,74 @@ def test_jwks_from_a_url_is_fetched_and_cached(
         assert hits == ["/.well-known/jwks.json"]  # fetched once, then cached
         expired = provider.token(org_id=acme.tenant_id, exp=time.time() - 5)
         assert_error(client.get("/api/v1/tenant", headers=bearer(expired)), 401, "UNAUTHORIZED")
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+def test_a_jwks_url_on_an_internal_address_is_not_fetched_without_the_allow_list(
+    client: TestClient, config: Config, acme: TenantKey, tmp_path: Path
+) -> None:
+    provider = Idp(tmp_path, kid="url-key")
+    with jwks_server(provider.jwks_file.read_bytes()) as (url, hits):
+        use_jwks_url(config, acme.tenant_id, url)
+        body = assert_error(
+            client.get("/api/v1/tenant", headers=bearer(provider.token(org_id=acme.tenant_id))), 401, "UNAUTHORIZED"
+        )
+        assert body["error"] == "the identity provider's keys could not be loaded"
+        assert hits == []  # the loopback listener was never connected to
+
+
+@pytest.mark.parametrize(
+    "jwks",
+    [
+        {"keys": []},  # no keys at all
+        {"keys": [{"kty": "RSA", "kid": "k1"}]},  # a key without its numbers: unusable
+        {"keys": [{"kty": "nonsense"}]},
+        {"no_keys": True},
+        [1, 2, 3],  # not an object
+    ],
+)
+def test_a_jwks_without_usable_keys_is_401_not_500(client: TestClient, idp: Idp, jwks: Any) -> None:
+    idp.jwks_file.write_text(json.dumps(jwks))
+    body = assert_error(client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_acme"))), 401, "UNAUTHORIZED")
+    assert body["error"] == "the identity provider's keys could not be loaded"
+
+
+def test_an_unknown_tenant_claim_and_an_unknown_key_get_the_same_answer(
+    client: TestClient, idp: Idp, tmp_path: Path
+) -> None:
+    (tmp_path / "impostor").mkdir()
+    impostor = Idp(tmp_path / "impostor", kid="other-kid")
+    unknown_tenant = client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_nobody")))
+    unknown_key = client.get("/api/v1/tenant", headers=bearer(impostor.token(org_id="org_acme")))
+    first, second = assert_error(unknown_tenant, 401, "UNAUTHORIZED"), assert_error(unknown_key, 401, "UNAUTHORIZED")
+    assert (first["error"], first["details"]) == (second["error"], second["details"])
+
+
+@pytest.mark.parametrize(
+    ("claims", "accepted"),
+    [
+        ({"iat": time.time(), "exp": time.time() + 23 * 3600}, True),
+        ({"iat": time.time() - 3600, "exp": time.time() + 300}, True),
+        ({"iat": time.time(), "exp": time.time() + 25 * 3600}, False),  # exp - iat over 24 h
+        ({"iat": time.time() - 86_000, "exp": time.time() + 1000}, False),  # still valid, but issued for too long
+        ({"exp": time.time() + 25 * 3600}, False),  # no iat: exp - now over 24 h
+        ({"exp": time.time() + 365 * 86400}, False),
+    ],
+)
+def test_tokens_living_longer_than_the_maximum_are_refused(
+    client: TestClient, idp: Idp, acme: TenantKey, claims: dict[str, Any], accepted: bool
+) -> None:
+    response = client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_acme", **claims)))
+    if accepted:
+        assert response.status_code == 200, response.text
+    else:
+        body = assert_error(response, 401, "UNAUTHORIZED")
+        assert "lifetime" in body["error"] and body["details"] == {"max_lifetime_seconds": 86400.0}
+
+
+def test_the_maximum_lifetime_is_a_setting(config: Config, idp: Idp) -> None:
+    short = dataclasses.replace(config, jwt_max_lifetime_seconds=600)
+    with TestClient(create_app(short)) as client:
+        ok = client.get("/api/v1/tenant", headers=bearer(idp.token(org_id="org_acme", exp=time.time() + 500)))
+        assert ok.status_code == 200, ok.text
+        hour = idp.token(org_id="org_acme", iat=time.time(), exp=time.time() + 3600)
+        assert_error(client.get("/api/v1/tenant", headers=bearer(hour)), 401, "UNAUTHORIZED")

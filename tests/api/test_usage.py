@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
@@ -29,11 +31,17 @@ from tests.api.test_packages import (
     upload_raw,
     upload_ready,
 )
-from tests.api.test_webhooks import create_hook, pump
+from tests.api.test_webhooks import LOOPBACK_ALLOW, create_hook, pump
 from tests.conftest import TenantKey
 from tests.test_webhooks import Receiver
 
 USAGE = "/api/v1/usage"
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    """The quota events' webhook receiver listens on 127.0.0.1: the outbound allow-list admits it."""
+    return dataclasses.replace(config, outbound_allow=LOOPBACK_ALLOW)
 
 
 def stored_count(config: Config, tenant_id: str) -> int:

@@ -26,13 +26,22 @@ from appliance.instance import Instance
 from tests.api.conftest import make_api
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.conftest import TenantKey
+from tests.test_outbound import Listener
 from tests.test_webhooks import Receiver
 
 HOOKS = "/api/v1/webhooks"
 SESSIONS = "/api/v1/sessions"
 
 
+LOOPBACK_ALLOW = ("127.0.0.1/32",)
+
 # -- shared helpers ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    """The test's receivers listen on 127.0.0.1: the allow-list admits it (off, the guard refuses it)."""
+    return dataclasses.replace(config, outbound_allow=LOOPBACK_ALLOW)
 
 
 @pytest.fixture
@@ -278,7 +287,7 @@ def test_a_receiver_down_across_an_appliance_restart_still_gets_the_event(
         pump(first, clock)
         [pending] = deliveries(first, acme, hook["id"])
         assert pending["status"] == "pending" and pending["attempt_count"] == 1
-        assert pending["last_status_code"] is None and "Connect" in pending["last_error"]
+        assert pending["last_status_code"] is None and pending["last_error"] == "could not connect to the endpoint"
     # The appliance is stopped; the receiver comes back; the appliance starts again.
     receiver.start()
     try:
@@ -514,3 +523,97 @@ def test_a_receiver_that_does_not_answer_in_time_counts_as_a_failure(
             assert (done["status"], done["attempt_count"]) == ("delivered", 2)
     finally:
         receiver.stop()
+
+
+# -- outbound guard (appliance.outbound) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://[::1]:8080/hook",
+        "http://0x7f000001/hook",
+        "http://127.0.0.2:8080/hook",  # loopback, but outside the allowed 127.0.0.1/32
+        "http://[fe80::1]/hook",
+        "http://[::ffff:127.0.0.1]:8080/hook",
+        "https://example.org:6/hook",
+        "file:///etc/passwd",
+    ],
+)
+def test_internal_urls_are_refused_on_create_and_update(api: TestClient, acme: TenantKey, url: str) -> None:
+    body = assert_error(
+        api.post(HOOKS, json={"url": url, "events": ["*"]}, headers=acme.headers), 422, "VALIDATION_ERROR"
+    )
+    assert body["details"]["errors"][0]["field"] == "url"
+    hook = create_hook(api, acme, "https://example.org/hook")
+    patched = api.patch(f"{HOOKS}/{hook['id']}", json={"url": url}, headers=acme.headers)
+    assert_error(patched, 422, "VALIDATION_ERROR")
+    assert api.get(f"{HOOKS}/{hook['id']}", headers=acme.headers).json()["url"] == "https://example.org/hook"
+
+
+def test_a_loopback_listener_is_not_read_through_a_webhook_without_the_allow_list(
+    config: Config, acme: TenantKey, clock: FixedClock
+) -> None:
+    """The review's reproduction: a webhook to an internal service, its test route, the delivery log."""
+    internal = Listener(body=b"internal service: secret=hunter2").start()
+    url = f"http://127.0.0.1:{internal.port}/admin"
+    try:
+        with make_api(config, clock) as allowed:  # the allow-list admits 127.0.0.1: the URL is stored
+            hook = create_hook(allowed, acme, url, ["ping"])
+            assert allowed.post(f"{HOOKS}/{hook['id']}/test", headers=acme.headers).status_code == 202
+            pump(allowed, clock)
+            [delivered] = deliveries(allowed, acme, hook["id"])
+            assert delivered["attempts"][0]["response_body"] == "internal service: secret=hunter2"
+            assert internal.connections == 1
+        # The operator removes the entry (or a URL from before this guard is in the database).
+        with make_api(dataclasses.replace(config, outbound_allow=()), clock) as refused:
+            assert_error(
+                refused.post(HOOKS, json={"url": url, "events": ["*"]}, headers=acme.headers), 422, "VALIDATION_ERROR"
+            )
+            response = refused.post(f"{HOOKS}/{hook['id']}/test", headers=acme.headers)
+            assert response.status_code == 202, response.text
+            pump(refused, clock)
+            latest = deliveries(refused, acme, hook["id"])[0]
+            assert internal.connections == 1  # no new connection: the guard refused before connecting
+            assert (latest["status"], latest["last_status_code"]) == ("pending", None)
+            assert latest["last_error"] == "the endpoint's host does not resolve to a permitted address"
+            assert latest["attempts"][0]["response_body"] is None
+    finally:
+        internal.stop()
+
+
+def test_connection_errors_do_not_act_as_a_port_scanner(
+    api: TestClient, acme: TenantKey, receiver: Receiver, clock: FixedClock
+) -> None:
+    closed = Receiver().start()
+    closed.stop()  # an admitted address with a closed port: connection refused
+    not_tls = f"https://127.0.0.1:{receiver.port}/hook"  # an open port that does not speak TLS
+    errors = set()
+    for url in (closed.url, not_tls):
+        hook = create_hook(api, acme, url, ["ping"])
+        api.post(f"{HOOKS}/{hook['id']}/test", headers=acme.headers)
+        pump(api, clock)
+        [attempt] = deliveries(api, acme, hook["id"])[0]["attempts"]
+        assert attempt["status_code"] is None and attempt["response_body"] is None
+        errors.add(attempt["error"])
+    assert errors == {"could not connect to the endpoint"}
+    assert receiver.received == []
+
+
+def test_the_delivery_log_keeps_a_bounded_sanitised_excerpt(
+    api: TestClient, acme: TenantKey, clock: FixedClock
+) -> None:
+    noisy = Listener(body=b"\x1b[2Jfake log line\r\n" + b"x" * 5000).start()
+    try:
+        hook = create_hook(api, acme, f"http://127.0.0.1:{noisy.port}/hook", ["ping"])
+        api.post(f"{HOOKS}/{hook['id']}/test", headers=acme.headers)
+        pump(api, clock)
+        [attempt] = deliveries(api, acme, hook["id"])[0]["attempts"]
+        assert attempt["status_code"] == 200
+        excerpt = attempt["response_body"]
+        assert len(excerpt.encode()) <= 1024 + 2 * 2  # 1 KiB of the answer; two bytes became U+FFFD
+        assert excerpt.startswith("\ufffd[2Jfake log line\ufffd\nxxx")
+    finally:
+        noisy.stop()
