@@ -64,28 +64,45 @@ class RateLimiter:
 
     def hit(self, key: str, limit: int, now: float) -> Decision:
         """Count one request for `key` unless its window is used up; say whether it may go ahead."""
-        start = now - (now % self.window)
-        reset = max(1, math.ceil(start + self.window - now))
+        count = self._take(key, limit, now - (now % self.window))
+        if count < 0:
+            return self.refusal(limit, now)
+        return Decision(True, limit, max(0, limit - count), self._reset(now))
+
+    def admit(self, key: str, limit: int, now: float) -> bool:
+        """`hit` without its Decision, for the learner hot path: True when counted, False when used up."""
+        return self._take(key, limit, now - (now % self.window)) >= 0
+
+    def refusal(self, limit: int, now: float) -> Decision:
+        """The Decision of a request refused at `now`."""
+        return Decision(False, limit, 0, self._reset(now))
+
+    def _reset(self, now: float) -> int:
+        """Seconds until the window that holds `now` ends (never 0: a client waiting 0 s would retry at once)."""
+        return max(1, math.ceil(now - (now % self.window) + self.window - now))
+
+    def _take(self, key: str, limit: int, start: float) -> int:
+        """Count one request for `key` in the window beginning at `start`: the count after it, or -1 when full."""
         with self._lock:
             window, count = self._counts.get(key, (start, 0))
             if window != start:
                 count = 0
             if count >= limit:
                 self._counts[key] = (start, count)
-                return Decision(False, limit, 0, reset)
+                return -1
             count += 1
             self._counts[key] = (start, count)
             if len(self._counts) > _PRUNE_AT and self._pruned_window != start:
                 # At most once a minute: drop the keys whose window is over.
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
                 self._pruned_window = start
-        return Decision(True, limit, max(0, limit - count), reset)
+        return count
 
 
 class LearnerLimits:
     """The learner limits: `per_session` requests a minute for each session, `per_tenant` for all of a
-    tenant's sessions together (0 turns that cap off). One `hit` per request: two dictionary look-ups
-    under a lock, no database, so the commit path stays cheap.
+    tenant's sessions together (0 turns that cap off). One `hit` per request: two dictionary updates
+    under locks and no allocation when admitted, no database, so the commit path stays cheap.
     """
 
     def __init__(self, per_session: int, per_tenant: int) -> None:
@@ -100,14 +117,10 @@ class LearnerLimits:
         `session_id` None counts the request for the tenant only (package files, which the session limit
         leaves alone). A request the session limit refuses is not counted against the tenant.
         """
-        if session_id is not None:
-            decision = self.sessions.hit(session_id, self.per_session, now)
-            if not decision.allowed:
-                return "session", decision
-        if self.per_tenant > 0:
-            decision = self.tenants.hit(tenant_id, self.per_tenant, now)
-            if not decision.allowed:
-                return "tenant", decision
+        if session_id is not None and not self.sessions.admit(session_id, self.per_session, now):
+            return "session", self.sessions.refusal(self.per_session, now)
+        if self.per_tenant > 0 and not self.tenants.admit(tenant_id, self.per_tenant, now):
+            return "tenant", self.tenants.refusal(self.per_tenant, now)
         return None
 
 
