@@ -225,8 +225,10 @@ def parse_target(url: str) -> Target:
         raise OutboundRefused(f"port {port} is not a valid port")
     literal: IPAddress | None = None
     try:
-        literal = ipaddress.ip_address(host)
+        literal = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone (`%25eth0`) names no other host
     except ValueError:
+        if ":" in host:
+            raise OutboundRefused("the URL's host is not a valid IPv6 address") from None
         if _numeric_ipv4(host):
             raise OutboundRefused("write an IPv4 address in dotted-decimal form (such as 192.0.2.10)") from None
     return Target(parsed, host, port, literal)

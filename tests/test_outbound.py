@@ -170,6 +170,7 @@ def test_public_addresses_are_admitted(address: str) -> None:
         "http://0x08080808/",  # even a public one in hex: only dotted decimal is accepted
         "http://[::1]/",
         "http://[::ffff:127.0.0.1]/",
+        "http://[fe80::1%25eth0]:8080/",  # a zone does not make a link-local address another host
         "http://localhost:8080/",
         "http://LOCALHOST./",
         "http://api.localhost/",
