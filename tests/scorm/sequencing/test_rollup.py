@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from appliance.scorm.sequencing.rollup import overall_rollup, rollup_activity
 from appliance.scorm.sequencing.tracking import Tracking
 from tests.scorm.sequencing.builders import (
@@ -138,6 +140,63 @@ def test_rb142_if_not_skipped_excludes_children_a_skip_rule_hides() -> None:
     _set(t, "a", satisfied=True)
     rollup_activity(t, t.tree["c"])
     assert t.satisfied(t.tree["c"]) is True
+
+
+# One rule per action, so that only the requiredFor... attribute under test decides whether child b counts:
+# (attribute, rule, child a's data, child b's data, the cluster's status when b is left out).
+REQUIRED_FOR = {
+    "requiredForSatisfied": (rollup_rule("satisfied", "satisfied"), {"satisfied": True}, {"satisfied": False}, True),
+    "requiredForNotSatisfied": (
+        rollup_rule("notSatisfied", "not satisfied"),
+        {"satisfied": False},
+        {"satisfied": True},
+        False,
+    ),
+    "requiredForCompleted": (rollup_rule("completed", "completed"), {"completed": True}, {"completed": False}, True),
+    "requiredForIncomplete": (
+        rollup_rule("incomplete", "not completed"),
+        {"completed": False},
+        {"completed": True},
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("suspended", [True, False], ids=["suspended", "not suspended"])
+@pytest.mark.parametrize("attribute", sorted(REQUIRED_FOR))
+def test_rb142_if_not_suspended_leaves_out_an_attempted_suspended_child(attribute: str, suspended: bool) -> None:
+    """RB.1.4.2: with requiredFor...="ifNotSuspended" a child with an attempt that is suspended does not take part
+    in the rule; the same child not suspended does (and its status keeps the `all` rule from firing)."""
+    xml_rule, a_data, b_data, without_b = REQUIRED_FOR[attribute]
+    b_seq = seq(f'<adlseq:rollupConsiderations {attribute}="ifNotSuspended"/>')
+    t = tracking(cluster("c", leaf("a"), leaf("b", b_seq), sequencing=seq(rollup_rules(xml_rule))))
+    _set(t, "a", **a_data)
+    _set(t, "b", **b_data)
+    t.st(t.tree["b"]).suspended = suspended
+    rollup_activity(t, t.tree["c"])
+    status = t.satisfied(t.tree["c"]) if "Satisfied" in attribute else t.completed(t.tree["c"])
+    assert status is (without_b if suspended else None)
+
+
+@pytest.mark.parametrize("attribute", sorted(REQUIRED_FOR))
+def test_rb142_if_attempted_and_if_not_skipped_per_action(attribute: str) -> None:
+    """RB.1.4.2 for each of the four actions: ifAttempted leaves out a child never attempted, ifNotSkipped a child
+    a skip pre-rule hides; the same children count under `always`."""
+    xml_rule, a_data, b_data, without_b = REQUIRED_FOR[attribute]
+    considerations = {
+        "ifAttempted": "",
+        "ifNotSkipped": rules(rule("pre", "skip", "always")),
+        "always": rules(rule("pre", "skip", "always")),
+    }
+    for required, extra in considerations.items():
+        b_seq = seq(extra, f'<adlseq:rollupConsiderations {attribute}="{required}"/>')
+        t = tracking(cluster("c", leaf("a"), leaf("b", b_seq), sequencing=seq(rollup_rules(xml_rule))))
+        _set(t, "a", **a_data)
+        if required != "ifAttempted":
+            _set(t, "b", **b_data)  # attempted, with the status that keeps the rule from firing
+        rollup_activity(t, t.tree["c"])
+        status = t.satisfied(t.tree["c"]) if "Satisfied" in attribute else t.completed(t.tree["c"])
+        assert status is (None if required == "always" else without_b), required
 
 
 def test_rb12a_satisfied_by_measure_against_min_normalized_measure() -> None:
