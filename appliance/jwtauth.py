@@ -29,6 +29,7 @@ ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES
 DEFAULT_MAX_LIFETIME_SECONDS = 86_400.0
 JWKS_TIMEOUT_SECONDS = 5.0
 MAX_JWKS_BYTES = 1024 * 1024
+RETRY_AFTER_FAILURE_SECONDS = 30.0  # a JWKS that failed to load is not tried again sooner
 UNTRUSTED = "the token is not from an identity provider this appliance trusts"
 KEYS_UNAVAILABLE = "the identity provider's keys could not be loaded"
 
@@ -39,12 +40,18 @@ def looks_like_jwt(token: str) -> bool:
 
 
 class JwksCache:
-    """JWKS documents by source, re-read after `ttl` seconds or when an unknown `kid` shows up."""
+    """JWKS documents by source, re-read after `ttl` seconds or when an unknown `kid` shows up.
+
+    A source that failed to load is not tried again for `RETRY_AFTER_FAILURE_SECONDS`: otherwise every
+    token presented while the identity provider is down (or refused by the outbound guard) would make
+    the server fetch again and wait up to the fetch timeout, which anyone could use to tie it up.
+    """
 
     def __init__(self, ttl: float, policy: outbound.Policy | None = None) -> None:
         self.ttl = ttl
         self.policy = policy or outbound.Policy()  # what a JWKS URL may point at
         self._entries: dict[str, tuple[float, jwt.PyJWKSet]] = {}
+        self._failed: dict[str, float] = {}  # source -> when it last failed to load
         self._lock = threading.Lock()
 
     def keyset(self, config: JwtConfig, now: float, *, refresh: bool = False) -> jwt.PyJWKSet:
@@ -52,18 +59,30 @@ class JwksCache:
         source = config.jwks_url or config.jwks_file or ""
         with self._lock:
             cached = self._entries.get(source)
+            failed_at = self._failed.get(source)
         if cached and not refresh and now - cached[0] < self.ttl:
             return cached[1]
         if refresh and cached and now - cached[0] < 30:
             return cached[1]  # do not let forged kids make us hammer the identity provider
+        if failed_at is not None and 0 <= now - failed_at < RETRY_AFTER_FAILURE_SECONDS:
+            raise Unauthorized(KEYS_UNAVAILABLE)
         try:
-            keyset = jwt.PyJWKSet.from_dict(_load_jwks(config, self.policy))
+            keyset = self._load(config, source)
+        except Unauthorized:
+            with self._lock:
+                self._failed[source] = now
+            raise
+        with self._lock:
+            self._failed.pop(source, None)
+            self._entries[source] = (now, keyset)
+        return keyset
+
+    def _load(self, config: JwtConfig, source: str) -> jwt.PyJWKSet:
+        try:
+            return jwt.PyJWKSet.from_dict(_load_jwks(config, self.policy))
         except jwt.PyJWKSetError as exc:  # no keys, or none this library can use: no token can verify
             log.warning("the JWKS at %s holds no usable key: %s", source, exc)
             raise Unauthorized(KEYS_UNAVAILABLE) from exc
-        with self._lock:
-            self._entries[source] = (now, keyset)
-        return keyset
 
 
 def _load_jwks(config: JwtConfig, policy: outbound.Policy) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 
 from appliance.apikeys import revoke_key
 from appliance.app import create_app
+from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.instance import Instance
 from appliance.tenants import JwtConfig, set_jwt, set_status
@@ -301,3 +302,21 @@ def test_the_maximum_lifetime_is_a_setting(config: Config, idp: Idp) -> None:
         assert ok.status_code == 200, ok.text
         hour = idp.token(org_id="org_acme", iat=time.time(), exp=time.time() + 3600)
         assert_error(client.get("/api/v1/tenant", headers=bearer(hour)), 401, "UNAUTHORIZED")
+
+
+def test_a_jwks_that_failed_to_load_is_not_fetched_again_for_30_seconds(
+    config: Config, acme: TenantKey, tmp_path: Path
+) -> None:
+    provider = Idp(tmp_path, kid="url-key")
+    allowed = dataclasses.replace(config, outbound_allow=("127.0.0.1/32",))
+    clock = FixedClock(time.time())
+    with jwks_server(b"<html>the identity provider is down</html>") as (url, hits):
+        use_jwks_url(config, acme.tenant_id, url)
+        with TestClient(create_app(allowed, clock=clock, start_scheduler=False)) as client:
+            token = bearer(provider.token(org_id=acme.tenant_id))
+            for _ in range(5):  # every token while it is down: one fetch, not five
+                assert_error(client.get("/api/v1/tenant", headers=token), 401, "UNAUTHORIZED")
+            assert len(hits) == 1
+            clock.advance(31)
+            assert_error(client.get("/api/v1/tenant", headers=token), 401, "UNAUTHORIZED")
+            assert len(hits) == 2
