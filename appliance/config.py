@@ -18,6 +18,7 @@ import platformdirs
 ENV_PREFIX = "SCORM_APPLIANCE_"
 SETTINGS_FILE = "settings.toml"
 GIB = 1024**3
+DURABILITY_LEVELS = ("normal", "full")  # docs/service.md, "Durability"
 
 
 def default_data_dir() -> Path:
@@ -42,6 +43,7 @@ class Config:
     max_compression_ratio: int = 200
     max_manifest_bytes: int = 16 * 1024 * 1024
     min_free_disk_bytes: int = 1 * GIB
+    durability: str = "normal"
     default_session_ttl_seconds: int = 86_400
     launch_token_ttl_seconds: int = 86_400
     job_concurrency: int = 2
@@ -81,6 +83,10 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return Path(raw).expanduser()
     if name == "public_url":
         return str(raw).rstrip("/") or None
+    if name == "durability":
+        if str(raw).lower() not in DURABILITY_LEVELS:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}, not {raw!r}")
+        return str(raw).lower()
     if name == "outbound_allow":
         return _allow_list(raw)
     if isinstance(current, bool):

@@ -10,11 +10,22 @@ import threading
 from pathlib import Path
 
 from appliance.clock import Clock, SystemClock
-from appliance.config import Config
+from appliance.config import DURABILITY_LEVELS, Config
 from appliance.datadir import DataDir
 from appliance.db.database import Database
 from appliance.db.registry_schema import registry_migrations
 from appliance.db.tenant_schema import tenant_migrations
+
+DURABILITY = {"normal": "NORMAL", "full": "FULL"}  # the `durability` setting: tenant files' synchronous level
+assert set(DURABILITY) == set(DURABILITY_LEVELS)
+
+
+def tenant_synchronous(durability: str) -> str:
+    """The SQLite synchronous level of tenant databases for the `durability` setting (docs/service.md)."""
+    try:
+        return DURABILITY[durability.lower()]
+    except KeyError:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}") from None
 
 
 class Instance:
@@ -25,7 +36,9 @@ class Instance:
         self.clock: Clock = clock or SystemClock()
         self.data = DataDir(Path(config.data_dir))
         self.data.ensure()
-        self.registry = Database(self.data.registry_db, registry_migrations, self.clock.now())
+        # The registry (tenants, keys, jobs) is small and rarely written: every commit survives power loss.
+        self.registry = Database(self.data.registry_db, registry_migrations, self.clock.now(), synchronous="FULL")
+        self._tenant_synchronous = tenant_synchronous(config.durability)
         self._tenant_dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +49,7 @@ class Instance:
             if db is None:
                 path = self.data.tenant_db(tenant_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                db = Database(path, tenant_migrations, self.clock.now())
+                db = Database(path, tenant_migrations, self.clock.now(), synchronous=self._tenant_synchronous)
                 self._tenant_dbs[tenant_id] = db
             return db
 

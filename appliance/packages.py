@@ -21,7 +21,7 @@ import apsw
 import msgspec
 
 from appliance import jobs, quota_events
-from appliance.archive import ArchiveError, inspect_archive
+from appliance.archive import ArchiveError, inspect_archive, sync_dir
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
 from appliance.db.database import Database
@@ -155,11 +155,12 @@ def create_version(
             (pkg_id, version, title, staged.size, staged.sha256, staged.filename, now, now),
         )
         os.replace(staged.path, upload_path(inst, tenant.id, pkg_id, version))
+        sync_dir(uploads)  # the ZIP's new name is on disk before the version that needs it commits
         quota_events.settle(conn, tenant.storage_limit_bytes, now, clear_refusal=True)
         return version
 
     try:
-        version = db.write_sync(insert)
+        version = db.write_sync(insert, durable=True)
     except QuotaExceeded as exc:
         staged.discard()
         quota_events.note_refusal(inst, tenant.id, exc.details)
@@ -225,6 +226,7 @@ def process_version(inst: Instance, job: jobs.Job) -> None:
     try:
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work_dir, final_dir)
+        _sync_version_dirs(inst, tenant_id, package_id)
         _mark_ready(inst, tenant_id, package_id, version, analysis)
     except PackageRejected as exc:
         shutil.rmtree(final_dir, ignore_errors=True)
@@ -269,6 +271,14 @@ def _quota_room(
         return used - (row["upload_bytes"] if row else 0)
 
     return QuotaRoom(used_bytes=db.read_sync(read), limit_bytes=limit)
+
+
+def _sync_version_dirs(inst: Instance, tenant_id: str, package_id: str) -> None:
+    """fsync the folders above a version just renamed into place (the package's, which may be new, and
+    the ones holding it): with the files the extraction synced, the version is on disk before `ready`."""
+    package_dir = inst.data.package_dir(tenant_id, package_id)
+    for folder in (package_dir, package_dir.parent, package_dir.parent.parent):
+        sync_dir(folder)
 
 
 def give_up_processing(inst: Instance, job: jobs.Job, error: str) -> None:
@@ -343,7 +353,7 @@ def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, a
             subject_id=package_id,
         )
 
-    inst.tenant_db(tenant_id).write_sync(update)
+    inst.tenant_db(tenant_id).write_sync(update, durable=True)
 
 
 def _mark_failed(
@@ -372,7 +382,7 @@ def _mark_failed(
             subject_id=package_id,
         )
 
-    inst.tenant_db(tenant_id).write_sync(update)
+    inst.tenant_db(tenant_id).write_sync(update, durable=True)
     version_dir = inst.data.version_dir(tenant_id, package_id, version)
     shutil.rmtree(version_dir, ignore_errors=True)
     with contextlib.suppress(OSError):
@@ -704,7 +714,7 @@ def delete_package(inst: Instance, tenant: Tenant, package_id: str) -> None:
         conn.execute("DELETE FROM packages WHERE id = ?", (package_id,))
         quota_events.settle(conn, tenant.storage_limit_bytes, now, clear_refusal=True)
 
-    inst.tenant_db(tenant.id).write_sync(delete)
+    inst.tenant_db(tenant.id).write_sync(delete, durable=True)  # rows gone for good before the files go
     shutil.rmtree(inst.data.package_dir(tenant.id, package_id), ignore_errors=True)
     for leftover in inst.data.uploads_dir(tenant.id).glob(f"{package_id}-*.zip"):
         with contextlib.suppress(FileNotFoundError):

@@ -9,17 +9,22 @@ from pathlib import Path
 import apsw
 
 BUSY_TIMEOUT_MS = 5000
+# SQLite's synchronous levels that a file may be opened with (docs/service.md, "Durability").
+SYNCHRONOUS_LEVELS = ("NORMAL", "FULL")
 
 
-def connect(path: Path, *, readonly: bool = False) -> apsw.Connection:
-    """Open `path` with busy_timeout first, then WAL, foreign keys and synchronous=NORMAL.
+def connect(path: Path, *, readonly: bool = False, synchronous: str = "NORMAL") -> apsw.Connection:
+    """Open `path` with busy_timeout first, then WAL, foreign keys and the `synchronous` level.
 
     These are apsw's "best practice" settings, applied here in this order rather than through
     `apsw.bestpractice.apply`, whose hooks run statements before any busy timeout is set: two processes
     opening a new file at once (the CLI creating a tenant while the server sweeps) then fail at once.
     synchronous=NORMAL in WAL mode is durable across process crashes (what a SIGKILL test checks);
-    only an OS crash or power loss can lose the last transactions.
+    an OS crash or power loss can lose the last transactions (never corrupt the file). FULL syncs the
+    WAL at every commit, so a committed transaction survives power loss too.
     """
+    if synchronous not in SYNCHRONOUS_LEVELS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_LEVELS}, not {synchronous!r}")
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -28,7 +33,7 @@ def connect(path: Path, *, readonly: bool = False) -> apsw.Connection:
     if not readonly:
         _set_wal(conn)
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     return conn
 
 

@@ -45,8 +45,9 @@ def _in_savepoint(conn: apsw.Connection, fn: Callable[[apsw.Connection], Any], f
 class Database:
     """A SQLite file with migrations applied at open and a single writer connection."""
 
-    def __init__(self, path: Path, migrations: Migrations, now: float) -> None:
+    def __init__(self, path: Path, migrations: Migrations, now: float, *, synchronous: str = "NORMAL") -> None:
         self.path = path
+        self.synchronous = synchronous  # every connection's level; `write_sync(durable=True)` raises one write's
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.stem}")
         self._write_lock = threading.Lock()  # a plain Lock: `write` may take it on one thread, release on another
@@ -64,7 +65,7 @@ class Database:
     # -- connections -------------------------------------------------------------------------
 
     def _open(self) -> apsw.Connection:
-        conn = connect(self.path)
+        conn = connect(self.path, synchronous=self.synchronous)
         with self._conns_lock:
             self._all_conns.append(conn)
         return conn
@@ -76,15 +77,18 @@ class Database:
             self._local.conn = conn
         return conn
 
-    def _locked_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
-        """Run one write with the lock already held by this thread."""
+    def _locked_write(self, fn: Callable[[apsw.Connection], T], transaction: bool, durable: bool = False) -> T:
+        """Run one write with the lock already held by this thread (`durable`: its COMMIT syncs the WAL)."""
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
         if self._writer_conn is None:
             self._writer_conn = self._open()
         conn = self._writer_conn
         self._lock_owner = threading.get_ident()
+        raised = durable and self.synchronous != "FULL"
         try:
+            if raised:
+                conn.execute("PRAGMA synchronous=FULL")  # outside any transaction, for this one commit
             if not transaction:
                 return fn(conn)
             conn.execute("BEGIN IMMEDIATE")
@@ -96,23 +100,28 @@ class Database:
             conn.execute("COMMIT")
             return result
         finally:
+            if raised:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self._lock_owner = None
 
-    def _run_write(self, fn: Callable[[apsw.Connection], T], transaction: bool) -> T:
+    def _run_write(self, fn: Callable[[apsw.Connection], T], transaction: bool, durable: bool = False) -> T:
         with self._write_lock:
-            return self._locked_write(fn, transaction)
+            return self._locked_write(fn, transaction, durable)
 
     # -- public API --------------------------------------------------------------------------
 
-    def write_sync(self, fn: Callable[[apsw.Connection], T], *, transaction: bool = True) -> T:
+    def write_sync(self, fn: Callable[[apsw.Connection], T], *, transaction: bool = True, durable: bool = False) -> T:
         """Run `fn(conn)` on the writer connection in one IMMEDIATE transaction and wait for it.
 
         `fn` raising rolls the whole transaction back: nothing is half-written. Called from inside a
-        write (the same thread holds the lock), it joins that write instead of deadlocking.
+        write (the same thread holds the lock), it joins that write instead of deadlocking. `durable`
+        commits with synchronous=FULL whatever the file's level, so the transaction survives power loss
+        once this returns (and so do all before it: the WAL is written in order); for state that files
+        outside the database depend on, such as a package version marked ready.
         """
         if self._lock_owner == threading.get_ident() and self._writer_conn is not None:
             return fn(self._writer_conn)
-        return self._run_write(fn, transaction)
+        return self._run_write(fn, transaction, durable)
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
         """Async form of `write_sync`: the transaction runs inline on the event loop, grouped.
