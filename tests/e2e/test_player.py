@@ -583,7 +583,7 @@ BAD_SETS_12 = [  # (element, value, the debugger's log after LMSSetValue)
     ("cmi.core.score.raw", "101", "Incorrect data type"),  # CMIDecimal 0..100
     ("cmi.core.lesson_status", "done", "Incorrect data type"),
     ("cmi.core.student_name", "Mallory", "Element is read only"),
-    ("cmi.suspend_data", "x" * 4097, "Incorrect data type"),  # CMIString4096
+    ("cmi.suspend_data", "x" * 64001, "Incorrect data type"),  # over the tenant's default 1.2 limit, 64000
     ("cmi.core.favourite_colour", "blue", "Not implemented error"),
 ]
 
