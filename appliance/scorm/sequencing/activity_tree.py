@@ -88,6 +88,8 @@ class ActivityTree:
     preorder: list[Activity]
     objectives_global_to_system: bool = True
     shared_data_global_to_system: bool = True
+    # adl.nav.request_valid element names per activity, built on first use (see `lookahead`).
+    lookahead_keys: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def get(self, activity_id: str | None) -> Activity | None:
         return self.by_id.get(activity_id) if activity_id is not None else None

@@ -61,16 +61,33 @@ def _flag(value: bool) -> str:
 
 def request_valid(t: Tracking) -> dict[str, str]:
     """Every adl.nav.request_valid.* value, keyed by its full data model element name."""
-    with t.frozen():
-        values = {
-            PREFIX + "continue": _flag(continue_valid(t)),
-            PREFIX + "previous": _flag(previous_valid(t)),
-        }
-        table = choice_validity(t)
-        for act in t.tree.preorder:
-            values[f"{PREFIX}choice.{{target={act.id}}}"] = _flag(table.choice[act.order])
-            values[f"{PREFIX}jump.{{target={act.id}}}"] = _flag(table.jump[act.order])
-        return values
+    with t.frozen() as memo:
+        values = memo.get("request_valid")
+        if values is None:
+            values = memo["request_valid"] = _request_valid(t)
+        return dict(values)
+
+
+def _request_valid(t: Tracking) -> dict[str, str]:
+    values = {
+        PREFIX + "continue": _flag(continue_valid(t)),
+        PREFIX + "previous": _flag(previous_valid(t)),
+    }
+    table = choice_validity(t)
+    for (choice_key, jump_key), choice, jump in zip(_target_keys(t), table.choice, table.jump, strict=True):
+        values[choice_key] = "true" if choice else "false"
+        values[jump_key] = "true" if jump else "false"
+    return values
+
+
+def _target_keys(t: Tracking) -> list[tuple[str, str]]:
+    """The choice and jump element names of every activity, in preorder (built once per tree)."""
+    keys = t.tree.lookahead_keys
+    if keys is None:
+        keys = t.tree.lookahead_keys = [
+            (f"{PREFIX}choice.{{target={act.id}}}", f"{PREFIX}jump.{{target={act.id}}}") for act in t.tree.preorder
+        ]
+    return keys
 
 
 def available_controls(t: Tracking) -> dict[str, bool]:
@@ -101,7 +118,9 @@ def _controls(t: Tracking) -> dict[str, bool]:
     return result
 
 
-def _status(t: Tracking, act: Activity) -> dict[str, Any]:
+def _status(t: Tracking, act: Activity, disabled: bool) -> dict[str, Any]:
+    if t.untouched(act):
+        return {**_UNTOUCHED, "disabled": disabled}
     completed = t.completed(act)
     satisfied = t.satisfied(act)
     record = t.st(act)
@@ -113,28 +132,39 @@ def _status(t: Tracking, act: Activity) -> dict[str, Any]:
         "attempts": record.attempt_count,
         "active": record.active,
         "suspended": record.suspended,
-        "disabled": check_activity(t, act),
+        "disabled": disabled,
     }
 
 
-def _node(t: Tracking, act: Activity, hidden: bool, selectable: list[bool]) -> dict[str, Any]:
-    hidden = hidden or hidden_from_choice(t, act)
+_UNTOUCHED = {
+    "completion": "unknown",
+    "success": "unknown",
+    "measure": None,
+    "attempted": False,
+    "attempts": 0,
+    "active": False,
+    "suspended": False,
+}
+
+
+def _node(t: Tracking, act: Activity, hidden: bool, table: ChoiceTable) -> dict[str, Any]:
+    hidden = hidden or table.own_hidden[act.order]
     return {
         "id": act.id,
         "title": act.title,
         "leaf": act.is_leaf,
         "visible": act.visible and not hidden,
-        "selectable": selectable[act.order],
+        "selectable": table.choice[act.order],
         "current": t.current is act,
-        "status": _status(t, act),
-        "children": [_node(t, child, hidden, selectable) for child in t.children(act)],
+        "status": _status(t, act, table.own_disabled[act.order]),
+        "children": [_node(t, child, hidden, table) for child in t.children(act)],
     }
 
 
 def toc(t: Tracking) -> dict[str, Any]:
     """The table of contents as a tree rooted at the organization (only available children are listed)."""
     with t.frozen():
-        return _node(t, t.tree.root, False, choice_validity(t).choice)
+        return _node(t, t.tree.root, False, choice_validity(t))
 
 
 # -- all targets at once -------------------------------------------------------------------------------
@@ -142,10 +172,13 @@ def toc(t: Tracking) -> dict[str, Any]:
 
 @dataclass
 class ChoiceTable:
-    """`choice_valid` and `jump_valid` of every activity, by its preorder position (`Activity.order`)."""
+    """`choice_valid` and `jump_valid` of every activity, by its preorder position (`Activity.order`), and
+    the activity's own hiddenFromChoice and Check Activity answers (the TOC shows them)."""
 
     choice: list[bool]
     jump: list[bool]
+    own_hidden: list[bool]
+    own_disabled: list[bool]
 
 
 def choice_validity(t: Tracking) -> ChoiceTable:
@@ -177,7 +210,12 @@ class _ChoicePass:
         t = self.t
         preorder = t.tree.preorder
         if not self._regular():
-            return ChoiceTable([choice_valid(t, act) for act in preorder], [jump_valid(t, act) for act in preorder])
+            return ChoiceTable(
+                [choice_valid(t, act) for act in preorder],
+                [jump_valid(t, act) for act in preorder],
+                [hidden_from_choice(t, act) for act in preorder],
+                [check_activity(t, act) for act in preorder],
+            )
         self._per_node()
         self._current_path()
         choice = [self._choice(act) for act in preorder]
@@ -185,7 +223,7 @@ class _ChoicePass:
             self.cur is not None and act.is_leaf and self.available[act.order] and not self.disabled[act.order]
             for act in preorder
         ]
-        return ChoiceTable(choice, jump)
+        return ChoiceTable(choice, jump, self.own_hidden, self.own_disabled)
 
     # -- facts --------------------------------------------------------------------------------------------
 
@@ -214,11 +252,14 @@ class _ChoicePass:
         self.available = [t.is_available(act) for act in preorder]
         self.hidden = [False] * n
         self.disabled = [False] * n
+        self.own_hidden = [False] * n
+        self.own_disabled = [False] * n
         self.deep: list[Activity] = [t.tree.root] * n
         self.down_ok = [True] * n
         for act in preorder:
             i, parent = act.order, act.parent
             hidden, disabled = hidden_from_choice(t, act), check_activity(t, act)
+            self.own_hidden[i], self.own_disabled[i] = hidden, disabled
             if parent is None:
                 self.hidden[i], self.disabled[i], self.deep[i] = hidden, disabled, act
                 continue

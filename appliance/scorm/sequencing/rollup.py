@@ -46,7 +46,7 @@ def measure_rollup(t: Tracking, act: Activity) -> None:
             continue
         weight = child.definition.rollup.objective_measure_weight
         counted += weight
-        measure = t.measure(child)
+        measure = None if t.untouched(child) else t.measure(child)
         if measure is not None:
             valid = True
             total += weight * measure
@@ -62,17 +62,30 @@ def completion_measure_rollup(t: Tracking, act: Activity) -> None:
             continue
         weight = child.completion_threshold.progress_weight if child.completion_threshold else 1.0
         counted += weight
-        amount = t.completion_amount(child)
+        amount = None if t.untouched(child) else t.completion_amount(child)
         if amount is not None:
             valid = True
             total += weight * amount
     t.set_completion_amount(act, total / counted if valid and counted > 0 else None)
 
 
+# What the status conditions answer for an activity nothing has happened to (`Tracking.untouched`).
+_UNTOUCHED_CONDITIONS: dict[str, Tri] = {
+    "satisfied": None,
+    "objectiveStatusKnown": False,
+    "objectiveMeasureKnown": False,
+    "completed": None,
+    "activityProgressKnown": False,
+    "attempted": False,
+}
+
+
 def rollup_condition(t: Tracking, child: Activity, cond: RuleCondition) -> Tri:
     """RB.1.4.1 condition on a child's primary objective, looking only at data from the parent's current
     attempt where useCurrentAttemptObjectiveInfo / useCurrentAttemptProgressInfo ask for it."""
     name = cond.condition
+    if name in _UNTOUCHED_CONDITIONS and t.untouched(child):
+        return _UNTOUCHED_CONDITIONS[name]
     if name == "satisfied":
         return t.satisfied(child, current_only=True)
     if name == "objectiveStatusKnown":
@@ -126,6 +139,10 @@ def rule_applies(t: Tracking, act: Activity, rule: RollupRule) -> bool:
     bag: list[Tri] = []
     for child in t.children(act):
         if child.tracked and contributes(t, child, rule.action):
+            if len(rule.conditions) == 1:  # combining one value gives that value
+                cond = rule.conditions[0]
+                bag.append(apply_operator(rollup_condition(t, child, cond), cond.operator))
+                continue
             values = (apply_operator(rollup_condition(t, child, c), c.operator) for c in rule.conditions)
             bag.append(combine(values, rule.combination))
     hits = sum(1 for v in bag if v is True)

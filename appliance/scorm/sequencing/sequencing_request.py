@@ -14,12 +14,20 @@ from appliance.scorm.sequencing.rules import hidden_from_choice
 from appliance.scorm.sequencing.tracking import Tracking
 from appliance.scorm.sequencing.traversal import (
     Direction,
+    Flow,
     choice_flow,
     choice_traversal_allowed,
     flow,
     next_sibling,
     previous_sibling,
 )
+
+
+def _flow(t: Tracking, direction: Direction, enter: bool, frm: Activity) -> Flow:
+    """The Flow Subprocess in a frozen state: it only reads, so its walks may use the memo (a flow that skips
+    many activities would otherwise rebuild the last leaf and scan the sibling lists at every step)."""
+    with t.frozen():
+        return flow(t, direction, enter, frm)
 
 
 @dataclass
@@ -46,7 +54,7 @@ def start(t: Tracking) -> SeqOutcome:
     root = t.tree.root
     if root.is_leaf:
         return SeqOutcome(deliver=root)
-    result = flow(t, Direction.FORWARD, True, root)
+    result = _flow(t, Direction.FORWARD, True, root)
     if result.deliverable:
         return SeqOutcome(deliver=result.at)
     if result.end_session:
@@ -71,7 +79,7 @@ def continue_(t: Tracking) -> SeqOutcome:
         return SeqOutcome(exception="SB.2.7-1")
     if cur.parent is not None and not cur.parent.definition.control_mode.flow:
         return SeqOutcome(exception="SB.2.7-2")
-    result = flow(t, Direction.FORWARD, False, cur)
+    result = _flow(t, Direction.FORWARD, False, cur)
     if result.deliverable:
         return SeqOutcome(deliver=result.at)
     if result.end_session:
@@ -86,7 +94,7 @@ def previous(t: Tracking) -> SeqOutcome:
         return SeqOutcome(exception="SB.2.8-1")
     if cur.parent is not None and not cur.parent.definition.control_mode.flow:
         return SeqOutcome(exception="SB.2.8-2")
-    result = flow(t, Direction.BACKWARD, False, cur)
+    result = _flow(t, Direction.BACKWARD, False, cur)
     if result.deliverable:
         return SeqOutcome(deliver=result.at)
     return SeqOutcome(exception="SB.2.8-2")
@@ -102,7 +110,7 @@ def retry(t: Tracking) -> SeqOutcome:
         return SeqOutcome(exception="SB.2.10-2")
     if cur.is_leaf:
         return SeqOutcome(deliver=cur)
-    result = flow(t, Direction.FORWARD, True, cur)
+    result = _flow(t, Direction.FORWARD, True, cur)
     if result.deliverable:
         return SeqOutcome(deliver=result.at)
     return SeqOutcome(exception="SB.2.10-3")
@@ -214,12 +222,13 @@ def choice_target_error(t: Tracking, target: Activity) -> str | None:
 
 def choice(t: Tracking, target: Activity) -> SeqOutcome:
     """SB.2.9 Choice Sequencing Request Process."""
-    error = choice_target_error(t, target)
+    with t.frozen():  # the checks only read the state (and walk siblings: linear with the memo)
+        error = choice_target_error(t, target)
     if error:
         return SeqOutcome(exception=error)
     if target.is_leaf:
         return SeqOutcome(deliver=target)
-    result = flow(t, Direction.FORWARD, True, target)
+    result = _flow(t, Direction.FORWARD, True, target)
     if result.deliverable:
         return SeqOutcome(deliver=result.at)
     cur = t.current

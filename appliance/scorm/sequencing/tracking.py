@@ -10,15 +10,17 @@ changes (`push`).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from appliance.scorm.sequencing.activity_tree import Activity, ActivityTree
 from appliance.scorm.sequencing.definition import OBJECTIVE_FIELDS, ObjectiveDef
 
 STATE_VERSION = 1
+BUDGET_STRIDE = 256  # state reads between two budget checks (a check reads the thread's CPU clock)
 
 
 @dataclass
@@ -57,11 +59,38 @@ class ActivityState:
     activity_absolute_duration: float = 0.0
     activity_experienced_duration: float = 0.0
 
+    def to_dict(self) -> dict[str, Any] | None:
+        """The record as `asdict` gives it, without objective records nothing was set on; None for a record
+        that equals a fresh one (the caller leaves it out)."""
+        objectives = {key: known for key, state in self.objectives.items() if (known := _known(state))}
+        if not objectives and _SCALARS(self) == _FRESH:
+            return None
+        data = {name: getattr(self, name) for name in _ACTIVITY_FIELDS}
+        data["objectives"] = objectives
+        if data["available"] is not None:
+            data["available"] = list(data["available"])
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ActivityState:
         values = dict(data)
         values["objectives"] = {k: ObjectiveState(**v) for k, v in data.get("objectives", {}).items()}
         return cls(**values)
+
+
+_ACTIVITY_FIELDS = tuple(f.name for f in fields(ActivityState))
+_OBJECTIVE_FIELDS = tuple(f.name for f in fields(ObjectiveState))
+_SCALARS = attrgetter(*(name for name in _ACTIVITY_FIELDS if name != "objectives"))
+_FRESH = _SCALARS(ActivityState())
+_UNKNOWN = attrgetter(*_OBJECTIVE_FIELDS)
+
+
+def _known(state: ObjectiveState) -> dict[str, Any] | None:
+    """An objective record as a dict, or None when every field is unknown (as in a fresh record)."""
+    values = _UNKNOWN(state)
+    if all(value is None for value in values):
+        return None
+    return dict(zip(_OBJECTIVE_FIELDS, values, strict=True))
 
 
 @dataclass
@@ -73,9 +102,15 @@ class TreeState:
     activities: dict[str, ActivityState] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["version"] = STATE_VERSION
-        return data
+        """JSON-ready data. Records that equal a fresh one are left out (`Tracking.st` creates them again on
+        first read, so nothing changes): look-ahead reads every activity, and a large course would otherwise
+        store, and parse on every request, a record per activity that nothing has happened to."""
+        return {
+            "current": self.current,
+            "suspended_activity": self.suspended_activity,
+            "activities": {key: data for key, record in self.activities.items() if (data := record.to_dict())},
+            "version": STATE_VERSION,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TreeState:
@@ -111,6 +146,10 @@ class Tracking:
         # Read-only derived values (available children, last leaf, flow results, the look-ahead tables) while
         # `frozen()` is in force; None otherwise, so a process that writes the state never reads a stale value.
         self.memo: dict[Any, Any] | None = None
+        # The caller's CPU budget: called every BUDGET_STRIDE state reads (every process reads through `st`),
+        # it raises to abandon a request that has sequenced for too long. The engine keeps no clock itself.
+        self.budget: Callable[[], None] | None = None
+        self._reads = 0
 
     @contextmanager
     def frozen(self) -> Iterator[dict[Any, Any]]:
@@ -132,6 +171,11 @@ class Tracking:
 
     def st(self, act: Activity) -> ActivityState:
         """The state record of an activity, created on first use so untouched activities cost nothing."""
+        if self.budget is not None:
+            self._reads += 1
+            if self._reads >= BUDGET_STRIDE:
+                self._reads = 0
+                self.budget()
         record = self.state.activities.get(act.id)
         if record is None:
             record = self.state.activities[act.id] = ActivityState()
@@ -193,6 +237,23 @@ class Tracking:
                             flags[child.order] = True
             self.memo["available"] = flags
         return flags
+
+    def untouched(self, act: Activity) -> bool:
+        """Nothing has happened to the activity (no attempt, no status, measure or completion amount) and its
+        primary objective reads no global: every status read of it is unknown. Rollup over a large cluster
+        and the TOC answer such activities without the reads (and without creating their records)."""
+        primary = act.definition.primary
+        if primary.maps:
+            return False
+        record = self.state.activities.get(act.id)
+        if record is None:
+            return True
+        if record.attempt_count or record.active or record.suspended:
+            return False
+        if record.completed is not None or record.completion_amount is not None:
+            return False
+        objective = record.objectives.get(primary.key)
+        return objective is None or (objective.satisfied is None and objective.measure is None)
 
     def attempted(self, act: Activity) -> bool:
         """Activity Progress Status: at least one attempt began."""

@@ -273,3 +273,18 @@ def test_look_ahead_cost_grows_linearly() -> None:
     large_s = min(_look_ahead_seconds(large) for _ in range(3))
     assert large_s < max(small_s, 0.002) * 12, (small_s, large_s)
     assert large_s < 1.0
+
+
+def test_state_dump_leaves_out_records_nothing_happened_to() -> None:
+    """Look-ahead reads every activity (creating its record); the dump keeps only records with data, and an
+    engine restored from it answers exactly as the original."""
+    eng = _flat(300)
+    answers = (eng.request_valid(), eng.available_controls(), eng.toc())
+    state = eng.dump_state()
+    assert set(state["activities"]) == {"root", "a0", "a150"}
+    # a0 was attempted and exited (satisfied by default); an objective record with only unknowns is left out.
+    assert state["activities"]["a0"]["objectives"]["#primary"]["satisfied"] is True
+    assert state["activities"]["a150"]["objectives"] == {}
+    restored = SequencingEngine(eng.tree, state)
+    assert (restored.request_valid(), restored.available_controls(), restored.toc()) == answers
+    assert restored.dump_state() == state
