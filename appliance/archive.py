@@ -583,7 +583,7 @@ def _sync_extracted(root: Path, files: list[str], folders: set[Path]) -> None:
 
 
 def _extract_entries(
-    zf: zipfile.ZipFile, entries: list[_Entry], root: Path, prefix: list[str], limits: ArchiveLimits
+    zf: zipfile.ZipFile, entries: list[_Entry], root: Path, prefix: list[str], limits: ArchiveLimits, durable: bool
 ) -> ExtractResult:
     files: list[str] = []
     total = 0
@@ -595,7 +595,8 @@ def _extract_entries(
         with os.fdopen(_open_target(root, relative, entry.raw_name, verified), "wb") as out:
             total += _copy_member(zf, entry, out, total, limits)
         files.append(relative)
-    _sync_extracted(root, files, verified)
+    if durable:
+        _sync_extracted(root, files, verified)
     return ExtractResult(files=files, total_bytes=total, file_count=len(files))
 
 
@@ -605,8 +606,12 @@ def extract_archive(
     limits: ArchiveLimits = DEFAULT_LIMITS,
     *,
     strip_prefix: str = "",
+    durable: bool = True,
 ) -> ExtractResult:
     """Inspect, then extract the archive's files into `dest_dir`, which must not exist or be empty.
+
+    With `durable` (the default) every file and folder written is fsynced before this returns;
+    `durable=False` is for files thrown away right after (a package checked and not kept).
 
     `strip_prefix` (e.g. "course/") keeps only members under that folder and removes it from their names,
     for ZIPs that wrap the package in one top folder. Directory entries are not extracted (folders are
@@ -623,7 +628,7 @@ def extract_archive(
         with _open_zip(path, limits) as zf:
             entries = _check_members(zf, limits)
             _check_room(entries, prefix, limits)
-            return _extract_entries(zf, entries, dest.resolve(strict=True), prefix, limits)
+            return _extract_entries(zf, entries, dest.resolve(strict=True), prefix, limits, durable)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

@@ -57,12 +57,15 @@ def archive_limits(config: Config, quota_bytes: int | None = None) -> ArchiveLim
     )
 
 
-def analyse(zip_path: Path, dest: Path, config: Config, *, quota_bytes: int | None = None) -> Analysis:
+def analyse(
+    zip_path: Path, dest: Path, config: Config, *, quota_bytes: int | None = None, durable: bool = True
+) -> Analysis:
     """Extract `zip_path` into `dest` and check it; on PackageRejected, `dest` is gone.
 
     `quota_bytes` is what the tenant may still store: extraction stops there (QUOTA_EXCEEDED) rather
     than after writing everything. Nor does extraction start when the files it declares would leave the
-    disk with less than `min_free_disk_bytes` (INSUFFICIENT_STORAGE).
+    disk with less than `min_free_disk_bytes` (INSUFFICIENT_STORAGE). `durable`: the extracted files are
+    fsynced (to be kept); validation, which throws them away, skips that.
     """
     limits = archive_limits(config, quota_bytes)
     try:
@@ -82,7 +85,7 @@ def analyse(zip_path: Path, dest: Path, config: Config, *, quota_bytes: int | No
         # actually written is checked again after extraction (a lying header fails extraction anyway).
         declared = next(m.size for m in members if m.name == root + MANIFEST_NAME and not m.is_dir)
         _check_manifest_size(declared, config)
-        extracted = extract_archive(zip_path, dest, limits, strip_prefix=root)
+        extracted = extract_archive(zip_path, dest, limits, strip_prefix=root, durable=durable)
     except ArchiveError as exc:
         # UNSAFE_ARCHIVE, or INVALID_PACKAGE for a ZIP whose central directory was readable but whose
         # contents are corrupt (bad CRC, truncated member): only extraction can find that out.

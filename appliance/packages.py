@@ -440,7 +440,8 @@ def validate_staged(inst: Instance, staged: StagedUpload, tenant: Tenant | None 
     room = None
     try:
         room = _quota_room(inst, tenant.id, inst.tenant_db(tenant.id)) if tenant is not None else None
-        analysis = analyse(staged.path, work_dir, inst.config, quota_bytes=room.remaining if room else None)
+        quota = room.remaining if room else None
+        analysis = analyse(staged.path, work_dir, inst.config, quota_bytes=quota, durable=False)
     except PackageRejected as exc:
         error = exc.as_error()
         if room is not None and exc.code == "QUOTA_EXCEEDED":

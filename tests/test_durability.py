@@ -166,3 +166,12 @@ def test_the_registry_commits_jobs_with_full(config: Config) -> None:
         assert inst.registry.write_sync(synchronous) == FULL
     finally:
         inst.close()
+
+
+def test_validation_does_not_sync_files_it_throws_away(api: TestClient, acme: TenantKey, fsynced: list[str]) -> None:
+    response = api.post(
+        f"{API}/validate", content=build_zip(FILES), headers={**acme.headers, "Content-Type": "application/zip"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["valid"] is True
+    assert [p for p in fsynced if "/validate-" in p] == []
