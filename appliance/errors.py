@@ -50,6 +50,12 @@ class CmiValidationFailed(ApplianceError):
     code = "CMI_VALIDATION_ERROR"
 
 
+class SequencingTooCostly(ApplianceError):
+    """A launch or navigation spent its CPU budget sequencing (a course far larger than the package limit)."""
+
+    code = "SEQUENCING_TOO_COSTLY"
+
+
 class VersionConflict(ApplianceError):
     """An optimistic-lock version is stale; details.current_version says the current one."""
 

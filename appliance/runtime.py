@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -17,7 +18,8 @@ import msgspec
 
 from appliance.courses import Course, load_course
 from appliance.db.connection import one
-from appliance.errors import CmiValidationFailed, NotFound, ValidationFailed
+from appliance.db.database import Database
+from appliance.errors import CmiValidationFailed, NotFound, SequencingTooCostly, ValidationFailed
 from appliance.instance import Instance
 from appliance.packages import scorm12_suspend_data_limit
 from appliance.scorm.attempt import end_session, names, next_launch_cmi
@@ -286,6 +288,131 @@ def bootstrap(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]
     }
 
 
+# -- sequencing requests: computed on a snapshot, written with a compare-and-swap --------------------------
+
+# CPU seconds one launch or navigation may spend sequencing (and on its look-ahead) before it is refused with
+# SEQUENCING_TOO_COSTLY; a 5,000-activity course (the package limit) needs well under a tenth of this.
+SEQUENCING_CPU_SECONDS = 2.0
+# Optimistic attempts before the step is run under the tenant's writer lock (a learner whose other requests
+# keep changing the session between our read and our write must still get an answer).
+SEQUENCING_ATTEMPTS = 3
+
+
+class _Snapshot:
+    """A read connection for one sequencing step: it remembers every row the step read and holds back every
+    write, so the step runs outside the tenant's writer lock and its writes are applied later, in one short
+    write transaction, only if everything it read is still as it was (`still_current`)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.reads: list[tuple[str, Any, list[tuple[Any, ...]]]] = []
+        self.writes: list[tuple[str, Any]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.lstrip()[:6].upper() != "SELECT":
+            self.writes.append((sql, params))
+            return None
+        cursor = self.conn.execute(sql, params)
+        first = next(cursor, None)
+        description = cursor.get_description() if first is not None else ()
+        found = [] if first is None else [first, *cursor]
+        self.reads.append((sql, params, found))
+        return _Replay(found, description)
+
+    def still_current(self, conn: apsw.Connection) -> bool:
+        """The compare of the compare-and-swap: the session row (its version and every other column), the
+        learner's global objectives and shared data, the delivered activity's record, read again."""
+        return all(list(conn.execute(sql, params)) == found for sql, params, found in self.reads)
+
+    def apply(self, conn: apsw.Connection) -> None:
+        for sql, params in self.writes:
+            conn.execute(sql, params)
+
+
+class _Replay:
+    """The rows of one recorded query, as the cursor `db.connection.rows` reads them."""
+
+    def __init__(self, found: list[tuple[Any, ...]], description: Any) -> None:
+        self._rows = iter(found)
+        self._description = description
+
+    def __iter__(self) -> _Replay:
+        return self
+
+    def __next__(self) -> tuple[Any, ...]:
+        return next(self._rows)
+
+    def get_description(self) -> Any:
+        return self._description
+
+
+class _Computed(msgspec.Struct):
+    """What a sequencing step decided, before anything is written."""
+
+    session: dict[str, Any]
+    engine: SequencingEngine
+    delivery: dict[str, Any] | None
+    answer: dict[str, Any]
+
+
+class _Retry(Exception):
+    """The snapshot is stale (the session changed, or its package version): compute again."""
+
+
+def _cpu_budget(course: Course) -> Callable[[], None]:
+    """The engine's budget check: SEQUENCING_TOO_COSTLY once this thread has spent its CPU seconds."""
+    deadline = time.thread_time() + SEQUENCING_CPU_SECONDS
+
+    def check() -> None:
+        if time.thread_time() > deadline:
+            raise SequencingTooCostly(
+                "sequencing this course took longer than the server allows for one request",
+                {"budget_seconds": SEQUENCING_CPU_SECONDS, "activities": len(course.tree.preorder)},
+            )
+
+    return check
+
+
+def _compute_step(
+    conn: Any,
+    course: Course,
+    session_id: str,
+    step: Callable[[SequencingEngine, float], NavResult],
+    now: float,
+    version: int | None,
+    budget: Callable[[], None],
+) -> _Computed:
+    """Run the step and everything the answer needs (delivery CMI, controls, TOC, request_valid) on `conn`:
+    a `_Snapshot`, or the writer's connection when the step runs under the lock."""
+    session = session_row(conn, session_id)
+    check_live(session, now)
+    if version is not None:
+        check_version(session, version)
+    if (session["package_id"], session["package_version"]) != (course.package_id, course.version):
+        raise _Retry
+    engine = _engine(conn, course, session)
+    engine.tracking.budget = budget
+    nav = step(engine, now)
+    with engine.tracking.frozen():  # the state is final: one look-ahead table for the CMI, controls and TOC
+        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
+        _save_engine(conn, course, session, engine, now)
+        answer = {"delivery": delivery, **_player_state(course, session, engine, nav)}
+    engine.tracking.budget = None
+    return _Computed(session=session, engine=engine, delivery=delivery, answer=answer)
+
+
+def _finish_step(
+    conn: apsw.Connection, course: Course, done: _Computed, ttl: int, now: float, launching: bool
+) -> dict[str, Any]:
+    """The rest of the write transaction: sign of life, status, results; the answer takes the new version."""
+    session = done.session
+    _touch(conn, session, ttl, now, launching=launching)
+    if session["status"] == "not_started" and done.delivery is not None:
+        conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session["id"],))
+    updated = refresh_results(conn, course, session_row(conn, session["id"]), now, _rollup(done.engine))
+    return {**done.answer, "version": updated["version"], "status": updated["status"]}
+
+
 def _sequencing_step(
     inst: Instance,
     tenant_id: str,
@@ -295,27 +422,72 @@ def _sequencing_step(
     version: int | None = None,
     launching: bool = False,
 ) -> dict[str, Any]:
-    """One transaction around a sequencing request: run `step`, deliver, save, and answer the player."""
+    """One sequencing request: run `step`, deliver, save, and answer the player.
+
+    The step and the look-ahead (the costly part, growing with the course) run on a read snapshot, outside
+    the tenant's writer lock, so other learners' writes never wait for them; the writes are then applied in
+    a short transaction if nothing the step read has changed (compare-and-swap), else the step is computed
+    again. After SEQUENCING_ATTEMPTS lost races it runs inside the write transaction, as a plain request
+    would. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS (SEQUENCING_TOO_COSTLY)."""
     now = inst.clock.now()
     ttl = _ttl(inst, tenant_id)
+    db = inst.tenant_db(tenant_id)
+    first = db.read_sync(lambda conn: session_row(conn, session_id))
+    course = load_course(inst, tenant_id, first["package_id"], first["package_version"])
+    budget = _cpu_budget(course)
+    for _ in range(SEQUENCING_ATTEMPTS):
+        try:
+            answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching)
+        except _Retry:
+            course = _current_course(inst, tenant_id, session_id)
+            continue
+        if answer is not None:
+            return answer
 
-    def txn(conn: apsw.Connection) -> dict[str, Any]:
-        session = session_row(conn, session_id)
-        check_live(session, now)
-        if version is not None:
-            check_version(session, version)
-        course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
-        engine = _engine(conn, course, session)
-        nav = step(engine, now)
-        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
-        _save_engine(conn, course, session, engine, now)
-        _touch(conn, session, ttl, now, launching=launching)
-        if session["status"] == "not_started" and delivery is not None:
-            conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,))
-        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
-        return {"delivery": delivery, **_player_state(course, updated, engine, nav)}
+    def locked(conn: apsw.Connection) -> dict[str, Any]:
+        latest = session_row(conn, session_id)
+        here = load_course(inst, tenant_id, latest["package_id"], latest["package_version"])
+        done = _compute_step(conn, here, session_id, step, now, version, budget)
+        return _finish_step(conn, here, done, ttl, now, launching)
 
-    return inst.tenant_db(tenant_id).write_sync(txn)
+    return db.write_sync(locked)
+
+
+def _optimistic_step(
+    db: Database,
+    course: Course,
+    session_id: str,
+    step: Callable[[SequencingEngine, float], NavResult],
+    now: float,
+    version: int | None,
+    budget: Callable[[], None],
+    ttl: int,
+    launching: bool,
+) -> dict[str, Any] | None:
+    """One attempt: compute on a snapshot, then swap its writes in; None when someone changed what it read."""
+    snapshot: _Snapshot | None = None
+
+    def compute(conn: apsw.Connection) -> _Computed:
+        nonlocal snapshot
+        snapshot = _Snapshot(conn)
+        return _compute_step(snapshot, course, session_id, step, now, version, budget)
+
+    done = db.read_sync(compute)
+
+    def swap(conn: apsw.Connection) -> dict[str, Any] | None:
+        assert snapshot is not None
+        if not snapshot.still_current(conn):
+            return None
+        snapshot.apply(conn)
+        return _finish_step(conn, course, done, ttl, now, launching)
+
+    return db.write_sync(swap)
+
+
+def _current_course(inst: Instance, tenant_id: str, session_id: str) -> Course:
+    """The course of the session's package version as it is now (it may have been upgraded)."""
+    session = inst.tenant_db(tenant_id).read_sync(lambda conn: session_row(conn, session_id))
+    return load_course(inst, tenant_id, session["package_id"], session["package_version"])
 
 
 def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:

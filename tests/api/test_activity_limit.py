@@ -9,10 +9,12 @@ from tests.api.test_packages import API, NS_2004, build_zip, drain, upload_multi
 from tests.conftest import TenantKey
 
 
-def wide_course(count: int) -> bytes:
+def wide_course(count: int, *, flow: bool = False) -> bytes:
     """A SCORM 2004 package whose organization has `count` items, all launching the same page (~105 KB of
-    manifest for 20,000 items: a small upload can describe a huge tree)."""
+    manifest for 20,000 items: a small upload can describe a huge tree); `flow` lets the root flow."""
     items = "".join(f'<item identifier="i{n}" identifierref="r"><title>{n}</title></item>' for n in range(count))
+    if flow:
+        items += '<imsss:sequencing><imsss:controlMode choice="true" flow="true"/></imsss:sequencing>'
     manifest = (
         f'<?xml version="1.0" encoding="UTF-8"?><manifest identifier="wide" version="1" {NS_2004}>'
         "<metadata><schema>ADL SCORM</schema><schemaversion>2004 4th Edition</schemaversion></metadata>"

@@ -1,0 +1,158 @@
+"""Sequencing requests (launch, navigate) outside the tenant's writer lock, with a compare-and-swap and a CPU
+budget: real app, real SQLite files, real threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance import runtime
+from appliance.config import Config
+from appliance.instance import Instance
+from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
+from tests.api.test_activity_limit import wide_course
+from tests.api.test_packages import make_client, upload_ready
+from tests.api.test_sessions import Player, create, read
+from tests.conftest import TenantKey
+
+
+@pytest.fixture
+def api(config: Config) -> Iterator[TestClient]:
+    with make_client(config) as client:
+        yield client
+
+
+def _session(api: TestClient, who: TenantKey, items: int = 3, learner: str = "learner-1") -> dict[str, Any]:
+    package = upload_ready(api, who, wide_course(items, flow=True))
+    response = create(api, who, package["id"], learner=learner)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _instance(api: TestClient) -> Instance:
+    return api.app.state.instance
+
+
+def _launch_step(engine: SequencingEngine, now: float) -> NavResult:
+    return engine.launch(now=now)
+
+
+def test_the_writer_lock_is_free_while_a_step_computes(api: TestClient, acme: TenantKey) -> None:
+    """While one learner's launch is sequencing, another write to the same tenant goes through at once."""
+    session = _session(api, acme)
+    inst = _instance(api)
+    db = inst.tenant_db(acme.tenant_id)
+    computing, release = threading.Event(), threading.Event()
+
+    def slow_step(engine: SequencingEngine, now: float) -> NavResult:
+        computing.set()
+        assert release.wait(10)
+        return engine.launch(now=now)
+
+    results: list[dict[str, Any]] = []
+    worker = threading.Thread(
+        target=lambda: results.append(runtime._sequencing_step(inst, acme.tenant_id, session["id"], slow_step))
+    )
+    worker.start()
+    try:
+        assert computing.wait(10)
+        written = threading.Event()
+        other = threading.Thread(
+            target=lambda: (db.write_sync(lambda c: c.execute("UPDATE packages SET title = title")), written.set())
+        )
+        other.start()
+        # With the step inside the write transaction (as before) this write waits for `release`.
+        assert written.wait(5), "a tenant write waited for another learner's sequencing"
+        other.join()
+    finally:
+        release.set()
+        worker.join(10)
+    assert results and results[0]["delivery"]["activity"] == "i0"
+
+
+def test_a_session_changed_meanwhile_is_computed_again(api: TestClient, acme: TenantKey) -> None:
+    """Compare-and-swap: a commit that lands between the snapshot and the write makes the step run again on
+    the new state; neither the commit nor the step's own writes are lost."""
+    session = _session(api, acme)
+    player = Player(api, session)
+    player.launch()
+    inst = _instance(api)
+    calls: list[int] = []
+
+    def racing_step(engine: SequencingEngine, now: float) -> NavResult:
+        calls.append(1)
+        if len(calls) == 1:  # the SCO's commit lands while we compute
+            assert player.commit({"cmi.location": "page-7"}).status_code == 200
+        return engine.navigate("continue", now=now)
+
+    before = read(api, acme, session["id"])
+    answer = runtime._sequencing_step(inst, acme.tenant_id, session["id"], racing_step)
+    assert len(calls) == 2
+    after = read(api, acme, session["id"])
+    assert answer["version"] == after["version"] == before["version"] + 2  # the commit's, then the step's
+    assert after["activities"]["i0"]["cmi"]["cmi.location"] == "page-7"
+    assert answer["current"] == "i1" and after["current_activity"] == "i1"
+
+
+def test_after_the_bounded_retries_the_step_runs_under_the_lock(api: TestClient, acme: TenantKey) -> None:
+    session = _session(api, acme)
+    inst = _instance(api)
+    db = inst.tenant_db(acme.tenant_id)
+    calls: list[int] = []
+
+    def always_raced(engine: SequencingEngine, now: float) -> NavResult:
+        calls.append(1)
+        # Inside the write transaction of the last attempt this joins it (and no longer conflicts).
+        db.write_sync(
+            lambda c: c.execute("UPDATE sessions SET updated_at = updated_at + 1 WHERE id = ?", (session["id"],))
+        )
+        return engine.launch(now=now)
+
+    answer = runtime._sequencing_step(inst, acme.tenant_id, session["id"], always_raced, launching=True)
+    assert len(calls) == runtime.SEQUENCING_ATTEMPTS + 1
+    assert answer["delivery"]["activity"] == "i0"
+    assert read(api, acme, session["id"])["current_activity"] == "i0"
+
+
+def test_a_step_over_its_cpu_budget_is_refused_and_writes_nothing(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = _session(api, acme, items=1500)
+    before = read(api, acme, session["id"], cmi=False)
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    response = api.post(f"{Player(api, session).path}/launch")
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "SEQUENCING_TOO_COSTLY"
+    assert body["details"] == {"budget_seconds": 0.0, "activities": 1501}
+    after = read(api, acme, session["id"], cmi=False)
+    assert (after["version"], after["current_activity"], after["status"]) == (
+        before["version"],
+        None,
+        "not_started",
+    )
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    assert Player(api, session).launch()["delivery"]["activity"] == "i0"
+
+
+def test_a_large_course_launches_and_navigates_quickly(api: TestClient, acme: TenantKey) -> None:
+    """At the package limit a launch and a choice cost milliseconds, not the minutes the per-activity
+    look-ahead took (5 s at 1,000 items); a loose bound, since the machine may be busy."""
+    session = _session(api, acme, items=5000)
+    player = Player(api, session)
+    start = time.perf_counter()
+    launched = player.launch()
+    launch_s = time.perf_counter() - start
+    assert launched["delivery"]["activity"] == "i0"
+    assert launched["request_valid"]["adl.nav.request_valid.choice.{target=i4999}"] == "true"
+    start = time.perf_counter()
+    moved = api.post(f"{player.path}/navigate", json={"request": "choice", "target": "i4000"})
+    navigate_s = time.perf_counter() - start
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["delivery"]["activity"] == "i4000"
+    assert launch_s < 2.0 and navigate_s < 2.0, (launch_s, navigate_s)
