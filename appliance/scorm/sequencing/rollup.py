@@ -37,7 +37,13 @@ DEFAULT_PROGRESS_RULES = (
 )
 
 
-def measure_rollup(t: Tracking, act: Activity) -> None:
+def _quiet(t: Tracking, act: Activity) -> set[int]:
+    """The children nothing has happened to (`Tracking.untouched`), asked once per cluster rollup: rolling up
+    a cluster writes only the cluster's own data, so the answer holds for the whole of it."""
+    return {id(child) for child in t.children(act) if t.untouched(child)}
+
+
+def measure_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
     """RB.1.1 a: weighted average of the tracked children's measures (unknown when none is known)."""
     total = counted = 0.0
     valid = False
@@ -46,14 +52,15 @@ def measure_rollup(t: Tracking, act: Activity) -> None:
             continue
         weight = child.definition.rollup.objective_measure_weight
         counted += weight
-        measure = None if t.untouched(child) else t.measure(child)
+        untouched = id(child) in quiet if quiet is not None else t.untouched(child)
+        measure = None if untouched else t.measure(child)
         if measure is not None:
             valid = True
             total += weight * measure
     t.obj(act, act.definition.primary).measure = total / counted if valid and counted > 0 else None
 
 
-def completion_measure_rollup(t: Tracking, act: Activity) -> None:
+def completion_measure_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
     """RB.1.1 b (4th Ed.): weighted average of the children's completion amounts (progressWeight)."""
     total = counted = 0.0
     valid = False
@@ -62,7 +69,8 @@ def completion_measure_rollup(t: Tracking, act: Activity) -> None:
             continue
         weight = child.completion_threshold.progress_weight if child.completion_threshold else 1.0
         counted += weight
-        amount = None if t.untouched(child) else t.completion_amount(child)
+        untouched = id(child) in quiet if quiet is not None else t.untouched(child)
+        amount = None if untouched else t.completion_amount(child)
         if amount is not None:
             valid = True
             total += weight * amount
@@ -80,11 +88,11 @@ _UNTOUCHED_CONDITIONS: dict[str, Tri] = {
 }
 
 
-def rollup_condition(t: Tracking, child: Activity, cond: RuleCondition) -> Tri:
+def rollup_condition(t: Tracking, child: Activity, cond: RuleCondition, untouched: bool | None = None) -> Tri:
     """RB.1.4.1 condition on a child's primary objective, looking only at data from the parent's current
     attempt where useCurrentAttemptObjectiveInfo / useCurrentAttemptProgressInfo ask for it."""
     name = cond.condition
-    if name in _UNTOUCHED_CONDITIONS and t.untouched(child):
+    if name in _UNTOUCHED_CONDITIONS and (untouched if untouched is not None else t.untouched(child)):
         return _UNTOUCHED_CONDITIONS[name]
     if name == "satisfied":
         return t.satisfied(child, current_only=True)
@@ -129,7 +137,7 @@ def contributes(t: Tracking, child: Activity, action: str) -> bool:
     return True
 
 
-def rule_applies(t: Tracking, act: Activity, rule: RollupRule) -> bool:
+def rule_applies(t: Tracking, act: Activity, rule: RollupRule, quiet: set[int] | None = None) -> bool:
     """RB.1.4 for one rule: evaluate each contributing tracked child, then apply the child activity set.
 
     Edge cases follow the ADL reference (the conformance suite depends on them): with no contributing child,
@@ -139,11 +147,12 @@ def rule_applies(t: Tracking, act: Activity, rule: RollupRule) -> bool:
     bag: list[Tri] = []
     for child in t.children(act):
         if child.tracked and contributes(t, child, rule.action):
+            untouched = id(child) in quiet if quiet is not None else None
             if len(rule.conditions) == 1:  # combining one value gives that value
                 cond = rule.conditions[0]
-                bag.append(apply_operator(rollup_condition(t, child, cond), cond.operator))
+                bag.append(apply_operator(rollup_condition(t, child, cond, untouched), cond.operator))
                 continue
-            values = (apply_operator(rollup_condition(t, child, c), c.operator) for c in rule.conditions)
+            values = (apply_operator(rollup_condition(t, child, c, untouched), c.operator) for c in rule.conditions)
             bag.append(combine(values, rule.combination))
     hits = sum(1 for v in bag if v is True)
     kind = rule.child_activity_set
@@ -159,9 +168,11 @@ def rule_applies(t: Tracking, act: Activity, rule: RollupRule) -> bool:
     return not bag or (not all_unknown and hits == len(bag))
 
 
-def rules_fire(t: Tracking, act: Activity, rules: tuple[RollupRule, ...], action: str) -> bool:
+def rules_fire(
+    t: Tracking, act: Activity, rules: tuple[RollupRule, ...], action: str, quiet: set[int] | None = None
+) -> bool:
     """RB.1.4 Rollup Rule Check Subprocess: does any rule with this action apply?"""
-    return any(rule.action == action and rule_applies(t, act, rule) for rule in rules)
+    return any(rule.action == action and rule_applies(t, act, rule, quiet) for rule in rules)
 
 
 def _rules_for(act: Activity, actions: tuple[str, str], defaults: tuple[RollupRule, ...]) -> tuple[RollupRule, ...]:
@@ -169,28 +180,28 @@ def _rules_for(act: Activity, actions: tuple[str, str], defaults: tuple[RollupRu
     return own or defaults
 
 
-def objective_rollup(t: Tracking, act: Activity) -> None:
+def objective_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
     """RB.1.2 b (or the default rules): notSatisfied first, satisfied wins; nothing fires, nothing changes."""
     primary = act.definition.primary
     if primary.satisfied_by_measure:
         return  # RB.1.2 a: derived from the rolled-up measure when read
     rules = _rules_for(act, (SATISFIED, NOT_SATISFIED), DEFAULT_OBJECTIVE_RULES)
     record = t.obj(act, primary)
-    if rules_fire(t, act, rules, NOT_SATISFIED):
+    if rules_fire(t, act, rules, NOT_SATISFIED, quiet):
         record.satisfied = False
-    if rules_fire(t, act, rules, SATISFIED):
+    if rules_fire(t, act, rules, SATISFIED, quiet):
         record.satisfied = True
 
 
-def progress_rollup(t: Tracking, act: Activity) -> None:
+def progress_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
     """RB.1.3 b (or the default rules): incomplete first, completed wins."""
     if t.by_measure(act):
         return  # RB.1.3 a: decided by the completion measure rollup
     rules = _rules_for(act, (COMPLETED, INCOMPLETE), DEFAULT_PROGRESS_RULES)
     record = t.st(act)
-    if rules_fire(t, act, rules, INCOMPLETE):
+    if rules_fire(t, act, rules, INCOMPLETE, quiet):
         record.completed = False
-    if rules_fire(t, act, rules, COMPLETED):
+    if rules_fire(t, act, rules, COMPLETED, quiet):
         record.completed = True
 
 
@@ -198,10 +209,11 @@ def rollup_activity(t: Tracking, act: Activity) -> set[str]:
     """One step of RB.1.5 on a cluster; returns the global objectives it wrote."""
     if act.is_leaf or not act.tracked:
         return t.push(act)
-    measure_rollup(t, act)
-    completion_measure_rollup(t, act)
-    objective_rollup(t, act)
-    progress_rollup(t, act)
+    quiet = _quiet(t, act)
+    measure_rollup(t, act, quiet)
+    completion_measure_rollup(t, act, quiet)
+    objective_rollup(t, act, quiet)
+    progress_rollup(t, act, quiet)
     return t.push(act, clear_unknown=True)
 
 
