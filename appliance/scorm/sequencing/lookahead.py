@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.scorm.sequencing.activity_tree import Activity
+from appliance.scorm.sequencing.definition import SequencingDefinition
 from appliance.scorm.sequencing.delivery import delivery_request_error
 from appliance.scorm.sequencing.navigation import jump_allowed, navigation_request
 from appliance.scorm.sequencing.rules import PRE_STOP_FORWARD, check_activity, hidden_from_choice, pre_rule
@@ -258,7 +259,10 @@ class _ChoicePass:
         self.down_ok = [True] * n
         for act in preorder:
             i, parent = act.order, act.parent
-            hidden, disabled = hidden_from_choice(t, act), check_activity(t, act)
+            if _plain(act.definition):
+                hidden = disabled = False
+            else:
+                hidden, disabled = hidden_from_choice(t, act), check_activity(t, act)
             self.own_hidden[i], self.own_disabled[i] = hidden, disabled
             if parent is None:
                 self.hidden[i], self.disabled[i], self.deep[i] = hidden, disabled, act
@@ -274,6 +278,8 @@ class _ChoicePass:
 
     def _walk_down_passes(self, node: Activity) -> bool:
         """One step of `_walk_down`: forward traversal allowed, and no inactive preventActivation cluster."""
+        if not node.definition.pre_rules and not node.definition.prevent_activation:
+            return True
         return not self._stops_forward(node) and not (not self.t.st(node).active and node.definition.prevent_activation)
 
     def _stops_forward(self, node: Activity) -> bool:
@@ -398,6 +404,19 @@ class _ChoicePass:
                     end[act.parent.order] = max(end[act.parent.order], end[act.order])
             self.subtree_end = end
         return self.subtree_end
+
+
+def _plain(definition: SequencingDefinition) -> bool:
+    """No pre-condition rule and no attempt limit or time window: such an activity is never hidden from
+    choice, disabled or over its limits (Check Activity is false whatever its state), so the pass skips the
+    reads."""
+    limits = definition.limit_conditions
+    return (
+        not definition.pre_rules
+        and limits.attempt_limit is None
+        and limits.begin_time_limit is None
+        and limits.end_time_limit is None
+    )
 
 
 def _backward_allowed(node: Activity) -> bool:
