@@ -149,9 +149,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     passed = sum(1 for p in run.packages if run.for_package(p).passed)
     terminalreporter.write_sep("-", "ADL SCORM 2004 4th Edition conformance")
+    skipped = sum(len(result.skipped) for result in run.results.values())
     terminalreporter.write_line(
         f"{passed} of {len(run.packages)} packages pass; {len(run.results)} test cases in {run.seconds:.0f} s "
-        f"on {run.workers} browser contexts"
+        f"on {run.workers} browser contexts; {skipped} instruction line(s) skipped as the CTS skips them"
     )
     details = config.stash.get(DETAILS_KEY, None)
     if details is not None:

@@ -218,6 +218,18 @@ class Check:
 
 
 @dataclass
+class Skipped:
+    """A command line the CTS's parser skips (LMSParser.parseCommands knows no such verb): no call, no check.
+
+    Kept apart from the checks so the report can say how many lines were not evaluated, as ADL did not."""
+
+    step: str
+    text: str
+    reason: str
+    activity: str | None = None
+
+
+@dataclass
 class CaseResult:
     case: str
     passed: bool
@@ -228,6 +240,7 @@ class CaseResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     timeline: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Check]:
@@ -347,6 +360,7 @@ class CaseRun:
         *,
         timeout: float = CASE_TIMEOUT,
         hook: PageHook | None = None,
+        properties: str | None = None,
     ) -> None:
         self.appliance = appliance
         self.browser = browser
@@ -354,7 +368,7 @@ class CaseRun:
         self.learner = learner
         self.timeout = timeout
         self.hook = hook
-        self.properties = read_properties(case)
+        self.properties = read_properties(case) if properties is None else properties
         self.checks: list[Check] = []
         self.notes: list[str] = []
         self.sessions: dict[str, str] = {}  # package -> session id
@@ -514,7 +528,12 @@ class CaseRun:
         checks: list[Check] = []
         expected_order: list[str] = []
         delivered: list[str] = []
+        skipped: list[Skipped] = []
         if state is not None:
+            skipped = [
+                Skipped(step=s["step"], text=s["text"], reason=s["reason"], activity=s.get("activity"))
+                for s in state.get("skipped", [])
+            ]
             # The checks the state accounts for (a page still running may have reported more since).
             reported = self.driver_checks[: state["reported"]]
             if len(reported) < state["reported"]:
@@ -568,6 +587,7 @@ class CaseRun:
             error=error,
             notes=self.notes,
             timeline=timeline,
+            skipped=skipped,
         )
 
     async def _play(self) -> None:
@@ -942,8 +962,11 @@ async def run_cases(
     timeout: float = CASE_TIMEOUT,
     hook: PageHook | None = None,
     progress: Callable[[CaseResult], None] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> dict[str, CaseResult]:
-    """Run the cases (and the family members they depend on) on a pool of browser contexts."""
+    """Run the cases (and the family members they depend on) on a pool of browser contexts.
+
+    `properties` replaces the instructions of the named cases (the driver's own tests edit a file)."""
     chains = plan(cases)
     needed = sorted({p for chain in chains for case in chain for p in packages_of(case)})
     await appliance.upload_all(needed)
@@ -954,7 +977,9 @@ async def run_cases(
         async with gate:
             learner = {"id": f"cts-{family_of(chain[0]).lower()}-{uuid.uuid4().hex[:8]}", "name": "CTS Learner"}
             for case in chain:
-                result = await CaseRun(appliance, browser, case, learner, timeout=timeout, hook=hook).run()
+                text = (properties or {}).get(case)
+                run = CaseRun(appliance, browser, case, learner, timeout=timeout, hook=hook, properties=text)
+                result = await run.run()
                 if case in cases:
                     results[case] = result
                     if progress is not None:

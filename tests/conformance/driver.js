@@ -43,7 +43,10 @@
  *   - UIQ: "~"-separated question keys (continue.enabled, toc.enabled.selectable@Activity 2, ...), UIA the
  *     expected Y/N answers. CUI: what the tester does next (Continue, Choice~Activity 3, Exit, ...).
  *
- * An instruction that cannot be decoded is recorded as a failed check, never skipped.
+ * A command line whose verb the CTS does not know is skipped, as LMSParser.parseCommands skips it (no call, no
+ * check), and listed apart in the state (`skipped`) so the report counts it; any other instruction that cannot
+ * be decoded (a known verb with fields the CTS could not read, an unknown UI question or instruction) is a failed
+ * check.
  *
  * Every check is recorded as {step, activity, call, expected, actual, ok, rule} in the driver's state,
  * which lives in sessionStorage (so it survives SCO frames coming and going and the player page being
@@ -153,6 +156,9 @@
   const INSTRUCTION_KEYS = ["UserInterAct", "start", "purpose", "RTDInit", "seqInfo", "TT", "end"];
 
   class DecodeError extends Error {}
+
+  // The verbs LMSParser.parseCommands dispatches on; a line with any other first field is skipped by it.
+  const KNOWN_VERBS = ["GET", "I", "C", "SET", "GES", "GeDi", "GLE", "T", "COI"];
 
   /** ResourceBundle.getString + String.format: a missing key answers the key itself. */
   function lookup(table, key, ...args) {
@@ -306,14 +312,18 @@
 
   /**
    * One command line -> {fn, param, expected: {value, code, type}, objectives?} (fn is the page
-   * function the applet called: doGetValue, doSetValue, ...). Throws DecodeError.
+   * function the applet called: doGetValue, doSetValue, ...), or {verb, skip: reason} for a line the CTS
+   * skips: LMSParser.parseCommands compares the first "->" field with its verbs and has no else branch, so
+   * an unknown verb (the "" of an empty command included) yields no command and no expected result. Throws
+   * DecodeError for a known verb whose fields the CTS could not read (it would have thrown).
    */
   function decodeCommand(text) {
     const parts = jsplit(text, "->");
+    if (parts.length === 0) throw new DecodeError("an empty command (no verb)");
     const verb = parts[0];
-    if (parts.length === 0 || verb === "") throw new DecodeError("an empty command");
-    if (!["GET", "I", "C", "SET", "GES", "GeDi", "GLE", "T", "COI"].includes(verb)) {
-      throw new DecodeError(`unknown command verb ${JSON.stringify(verb)}`);
+    if (!KNOWN_VERBS.includes(verb)) {
+      const what = verb === "" ? "an empty command" : `unknown command verb ${shown(verb)}`;
+      return { verb, skip: `${what}: skipped by the CTS (LMSParser.parseCommands)` };
     }
     const fn = cmd(verb);
     const last = parts.length - 1;
@@ -464,6 +474,7 @@
       launchesOk: true,
       resultsOk: true,
       checks: testCase.errors.map((error) => ({ step: "decode", activity: null, call: "read the .properties file", expected: "a readable line", actual: error, ok: false, rule: "format" })),
+      skipped: [], // command lines the CTS skips (unknown verb): {step, activity, text, reason}, not checks
       reported: 0, // checks handed to the harness so far
       delivered: [], // act= of every SCO that reported its launch, in order
       events: [], // for the harness: launch, ui, commands, instructions, completed, stopped, ...
@@ -571,6 +582,10 @@
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       return record(state, { step, activity: visit.name, call: entry.text, expected: "a command the CTS can decode", actual: `cannot decode: ${error.message}`, ok: false, rule: "decode" });
+    }
+    if (decoded.skip) {
+      state.skipped.push({ step, activity: visit.name, text: shown(entry.text), reason: decoded.skip });
+      return true;
     }
     const expected = decoded.expected;
     if (decoded.fn === "compareObjIds") {
@@ -860,6 +875,7 @@
         commands: v.commands.map((c) => {
           try {
             const d = decodeCommand(c.text);
+            if (d.skip) return { key: c.key, text: c.text.slice(0, 200), skipped: d.skip };
             return { key: c.key, fn: d.fn, param: d.param, expected: d.expected };
           } catch (error) {
             return { key: c.key, text: c.text.slice(0, 200), error: String(error.message) };
