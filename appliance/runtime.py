@@ -44,7 +44,6 @@ MAX_CLIENT_IDS = 16
 MAX_SEQ = 2**53 - 1
 
 
-
 class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
     """A batch of SetValue changes from the browser runtime.
 
@@ -285,6 +284,8 @@ def bootstrap(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]
         "title": course.manifest.title,
         "table": datamodel_table(course.scorm_version, suspend_data_limit=limit),
         "multi_sco": len(course.launchable) > 1,
+        # The player sends a sign of life well within this, so an open page does not expire.
+        "ttl_seconds": _ttl(inst, tenant_id),
     }
 
 
@@ -535,10 +536,11 @@ def _commit_txn(
         if row is None:
             raise NotFound(f"activity {body.activity!r} was not launched in this session")
         stored = _decode_cmi(row["cmi"])
+        changes = body.changes if row["state"] != "terminated" else _after_terminate(course.scorm_version, body.changes)
         cmi, errors = apply_patch(
             course.scorm_version,
             stored,
-            body.changes,
+            changes,
             data_access=adl_data_access(course.item(body.activity)),
             suspend_data_limit=_suspend_data_limit(inst, tenant_id, conn, course, session["package_id"], body.changes),
         )
@@ -620,6 +622,17 @@ def _record_seq(seqs: dict[str, int], client_id: str, seq: int) -> None:
     seqs[client_id] = seq
     while len(seqs) > MAX_CLIENT_IDS:
         del seqs[next(iter(seqs))]
+
+
+def _after_terminate(scorm_version: str, changes: dict[str, str]) -> dict[str, str]:
+    """The changes of a late batch for a SCO session that has ended, less its session_time.
+
+    Terminate consumed the session time; a copy that arrives again under a new sequence number (a page
+    going away may send its last values more than once) would otherwise be stored and counted a second
+    time when the SCO is next launched.
+    """
+    name = names(scorm_version)["session_time"]
+    return changes if name not in changes else {k: v for k, v in changes.items() if k != name}
 
 
 def _sign_of_life(

@@ -46,6 +46,7 @@ PAGE = """<!DOCTYPE html>
   </nav>
   <div id="body"><aside id="toc" hidden></aside><main id="stage"></main></div>
   <p id="message" role="status"></p>
+  <p id="saving" role="status" aria-live="polite" data-state=""></p>
 </div>
 <script type="application/json" id="bootstrap">{bootstrap}</script>
 <script type="module" src="/static/runtime/player.js"></script>

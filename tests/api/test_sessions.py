@@ -349,6 +349,29 @@ def test_2004_terminate_evaluates_status_and_normal_exit_starts_a_new_attempt(ap
     assert "cmi.location" not in again.cmi  # a new attempt starts with fresh data
 
 
+def test_a_terminate_sent_again_under_a_new_seq_does_not_count_its_time_twice(api: TestClient, acme: TenantKey) -> None:
+    """A page going away may send its last batch twice (a fetch and a beacon); when the second copy has a
+    sequence number of its own it is not a replay, but the SCO session has ended: its session_time,
+    consumed by the Terminate, must not be stored again and counted at the next launch."""
+    package = upload_ready(api, acme, package_12())
+    session = create(api, acme, package["id"]).json()
+    player = Player(api, session)
+    player.launch()
+    last = {"cmi.core.session_time": "00:01:00", "cmi.core.exit": "suspend", "cmi.suspend_data": "s"}
+    assert player.commit(last, terminate=True).status_code == 200
+    player.version = None  # a beacon carries no version
+    again = player.commit({**last, "cmi.core.lesson_location": "p"}, terminate=True)
+    assert again.status_code == 200, again.text
+    stored = read(api, acme, session["id"])
+    assert stored["total_time_seconds"] == 60
+    assert "cmi.core.session_time" not in stored["cmi"]
+    assert stored["cmi"]["cmi.core.lesson_location"] == "p"  # the late copy's other values are kept
+    relaunched = Player(api, session, client_id="page-2")
+    relaunched.launch()
+    assert relaunched.cmi["cmi.core.entry"] == "resume"
+    assert relaunched.cmi["cmi.core.total_time"] == "0000:01:00.00"
+
+
 def test_multi_sco_navigation(api: TestClient, acme: TenantKey) -> None:
     package = upload_ready(api, acme, package_12_multi())
     session = create(api, acme, package["id"]).json()

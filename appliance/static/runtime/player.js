@@ -1,13 +1,27 @@
 // The player: installs the SCORM API on this window before any content loads, then delivers SCOs
 // in a same-origin frame and carries their data to the server.
 //
-// Commits are batched: SetValue only changes local values; Commit, Terminate, a 30 s timer and
-// `pagehide` send what changed (the timer and pagehide also take the values the SCO set but never
-// committed). Each batch carries the session version (optimistic locking) and a per-page sequence
-// number, so a replayed request is harmless. A 409 takes the server's version and resends the same
-// batch, so the learner's newer values win. On pagehide the batch goes by sendBeacon: a batch still
-// in flight is resent under its own sequence number (whichever copy arrives second is a replay), and
-// each beacon carries everything earlier beacons carried, so beacons arriving out of order lose nothing.
+// How values travel (docs/player.md, "How progress is saved"). SetValue only changes local values;
+// Commit, Terminate, a 30 s timer, the page being hidden (`visibilitychange`) and the page going away
+// (`pagehide`) send what changed (the timer, hiding and pagehide also take the values the SCO set but
+// never committed). Each batch carries the session version (optimistic locking) and a per-page
+// sequence number, so a replayed request is harmless. A 409 takes the server's version and resends the
+// same batch, so the learner's newer values win.
+//
+// Transport: while the page lives, batches go one at a time by `fetch(..., {keepalive: true})`, so a
+// batch already in flight when the page goes away still arrives (a plain fetch is cancelled with the
+// page); a body over the browser's 64 KiB keepalive budget goes by plain fetch. Once the top window's
+// `pagehide` has run (content frames unload after it, so their Finish/Terminate comes later), every
+// batch goes by `sendBeacon`, which the browser delivers after the page is gone: each beacon carries
+// everything not yet acknowledged (the batch in flight, earlier beacons, then newer changes, in that
+// order), so beacons arriving in any order lose nothing, and a batch in flight is resent under its own
+// sequence number (whichever copy arrives second is a replay).
+//
+// Outages: a batch that cannot be delivered (network error, server stopped or restarting, 429, 5xx)
+// stays queued in the page and is retried with backoff (1 s doubling to 8 s, at once when the browser
+// says it is online again); Commit keeps answering "true" to content, and the status line quietly says
+// "Saving…" / "Offline". While the page is open it also sends a sign of life well within the session's
+// time-to-live, so a tab left open does not expire under the learner.
 
 import { createApi, RUNNING } from "./api.js";
 
@@ -15,23 +29,141 @@ const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const base = `/player/${boot.token}`;
 const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
 const TIMER_MS = 30000;
+const RETRY_MS = [1000, 2000, 4000, 8000]; // backoff while the server cannot be reached
+const KEEPALIVE_LIMIT = 60000; // bytes: keepalive bodies share the browser's 64 KiB in-flight budget
+const SAVING_AFTER_MS = 1000; // "Saving…" appears only when a save takes longer than this
 
 const el = (id) => document.getElementById(id);
-const state = { version: null, seq: 0, unloading: false, current: null, ended: false, toc: null, controls: null };
+const state = {
+  version: null,
+  seq: 0,
+  unloading: false,
+  current: null,
+  ended: false,
+  toc: null,
+  controls: null,
+  saving: "", // the save indicator: "", "saving" or "offline"
+};
 window.scormPlayer = state; // for tests and debugging
 
 function message(text) {
+  // A learner-facing notice (a refused save, the end of the course); the save indicator is separate.
   el("message").textContent = text || "";
 }
 
-async function post(path, body) {
+async function post(path, body, { keepalive = false } = {}) {
+  const text = JSON.stringify(body);
   const response = await fetch(`${base}${path}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
+    body: text,
+    keepalive: keepalive && text.length < KEEPALIVE_LIMIT,
   });
   const data = await response.json().catch(() => ({}));
-  return { status: response.status, data };
+  return { status: response.status, data, retryAfter: Number(response.headers.get("Retry-After")) || 0 };
+}
+
+/** Whether an answer means "try again later" rather than "refused": the server stopping, restarting, busy. */
+function transient(status) {
+  return status === 429 || status === 502 || status === 503 || status === 504;
+}
+
+/** The quiet save indicator: "" (saved), "saving" or "offline". Never an alert: content keeps running. */
+const saving = {
+  shown: "",
+  timer: null,
+  set(value) {
+    clearTimeout(this.timer);
+    if (value === "saving" && this.shown !== "offline") {
+      this.timer = setTimeout(() => this.show("saving"), SAVING_AFTER_MS);
+      return;
+    }
+    this.show(value);
+  },
+  show(value) {
+    this.shown = value;
+    state.saving = value;
+    const node = el("saving");
+    if (!node) return;
+    node.dataset.state = value;
+    node.textContent =
+      value === "offline"
+        ? "Offline: your progress is kept in this page and is saved when the connection returns."
+        : value === "saving"
+          ? "Saving…"
+          : "";
+  },
+};
+
+/**
+ * The journal: every batch handed to the network and not yet acknowledged, kept in this browser's
+ * localStorage (per session) until the server answers it. A beacon is never answered, so its body stays
+ * until the next page of this session starts: that page resends each entry under its own client id and
+ * sequence number before it launches (the copy that arrives second is a replay, so nothing is applied
+ * twice). This covers a reload whose new page would launch before the old page's beacon arrived, a
+ * page closed while the server could not be reached, and a crash while a batch was queued.
+ */
+const journal = {
+  key: `scorm-appliance:unsent:${boot.session_id}`,
+  maxAgeMs: 7 * 24 * 3600 * 1000, // older entries are dropped unsent (the learner's data stays bounded)
+  entries: [],
+  add(body) {
+    this.entries = this.entries.filter((e) => !(e.client_id === body.client_id && e.seq === body.seq));
+    this.entries.push({ ...body, version: null, saved_at: Date.now() });
+    this.store();
+  },
+  /** The server answered `seq` of this page: it and everything this page sent before it are done. */
+  done(seq) {
+    const before = this.entries.length;
+    this.entries = this.entries.filter((e) => e.client_id !== clientId || e.seq > seq);
+    if (this.entries.length !== before) this.store();
+  },
+  store() {
+    try {
+      if (this.entries.length) localStorage.setItem(this.key, JSON.stringify(this.entries));
+      else localStorage.removeItem(this.key);
+    } catch {
+      // storage full or disabled: the page's own queue and the beacon remain
+    }
+  },
+  load() {
+    try {
+      const entries = JSON.parse(localStorage.getItem(this.key) || "[]");
+      return Array.isArray(entries) ? entries.filter((e) => Date.now() - (e.saved_at || 0) < this.maxAgeMs) : [];
+    } catch {
+      return [];
+    }
+  },
+  /** Resend what an earlier page of this session left unacknowledged; true when nothing is left. */
+  async replay() {
+    const left = [];
+    for (const { saved_at: _, ...body } of this.load()) {
+      let result = null;
+      try {
+        result = await post("/commit", body);
+      } catch {
+        result = null;
+      }
+      if (result === null || transient(result.status)) left.push({ ...body, saved_at: Date.now() });
+      // Any other answer settles it: applied, a replay of what already arrived, or refused for good.
+    }
+    this.entries = left; // this page has sent nothing yet: what is left is the earlier pages' own
+    this.store();
+    return left.length === 0;
+  },
+};
+
+/** Resolves after `ms`, or at once when the browser reports that it is online again. */
+function pause(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener("online", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener("online", done);
+  });
 }
 
 /** Delivers one SCO session's changes, one request at a time, in order. */
@@ -48,6 +180,7 @@ class Transport {
     this.closed = false;
     this.runtime = null; // the SCO session's ApiInstance, set by deliver()
     this.beaconed = null; // the last beacon's body: later beacons include its changes
+    this.alive = false; // a sign of life is due: the next batch may be empty
     this.timer = setInterval(() => this.collect(), TIMER_MS);
   }
 
@@ -79,7 +212,8 @@ class Transport {
     // Terminate goes to the server once, in one batch: after it nothing is sent for this SCO session
     // (a later flush, a timer tick or a navigation from the table of contents sends no empty commits).
     const terminating = this.terminate && !this.closed;
-    if (!hasChanges && !terminating) return null;
+    if (!hasChanges && !terminating && !(this.alive && !this.closed)) return null;
+    this.alive = false;
     state.seq += 1;
     this.batch = {
       client_id: clientId,
@@ -91,7 +225,14 @@ class Transport {
     };
     this.pending = {};
     if (terminating) this.closed = true;
+    journal.add(this.batch);
     return this.batch;
+  }
+
+  /** An empty commit: the server pushes the session's expiry back (the page is still open). */
+  heartbeat() {
+    this.alive = true;
+    this.flush();
   }
 
   flush() {
@@ -100,23 +241,39 @@ class Transport {
   }
 
   async run() {
-    let delay = 1000;
+    let failures = 0;
     for (;;) {
       const batch = this.nextBatch();
-      if (!batch) return;
+      if (!batch) {
+        saving.set("");
+        return;
+      }
+      if (state.unloading) {
+        // The page went away while this batch waited: only a beacon leaves now (beacon() took the batch).
+        this.beacon();
+        return;
+      }
+      saving.set(failures ? "offline" : "saving");
       let result;
       try {
-        result = await post("/commit", { ...batch, version: state.version });
+        result = await post("/commit", { ...batch, version: state.version }, { keepalive: true });
       } catch {
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 30000);
+        result = null; // the server cannot be reached: keep the batch and try again
+      }
+      if (result === null || transient(result.status)) {
+        saving.set("offline");
+        const wait = Math.max(RETRY_MS[Math.min(failures, RETRY_MS.length - 1)], (result?.retryAfter || 0) * 1000);
+        failures += 1;
+        await pause(wait);
         continue;
       }
+      failures = 0;
       if (result.status === 409 && result.data.code === "VERSION_CONFLICT") {
         state.version = result.data.details.current_version;
         continue; // resend the same batch: our values are the newer ones
       }
       this.batch = null;
+      journal.done(batch.seq);
       if (batch.terminate) {
         this.acknowledged = true;
         clearInterval(this.timer);
@@ -141,13 +298,20 @@ class Transport {
     let body;
     const batch = this.batch;
     const terminate = this.terminate && !this.acknowledged;
+    const news = Object.keys(this.pending).length > 0 || (terminate && !this.beaconed?.terminate);
+    // What earlier beacons carried is on its way already: a later one goes only with something new
+    // (pagehide, visibilitychange and content handlers may each ask; a Terminate must travel once, or
+    // its session_time would be counted again).
+    if (this.beaconed && !news) return;
     if (batch && !this.beaconed && !Object.keys(this.pending).length && batch.terminate === terminate) {
       // Only the batch in flight is unacknowledged: the same seq makes the later of the two a replay
       // (applying a terminate batch twice would put its session_time back after it was consumed).
       body = { ...batch, version: null };
     } else {
+      // Oldest first, so newer values win: the batch in flight, what earlier beacons carried, then what
+      // changed since.
       const earlier = this.beaconed ? this.beaconed.changes : {};
-      const changes = { ...earlier, ...(batch ? batch.changes : {}), ...this.pending };
+      const changes = { ...(batch ? batch.changes : {}), ...earlier, ...this.pending };
       if (!Object.keys(changes).length && !terminate) return;
       state.seq += 1;
       body = {
@@ -161,6 +325,7 @@ class Transport {
       };
       if (terminate) this.closed = true;
     }
+    journal.add(body);
     navigator.sendBeacon(`${base}/commit`, new Blob([JSON.stringify(body)], { type: "text/plain" }));
     this.beaconed = body;
     this.pending = {};
@@ -307,12 +472,37 @@ for (const name of ["previous", "continue", "suspendAll", "exitAll"]) {
   el(`nav-${name}`).addEventListener("click", () => requestNavigation(name));
 }
 
+// The top window's pagehide runs before the content frames' unload handlers: from here on every batch,
+// including a Finish/Terminate those handlers call, goes by beacon.
 window.addEventListener("pagehide", () => {
   state.unloading = true;
   if (state.current) state.current.transport.collect();
 });
 
+// Hidden (another tab, the phone's home screen): a mobile browser may end the page later without any
+// other event, so what the SCO set goes now, while requests still leave.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden" && state.current) state.current.transport.collect();
+});
+
+// Back after a bfcache restore: the page is live again.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) state.unloading = false;
+});
+
+/** A sign of life well within the session's time-to-live, so an open tab does not expire. */
+function keepAlive(ttlSeconds) {
+  if (!ttlSeconds) return;
+  const every = Math.max(1000, Math.min(ttlSeconds * 250, 15 * 60 * 1000)); // a quarter of the TTL, at most 15 min
+  setInterval(() => {
+    if (state.ended || state.unloading || !state.current || state.current.done) return;
+    state.current.transport.heartbeat();
+  }, every);
+}
+
 async function start() {
+  keepAlive(boot.ttl_seconds);
+  await journal.replay(); // what an earlier page of this session could not be sure it delivered
   const result = await post("/launch", {});
   if (result.status !== 200) {
     message(result.data.error || "This course cannot be opened.");
