@@ -232,18 +232,19 @@ def _player_state(
         item = course.item(engine.current)
         if item is not None and item.presentation is not None:
             hidden = set(item.presentation.hide_lms_ui)
-    controls = {name: allowed and name not in hidden for name, allowed in engine.available_controls().items()}
-    return {
-        "version": session["version"],
-        "status": session["status"],
-        "current": engine.current,
-        "controls": controls,
-        "toc": engine.toc(),
-        "request_valid": engine.request_valid() if course.scorm_version != SCORM_12 else {},
-        "ended": bool(nav and nav.ended),
-        "suspended": bool(nav and nav.suspended),
-        "exception": nav.exception if nav else None,
-    }
+    with engine.tracking.frozen():  # controls, TOC and request_valid from one look-ahead table
+        controls = {name: allowed and name not in hidden for name, allowed in engine.available_controls().items()}
+        return {
+            "version": session["version"],
+            "status": session["status"],
+            "current": engine.current,
+            "controls": controls,
+            "toc": engine.toc(),
+            "request_valid": engine.request_valid() if course.scorm_version != SCORM_12 else {},
+            "ended": bool(nav and nav.ended),
+            "suspended": bool(nav and nav.suspended),
+            "exception": nav.exception if nav else None,
+        }
 
 
 def _touch(

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from bench.runtime import cpu_seconds
 from bench.upload import HOST, free_port, percentile, server_command, wait_healthy
@@ -47,6 +48,7 @@ NS = (
 )
 CHOICE_FLOW = '<imsss:sequencing><imsss:controlMode choice="true" flow="true"/></imsss:sequencing>'
 PROBE_INTERVAL = 0.02
+decode = msgspec.json.decode  # the answers are large (2 MB at 5,000 activities): decode them fast
 
 
 # -- generated courses ---------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def new_session(client: httpx.Client, url: str, package_id: str, learner: str) -
         "/api/v1/sessions", json={"package_id": package_id, "learner": {"id": learner}, "resume": False}
     )
     response.raise_for_status()
-    return response.json()["launch_url"].split(url, 1)[1]
+    return decode(response.content)["launch_url"].split(url, 1)[1]
 
 
 # -- the other tenant's (and the same tenant's) requests, from their own process -----------------------------
@@ -167,30 +169,31 @@ def new_session(client: httpx.Client, url: str, package_id: str, learner: str) -
 
 def probe(url: str, other_path: str, key: str, package_id: str, ready: Any, active: Any, done: Any, out: Any) -> None:
     """Every PROBE_INTERVAL, in turn: the other tenant's learner commits; a new session in the same tenant."""
-    samples: dict[str, list[float]] = {"idle_other": [], "idle_same": [], "other": [], "same": []}
+    samples: dict[str, list[tuple[str, float]]] = {"idle_other": [], "idle_same": [], "other": [], "same": []}
     seq = 0
     with httpx.Client(base_url=url, trust_env=False, timeout=60.0) as client:
         turn = 0
         while not done.is_set():
+            rid = f"probe-{turn}"  # to find the server's own time for it in its log
             started = time.perf_counter()
             if turn % 2 == 0:
                 seq += 1
                 body = {"client_id": "probe", "seq": seq, "activity": "item", "version": None}
                 body["changes"] = {"cmi.core.lesson_location": f"p{seq}"}
-                response = client.post(f"{other_path}/commit", json=body)
+                response = client.post(f"{other_path}/commit", json=body, headers={"X-Request-ID": rid})
                 series = "other"
             else:
                 response = client.post(
                     "/api/v1/sessions",
                     json={"package_id": package_id, "learner": {"id": f"probe-{seq}"}, "resume": False},
-                    headers={"Authorization": f"Bearer {key}"},
+                    headers={"Authorization": f"Bearer {key}", "X-Request-ID": rid},
                 )
                 series = "same"
             elapsed = time.perf_counter() - started
             if response.status_code >= 300:
                 raise RuntimeError(f"probe {series}: {response.status_code} {response.text[:200]}")
             ready.set()
-            samples[series if active.is_set() else f"idle_{series}"].append(elapsed * 1000)
+            samples[series if active.is_set() else f"idle_{series}"].append((rid, elapsed * 1000))
             turn += 1
             time.sleep(max(0.0, PROBE_INTERVAL - elapsed))
     out.put(samples)
@@ -201,7 +204,7 @@ class Prober:
         ctx = multiprocessing.get_context("spawn")
         self.ready, self.active, self.done, self._out = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
         self._proc = ctx.Process(target=probe, args=(*args, self.ready, self.active, self.done, self._out))
-        self.samples: dict[str, list[float]] = {}
+        self.samples: dict[str, list[tuple[str, float]]] = {}
 
     def start(self) -> None:
         self._proc.start()
@@ -288,7 +291,7 @@ def measure_course(
     for n in range(rounds):
         path = new_session(client, url, package_id, f"{shape}-{size}-{n}")
         ms, response = cpu.timed("launch", client, f"{path}/launch")
-        errors["launch"] += response.status_code != 200 or not response.json()["delivery"]
+        errors["launch"] += response.status_code != 200 or not decode(response.content)["delivery"]
         size_kb = len(response.content) / 1024
         launches.append(ms)
     # One learner moving around: the player's controls, plain commits, the SCO's own continue.
@@ -305,7 +308,7 @@ def measure_course(
         ms, response = cpu.timed("navigate", client, f"{path}/navigate", body)
         navigations.append(ms)
         errors["navigate"] += response.status_code != 200
-        delivered = response.json().get("delivery") if response.status_code == 200 else None
+        delivered = decode(response.content).get("delivery") if response.status_code == 200 else None
         undelivered += delivered is None
         current = delivered["activity"] if delivered else current
         seq += 1
@@ -321,7 +324,7 @@ def measure_course(
             ms, response = cpu.timed("terminate", client, f"{path}/commit", body)
             terminates.append(ms)
             errors["terminate"] += response.status_code != 200
-            delivered = response.json().get("delivery") if response.status_code == 200 else None
+            delivered = decode(response.content).get("delivery") if response.status_code == 200 else None
             undelivered += delivered is None
             current = delivered["activity"] if delivered else current
     found = {"launch": launches, "navigate": navigations, "commit": commits, "terminate": terminates}
@@ -352,10 +355,11 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
             "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "100000000",
+            "SCORM_APPLIANCE_LOG_FORMAT": "json",
         }
-        proc = subprocess.Popen(
-            server_command(data_dir, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(server_command(data_dir, port), stdout=out, stderr=subprocess.DEVNULL, env=env)
         rows: list[Row] = []
         prober: Prober | None = None
         try:
@@ -384,8 +388,13 @@ def main(argv: list[str] | None = None) -> int:
                 prober.stop()
             proc.terminate()
             proc.wait(timeout=30)
+        inside = server_times(log)
     load_end = os.getloadavg()[0]
-    probes = {name: sorted(values) for name, values in (prober.samples if prober else {}).items()}
+    samples = prober.samples if prober else {}
+    probes = {name: sorted(ms for _, ms in values) for name, values in samples.items()}
+    probes |= {
+        f"{name}_inside": sorted(inside[rid] for rid, _ in values if rid in inside) for name, values in samples.items()
+    }
     if args.json:
         summary = {
             "rows": [asdict(row) for row in rows],
@@ -400,8 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, label in (
         ("idle_other", "other tenant's commit, server idle"),
         ("other", "other tenant's commit, during the run"),
+        ("other_inside", "  the same, time inside the server"),
         ("idle_same", "same tenant's POST /sessions, server idle"),
         ("same", "same tenant's POST /sessions, during the run"),
+        ("same_inside", "  the same, time inside the server"),
     ):
         values = probes.get(name, [])
         print(
@@ -411,6 +422,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"load average: {load_start:.1f} at the start, {load_end:.1f} at the end, on {os.cpu_count()} CPUs")
     return 0
+
+
+def server_times(log: Path) -> dict[str, float]:
+    """The server's own time (ms) per request id, from its JSON access lines: from the app receiving the
+    request to the last byte sent, so the difference to the client's figure is time spent queued in the
+    kernel and in the client (on a loaded machine, mostly waiting for a core)."""
+    times: dict[str, float] = {}
+    for line in log.read_bytes().splitlines():
+        try:
+            record = json.loads(line)
+            times[record["request_id"]] = float(record["ms"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return times
 
 
 def print_rows(rows: list[Row], header: bool) -> None:
