@@ -6,7 +6,8 @@ says in which handler it saves its state and calls Finish/Terminate.
 Initialize, keeps what the LMS gave it in `window.sco` (entry, location, suspend data, total time,
 launch data),
 and offers `work(step)` (sets location and suspend data, no Commit), `commit()` and `end()` (exit =
-suspend, session time, a last suspend-data marker, then Finish). Modes:
+suspend, session time, a last suspend-data marker, then Finish), and `answer(id, right)` (appends one
+interaction record). Modes:
 
 - `beforeunload`, `pagehide`, `unload`, `visibilitychange`: `end()` runs in that event of the SCO's page;
 - `nested-unload`, `nested-pagehide`: a frame inside the SCO's page runs `end()` in its own unload or
@@ -58,6 +59,16 @@ window.sco = {
 document.getElementById("mode").textContent = window.sco.mode;
 window.work = (step) => { S.set(S.location, "page-" + step); S.set(S.suspend, "state-" + step); };
 window.commit = () => S.commit();
+// One answer appended as an interaction record: id, type, response and result (a whole record).
+window.answer = (id, right) => {
+  const n = S.get("cmi.interactions._count");
+  const p = "cmi.interactions." + n + ".";
+  S.set(p + "id", id);
+  S.set(p + "type", "true-false");
+  S.set(p + (api04 ? "learner_response" : "student_response"), api04 ? "true" : "t");
+  S.set(p + "result", right ? "correct" : (api04 ? "incorrect" : "wrong"));
+  return n;
+};
 let ended = false;
 window.end = () => {
   if (ended) return;

@@ -451,3 +451,49 @@ def test_golf_closed_after_three_pages(
         assert seconds(values[names["total"]]) == 0
     assert again.error_dialogs() == []
     again.close()
+
+
+# -- two tabs of one session --------------------------------------------------------------------------------
+
+
+def interaction_records(cmi: dict[str, str]) -> list[dict[str, str]]:
+    """The stored interaction records, in index order, each as {field: value}."""
+    records: dict[int, dict[str, str]] = {}
+    for name, value in cmi.items():
+        parts = name.split(".")
+        if name.startswith("cmi.interactions.") and parts[2].isdigit() and len(parts) == 4:
+            records.setdefault(int(parts[2]), {})[parts[3]] = value
+    return [records[i] for i in sorted(records)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_two_tabs_append_whole_interaction_records(appliance: Appliance, context: BrowserContext, version: str) -> None:
+    """Both tabs answer questions: each appends records at its own idea of the next index. The later
+    one gets a 409, and its new records go after the other tab's, whole: no record mixes two tabs'
+    fields, none is lost, and the newest scalar values win."""
+    names = NAMES[version]
+    response_field = "learner_response" if version == "2004" else "student_response"
+    session = new_session(appliance, version, ["never"])
+    a, fa = open_sco(context, session["launch_url"], "never")
+    fa.evaluate("() => { answer('a1', true); commit(); }")
+    a.wait_settled()
+    b, fb = open_sco(context, appliance.launch_url(session["id"]), "never")
+    assert fb.evaluate("() => { const n = answer('b1', false); work(7); commit(); return n; }") == "1"
+    b.wait_settled()
+    # A still thinks the next record is 1: it appends 'a2' there and updates a scalar.
+    assert fa.evaluate("() => { const n = answer('a2', true); work(8); commit(); return n; }") == "1"
+    a.wait_settled()
+    assert a.commit_statuses[-2:] == [409, 200]
+    cmi = appliance.session(session["id"])["cmi"]
+    records = interaction_records(cmi)
+    assert [r["id"] for r in records] == ["a1", "b1", "a2"]
+    wrong = "incorrect" if version == "2004" else "wrong"
+    assert [r["result"] for r in records] == ["correct", wrong, "correct"]
+    assert all(r["type"] == "true-false" and response_field in r for r in records)
+    assert cmi[names["location"]] == "page-8"  # the newest write wins
+    fa.evaluate("() => { answer('a3', false); commit(); }")
+    a.wait_settled()
+    records = interaction_records(appliance.session(session["id"])["cmi"])
+    assert [r["id"] for r in records] == ["a1", "b1", "a2", "a3"]
+    a.close()
+    b.close()

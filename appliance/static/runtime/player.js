@@ -166,10 +166,79 @@ function pause(ms) {
   });
 }
 
+const INTERACTION = /^cmi\.interactions\.(\d+)\.(.+)$/;
+
+/** How many interaction records a flat CMI object holds. */
+function interactionCount(cmi) {
+  let count = 0;
+  for (const name of Object.keys(cmi)) {
+    const match = INTERACTION.exec(name);
+    if (match) count = Math.max(count, Number(match[1]) + 1);
+  }
+  return count;
+}
+
+/**
+ * Where the interaction records this page appends are stored. Interactions are a journal (a record per
+ * answer), so when another page of the same session appended records meanwhile (the server answers
+ * 409), this page's new records move after the stored ones as whole records, instead of being mixed
+ * field by field into the other page's records at the same index. Without a conflict a record keeps
+ * its own index; records that existed at launch are shared, and the later write wins.
+ */
+class InteractionSlots {
+  constructor(launched) {
+    this.launched = launched; // records stored when this SCO session began
+    this.next = launched; // the server index the next new record takes
+    this.slot = new Map(); // this page's record index -> the server's
+    this.settled = new Set(); // records whose place the server has acknowledged
+  }
+
+  /** The changes with this page's new records at their server index (order kept: dependencies). */
+  map(changes) {
+    const mapped = {};
+    for (const [name, value] of Object.entries(changes)) {
+      const match = INTERACTION.exec(name);
+      const local = match ? Number(match[1]) : -1;
+      if (local < this.launched) {
+        mapped[name] = value;
+        continue;
+      }
+      if (!this.slot.has(local)) this.slot.set(local, this.next++);
+      mapped[`cmi.interactions.${this.slot.get(local)}.${match[2]}`] = value;
+    }
+    return mapped;
+  }
+
+  fresh(changes) {
+    const found = new Set();
+    for (const name of Object.keys(changes)) {
+      const match = INTERACTION.exec(name);
+      if (match && Number(match[1]) >= this.launched && !this.settled.has(Number(match[1]))) found.add(Number(match[1]));
+    }
+    return [...found].sort((a, b) => a - b);
+  }
+
+  settle(changes) {
+    for (const local of this.fresh(changes)) this.settled.add(local);
+  }
+
+  /** After a conflict: the batch's records not yet placed go after what is stored now. */
+  rebase(stored, changes) {
+    const records = this.fresh(changes);
+    if (!records.length) return false;
+    let next = interactionCount(stored);
+    for (const [local, index] of this.slot) if (this.settled.has(local)) next = Math.max(next, index + 1);
+    for (const local of records) this.slot.set(local, next++);
+    this.next = next;
+    return true;
+  }
+}
+
 /** Delivers one SCO session's changes, one request at a time, in order. */
 class Transport {
-  constructor(activity) {
+  constructor(activity, cmi = {}) {
     this.activity = activity;
+    this.slots = new InteractionSlots(interactionCount(cmi));
     this.pending = {}; // changed elements not yet in a batch
     this.batch = null; // the batch being sent: {seq, changes, terminate, nav_request}
     this.terminate = false; // the SCO called Terminate
@@ -181,6 +250,7 @@ class Transport {
     this.runtime = null; // the SCO session's ApiInstance, set by deliver()
     this.beaconed = null; // the last beacon's body: later beacons include its changes
     this.alive = false; // a sign of life is due: the next batch may be empty
+    this.local = {}; // the batch in flight's changes as this page names them
     this.timer = setInterval(() => this.collect(), TIMER_MS);
   }
 
@@ -219,10 +289,11 @@ class Transport {
       client_id: clientId,
       seq: state.seq,
       activity: this.activity,
-      changes: this.pending,
+      changes: this.slots.map(this.pending),
       terminate: terminating,
       nav_request: terminating ? this.navRequest : null,
     };
+    this.local = this.pending; // the batch's changes as this page names them (see InteractionSlots)
     this.pending = {};
     if (terminating) this.closed = true;
     journal.add(this.batch);
@@ -270,9 +341,11 @@ class Transport {
       failures = 0;
       if (result.status === 409 && result.data.code === "VERSION_CONFLICT") {
         state.version = result.data.details.current_version;
+        await this.rebase(batch);
         continue; // resend the same batch: our values are the newer ones
       }
       this.batch = null;
+      this.slots.settle(this.local);
       journal.done(batch.seq);
       if (batch.terminate) {
         this.acknowledged = true;
@@ -290,6 +363,22 @@ class Transport {
         afterTerminate(this, result.data);
         return;
       }
+    }
+  }
+
+  /** Another page committed: new interaction records of this batch go after the stored ones. */
+  async rebase(batch) {
+    if (!this.slots.fresh(this.local).length) return;
+    try {
+      const response = await fetch(`${base}/state?activity=${encodeURIComponent(this.activity)}`);
+      if (!response.ok) return;
+      const stored = await response.json();
+      if (this.slots.rebase(stored.cmi || {}, this.local)) {
+        batch.changes = this.slots.map(this.local);
+        journal.add(batch);
+      }
+    } catch {
+      // unreachable: the resend finds out, and the records keep their places
     }
   }
 
@@ -311,7 +400,7 @@ class Transport {
       // Oldest first, so newer values win: the batch in flight, what earlier beacons carried, then what
       // changed since.
       const earlier = this.beaconed ? this.beaconed.changes : {};
-      const changes = { ...(batch ? batch.changes : {}), ...earlier, ...this.pending };
+      const changes = { ...(batch ? batch.changes : {}), ...earlier, ...this.slots.map(this.pending) };
       if (!Object.keys(changes).length && !terminate) return;
       state.seq += 1;
       body = {
@@ -397,7 +486,7 @@ function tocItems(nodes) {
 }
 
 function deliver(delivery) {
-  const transport = new Transport(delivery.activity);
+  const transport = new Transport(delivery.activity, delivery.cmi || {});
   const { API, API_1484_11, runtime } = createApi(boot.table, delivery.cmi, transport, {
     dataAccess: delivery.data_access || [],
   });
