@@ -296,3 +296,18 @@ def test_state_dump_leaves_out_records_nothing_happened_to() -> None:
     restored = SequencingEngine(eng.tree, state)
     assert (restored.request_valid(), restored.available_controls(), restored.toc()) == answers
     assert restored.dump_state() == state
+
+
+def test_a_stored_selection_naming_another_clusters_child_falls_back_to_the_reference() -> None:
+    """Available-children lists come from selection and name the cluster's own children; one that does not
+    (a state from elsewhere) is answered by the per-activity reference, so the answers still agree."""
+    mode = seq('<imsss:controlMode choice="true" flow="true"/>')
+    eng = engine(
+        cluster("m1", leaf("a"), leaf("b"), sequencing=mode),
+        cluster("m2", leaf("c"), leaf("d"), sequencing=mode),
+        sequencing=mode,
+    )
+    eng.launch(now=0)
+    eng.tracking.st(eng.tree["m1"]).available = ["c", "b", "b"]
+    assert_same_as_reference(eng)
+    assert eng.toc()["children"][0]["children"][0]["id"] == "c"
