@@ -10,8 +10,8 @@ suspend, session time, a last suspend-data marker, then Finish), and `answer(id,
 interaction record). Modes:
 
 - `beforeunload`, `pagehide`, `unload`, `visibilitychange`: `end()` runs in that event of the SCO's page;
-- `nested-unload`, `nested-pagehide`: a frame inside the SCO's page runs `end()` in its own unload or
-  pagehide (the order in which nested frames unload is what these check);
+- `nested-<event>` (beforeunload, pagehide, unload, visibilitychange): a frame inside the SCO's page
+  runs `end()` in that event of its own (the order in which nested frames unload is what these check);
 - `never`: the SCO never calls Finish; what it set is only in the page.
 """
 
@@ -96,7 +96,12 @@ if (mode === "visibilitychange") {
 INNER_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Inner frame</title></head><body><p>inner</p>
 <script>
-window.addEventListener(location.hash.slice(1), () => window.parent.end());
+const event = location.hash.slice(1);
+if (event === "visibilitychange") {
+  document.addEventListener(event, () => { if (document.visibilityState === "hidden") window.parent.end(); });
+} else {
+  window.addEventListener(event, () => window.parent.end());
+}
 window.ready = true;
 </script></body></html>
 """

@@ -34,7 +34,8 @@ pytestmark = [
 ]
 
 VERSIONS = ["1.2", "2004"]
-HANDLERS = ["beforeunload", "pagehide", "unload", "visibilitychange", "nested-unload", "nested-pagehide"]
+EVENTS = ["beforeunload", "pagehide", "unload", "visibilitychange"]
+HANDLERS = EVENTS + [f"nested-{event}" for event in EVENTS]
 NAMES = {
     "1.2": {
         "entry": "cmi.core.entry",
