@@ -104,7 +104,7 @@ const saving = {
  * page closed while the server could not be reached, and a crash while a batch was queued.
  */
 const journal = {
-  key: `scorm-appliance:unsent:${boot.session_id}`,
+  prefix: `scorm-appliance:unsent:${boot.session_id}:`, // one key per page: two tabs never overwrite each other
   maxAgeMs: 7 * 24 * 3600 * 1000, // older entries are dropped unsent (the learner's data stays bounded)
   entries: [],
   add(body) {
@@ -115,41 +115,50 @@ const journal = {
   /** The server answered `seq` of this page: it and everything this page sent before it are done. */
   done(seq) {
     const before = this.entries.length;
-    this.entries = this.entries.filter((e) => e.client_id !== clientId || e.seq > seq);
+    this.entries = this.entries.filter((e) => e.seq > seq);
     if (this.entries.length !== before) this.store();
   },
-  store() {
+  store(key = this.prefix + clientId, entries = this.entries) {
     try {
-      if (this.entries.length) localStorage.setItem(this.key, JSON.stringify(this.entries));
-      else localStorage.removeItem(this.key);
+      if (entries.length) localStorage.setItem(key, JSON.stringify(entries));
+      else localStorage.removeItem(key);
     } catch {
       // storage full or disabled: the page's own queue and the beacon remain
     }
   },
-  load() {
+  /** Earlier pages' entries of this session: {key: entries}, each page's oldest first. */
+  earlier() {
+    const found = {};
     try {
-      const entries = JSON.parse(localStorage.getItem(this.key) || "[]");
-      return Array.isArray(entries) ? entries.filter((e) => Date.now() - (e.saved_at || 0) < this.maxAgeMs) : [];
-    } catch {
-      return [];
-    }
-  },
-  /** Resend what an earlier page of this session left unacknowledged; true when nothing is left. */
-  async replay() {
-    const left = [];
-    for (const { saved_at: _, ...body } of this.load()) {
-      let result = null;
-      try {
-        result = await post("/commit", body);
-      } catch {
-        result = null;
+      for (let i = 0; i < localStorage.length; i++) {
+        const key = localStorage.key(i);
+        if (!key || !key.startsWith(this.prefix)) continue;
+        const entries = JSON.parse(localStorage.getItem(key) || "[]");
+        if (Array.isArray(entries)) found[key] = entries;
       }
-      if (result === null || transient(result.status)) left.push({ ...body, saved_at: Date.now() });
-      // Any other answer settles it: applied, a replay of what already arrived, or refused for good.
+    } catch {
+      // unreadable storage: nothing to resend
     }
-    this.entries = left; // this page has sent nothing yet: what is left is the earlier pages' own
-    this.store();
-    return left.length === 0;
+    return found;
+  },
+  /** Resend what earlier pages of this session left unacknowledged, each under its own page id and seq. */
+  async replay() {
+    for (const [key, entries] of Object.entries(this.earlier())) {
+      const left = [];
+      for (const entry of entries) {
+        if (!(Date.now() - (entry.saved_at || 0) < this.maxAgeMs)) continue;
+        const { saved_at: _, ...body } = entry;
+        let result = null;
+        try {
+          result = await post("/commit", body);
+        } catch {
+          result = null;
+        }
+        // Any answer but "later" settles it: applied, a replay of what already arrived, or refused for good.
+        if (result === null || transient(result.status)) left.push(entry);
+      }
+      this.store(key, left);
+    }
   },
 };
 
@@ -591,7 +600,7 @@ function keepAlive(ttlSeconds) {
 
 async function start() {
   keepAlive(boot.ttl_seconds);
-  await journal.replay(); // what an earlier page of this session could not be sure it delivered
+  await journal.replay(); // what earlier pages of this session could not be sure they delivered
   const result = await post("/launch", {});
   if (result.status !== 200) {
     message(result.data.error || "This course cannot be opened.");
