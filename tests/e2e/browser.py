@@ -34,6 +34,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The marks of a test module that plays real content in Chromium through a real server.
+BROWSER_TESTS = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.corpus,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
+    ),
+]
 WAIT_MS = 15_000  # the longest any single wait in the browser may take
 READY_TIMEOUT = 30.0  # seconds for a corpus package to be processed
 

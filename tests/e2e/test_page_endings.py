@@ -20,18 +20,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from appliance.scorm.durations import parse_cmi_time
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Appliance, Player, wait_until
+from tests.e2e.browser import BROWSER_TESTS, CHROMIUM, CHROMIUM_ARGS, Appliance, Player, wait_until
 from tests.e2e.ending_sco import ENDED, SESSION_SECONDS, ending_package
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 VERSIONS = ["1.2", "2004"]
 EVENTS = ["beforeunload", "pagehide", "unload", "visibilitychange"]

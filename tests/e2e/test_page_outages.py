@@ -13,19 +13,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext
 
-from tests.e2e.browser import CHROMIUM, Appliance, Player
+from tests.e2e.browser import BROWSER_TESTS, Appliance, Player
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_page_endings import NAMES, new_session, open_sco, sco_seen
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 OUTAGE_SECONDS = 20
 

@@ -19,18 +19,10 @@ import pytest
 from playwright.sync_api import BrowserContext, Frame
 
 from appliance.scorm.durations import parse_cmi_time
-from tests.e2e.browser import CHROMIUM, QUESTIONS_JS, Appliance, Player
+from tests.e2e.browser import BROWSER_TESTS, QUESTIONS_JS, Appliance, Player
 from tests.e2e.conftest import ServerProcess
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 def seconds(value: str) -> float:

@@ -20,17 +20,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Frame
 
-from tests.e2e.browser import CHROMIUM, QUESTIONS_JS, Appliance, Player
+from tests.e2e.browser import BROWSER_TESTS, QUESTIONS_JS, Appliance, Player
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 FORCED = "golf-SequencingForcedSequential_SCORM20043rdEdition"
 POST_TEST = "golf-SequencingPostTestRollup_SCORM20043rdEdition"
