@@ -18,7 +18,12 @@ from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
-from appliance.api.middleware import add_request_id, header_limit_middleware
+from appliance.api.middleware import (
+    STATIC_HEADERS,
+    add_request_id,
+    header_limit_middleware,
+    response_headers_middleware,
+)
 from appliance.api.packages import PackageController
 from appliance.api.player import PlayerController
 from appliance.api.sessions import SessionController
@@ -49,12 +54,13 @@ ROUTE_HANDLERS: list[Any] = [
 
 
 def static_router() -> Any:
-    """The player's own JavaScript and CSS (no build step)."""
+    """The player's own JavaScript and CSS (no build step), with nosniff and no framing (STATIC_HEADERS)."""
     return create_static_files_router(
         path="/static",
         directories=[Path(__file__).parent / "static"],
         include_in_schema=False,
         send_as_attachment=False,
+        middleware=[response_headers_middleware(STATIC_HEADERS)],
     )
 
 
@@ -95,7 +101,7 @@ class Appliance(Litestar):
 def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: bool = True) -> Appliance:
     """Build the application for `config`. The data directory is prepared in the lifespan."""
 
-    commits = CommitEndpoint(config.max_request_header_bytes)
+    commits = CommitEndpoint(config.max_request_header_bytes, config.frame_ancestors)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ directly) and passed to `create_app`. Nothing reads the environment at import ti
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -60,6 +61,7 @@ class Config:
     outbound_allow: tuple[str, ...] = ()
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
+    frame_ancestors: tuple[str, ...] = ("'self'",)
     learner_requests_per_minute: int = 600
     tenant_learner_requests_per_minute: int = 120_000
     auth_failures_per_minute: int = 20
@@ -89,6 +91,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return str(raw).lower()
     if name == "outbound_allow":
         return _allow_list(raw)
+    if name == "frame_ancestors":
+        return frame_ancestor_list(raw)
     if isinstance(current, bool):
         return str(raw).lower() in ("1", "true", "yes", "on")
     if isinstance(current, int):
@@ -109,6 +113,41 @@ def _allow_list(raw: Any) -> tuple[str, ...]:
     for entry in entries:
         parse_entry(entry)
     return tuple(e for e in entries if e)
+
+
+# A CSP source an operator may let frame the player: an origin (scheme, host or `*.` subdomains, optional port).
+_ORIGIN = re.compile(
+    r"^https?://(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:(\d{1,5}|\*))?$"
+)
+_KEYWORDS = {"self": "'self'", "'self'": "'self'", "none": "'none'", "'none'": "'none'"}
+
+
+def frame_ancestor_list(raw: Any) -> tuple[str, ...]:
+    """`frame_ancestors`: a TOML list, or one string of entries separated by commas or spaces (env).
+
+    Each entry becomes part of a `Content-Security-Policy` header, so anything but `'self'`, `'none'`
+    (alone) or an origin such as `https://lms.example.org` stops the start with the entry named.
+    """
+    entries = [str(e).strip() for e in raw] if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
+    checked: list[str] = []
+    for entry in (e for e in entries if e):
+        keyword = _KEYWORDS.get(entry.lower())
+        if keyword is None:
+            origin = entry.lower().rstrip("/")
+            match = _ORIGIN.fullmatch(origin)
+            port = origin.rsplit(":", 1)[-1] if origin.count(":") == 2 else ""
+            if match is None or (port.isdigit() and not 0 < int(port) < 65536):
+                raise ValueError(
+                    f"frame_ancestors: {entry!r} is not 'self', 'none' or an origin like https://lms.example.org"
+                )
+            keyword = origin
+        if keyword not in checked:
+            checked.append(keyword)
+    if not checked:
+        raise ValueError("frame_ancestors is empty: use 'none' to forbid framing the player")
+    if "'none'" in checked and len(checked) > 1:
+        raise ValueError("frame_ancestors: 'none' cannot be combined with other entries")
+    return tuple(checked)
 
 
 def setting_names() -> list[str]:

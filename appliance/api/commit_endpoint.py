@@ -6,8 +6,9 @@ dependency injection, guards, response objects, middleware and `before_send` hoo
 as the commit's own transaction (bench/README.md, "Runtime"). The application's `__call__`
 (appliance.app) hands commit requests to `CommitEndpoint` before anything else. What it keeps is
 everything a learner route promises: the launch token checked once (signature, expiry, tenant active),
-the learner rate limits (per session and per tenant), the header and body size limits, the contract's
-error bodies, the same-origin framing headers, the request id and the access line. Every other
+the learner rate limits (per session and per tenant), the header and body size limits (Cookie not
+counted, as everywhere: appliance.api.middleware), the contract's error bodies, the learner routes'
+framing headers, the request id and the access line. Every other
 request — including any other method on this path — goes on to Litestar, and the documented route in
 `appliance.api.player` answers the same way through the same `handle` function.
 """
@@ -23,7 +24,7 @@ import msgspec
 from appliance import runtime
 from appliance.api.deps import limit_learner
 from appliance.api.errors import STATUS_BY_CODE, error_body
-from appliance.api.middleware import FRAME_HEADERS, request_id
+from appliance.api.middleware import learner_headers, request_header_bytes, request_id
 from appliance.errors import ApplianceError, PayloadTooLarge, ValidationFailed
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
@@ -37,11 +38,7 @@ SUFFIX = "/commit"
 LOGGED_PATH = PREFIX + "…" + SUFFIX  # launch tokens are never logged (logging_setup.loggable_path)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a batch of changes; the largest single value (suspend_data) is 64k chars
 
-_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"cache-control", b"no-store"),
-    *((name.lower().encode(), value.encode()) for name, value in FRAME_HEADERS.items()),
-]
+_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _decoder = msgspec.json.Decoder(runtime.CommitIn)
 _encode = msgspec.json.encode
 
@@ -86,8 +83,10 @@ class CommitEndpoint:
     the framework answers.
     """
 
-    def __init__(self, header_limit: int) -> None:
+    def __init__(self, header_limit: int, frame_ancestors: tuple[str, ...] = ("'self'",)) -> None:
         self.header_limit = header_limit
+        framing = learner_headers(frame_ancestors)
+        self.headers = [*_HEADERS, *((name.lower().encode(), value.encode()) for name, value in framing.items())]
         self.instance: Instance | None = None
         self.learner_limiter: LearnerLimits | None = None
 
@@ -109,7 +108,7 @@ class CommitEndpoint:
         try:
             status, payload, extra = await self._answer(scope, receive, token, rid)
             headers = [
-                *_HEADERS,
+                *self.headers,
                 (b"content-length", str(len(payload)).encode()),
                 (b"x-request-id", rid.encode("latin-1")),
                 *extra,
@@ -125,7 +124,7 @@ class CommitEndpoint:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """(status, body, extra headers) of the commit: the result, or the contract's error."""
         try:
-            size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            size = request_header_bytes(scope["headers"])
             if size > self.header_limit:
                 raise PayloadTooLarge(
                     "request headers too large", {"limit_bytes": self.header_limit, "received_bytes": size}

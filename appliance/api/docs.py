@@ -3,10 +3,16 @@
 Litestar's own OpenAPI router adds a catch-all that answers unknown paths below it with an HTML 404;
 under /api/v1 that would hide the contract's JSON errors, so that route is removed here. Swagger UI's
 assets come from the swagger-ui-bundle package, so the docs work on a LAN with no internet.
+
+The docs share the origin of the player and its course content, so they may not be framed at all
+(a course could otherwise frame them and draw over them), and the page's CSP admits only its own
+assets, its one inline script (by hash) and requests to this origin.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from appliance import __version__
+from appliance.api.middleware import response_headers_middleware
 
 API_BASE = "/api/v1"
 ASSETS = f"{API_BASE}/docs/assets"
@@ -31,12 +38,25 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <div id="swagger-ui"></div>
 <script src="{assets}/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({{url: "{schema}", dom_id: "#swagger-ui", deepLinking: true}});
-</script>
+<script>{script}</script>
 </body>
 </html>
 """
+# validatorUrl null: Swagger UI would otherwise load a badge from validator.swagger.io.
+_SCRIPT = (
+    f'window.ui = SwaggerUIBundle({{url: "{API_BASE}/openapi.json", dom_id: "#swagger-ui", deepLinking: true, '
+    "validatorUrl: null});"
+)
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+DOCS_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src 'self' 'sha256-{_SCRIPT_HASH}'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
@@ -47,7 +67,7 @@ class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         """The Swagger UI page pointing at the JSON schema."""
-        return _PAGE.format(assets=ASSETS, schema=f"{API_BASE}/openapi.json").encode()
+        return _PAGE.format(assets=ASSETS, script=_SCRIPT).encode()
 
     def receive_router(self, router: Router) -> None:
         """Drop the `/{path:str}` and `/` catch-alls so unknown API paths get the contract's 404."""
@@ -62,11 +82,17 @@ def openapi_config() -> OpenAPIConfig:
         description="A self-hosted SCORM API server. Errors have the body {error, code, details}.",
         path=API_BASE,
         render_plugins=[JsonRenderPlugin(path="/openapi.json"), OfflineSwaggerPlugin()],
+        openapi_router=Router(
+            API_BASE, route_handlers=[], include_in_schema=False, middleware=[response_headers_middleware(DOCS_HEADERS)]
+        ),
     )
 
 
 def swagger_assets_router() -> Router:
-    """Static Swagger UI files."""
+    """Static Swagger UI files, with the docs' headers (their CSP is that of a script or stylesheet's page)."""
     return create_static_files_router(
-        path=ASSETS, directories=[Path(swagger_ui_bundle.swagger_ui_path)], include_in_schema=False
+        path=ASSETS,
+        directories=[Path(swagger_ui_bundle.swagger_ui_path)],
+        include_in_schema=False,
+        middleware=[response_headers_middleware(DOCS_HEADERS)],
     )

@@ -2,7 +2,9 @@
 
 `/player/{token}` is the page; `/player/{token}/launch`, `/commit`, `/navigate` and `/state` are what its
 JavaScript calls; `/player/{token}/content/...` serves the session's package files, so relative URLs
-inside content stay under the same token. Responses may be framed by the same origin only.
+inside content stay under the same token. Responses may be framed by the origins of the
+`frame_ancestors` setting (the same origin by default); the page has a Content-Security-Policy
+(appliance.api.middleware.PLAYER_PAGE_POLICY), the content none but `frame-ancestors`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
@@ -20,12 +23,13 @@ from appliance import runtime
 from appliance.api import commit_endpoint
 from appliance.api.deps import InstanceDep, learner_rate_limit
 from appliance.api.errors import error_response
-from appliance.api.middleware import FRAME_HEADERS
+from appliance.api.middleware import learner_headers, player_page_headers
 from appliance.content import ContentFile, parse_range, resolve
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
 
 CHUNK = 256 * 1024
+_encode = msgspec.json.encode
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -61,8 +65,12 @@ def _session_of(inst: Instance, token: str) -> tuple[str, str]:
     return tenant_id, session_id
 
 
-def _json(data: Any) -> Response[Any]:
-    return Response(data, headers={**FRAME_HEADERS, "Cache-Control": "no-store"})
+def _json(inst: Instance, data: Any) -> Response[Any]:
+    """The answer encoded here, in the route's thread (launch and navigate are `sync_to_thread`): a
+    5,000-activity course's answer is 2 MB, and Litestar would otherwise encode it on the event loop while
+    every other tenant's request waits (bench/README.md, "Sequencing")."""
+    headers = {**learner_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+    return Response(_encode(data), media_type=MediaType.JSON, headers=headers)
 
 
 class PlayerController(Controller):
@@ -84,13 +92,14 @@ class PlayerController(Controller):
             token=_escape(token),
             bootstrap=json.dumps(boot).replace("</", "<\\/"),
         )
-        return Response(html, media_type="text/html", headers={**FRAME_HEADERS, "Cache-Control": "no-store"})
+        headers = {**player_page_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+        return Response(html, media_type="text/html", headers=headers)
 
     @post("/launch", status_code=200, sync_to_thread=True, summary="Start or resume the course")
     def launch(self, inst: InstanceDep, token: FromPath[str]) -> Response[Any]:
         """The activity to deliver with its initial CMI, and which controls to show."""
         tenant_id, session_id = _session_of(inst, token)
-        return _json(runtime.launch(inst, tenant_id, session_id))
+        return _json(inst, runtime.launch(inst, tenant_id, session_id))
 
     @post("/commit", status_code=200, summary="Store CMI changes (and Terminate)")
     async def commit(self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str]) -> Response[Any]:
@@ -99,19 +108,19 @@ class PlayerController(Controller):
         Served by `appliance.api.commit_endpoint` in front of the framework (the hot path); this route
         documents it and answers the same way through the same function if a request reaches it.
         """
-        return _json(await commit_endpoint.handle(inst, token, await request.body(), None))
+        return _json(inst, await commit_endpoint.handle(inst, token, await request.body(), None))
 
     @post("/navigate", status_code=200, sync_to_thread=True, summary="A navigation request from the player")
     def navigate(self, inst: InstanceDep, token: FromPath[str], data: JSONBody[runtime.NavigateIn]) -> Response[Any]:
         """continue, previous, choice (with target), exitAll, suspendAll, ..."""
         tenant_id, session_id = _session_of(inst, token)
-        return _json(runtime.navigate(inst, tenant_id, session_id, data))
+        return _json(inst, runtime.navigate(inst, tenant_id, session_id, data))
 
     @get("/state", sync_to_thread=True, summary="One SCO's stored data and the session version")
     def state(self, inst: InstanceDep, token: FromPath[str], activity: FromQuery[str]) -> Response[Any]:
         """Used by the player to recover from a 409."""
         tenant_id, session_id = _session_of(inst, token)
-        return _json(runtime.activity_state(inst, tenant_id, session_id, activity))
+        return _json(inst, runtime.activity_state(inst, tenant_id, session_id, activity))
 
     @get(
         "/content/{path:path}",
@@ -126,12 +135,12 @@ class PlayerController(Controller):
         tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
         course = await asyncio.to_thread(runtime.package_files, inst, tenant_id, session_id)
         found = await asyncio.to_thread(resolve, course.files, path.lstrip("/"))
-        return _file_response(request, found)
+        return _file_response(request, found, learner_headers(inst.config.frame_ancestors))
 
 
-def _file_response(request: Request[Any, Any, Any], found: ContentFile) -> Response[Any]:
+def _file_response(request: Request[Any, Any, Any], found: ContentFile, framing: dict[str, str]) -> Response[Any]:
     headers = {
-        **FRAME_HEADERS,
+        **framing,
         "ETag": found.etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
