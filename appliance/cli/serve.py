@@ -23,6 +23,17 @@ No tenant exists yet. Create one and an API key with:
 """
 
 
+# How long a thread may hold the GIL while another waits for it (Python's default is 5 ms). The server is
+# one process: while a large course is sequenced on a worker thread, the event loop serving everyone else
+# waits up to this long at every hand-over of each of its requests (bench/README.md, "Sequencing").
+SWITCH_INTERVAL_SECONDS = 0.001
+# Container allocations (net of deallocations) between two young collections (Python's default is 700).
+# Sequencing a large course builds tens of thousands of short-lived dicts and lists: at 700 the young
+# collections promote them while still in use, and a full collection, which stops every thread, followed
+# every few requests (7-50 ms each at 5,000 activities).
+GC_YOUNG_THRESHOLD = 50_000
+
+
 def settle_garbage_collector() -> None:
     """Keep the objects that live as long as the process (modules, the app and its routes) out of
     the cyclic garbage collector's way.
@@ -30,11 +41,13 @@ def settle_garbage_collector() -> None:
     Python's full collection walks every tracked object; in a server that had just imported Litestar
     and built its app, that is 30-50 ms with nothing else running, a few times a minute under load:
     every request in flight waits (bench/README.md, "Runtime"). Frozen objects are never walked, and
-    collections of what requests create take a millisecond or two. Only `serve` does this: it runs
-    one app for the life of its process (tests build many).
+    collections of what requests create take a millisecond or two. Young collections run less often
+    (GC_YOUNG_THRESHOLD), so what a request builds is mostly freed before one sees it. Only `serve`
+    does this: it runs one app for the life of its process (tests build many).
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 @click.command()
@@ -71,6 +84,7 @@ def serve(host: str | None, port: int | None, log_format: str | None, data_dir: 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = create_app(config)
     settle_garbage_collector()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     uvicorn.run(
         app,
         host=config.host,
