@@ -11,7 +11,9 @@ in the path), so the `Cookie` header is neither counted nor passed on.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -41,24 +43,24 @@ STATIC_HEADERS = {
 
 
 @lru_cache(maxsize=8)
-def learner_headers(frame_ancestors: tuple[str, ...]) -> dict[str, str]:
+def learner_headers(frame_ancestors: tuple[str, ...]) -> Mapping[str, str]:
     """Headers of the player's runtime answers and the package files (content), for `frame_ancestors`.
 
     No CSP beyond `frame-ancestors`: course content needs inline scripts, eval and whatever else its
     authoring tool produced. The player frames the content, so the player's own origin (`'self'`) is
-    always among the content's ancestors, whatever else the operator allows. The same dict is returned
-    for the same setting; callers copy it (`{**headers, ...}`), never change it.
+    always among the content's ancestors, whatever else the operator allows. Built once per setting
+    (read-only; callers copy it, `{**headers, ...}`).
     """
     others = [a for a in frame_ancestors if a not in ("'self'", "'none'")]
-    return _framing(("'self'", *others))
+    return MappingProxyType(_framing(("'self'", *others)))
 
 
 @lru_cache(maxsize=8)
-def player_page_headers(frame_ancestors: tuple[str, ...]) -> dict[str, str]:
+def player_page_headers(frame_ancestors: tuple[str, ...]) -> Mapping[str, str]:
     """Headers of the player page: its CSP, and framing by exactly the configured `frame_ancestors`."""
     headers = _framing(frame_ancestors)
     headers["Content-Security-Policy"] = f"{PLAYER_PAGE_POLICY}; {headers['Content-Security-Policy']}"
-    return headers
+    return MappingProxyType(headers)
 
 
 def _framing(ancestors: tuple[str, ...]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -138,7 +138,7 @@ class PlayerController(Controller):
         return _file_response(request, found, learner_headers(inst.config.frame_ancestors))
 
 
-def _file_response(request: Request[Any, Any, Any], found: ContentFile, framing: dict[str, str]) -> Response[Any]:
+def _file_response(request: Request[Any, Any, Any], found: ContentFile, framing: Mapping[str, str]) -> Response[Any]:
     headers = {
         **framing,
         "ETag": found.etag,
