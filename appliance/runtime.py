@@ -7,6 +7,7 @@ and the sequencing engine in the same transaction. The answer tells the player w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -502,31 +503,47 @@ def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
 
 def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None = None) -> dict[str, Any]:
     """Apply a batch of CMI changes; on Terminate, end the SCO session and run sequencing."""
+    if body.terminate:
+        return _terminate_step(inst, tenant_id, session_id, body, ttl)
     return inst.tenant_db(tenant_id).write_sync(_commit_txn(inst, tenant_id, session_id, body, ttl))
 
 
 async def commit_async(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int) -> dict[str, Any]:
-    """`commit` for the event loop: one hop to the tenant's writer thread and nothing else."""
+    """`commit` for the event loop: a plain commit is one hop to the tenant's writer and nothing else (the
+    hot path); a Terminate sequences, in a worker thread, off the loop and outside the writer lock."""
+    if body.terminate:
+        return await asyncio.to_thread(_terminate_step, inst, tenant_id, session_id, body, ttl)
     return await inst.tenant_db(tenant_id).write(_commit_txn(inst, tenant_id, session_id, body, ttl))
 
 
 def _commit_txn(
-    inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None
-) -> Callable[[apsw.Connection], dict[str, Any]]:
+    inst: Instance,
+    tenant_id: str,
+    session_id: str,
+    body: CommitIn,
+    ttl: int | None,
+    *,
+    off_lock: bool = False,
+    budget: Callable[[], None] | None = None,
+) -> Callable[[Any], Any]:
     """The commit transaction. A plain Commit only stores data (it does not trigger sequencing,
-    rte-rules 2), so it takes the short path: validate, store, refresh the session's results."""
-    if body.nav_request is not None and _request_name(body.nav_request) not in NAV_REQUESTS:
-        raise ValidationFailed(
-            f"unknown navigation request {body.nav_request!r}", {"errors": [{"field": "nav_request"}]}
-        )
+    rte-rules 2), so it takes the short path: validate, store, refresh the session's results.
+
+    A Terminate of a running SCO sequences (`_terminate_compute`, then `_terminate_finish`). With
+    `off_lock` the transaction runs on a `_Snapshot` and stops there, returning the computed
+    `_Terminated` for `_terminate_step` to swap in; any other case raises `_UnderLock` (it is short, and
+    its reads follow its own writes: it runs as a whole under the lock)."""
+    _check_nav_request(body)
     now = inst.clock.now()
     ttl = ttl if ttl is not None else _ttl(inst, tenant_id)
 
-    def txn(conn: apsw.Connection) -> dict[str, Any]:
+    def txn(conn: apsw.Connection) -> Any:
         session = session_row(conn, session_id)
         check_live(session, now)
         seqs = _decode_seqs(session["commit_seqs"])
         if seqs.get(body.client_id, -1) >= body.seq:
+            if off_lock:
+                raise _UnderLock
             return {"replayed": True, "version": session["version"], "status": session["status"]}
         if body.version is not None:
             check_version(session, body.version)
@@ -558,6 +575,8 @@ def _commit_txn(
         if not set(body.changes) <= set(reported):
             reported = sorted(set(reported) | set(body.changes))
         if not (body.terminate and row["state"] == "running"):
+            if off_lock:
+                raise _UnderLock
             conn.execute(
                 "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
                 (_encode(cmi).decode(), _encode(reported).decode(), now, session_id, body.activity),
@@ -575,18 +594,115 @@ def _commit_txn(
                 interactions_changed=_interactions_changed(stored, body.changes),
             )
             return {"replayed": False, "delivery": None, "version": updated["version"], "status": updated["status"]}
-        _touch(conn, session, ttl, now, seqs=seqs)
-        engine = _engine(conn, course, session)
-        cmi, nav, delivery = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
-        _save_engine(conn, course, session, engine, now)
-        updated = refresh_results(conn, course, session_row(conn, session_id), now, _rollup(engine))
-        return {
-            "replayed": False,
-            "delivery": delivery,
-            **_player_state(course, updated, engine, nav, delivery is not None),
-        }
+        done = _terminate_compute(conn, course, session, seqs, body, cmi, row, reported, now, budget)
+        if off_lock:
+            delivered = done.answer["delivery"]
+            if delivered is not None and delivered["activity"] == body.activity:
+                raise _UnderLock  # the delivery read the SCO's own row, which this step's held-back write changes
+            return done
+        return _terminate_finish(conn, done, ttl)
 
     return txn
+
+
+def _check_nav_request(body: CommitIn) -> None:
+    if body.nav_request is not None and _request_name(body.nav_request) not in NAV_REQUESTS:
+        raise ValidationFailed(
+            f"unknown navigation request {body.nav_request!r}", {"errors": [{"field": "nav_request"}]}
+        )
+
+
+class _Terminated(msgspec.Struct):
+    """What a Terminate decided (the SCO's ended CMI, sequencing, the delivery, the player state), before
+    the session's sign of life and results are written."""
+
+    course: Course
+    session: dict[str, Any]
+    seqs: dict[str, int]
+    engine: SequencingEngine
+    answer: dict[str, Any]
+    now: float
+
+
+class _UnderLock(Exception):
+    """This commit is not a Terminate that sequences (or cannot be computed on a snapshot): run it whole
+    under the writer lock."""
+
+
+def _terminate_compute(
+    conn: Any,
+    course: Course,
+    session: dict[str, Any],
+    seqs: dict[str, int],
+    body: CommitIn,
+    cmi: dict[str, str],
+    row: dict[str, Any],
+    reported: list[str],
+    now: float,
+    budget: Callable[[], None] | None,
+) -> _Terminated:
+    """The costly part of a Terminate, on `conn` (a `_Snapshot`, or the writer's connection): the attempt
+    rules, sequencing, the next delivery, the engine's state, and the player state from one look-ahead."""
+    engine = _engine(conn, course, session)
+    engine.tracking.budget = budget
+    nav = _terminate(conn, course, session, engine, body, cmi, row, reported, now)
+    with engine.tracking.frozen():  # the state is final: one look-ahead table for the CMI, controls and TOC
+        delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
+        _save_engine(conn, course, session, engine, now)
+        state = _player_state(course, session, engine, nav, delivery is not None)
+    engine.tracking.budget = None
+    answer = {"replayed": False, "delivery": delivery, **state}
+    return _Terminated(course=course, session=session, seqs=seqs, engine=engine, answer=answer, now=now)
+
+
+def _terminate_finish(conn: apsw.Connection, done: _Terminated, ttl: int) -> dict[str, Any]:
+    """The rest of a Terminate's write transaction: sign of life and results; the answer takes the new version."""
+    _touch(conn, done.session, ttl, done.now, seqs=done.seqs)
+    session = session_row(conn, done.session["id"])
+    updated = refresh_results(conn, done.course, session, done.now, _rollup(done.engine))
+    return {**done.answer, "version": updated["version"], "status": updated["status"]}
+
+
+def _terminate_step(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None) -> dict[str, Any]:
+    """A commit that terminates the SCO, sequenced like `_sequencing_step`: on a read snapshot, outside the
+    tenant's writer lock, its writes swapped in if nothing it read has changed; after SEQUENCING_ATTEMPTS
+    lost races, or for a commit that does not sequence (a replay, a SCO already terminated), the plain
+    transaction under the lock. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS."""
+    _check_nav_request(body)  # before anything is read, as for a plain commit
+    ttl = ttl if ttl is not None else _ttl(inst, tenant_id)
+    db = inst.tenant_db(tenant_id)
+    budget = _cpu_budget(_current_course(inst, tenant_id, session_id))
+    for _ in range(SEQUENCING_ATTEMPTS):
+        try:
+            answer = _optimistic_terminate(
+                db, _commit_txn(inst, tenant_id, session_id, body, ttl, off_lock=True, budget=budget), ttl
+            )
+        except _UnderLock:
+            break
+        if answer is not None:
+            return answer
+    return db.write_sync(_commit_txn(inst, tenant_id, session_id, body, ttl, budget=budget))
+
+
+def _optimistic_terminate(db: Database, txn: Callable[[Any], Any], ttl: int) -> dict[str, Any] | None:
+    """One attempt: the Terminate computed on a snapshot, then swapped in; None when someone changed what it read."""
+    snapshot: _Snapshot | None = None
+
+    def compute(conn: apsw.Connection) -> _Terminated:
+        nonlocal snapshot
+        snapshot = _Snapshot(conn)
+        return txn(snapshot)
+
+    done = db.read_sync(compute)
+
+    def swap(conn: apsw.Connection) -> dict[str, Any] | None:
+        assert snapshot is not None
+        if not snapshot.still_current(conn):
+            return None
+        snapshot.apply(conn)
+        return _terminate_finish(conn, done, ttl)
+
+    return db.write_sync(swap)
 
 
 _encode = msgspec.json.encode
@@ -679,8 +795,8 @@ def _terminate(
     row: dict[str, Any],
     reported: list[str],
     now: float,
-) -> tuple[dict[str, str], NavResult, dict[str, Any] | None]:
-    """End the SCO session (attempt rules), tell sequencing, and deliver what comes next."""
+) -> NavResult:
+    """End the SCO session (attempt rules) and tell sequencing, which decides what comes next."""
     elapsed = max(0.0, now - row["launched_at"]) if row["launched_at"] and course.scorm_version != SCORM_12 else None
     before = cmi
     ended = end_session(course.scorm_version, cmi, elapsed_seconds=elapsed)
@@ -695,9 +811,7 @@ def _terminate(
         "UPDATE session_activities SET cmi = ?, state = 'terminated', updated_at = ? WHERE session_id = ? AND activity_id = ?",
         (json.dumps(cmi, separators=(",", ":")), now, session["id"], body.activity),
     )
-    nav = engine.terminate(body.activity, _set_by_sco(cmi, reported), request or "_none_", now=now)
-    delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
-    return cmi, nav, delivery
+    return engine.terminate(body.activity, _set_by_sco(cmi, reported), request or "_none_", now=now)
 
 
 def navigate(inst: Instance, tenant_id: str, session_id: str, body: NavigateIn) -> dict[str, Any]:

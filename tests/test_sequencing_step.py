@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from appliance import runtime
 from appliance.config import Config
 from appliance.instance import Instance
+from appliance.scorm.sequencing import tracking
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from tests.api.test_activity_limit import wide_course
 from tests.api.test_packages import make_client, upload_ready
@@ -157,3 +158,150 @@ def test_a_large_course_launches_and_navigates_quickly(api: TestClient, acme: Te
     assert moved.status_code == 200, moved.text
     assert moved.json()["delivery"]["activity"] == "i4000"
     assert launch_s < 2.0 and navigate_s < 2.0, (launch_s, navigate_s)
+
+
+# -- a Terminate that navigates: the same snapshot and compare-and-swap -------------------------------------
+
+
+def _terminate_body(player: Player, nav: str = "continue") -> runtime.CommitIn:
+    player.seq += 1
+    return runtime.CommitIn(
+        client_id=player.client_id,
+        seq=player.seq,
+        activity=player.activity or "",
+        changes={"cmi.completion_status": "completed"},
+        version=player.version,
+        terminate=True,
+        nav_request=nav,
+    )
+
+
+def test_the_writer_lock_is_free_while_a_terminate_sequences(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a SCO's Terminate with `continue` is sequencing, another write to the same tenant goes through
+    at once; the Terminate's own writes land afterwards, whole."""
+    session = _session(api, acme)
+    player = Player(api, session)
+    player.launch()
+    inst = _instance(api)
+    db = inst.tenant_db(acme.tenant_id)
+    computing, release = threading.Event(), threading.Event()
+    original = runtime._terminate
+
+    def slow_terminate(*args: Any) -> NavResult:
+        computing.set()
+        assert release.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr(runtime, "_terminate", slow_terminate)
+    body = _terminate_body(player)
+    results: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: results.append(runtime.commit(inst, acme.tenant_id, session["id"], body)))
+    worker.start()
+    try:
+        assert computing.wait(10)
+        written = threading.Event()
+        other = threading.Thread(
+            target=lambda: (db.write_sync(lambda c: c.execute("UPDATE packages SET title = title")), written.set())
+        )
+        other.start()
+        # With the Terminate sequenced inside the commit's write transaction (as before) this write waits.
+        assert written.wait(5), "a tenant write waited for another learner's Terminate"
+        other.join()
+    finally:
+        release.set()
+        worker.join(10)
+    assert results and results[0]["delivery"]["activity"] == "i1" and results[0]["current"] == "i1"
+    stored = read(api, acme, session["id"])
+    assert stored["current_activity"] == "i1" and stored["version"] == results[0]["version"]
+    assert stored["activities"]["i0"]["cmi"]["cmi.completion_status"] == "completed"
+
+
+def test_a_terminate_raced_by_a_commit_is_computed_again(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another page's commit that lands while the Terminate computes makes it run again on the new state:
+    neither page's values are lost, and the versions follow one another."""
+    session = _session(api, acme)
+    player = Player(api, session)
+    player.launch()
+    other_page = Player(api, session, client_id="page-2")
+    other_page.activity = player.activity
+    inst = _instance(api)
+    calls: list[int] = []
+    original = runtime._terminate
+
+    def raced(*args: Any) -> NavResult:
+        calls.append(1)
+        if len(calls) == 1:  # another page's commit lands while we compute (before, it waited for the lock)
+            answered: list[int] = []
+            racer = threading.Thread(
+                target=lambda: answered.append(other_page.commit({"cmi.location": "page-7"}).status_code)
+            )
+            racer.start()
+            racer.join(5)
+            assert answered == [200], "another page's commit waited for this Terminate"
+        return original(*args)
+
+    monkeypatch.setattr(runtime, "_terminate", raced)
+    before = read(api, acme, session["id"])
+    player.version = None  # a conditional Terminate would (rightly) be refused by the other page's commit
+    answer = runtime.commit(inst, acme.tenant_id, session["id"], _terminate_body(player))
+    assert len(calls) == 2
+    after = read(api, acme, session["id"])
+    assert answer["version"] == after["version"] == before["version"] + 2
+    assert after["activities"]["i0"]["cmi"]["cmi.location"] == "page-7"
+    assert after["activities"]["i0"]["cmi"]["cmi.completion_status"] == "completed"
+    assert answer["delivery"]["activity"] == "i1" and after["current_activity"] == "i1"
+
+
+def test_a_terminate_always_raced_runs_under_the_lock(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = _session(api, acme)
+    player = Player(api, session)
+    player.launch()
+    inst = _instance(api)
+    db = inst.tenant_db(acme.tenant_id)
+    calls: list[int] = []
+    original = runtime._terminate
+
+    def always_raced(*args: Any) -> NavResult:
+        calls.append(1)
+        # Inside the write transaction of the last attempt this joins it (and no longer conflicts).
+        db.write_sync(
+            lambda c: c.execute("UPDATE sessions SET updated_at = updated_at + 1 WHERE id = ?", (session["id"],))
+        )
+        return original(*args)
+
+    monkeypatch.setattr(runtime, "_terminate", always_raced)
+    answer = runtime.commit(inst, acme.tenant_id, session["id"], _terminate_body(player))
+    assert len(calls) == runtime.SEQUENCING_ATTEMPTS + 1
+    assert answer["delivery"]["activity"] == "i1"
+    assert read(api, acme, session["id"])["current_activity"] == "i1"
+
+
+def test_a_terminate_over_its_cpu_budget_changes_nothing(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the budget the Terminate is SEQUENCING_TOO_COSTLY (422) and the SCO is still running, its
+    values as they were, so the player can send it again."""
+    session = _session(api, acme)
+    player = Player(api, session)
+    player.launch()
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(tracking, "BUDGET_STRIDE", 1)  # a small course reads too little state to reach a check
+    before = read(api, acme, session["id"])
+    response = player.commit({"cmi.completion_status": "completed"}, terminate=True, nav="continue")
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "SEQUENCING_TOO_COSTLY"
+    assert response.json()["details"] == {"budget_seconds": 0.0, "activities": 4}
+    after = read(api, acme, session["id"])
+    assert after["version"] == before["version"] and after["current_activity"] == "i0"
+    assert after["activities"]["i0"]["state"] == "running"
+    assert after["activities"]["i0"]["cmi"].get("cmi.completion_status") != "completed"
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    again = player.commit({"cmi.completion_status": "completed"}, terminate=True, nav="continue")
+    assert again.status_code == 200, again.text
+    assert again.json()["delivery"]["activity"] == "i1"
