@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import apsw
 import msgspec
@@ -32,6 +32,8 @@ from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.scorm.sequencing.navigation import NAV_REQUESTS
 from appliance.sessions import check_live, check_version, refresh_results, session_row
 from appliance.tenants import tenant_status, tenant_suspend_data_limit
+
+T = TypeVar("T")
 
 # A gap longer than this between two signs of life does not count as time spent (a tab left open).
 IDLE_SECONDS = 30 * 60
@@ -471,21 +473,33 @@ def _optimistic_step(
     launching: bool,
 ) -> dict[str, Any] | None:
     """One attempt: compute on a snapshot, then swap its writes in; None when someone changed what it read."""
+    return _on_snapshot(
+        db,
+        lambda snapshot: _compute_step(snapshot, course, session_id, step, now, version, budget),
+        lambda conn, done: _finish_step(conn, course, done, ttl, now, launching),
+    )
+
+
+def _on_snapshot(
+    db: Database, compute: Callable[[_Snapshot], T], finish: Callable[[apsw.Connection, T], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Run `compute` on a read snapshot (no writer lock), then, in a short write transaction, apply its
+    held-back writes and `finish` — or answer None when any row it read has changed meanwhile."""
     snapshot: _Snapshot | None = None
 
-    def compute(conn: apsw.Connection) -> _Computed:
+    def read(conn: apsw.Connection) -> T:
         nonlocal snapshot
         snapshot = _Snapshot(conn)
-        return _compute_step(snapshot, course, session_id, step, now, version, budget)
+        return compute(snapshot)
 
-    done = db.read_sync(compute)
+    done = db.read_sync(read)
 
     def swap(conn: apsw.Connection) -> dict[str, Any] | None:
         assert snapshot is not None
         if not snapshot.still_current(conn):
             return None
         snapshot.apply(conn)
-        return _finish_step(conn, course, done, ttl, now, launching)
+        return finish(conn, done)
 
     return db.write_sync(swap)
 
@@ -686,23 +700,7 @@ def _terminate_step(inst: Instance, tenant_id: str, session_id: str, body: Commi
 
 def _optimistic_terminate(db: Database, txn: Callable[[Any], Any], ttl: int) -> dict[str, Any] | None:
     """One attempt: the Terminate computed on a snapshot, then swapped in; None when someone changed what it read."""
-    snapshot: _Snapshot | None = None
-
-    def compute(conn: apsw.Connection) -> _Terminated:
-        nonlocal snapshot
-        snapshot = _Snapshot(conn)
-        return txn(snapshot)
-
-    done = db.read_sync(compute)
-
-    def swap(conn: apsw.Connection) -> dict[str, Any] | None:
-        assert snapshot is not None
-        if not snapshot.still_current(conn):
-            return None
-        snapshot.apply(conn)
-        return _terminate_finish(conn, done, ttl)
-
-    return db.write_sync(swap)
+    return _on_snapshot(db, txn, lambda conn, done: _terminate_finish(conn, done, ttl))
 
 
 _encode = msgspec.json.encode

@@ -21,18 +21,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Route
 
-from tests.e2e.browser import CHROMIUM, WAIT_MS, Appliance, Player
+from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, Appliance, Player
 from tests.e2e.conftest import ServerProcess
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 GOLF = "moodle-RuntimeBasicCalls_SCORM20043rdEdition"  # Initialize on load; the player's API_1484_11
 LAUNCH_PAGE = "/content/shared/launchpage.html"
