@@ -43,6 +43,30 @@ def _launch_step(engine: SequencingEngine, now: float) -> NavResult:
     return engine.launch(now=now)
 
 
+def _write_meanwhile(
+    db: Any, work: Any, computing: threading.Event, release: threading.Event, what: str
+) -> list[dict[str, Any]]:
+    """Run `work` in a thread; once it signals `computing` (it then waits for `release`), another write to
+    the tenant must go through at once — with the sequencing inside the write transaction, as before,
+    it would wait for `release`. Returns `work`'s answer (in a list: empty if it failed)."""
+    results: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: results.append(work()))
+    worker.start()
+    try:
+        assert computing.wait(10)
+        written = threading.Event()
+        other = threading.Thread(
+            target=lambda: (db.write_sync(lambda c: c.execute("UPDATE packages SET title = title")), written.set())
+        )
+        other.start()
+        assert written.wait(5), what
+        other.join()
+    finally:
+        release.set()
+        worker.join(10)
+    return results
+
+
 def test_the_writer_lock_is_free_while_a_step_computes(api: TestClient, acme: TenantKey) -> None:
     """While one learner's launch is sequencing, another write to the same tenant goes through at once."""
     session = _session(api, acme)
@@ -55,24 +79,13 @@ def test_the_writer_lock_is_free_while_a_step_computes(api: TestClient, acme: Te
         assert release.wait(10)
         return engine.launch(now=now)
 
-    results: list[dict[str, Any]] = []
-    worker = threading.Thread(
-        target=lambda: results.append(runtime._sequencing_step(inst, acme.tenant_id, session["id"], slow_step))
+    results = _write_meanwhile(
+        db,
+        lambda: runtime._sequencing_step(inst, acme.tenant_id, session["id"], slow_step),
+        computing,
+        release,
+        "a tenant write waited for another learner's sequencing",
     )
-    worker.start()
-    try:
-        assert computing.wait(10)
-        written = threading.Event()
-        other = threading.Thread(
-            target=lambda: (db.write_sync(lambda c: c.execute("UPDATE packages SET title = title")), written.set())
-        )
-        other.start()
-        # With the step inside the write transaction (as before) this write waits for `release`.
-        assert written.wait(5), "a tenant write waited for another learner's sequencing"
-        other.join()
-    finally:
-        release.set()
-        worker.join(10)
     assert results and results[0]["delivery"]["activity"] == "i0"
 
 
@@ -196,22 +209,13 @@ def test_the_writer_lock_is_free_while_a_terminate_sequences(
 
     monkeypatch.setattr(runtime, "_terminate", slow_terminate)
     body = _terminate_body(player)
-    results: list[dict[str, Any]] = []
-    worker = threading.Thread(target=lambda: results.append(runtime.commit(inst, acme.tenant_id, session["id"], body)))
-    worker.start()
-    try:
-        assert computing.wait(10)
-        written = threading.Event()
-        other = threading.Thread(
-            target=lambda: (db.write_sync(lambda c: c.execute("UPDATE packages SET title = title")), written.set())
-        )
-        other.start()
-        # With the Terminate sequenced inside the commit's write transaction (as before) this write waits.
-        assert written.wait(5), "a tenant write waited for another learner's Terminate"
-        other.join()
-    finally:
-        release.set()
-        worker.join(10)
+    results = _write_meanwhile(
+        db,
+        lambda: runtime.commit(inst, acme.tenant_id, session["id"], body),
+        computing,
+        release,
+        "a tenant write waited for another learner's Terminate",
+    )
     assert results and results[0]["delivery"]["activity"] == "i1" and results[0]["current"] == "i1"
     stored = read(api, acme, session["id"])
     assert stored["current_activity"] == "i1" and stored["version"] == results[0]["version"]

@@ -10,6 +10,9 @@ from litestar.testing import TestClient
 from appliance.app import create_app
 from appliance.clock import FixedClock
 from appliance.config import Config
+from tests.api.test_packages import upload_ready
+from tests.api.test_sessions import Player, create, package_12
+from tests.conftest import TenantKey
 
 
 def make_api(config: Config, clock: FixedClock) -> TestClient:
@@ -28,3 +31,12 @@ def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
     """The app on the test's data dir and `clock` (modules with another app define their own `api`)."""
     with make_api(config, clock) as client:
         yield client
+
+
+@pytest.fixture
+def player(api: TestClient, acme: TenantKey) -> Player:
+    """A launched player page on a fresh session of a one-SCO SCORM 1.2 package (the module's `api`)."""
+    package = upload_ready(api, acme, package_12())
+    driver = Player(api, create(api, acme, package["id"]).json())
+    driver.launch()
+    return driver

@@ -21,15 +21,6 @@ from tests.api.test_sessions import Player, create, package_12
 from tests.conftest import TenantKey, make_tenant_key
 
 
-@pytest.fixture
-def player(api: TestClient, acme: TenantKey) -> Player:
-    package = upload_ready(api, acme, package_12())
-    session = create(api, acme, package["id"]).json()
-    driver = Player(api, session)
-    driver.launch()
-    return driver
-
-
 def body(player: Player, changes: dict[str, str], seq: int) -> dict[str, Any]:
     return {"client_id": "c", "seq": seq, "activity": player.activity, "changes": changes}
 

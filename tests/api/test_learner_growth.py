@@ -22,14 +22,6 @@ from tests.conftest import TenantKey
 USAGE = "/api/v1/usage"
 
 
-@pytest.fixture
-def player(api: TestClient, acme: TenantKey) -> Player:
-    package = upload_ready(api, acme, package_12())
-    driver = Player(api, create(api, acme, package["id"]).json())
-    driver.launch()
-    return driver
-
-
 def tenant_file_bytes(config: Config, tenant_id: str) -> int:
     """The tenant database on disk, WAL included (what a hostile learner would make grow)."""
     path = DataDir(config.data_dir).tenant_db(tenant_id)

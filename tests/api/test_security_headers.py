@@ -36,14 +36,6 @@ def api(config: Config) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def player(api: TestClient, acme: TenantKey) -> Player:
-    package = upload_ready(api, acme, package_12())
-    driver = Player(api, create(api, acme, package["id"]).json())
-    driver.launch()
-    return driver
-
-
 def commit_body(player: Player, seq: int, location: str) -> dict[str, Any]:
     return {
         "client_id": "c",
