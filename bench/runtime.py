@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.upload import HOST, create_tenant_key, free_port, server_command, wait_healthy
+from bench.upload import HOST, create_tenant_key, free_port, learner_load_env, server_command, wait_healthy
 
 MANIFEST = b"""<?xml version="1.0" encoding="UTF-8"?>
 <manifest identifier="bench.runtime" version="1" xmlns="http://www.imsproject.org/xsd/imscp_rootv1p1p2"
@@ -245,15 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         key = create_tenant_key(data_dir)
         port = free_port()
         url = f"http://{HOST}:{port}"
-        # Each simulated learner commits as fast as wrk can send: far above the per-session abuse limit
-        # that protects a real server (config learner_requests_per_minute), and the one tenant's learners
-        # together above its cap (tenant_learner_requests_per_minute), so the benchmark lifts both.
-        env = {
-            **os.environ,
-            "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
-            "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "100000000",
-            "SCORM_APPLIANCE_LOG_FORMAT": "json",
-        }
+        env = learner_load_env()
         log = workdir / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(server_command(data_dir, port), stdout=out, stderr=subprocess.DEVNULL, env=env)

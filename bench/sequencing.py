@@ -40,7 +40,7 @@ import httpx
 import msgspec
 
 from bench.runtime import cpu_seconds
-from bench.upload import HOST, free_port, percentile, server_command, wait_healthy
+from bench.upload import HOST, free_port, learner_load_env, percentile, server_command, wait_healthy
 
 NS = (
     'xmlns="http://www.imsglobal.org/xsd/imscp_v1p1" xmlns:adlcp="http://www.adlnet.org/xsd/adlcp_v1p3" '
@@ -351,12 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         key, other_key = create_tenants(data_dir)
         port = free_port()
         url = f"http://{HOST}:{port}"
-        env = {
-            **os.environ,
-            "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
-            "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "100000000",
-            "SCORM_APPLIANCE_LOG_FORMAT": "json",
-        }
+        env = learner_load_env()
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(server_command(data_dir, port), stdout=out, stderr=subprocess.DEVNULL, env=env)

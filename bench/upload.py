@@ -131,6 +131,19 @@ def create_tenant_key(data_dir: Path) -> str:
     return secret
 
 
+def learner_load_env() -> dict[str, str]:
+    """The server's environment for a learner load: JSON access lines (read for in-server times), and the
+    learner limits lifted. Each simulated learner commits as fast as the load tool can send: far above
+    the per-session abuse limit that protects a real server (learner_requests_per_minute), and one
+    tenant's learners together above its cap (tenant_learner_requests_per_minute)."""
+    return {
+        **os.environ,
+        "SCORM_APPLIANCE_LEARNER_REQUESTS_PER_MINUTE": "100000000",
+        "SCORM_APPLIANCE_TENANT_LEARNER_REQUESTS_PER_MINUTE": "100000000",
+        "SCORM_APPLIANCE_LOG_FORMAT": "json",
+    }
+
+
 def server_command(data_dir: Path, port: int) -> list[str]:
     script = Path(sys.executable).parent / "scorm-appliance"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "appliance"]
