@@ -31,6 +31,7 @@ from appliance.api.system import SystemController
 from appliance.api.tenant import TenantController
 from appliance.api.usage import UsageController
 from appliance.api.webhooks import WebhookController
+from appliance.api.xapi.app import XapiApp, xapi_path
 from appliance.clock import Clock
 from appliance.config import Config
 from appliance.instance import Instance
@@ -80,7 +81,8 @@ def build_scheduler(inst: Instance) -> Scheduler:
 
 
 class Appliance(Litestar):
-    """The Litestar application, with learner commits answered before it (appliance.api.commit_endpoint).
+    """The Litestar application, with learner commits (appliance.api.commit_endpoint) and the xAPI LRS
+    (appliance.api.xapi.app) answered before it.
 
     Overriding `__call__` is the one way to reach a request before the framework's per-request steps
     (its scope set-up and `before_send` wrapper, then our access-log middleware), which together cost a
@@ -88,12 +90,17 @@ class Appliance(Litestar):
     """
 
     commits: CommitEndpoint | None = None
+    xapi: XapiApp | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and self.commits is not None:
-            token = commit_token(scope["path"])
-            if token is not None and self.commits.ready():
-                await self.commits(scope, receive, send, token)
+        if scope["type"] == "http":
+            if scope["method"] == "POST" and self.commits is not None:
+                token = commit_token(scope["path"])
+                if token is not None and self.commits.ready():
+                    await self.commits(scope, receive, send, token)
+                    return
+            if self.xapi is not None and xapi_path(scope["path"]) and self.xapi.ready():
+                await self.xapi(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -102,6 +109,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     """Build the application for `config`. The data directory is prepared in the lifespan."""
 
     commits = CommitEndpoint(config.max_request_header_bytes, config.frame_ancestors)
+    xapi = XapiApp(config.max_request_header_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -115,6 +123,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         )
         app.state.auth_failures = AuthFailureLimiter(config.auth_failures_per_minute, config.auth_block_seconds)
         commits.start(inst, app.state.learner_limiter)
+        xapi.start(inst)
         app.state.usage_counter = counter = RequestCounter()
         scheduler = build_scheduler(inst)
         scheduler.every("flush-usage", config.usage_flush_seconds, counter.flush)
@@ -125,6 +134,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
             yield
         finally:
             commits.stop()
+            xapi.stop()
             await scheduler.stop(timeout=30.0)
             counter.flush(inst)  # the API requests counted since the last batched write
             inst.close()
@@ -145,4 +155,5 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     # answered in `Appliance.__call__`, with their own access line.
     app.asgi_handler = access_log_middleware(app.asgi_handler)
     app.commits = commits
+    app.xapi = xapi
     return app

@@ -80,3 +80,27 @@ def m004_tenant_suspend_data_limit(conn: apsw.Connection) -> None:
     """The tenant's SCORM 1.2 cmi.suspend_data limit (tenants.set_suspend_data_limit); every tenant starts
     at 64000 characters, the appliance's default, so authoring tools' long suspend data resumes."""
     conn.execute("ALTER TABLE tenants ADD COLUMN scorm12_suspend_data_limit INTEGER NOT NULL DEFAULT 64000")
+
+
+@registry_migrations
+def m005_lrs_credentials(conn: apsw.Connection) -> None:
+    """xAPI LRS credentials (appliance.lrs.credentials): HTTP Basic key and secret per tenant, with a scope.
+
+    In the registry, like API keys, because a Basic credential is all a request carries to name its
+    tenant; the secret is stored only as a hash.
+    """
+    conn.execute(
+        """
+        CREATE TABLE lrs_credentials (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            name TEXT,
+            scope TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked_at REAL
+        );
+        CREATE INDEX lrs_credentials_tenant ON lrs_credentials(tenant_id);
+        """
+    )

@@ -339,3 +339,86 @@ def m008_session_row_bytes(conn: apsw.Connection) -> None:
 def m009_package_suspend_data_limit(conn: apsw.Connection) -> None:
     """A package's own SCORM 1.2 cmi.suspend_data limit; NULL follows the tenant's setting."""
     conn.execute("ALTER TABLE packages ADD COLUMN scorm12_suspend_data_limit INTEGER")
+
+
+@tenant_migrations
+def m010_xapi_statements(conn: apsw.Connection) -> None:
+    """The tenant's xAPI statements (appliance.lrs.statements), stored in arrival order (`seq`).
+
+    `seq` orders `more` paging and `X-Experience-API-Consistent-Through`; the lookup columns hold the
+    canonical keys the GET filters match (appliance.xapi.agents.agent_ifi for agents), the statement
+    itself is kept as received and normalised (`body`, JSON). Attachments are kept once per hash.
+    """
+    conn.execute(
+        """
+        CREATE TABLE xapi_statements (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            stored REAL NOT NULL,
+            timestamp REAL NOT NULL,
+            verb_id TEXT NOT NULL,
+            actor_ifi TEXT,
+            object_kind TEXT NOT NULL,
+            object_key TEXT,
+            registration TEXT,
+            voided INTEGER NOT NULL DEFAULT 0,
+            voids TEXT,
+            credential_id TEXT,
+            body BLOB NOT NULL
+        );
+        CREATE INDEX xapi_statements_stored ON xapi_statements(stored);
+        CREATE INDEX xapi_statements_actor ON xapi_statements(actor_ifi, seq);
+        CREATE INDEX xapi_statements_verb ON xapi_statements(verb_id, seq);
+        CREATE INDEX xapi_statements_object ON xapi_statements(object_key, seq);
+        CREATE INDEX xapi_statements_registration ON xapi_statements(registration, seq);
+        CREATE TABLE xapi_statement_agents (
+            seq INTEGER NOT NULL REFERENCES xapi_statements(seq) ON DELETE CASCADE,
+            ifi TEXT NOT NULL,
+            related INTEGER NOT NULL,
+            PRIMARY KEY (ifi, seq, related)
+        ) WITHOUT ROWID;
+        CREATE TABLE xapi_statement_activities (
+            seq INTEGER NOT NULL REFERENCES xapi_statements(seq) ON DELETE CASCADE,
+            activity_id TEXT NOT NULL,
+            related INTEGER NOT NULL,
+            PRIMARY KEY (activity_id, seq, related)
+        ) WITHOUT ROWID;
+        CREATE TABLE xapi_attachments (
+            sha2 TEXT PRIMARY KEY,
+            content_type TEXT NOT NULL,
+            length INTEGER NOT NULL,
+            content BLOB NOT NULL
+        );
+        CREATE TABLE xapi_activities (
+            id TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            updated REAL NOT NULL
+        );
+        """
+    )
+
+
+@tenant_migrations
+def m011_xapi_documents(conn: apsw.Connection) -> None:
+    """The tenant's xAPI documents (appliance.lrs.documents): State, Activity Profile, Agent Profile.
+
+    One table for the three kinds; the columns a kind does not use hold '' (so the primary key works:
+    NULLs are never equal in SQLite). `etag` is the SHA-1 of the content, as the specification's ETags.
+    """
+    conn.execute(
+        """
+        CREATE TABLE xapi_documents (
+            kind TEXT NOT NULL,
+            activity_id TEXT NOT NULL,
+            agent_ifi TEXT NOT NULL,
+            registration TEXT NOT NULL,
+            document_id TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            content BLOB NOT NULL,
+            etag TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (kind, activity_id, agent_ifi, registration, document_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX xapi_documents_updated ON xapi_documents(kind, activity_id, agent_ifi, updated);
+        """
+    )

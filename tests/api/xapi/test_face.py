@@ -1,0 +1,99 @@
+"""The xAPI face itself (appliance.api.xapi.app): version negotiation, Basic auth and scopes, the
+alternate request syntax, CORS, and errors in the contract's form, over the real app."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlencode
+
+from litestar.testing import TestClient
+
+from appliance.config import Config
+from tests.api.xapi.conftest import LrsClient, make_lrs_client
+from tests.conftest import TenantKey
+
+
+def test_about_answers_without_credentials_or_version(api: TestClient) -> None:
+    r = api.get("/xapi/about")
+    assert r.status_code == 200
+    assert "1.0.3" in r.json()["version"] and "2.0.0" in r.json()["version"]
+    assert r.headers["x-experience-api-version"] == "1.0.3"
+    assert api.post("/xapi/about").status_code == 405
+
+
+def test_head_has_the_headers_and_no_body(api: TestClient) -> None:
+    r = api.head("/xapi/about")
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["content-length"]) > 0
+
+
+def test_version_header_is_required_and_negotiated(api: TestClient, lrs: LrsClient) -> None:
+    r = api.get("/xapi/activities/state", headers={"Authorization": lrs.basic})
+    assert r.status_code == 400
+    assert "X-Experience-API-Version" in r.json()["error"]
+    r = api.get("/xapi/activities/state", headers={"Authorization": lrs.basic, "X-Experience-API-Version": "0.95"})
+    assert r.status_code == 400 and r.json()["details"]["supported"] == ["1.0.3", "2.0.0"]
+    r = api.get("/xapi/about", headers={"X-Experience-API-Version": "2.0"})
+    assert r.headers["x-experience-api-version"] == "2.0.0"
+
+
+def test_credentials_are_checked(api: TestClient, lrs: LrsClient) -> None:
+    headers = {"X-Experience-API-Version": "1.0.3"}
+    r = api.get("/xapi/statements", headers=headers)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+    wrong = "Basic " + base64.b64encode(f"{lrs.key}:nope".encode()).decode()
+    unknown = "Basic " + base64.b64encode(b"lrs_nosuchkey:nope").decode()
+    answers = [api.get("/xapi/statements", headers={**headers, "Authorization": a}) for a in (wrong, unknown)]
+    assert [a.status_code for a in answers] == [401, 401]
+    assert answers[0].json()["error"] == answers[1].json()["error"]  # one message: nothing to tell them apart
+
+
+def test_a_scope_limits_the_methods(api: TestClient, config: Config, acme: TenantKey) -> None:
+    reader = make_lrs_client(config, acme.tenant_id, "read")
+    writer = make_lrs_client(config, acme.tenant_id, "write")
+    params = {"activityId": "http://example.com/a", "agent": '{"mbox":"mailto:a@example.com"}', "stateId": "s"}
+    r = api.put("/xapi/activities/state", params=params, headers=reader.headers, content=b"{}")
+    assert r.status_code == 403 and r.json()["details"]["scope"] == "read"
+    r = api.get("/xapi/activities/state", params=params, headers=writer.headers)
+    assert r.status_code == 403
+    # the alternate syntax is judged by the method it carries, not by its POST
+    form = urlencode({"Authorization": reader.basic, "X-Experience-API-Version": "1.0.3", "content": "{}", **params})
+    r = api.post(
+        "/xapi/activities/state?method=PUT",
+        content=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 403
+
+
+def test_the_alternate_syntax_carries_headers_in_its_form(api: TestClient, lrs: LrsClient) -> None:
+    form = urlencode({"Authorization": lrs.basic, "X-Experience-API-Version": "1.0.3"})
+    r = api.post("/xapi/about?method=GET", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and "version" in r.json()
+    r = api.post(
+        "/xapi/about?method=GET&other=1", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 400
+    r = api.post("/xapi/about?method=GET", content=form, headers={"Content-Type": "application/json"})
+    assert r.status_code == 415
+    r = api.post(
+        "/xapi/about?method=GET",
+        content=urlencode({"X-Experience-API-Version": "2.0.0"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400 and "2.0" in r.json()["error"]
+
+
+def test_cors_preflight_and_exposed_headers(api: TestClient) -> None:
+    origin = "http://content.example"
+    r = api.options("/xapi/statements", headers={"Origin": origin, "Access-Control-Request-Method": "PUT"})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == origin
+    assert "X-Experience-API-Version" in r.headers["access-control-allow-headers"]
+    r = api.get("/xapi/about", headers={"Origin": origin})
+    assert "X-Experience-API-Consistent-Through" in r.headers["access-control-expose-headers"]
+
+
+def test_unknown_resource_is_404(api: TestClient, lrs: LrsClient) -> None:
+    r = api.get("/xapi/nothing", headers=lrs.headers)
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
