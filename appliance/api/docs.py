@@ -2,7 +2,8 @@
 
 Litestar's own OpenAPI router adds a catch-all that answers unknown paths below it with an HTML 404;
 under /api/v1 that would hide the contract's JSON errors, so that route is removed here. Swagger UI's
-assets come from the swagger-ui-bundle package, so the docs work on a LAN with no internet.
+assets (Swagger UI 5, which renders OpenAPI 3.1) are vendored in `swagger_ui/`, so the docs work on
+a LAN with no internet.
 
 The docs share the origin of the player and its course content, so they may not be framed at all
 (a course could otherwise frame them and draw over them), and the page's CSP admits only its own
@@ -16,7 +17,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from litestar import Request, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
@@ -26,6 +26,7 @@ from appliance import __version__
 from appliance.api.middleware import response_headers_middleware
 
 API_BASE = "/api/v1"
+SWAGGER_UI = Path(__file__).parent / "swagger_ui"  # Swagger UI 5 (OpenAPI 3.1), vendored: its README.md
 ASSETS = f"{API_BASE}/docs/assets"
 
 _PAGE = """<!DOCTYPE html>
@@ -92,7 +93,7 @@ def swagger_assets_router() -> Router:
     """Static Swagger UI files, with the docs' headers (their CSP is that of a script or stylesheet's page)."""
     return create_static_files_router(
         path=ASSETS,
-        directories=[Path(swagger_ui_bundle.swagger_ui_path)],
+        directories=[SWAGGER_UI],
         include_in_schema=False,
         middleware=[response_headers_middleware(DOCS_HEADERS)],
     )
