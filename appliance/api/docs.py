@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from litestar.static_files import create_static_files_router
 
 from appliance import __version__
 from appliance.api.middleware import response_headers_middleware
+from appliance.roles import ROLES, allowed_roles
 
 API_BASE = "/api/v1"
+_PATH_PARAM = re.compile(r"\{(\w+):[^}]+\}")  # Litestar's `{id:str}` is OpenAPI's `{id}`
 SWAGGER_UI = Path(__file__).parent / "swagger_ui"  # Swagger UI 5 (OpenAPI 3.1), vendored: its README.md
 ASSETS = f"{API_BASE}/docs/assets"
 
@@ -60,6 +63,54 @@ DOCS_HEADERS = {
 }
 
 
+class RolesJsonPlugin(JsonRenderPlugin):
+    """The JSON schema, each authenticated operation carrying the roles it admits (appliance.roles).
+
+    Roles live in the routes' `opt` and are checked at request time, so the generated schema alone
+    would not say who may call what: every operation that takes a principal gets `x-roles` (the list)
+    and a "Roles:" line in its description. Computed from the application's own routes, so the schema
+    and the check cannot drift.
+    """
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """The schema with each operation's roles added."""
+        add_roles(openapi_schema, operation_roles(request.app))
+        return self.render_json(request, openapi_schema)
+
+
+def operation_roles(app: Any) -> dict[tuple[str, str], list[str]]:
+    """(OpenAPI path, lower-case method) → the roles admitted, for every route that authenticates."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if not handler.include_in_schema or not _authenticates(handler):
+                continue
+            path = _PATH_PARAM.sub(r"{\1}", route.path)
+            for method in handler.http_methods:
+                allowed = allowed_roles(handler.opt, method)
+                found[(path, method.lower())] = [r for r in ROLES if r in allowed]
+    return found
+
+
+def _authenticates(handler: Any) -> bool:
+    """Whether the handler takes the principal, so that `provide_principal` checks its roles."""
+    return "principal" in handler.parsed_fn_signature.parameters
+
+
+def add_roles(schema: dict[str, Any], roles: dict[tuple[str, str], list[str]]) -> None:
+    """Write `x-roles` and the description line into the operations of `schema` (idempotent)."""
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            admitted = roles.get((path, method))
+            if admitted is None or not isinstance(operation, dict):
+                continue
+            operation["x-roles"] = admitted
+            line = f"Roles: {', '.join(admitted)}."
+            description = operation.get("description") or ""
+            if line not in description:
+                operation["description"] = f"{description}\n\n{line}".strip()
+
+
 class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
     """Swagger UI from local assets; also prunes Litestar's HTML catch-all from the OpenAPI router."""
 
@@ -82,7 +133,7 @@ def openapi_config() -> OpenAPIConfig:
         version=__version__,
         description="A self-hosted SCORM API server. Errors have the body {error, code, details}.",
         path=API_BASE,
-        render_plugins=[JsonRenderPlugin(path="/openapi.json"), OfflineSwaggerPlugin()],
+        render_plugins=[RolesJsonPlugin(path="/openapi.json"), OfflineSwaggerPlugin()],
         openapi_router=Router(
             API_BASE, route_handlers=[], include_in_schema=False, middleware=[response_headers_middleware(DOCS_HEADERS)]
         ),

@@ -81,6 +81,27 @@ def test_every_tenant_route_admits_the_documented_roles(api: TestClient) -> None
         assert roles == expected, (method, path, sorted(roles))
 
 
+def test_the_openapi_schema_names_each_operations_roles(api: TestClient) -> None:
+    """Every authenticated operation in /api/v1/openapi.json says who may call it (x-roles and its
+    description), exactly as the check applies it; only the unauthenticated routes carry none."""
+    schema = api.get("/api/v1/openapi.json").json()
+    unauthenticated = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            roles = operation.get("x-roles")
+            if roles is None:
+                unauthenticated.append(path)
+                continue
+            route = {r.path.replace(":str", "").replace(":int", ""): r for r in api.app.routes}[path]
+            handler = next(h for h in route.route_handlers if method.upper() in h.http_methods)
+            allowed = allowed_roles(handler.opt, method.upper())
+            assert set(roles) == allowed, (method, path)
+            assert operation["description"].endswith(f"Roles: {', '.join(roles)}."), (method, path)
+    assert all(p == "/api/v1/health" or p.startswith("/player/") for p in unauthenticated), unauthenticated
+    webhooks = schema["paths"]["/api/v1/webhooks"]["post"]
+    assert webhooks["x-roles"] == ["admin"]
+
+
 def test_role_claim_forms() -> None:
     assert role_from_claims({"role": "member"}, "role", "", "learner") == "member"
     assert role_from_claims({"scope": "openid read profile"}, "scope", "", "learner") == "read"
