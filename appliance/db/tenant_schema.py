@@ -345,9 +345,16 @@ def m009_package_suspend_data_limit(conn: apsw.Connection) -> None:
 def m010_xapi_statements(conn: apsw.Connection) -> None:
     """The tenant's xAPI statements (appliance.lrs.statements), stored in arrival order (`seq`).
 
-    `seq` orders `more` paging and `X-Experience-API-Consistent-Through`; the lookup columns hold the
-    canonical keys the GET filters match (appliance.xapi.agents.agent_ifi for agents), the statement
-    itself is kept as received and normalised (`body`, JSON). Attachments are kept once per hash.
+    `seq` orders `more` paging and `X-Experience-API-Consistent-Through`, and `stored` never goes
+    back as `seq` grows, so `since`/`until` become a `seq` range. Every GET filter (agent, verb,
+    activity, registration) is one table of keys, `xapi_statement_keys`: a 64-bit hash of the kind
+    and value (appliance.lrs.statements.filter_key), the statement's `seq`, and `related` (0: the
+    filter's plain meaning, actor/object or object activity; 1: only with related_agents or
+    related_activities). Its primary key serves each filter in `seq` order with LIMIT. A statement
+    referring to another by StatementRef also carries the target's keys (the specification's rule
+    that such statements match what their target matches). `body` is the statement as stored
+    (JSON), `digest` the hash of the statement as received, which a repeated id is compared with.
+    Attachments are kept once per hash.
     """
     conn.execute(
         """
@@ -355,33 +362,26 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             stored REAL NOT NULL,
-            timestamp REAL NOT NULL,
-            verb_id TEXT NOT NULL,
-            actor_ifi TEXT,
-            object_kind TEXT NOT NULL,
-            object_key TEXT,
-            registration TEXT,
             voided INTEGER NOT NULL DEFAULT 0,
+            ref TEXT,
             voids TEXT,
             credential_id TEXT,
+            digest BLOB NOT NULL,
             body BLOB NOT NULL
         );
         CREATE INDEX xapi_statements_stored ON xapi_statements(stored);
-        CREATE INDEX xapi_statements_actor ON xapi_statements(actor_ifi, seq);
-        CREATE INDEX xapi_statements_verb ON xapi_statements(verb_id, seq);
-        CREATE INDEX xapi_statements_object ON xapi_statements(object_key, seq);
-        CREATE INDEX xapi_statements_registration ON xapi_statements(registration, seq);
-        CREATE TABLE xapi_statement_agents (
-            seq INTEGER NOT NULL REFERENCES xapi_statements(seq) ON DELETE CASCADE,
-            ifi TEXT NOT NULL,
+        CREATE INDEX xapi_statements_ref ON xapi_statements(ref) WHERE ref IS NOT NULL;
+        CREATE INDEX xapi_statements_voids ON xapi_statements(voids) WHERE voids IS NOT NULL;
+        CREATE TABLE xapi_statement_keys (
+            key INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
             related INTEGER NOT NULL,
-            PRIMARY KEY (ifi, seq, related)
+            PRIMARY KEY (key, seq)
         ) WITHOUT ROWID;
-        CREATE TABLE xapi_statement_activities (
-            seq INTEGER NOT NULL REFERENCES xapi_statements(seq) ON DELETE CASCADE,
-            activity_id TEXT NOT NULL,
-            related INTEGER NOT NULL,
-            PRIMARY KEY (activity_id, seq, related)
+        CREATE TABLE xapi_statement_attachments (
+            seq INTEGER NOT NULL,
+            sha2 TEXT NOT NULL,
+            PRIMARY KEY (seq, sha2)
         ) WITHOUT ROWID;
         CREATE TABLE xapi_attachments (
             sha2 TEXT PRIMARY KEY,
@@ -420,5 +420,86 @@ def m011_xapi_documents(conn: apsw.Connection) -> None:
             PRIMARY KEY (kind, activity_id, agent_ifi, registration, document_id)
         ) WITHOUT ROWID;
         CREATE INDEX xapi_documents_updated ON xapi_documents(kind, activity_id, agent_ifi, updated);
+        """
+    )
+
+
+@tenant_migrations
+def m012_xapi_forwarding(conn: apsw.Connection) -> None:
+    """Forwarding of the tenant's statements to external LRSs (appliance.lrs.forwarding), and its log.
+
+    A target's `cursor_seq` is the last `xapi_statements.seq` it is done with (forwarded, rejected by
+    the target, or left out by its filters): the next batch starts after it, so delivery is ordered
+    and survives restarts. The log keeps the latest attempts of each target.
+    """
+    conn.execute(
+        """
+        CREATE TABLE xapi_forwarding_targets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            endpoint TEXT NOT NULL,
+            username TEXT,
+            password TEXT,
+            version TEXT NOT NULL,
+            verbs TEXT NOT NULL DEFAULT '[]',
+            activity_prefixes TEXT NOT NULL DEFAULT '[]',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            cursor_seq INTEGER NOT NULL DEFAULT 0,
+            forwarded_count INTEGER NOT NULL DEFAULT 0,
+            rejected_count INTEGER NOT NULL DEFAULT 0,
+            filtered_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            lease_until REAL,
+            failing_since REAL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            last_forwarded_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE xapi_forwarding_log (
+            id TEXT PRIMARY KEY,
+            target_id TEXT NOT NULL REFERENCES xapi_forwarding_targets(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            statement_ids TEXT NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms INTEGER NOT NULL,
+            response_body TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX xapi_forwarding_log_target ON xapi_forwarding_log(target_id, n);
+        """
+    )
+
+
+@tenant_migrations
+def m013_xapi_scorm(conn: apsw.Connection) -> None:
+    """SCORM sessions as xAPI (appliance.lrs.scorm_statements): the outbox of statements the run-time
+    transactions produce, and the tenant's switch.
+
+    A commit, launch or Terminate that produces statements writes one `xapi_scorm_outbox` row in its own
+    transaction (so they exist exactly when the change commits, and the commit path pays one small
+    INSERT); a scheduler sweep moves them into `xapi_statements` in arrival order and deletes the row in
+    the same transaction. No `xapi_scorm_settings` row means the instance default.
+    """
+    conn.execute(
+        """
+        CREATE TABLE xapi_scorm_outbox (
+            seq INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            statements BLOB NOT NULL
+        );
+        CREATE TABLE xapi_scorm_settings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            enabled INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        );
         """
     )

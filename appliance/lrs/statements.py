@@ -1,0 +1,446 @@
+"""The tenant's xAPI statements: storing (ids, stored, authority, version, voiding), lookup keys, queries.
+
+Statements live in the tenant's own database (m010_xapi_statements), in arrival order (`seq`). A write
+is one transaction per batch, however many statements it holds: the caller opens it (`db.write` groups
+concurrent batches into one COMMIT) and `insert_statements` runs a handful of `executemany` calls in it,
+never one query per statement. The GET filters read one table of keys (`xapi_statement_keys`): each
+statement's agents, verb, activities and registration as 64-bit hashes (`filter_key`), with `seq`, so a
+filter is a range scan of a primary key in `seq` order that stops at LIMIT.
+
+`stored` never decreases with `seq` (a clock stepping back is clamped to the last stored time), so
+`since` and `until` are `seq` bounds, and a `more` page is the same query with the bound of the first
+page fixed: statements arriving while a client pages are never mixed into its pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import apsw
+import msgspec
+
+from appliance.errors import ValidationFailed, VersionConflict
+
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or more than this
+_encoder = msgspec.json.Encoder(order="sorted")
+_plain = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder().decode
+
+
+class StatementRefused(ValidationFailed):
+    """A statement or batch the LRS must refuse (xAPI answers 400): duplicate ids, voiding a voiding statement."""
+
+
+class StatementConflict(VersionConflict):
+    """A statement id already stored with different content (xAPI answers 409)."""
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def filter_key(kind: str, value: str) -> int:
+    """The 64-bit key of one filter value ("a" agent IFI, "v" verb, "c" activity, "r" registration).
+
+    Hashing keeps the key table's rows small (three integers) whatever the IRIs' lengths; two values
+    share a key with probability about n²/2⁶⁴, negligible at any tenant's size.
+    """
+    digest = hashlib.blake2b(f"{kind}\x00{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def agent_key(agent: dict[str, Any]) -> str | None:
+    """The canonical identity of an Agent or identified Group (its IFI), None for an anonymous Group.
+
+    The specification's four IFIs; an account is its home page and name together. Used for both the
+    stored keys and the `agent` parameter, so the two always agree.
+    """
+    if not isinstance(agent, dict):
+        return None
+    if isinstance(agent.get("mbox"), str):
+        return "mbox:" + agent["mbox"]
+    if isinstance(agent.get("mbox_sha1sum"), str):
+        return "sha1:" + agent["mbox_sha1sum"].lower()
+    if isinstance(agent.get("openid"), str):
+        return "openid:" + agent["openid"]
+    account = agent.get("account")
+    if isinstance(account, dict):
+        return "account:" + _plain.encode([account.get("homePage"), account.get("name")]).decode()
+    return None
+
+
+def _agent_keys(agent: Any, related: int, out: dict[int, int]) -> None:
+    """An actor/object/instructor/team/authority: its IFI at `related`, a Group's members as related."""
+    if not isinstance(agent, dict):
+        return
+    ifi = agent_key(agent)
+    if ifi is not None:
+        _put(out, filter_key("a", ifi), related)
+    for member in agent.get("member") or ():
+        ifi = agent_key(member)
+        if ifi is not None:
+            _put(out, filter_key("a", ifi), 1)
+
+
+def _put(out: dict[int, int], key: int, related: int) -> None:
+    known = out.get(key)
+    if known is None or related < known:
+        out[key] = related
+
+
+def _context_keys(context: Any, out: dict[int, int]) -> None:
+    """Context instructor, team and activities: matched only by the related_* forms of the filters."""
+    if not isinstance(context, dict):
+        return
+    _agent_keys(context.get("instructor"), 1, out)
+    _agent_keys(context.get("team"), 1, out)
+    activities = context.get("contextActivities")
+    if isinstance(activities, dict):
+        for group in activities.values():
+            for activity in group if isinstance(group, list) else [group]:
+                if isinstance(activity, dict) and isinstance(activity.get("id"), str):
+                    _put(out, filter_key("c", activity["id"]), 1)
+
+
+def statement_keys(statement: dict[str, Any]) -> dict[int, int]:
+    """key → related (0 or 1) of a statement's own content (not what a StatementRef inherits)."""
+    out: dict[int, int] = {}
+    _agent_keys(statement.get("actor"), 0, out)
+    verb = statement.get("verb")
+    if isinstance(verb, dict) and isinstance(verb.get("id"), str):
+        _put(out, filter_key("v", verb["id"]), 0)
+    obj = statement.get("object")
+    if isinstance(obj, dict):
+        kind = obj.get("objectType", "Activity")
+        if kind == "Activity" and isinstance(obj.get("id"), str):
+            _put(out, filter_key("c", obj["id"]), 0)
+        elif kind in ("Agent", "Group"):
+            _agent_keys(obj, 0, out)
+        elif kind == "SubStatement":
+            _sub_statement_keys(obj, out)
+    context = statement.get("context")
+    if isinstance(context, dict) and isinstance(context.get("registration"), str):
+        _put(out, filter_key("r", context["registration"].lower()), 0)
+    _context_keys(context, out)
+    _agent_keys(statement.get("authority"), 1, out)
+    return out
+
+
+def _sub_statement_keys(sub: dict[str, Any], out: dict[int, int]) -> None:
+    """A SubStatement's agents and activities count for related_agents / related_activities only."""
+    _agent_keys(sub.get("actor"), 1, out)
+    obj = sub.get("object")
+    if isinstance(obj, dict):
+        kind = obj.get("objectType", "Activity")
+        if kind == "Activity" and isinstance(obj.get("id"), str):
+            _put(out, filter_key("c", obj["id"]), 1)
+        elif kind in ("Agent", "Group"):
+            _agent_keys(obj, 1, out)
+    _context_keys(sub.get("context"), out)
+
+
+# -- storing -------------------------------------------------------------------------------------
+
+
+def stored_text(ts: float) -> str:
+    """`stored` as the statement carries it: RFC 3339 UTC with milliseconds (the precision kept)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def digest(statement: dict[str, Any]) -> bytes:
+    """The hash of a statement as received, which a later statement with the same id is compared with."""
+    return hashlib.blake2b(_encoder.encode(statement), digest_size=16).digest()
+
+
+def _last_stored(conn: apsw.Connection) -> float:
+    for (stored,) in conn.execute("SELECT stored FROM xapi_statements ORDER BY seq DESC LIMIT 1"):
+        return float(stored)
+    return 0.0
+
+
+def _target(statement: dict[str, Any]) -> str | None:
+    """The id a statement refers to by StatementRef, else None."""
+    obj = statement.get("object")
+    if isinstance(obj, dict) and obj.get("objectType") == "StatementRef" and isinstance(obj.get("id"), str):
+        return obj["id"].lower()
+    return None
+
+
+def _is_voiding(statement: dict[str, Any]) -> bool:
+    verb = statement.get("verb")
+    return isinstance(verb, dict) and verb.get("id") == VOIDED and _target(statement) is not None
+
+
+def _in_chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _existing(conn: apsw.Connection, ids: list[str]) -> dict[str, tuple[int, bytes, str | None]]:
+    """id → (seq, digest, voids) of the ids already stored."""
+    found: dict[str, tuple[int, bytes, str | None]] = {}
+    for chunk in _in_chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for seq, sid, dig, voids in conn.execute(
+            f"SELECT seq, id, digest, voids FROM xapi_statements WHERE id IN ({marks})", chunk
+        ):
+            found[sid] = (seq, dig, voids)
+    return found
+
+
+@dataclass
+class _Pending:
+    """One statement of a batch on its way into the tables."""
+
+    id: str
+    statement: dict[str, Any]
+    digest: bytes
+    keys: dict[int, int] = field(default_factory=dict)
+    seq: int = 0
+
+
+def insert_statements(
+    conn: apsw.Connection,
+    statements: list[dict[str, Any]],
+    *,
+    stored: float,
+    authority: dict[str, Any],
+    credential_id: str | None,
+    version: str,
+    attachments: dict[str, tuple[str, bytes]] | None = None,
+) -> list[str]:
+    """Store validated, normalised statements inside the caller's open tenant write transaction.
+
+    Assigns missing ids, `stored` (never before the last stored statement's), `authority` (the
+    credential's: the LRS overwrites what a client sent, as xAPI recommends), `version` when absent,
+    `timestamp` = `stored` when absent; applies voiding; writes the lookup keys and the activities'
+    definitions. A statement whose id is already stored with the same content is not stored again;
+    with different content the whole call raises StatementConflict, and a batch repeating an id or
+    voiding a voiding statement raises StatementRefused (the caller's transaction then rolls back:
+    all or nothing). `attachments` (sha2 → (content type, bytes)) are the raw parts sent alongside.
+    Returns the statements' ids in order.
+    """
+    pending = _prepare(statements)
+    ids = [p.id for p in pending]
+    existing = _existing(conn, ids)
+    fresh: list[_Pending] = []
+    for p in pending:
+        known = existing.get(p.id)
+        if known is None:
+            fresh.append(p)
+        elif known[1] != p.digest:
+            raise StatementConflict(
+                f"statement {p.id} is already stored with different content", {"statement_id": p.id}
+            )
+    if not fresh:
+        return ids
+    _check_voiding(conn, fresh)
+    stored = max(math.floor(stored * 1000) / 1000, _last_stored(conn))
+    stored_at = stored_text(stored)
+    default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
+    for p in fresh:
+        s = p.statement
+        s["stored"] = stored_at
+        s["authority"] = authority
+        s.setdefault("version", default_version)
+        s.setdefault("timestamp", stored_at)
+        p.keys = statement_keys(s)
+    _write_rows(conn, fresh, stored, credential_id)
+    _inherit_keys(conn, fresh)
+    _apply_voiding(conn, fresh)
+    _write_activities(conn, fresh, stored)
+    if attachments:
+        _write_attachments(conn, fresh, attachments)
+    return ids
+
+
+def _prepare(statements: list[dict[str, Any]]) -> list[_Pending]:
+    """Ids assigned (lower-case UUIDs), digests of the statements as received, duplicates refused."""
+    pending: list[_Pending] = []
+    seen: set[str] = set()
+    for statement in statements:
+        sid = statement.get("id")
+        sid = sid.lower() if isinstance(sid, str) else str(uuid.uuid4())
+        statement["id"] = sid
+        if sid in seen:
+            raise StatementRefused(f"statement id {sid} appears twice in the batch", {"statement_id": sid})
+        seen.add(sid)
+        received = {k: v for k, v in statement.items() if k not in ("stored", "authority")}
+        pending.append(_Pending(sid, statement, digest(received)))
+    return pending
+
+
+def _check_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
+    """A voiding statement may not target a voiding statement (stored or in this batch)."""
+    targets = {_target(p.statement): p.id for p in fresh if _is_voiding(p.statement)}
+    targets.pop(None, None)
+    if not targets:
+        return
+    batch_voiding = {p.id for p in fresh if _is_voiding(p.statement)}
+    stored_voiding = {sid for sid, (_, _, voids) in _existing(conn, list(targets)).items() if voids is not None}
+    for target, sid in targets.items():
+        if target in batch_voiding or target in stored_voiding:
+            raise StatementRefused(
+                f"statement {sid} voids {target}, which is itself a voiding statement",
+                {"statement_id": sid, "target": target},
+            )
+
+
+def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored: float, credential_id: str | None) -> None:
+    """The statements' rows (their seq read back) and their own keys."""
+    first = None
+    for (top,) in conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements"):
+        first = top + 1
+    assert first is not None
+    for offset, p in enumerate(fresh):
+        p.seq = first + offset
+    conn.executemany(
+        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, digest, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                p.seq,
+                p.id,
+                stored,
+                _target(p.statement),
+                _target(p.statement) if _is_voiding(p.statement) else None,
+                credential_id,
+                p.digest,
+                _plain.encode(p.statement),
+            )
+            for p in fresh
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO xapi_statement_keys (key, seq, related) VALUES (?, ?, ?)",
+        [(key, p.seq, related) for p in fresh for key, related in p.keys.items()],
+    )
+
+
+def _keys_of(conn: apsw.Connection, seq: int) -> dict[int, int]:
+    return dict(conn.execute("SELECT key, related FROM xapi_statement_keys WHERE seq = ?", (seq,)).fetchall())
+
+
+def _merge_keys(conn: apsw.Connection, seq: int, keys: dict[int, int]) -> bool:
+    """Add keys to a statement (a key it has keeps the lower `related`); whether anything changed."""
+    have = _keys_of(conn, seq)
+    add = [(key, seq, related) for key, related in keys.items() if have.get(key, 2) > related]
+    conn.executemany(
+        "INSERT INTO xapi_statement_keys (key, seq, related) VALUES (?, ?, ?) "
+        "ON CONFLICT (key, seq) DO UPDATE SET related = min(related, excluded.related)",
+        add,
+    )
+    return bool(add)
+
+
+def _inherit_keys(conn: apsw.Connection, fresh: list[_Pending]) -> None:
+    """StatementRefs match what their target matches (xAPI 1.0.3 §2.5 / 2.0 "Filter Conditions for
+    StatementRefs"), recursively: a new statement referring to a stored one takes its keys, and the
+    statements referring to a new one (stored before it, or later in the batch) take the new one's,
+    and so on up the chain while keys are added. Referring statements are rare (voiding mostly): for
+    a batch without them this is one indexed query."""
+    for p in fresh:
+        target = _target(p.statement)
+        if target is not None:
+            found = _existing(conn, [target]).get(target)
+            if found is not None:
+                _merge_keys(conn, p.seq, _keys_of(conn, found[0]))
+    changed = [p.id for p in fresh]
+    while changed:
+        referrers: list[tuple[int, str, str]] = []
+        for chunk in _in_chunks(changed):
+            marks = ",".join("?" * len(chunk))
+            referrers.extend(
+                conn.execute(f"SELECT seq, id, ref FROM xapi_statements WHERE ref IN ({marks})", chunk).fetchall()
+            )
+        changed = []
+        for seq, sid, ref in referrers:
+            if _merge_keys(conn, seq, _keys_of(conn, _existing(conn, [ref])[ref][0])):
+                changed.append(sid)
+
+
+def _apply_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
+    """Voiding statements void their targets; a new statement already voided by a stored one (which
+    arrived first) is stored voided."""
+    targets = [t for p in fresh if _is_voiding(p.statement) for t in [_target(p.statement)] if t is not None]
+    for chunk in _in_chunks(targets):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"UPDATE xapi_statements SET voided = 1 WHERE id IN ({marks}) AND voids IS NULL", chunk)
+    ids = [p.id for p in fresh]
+    for chunk in _in_chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(
+            f"UPDATE xapi_statements SET voided = 1 WHERE voids IS NULL AND id IN "
+            f"(SELECT voids FROM xapi_statements WHERE voids IN ({marks}))",
+            chunk,
+        )
+
+
+def _write_activities(conn: apsw.Connection, fresh: list[_Pending], stored: float) -> None:
+    """The latest definition sent for each activity (the Activities resource answers it)."""
+    definitions: dict[str, Any] = {}
+    for p in fresh:
+        for activity in _activities(p.statement):
+            definition = activity.get("definition")
+            if isinstance(definition, dict) and isinstance(activity.get("id"), str):
+                definitions[activity["id"]] = definition
+    if definitions:
+        conn.executemany(
+            "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
+            [(aid, _plain.encode(d).decode(), stored) for aid, d in definitions.items()],
+        )
+
+
+def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every Activity object of a statement (object, context activities, a SubStatement's)."""
+    obj = statement.get("object")
+    if isinstance(obj, dict):
+        kind = obj.get("objectType", "Activity")
+        if kind == "Activity":
+            yield obj
+        elif kind == "SubStatement":
+            yield from _activities(obj)
+    context = statement.get("context")
+    if isinstance(context, dict) and isinstance(context.get("contextActivities"), dict):
+        for group in context["contextActivities"].values():
+            for activity in group if isinstance(group, list) else [group]:
+                if isinstance(activity, dict):
+                    yield activity
+
+
+def _write_attachments(conn: apsw.Connection, fresh: list[_Pending], parts: dict[str, tuple[str, bytes]]) -> None:
+    """The raw attachments, once per hash, and which statement uses which."""
+    links: list[tuple[int, str]] = []
+    used: set[str] = set()
+    for p in fresh:
+        for attachment in p.statement.get("attachments") or ():
+            sha2 = attachment.get("sha2") if isinstance(attachment, dict) else None
+            if sha2 in parts:
+                links.append((p.seq, sha2))
+                used.add(sha2)
+    conn.executemany(
+        "INSERT INTO xapi_attachments (sha2, content_type, length, content) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (sha2) DO NOTHING",
+        [(sha2, parts[sha2][0], len(parts[sha2][1]), parts[sha2][1]) for sha2 in sorted(used)],
+    )
+    conn.executemany("INSERT INTO xapi_statement_attachments (seq, sha2) VALUES (?, ?) ON CONFLICT DO NOTHING", links)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def read_after(conn: apsw.Connection, after_seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """Statements in arrival order after `after_seq` (voided ones included: forwarding sends them all)."""
+    return [
+        (seq, _decode(body))
+        for seq, body in conn.execute(
+            "SELECT seq, body FROM xapi_statements WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        )
+    ]

@@ -1,0 +1,170 @@
+"""The statement store (appliance.lrs.statements) on a real tenant database: ids, stored, authority,
+version, conflicts, voiding, StatementRef keys, read_after, and the queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appliance.db.database import Database
+from appliance.instance import Instance
+from appliance.lrs import statements as st
+from appliance.tenants import create_tenant
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "urn:test", "name": "lrs_test"}}
+VERB = "http://adlnet.gov/expapi/verbs/experienced"
+
+
+def statement(actor: str = "mailto:a@example.com", activity: str = "http://example.com/a", **extra: Any) -> dict:
+    return {
+        "actor": {"objectType": "Agent", "mbox": actor},
+        "verb": {"id": VERB},
+        "object": {"objectType": "Activity", "id": activity},
+        **extra,
+    }
+
+
+def voiding(target: str, **extra: Any) -> dict:
+    return {
+        "actor": {"mbox": "mailto:admin@example.com"},
+        "verb": {"id": st.VOIDED},
+        "object": {"objectType": "StatementRef", "id": target},
+        **extra,
+    }
+
+
+@pytest.fixture
+def db(inst: Instance) -> Database:
+    return inst.tenant_db(create_tenant(inst, "Acme").id)
+
+
+def insert(db: Database, batch: list[dict], stored: float = 1_800_000_000.0, version: str = "1.0.3") -> list[str]:
+    return db.write_sync(
+        lambda c: st.insert_statements(
+            c, batch, stored=stored, authority=AUTHORITY, credential_id="lrs_test", version=version
+        )
+    )
+
+
+def bodies(db: Database) -> list[dict]:
+    return [s for _, s in db.read_sync(lambda c: st.read_after(c, 0, 100))]
+
+
+def test_ids_stored_authority_version_and_timestamp_are_set(db: Database) -> None:
+    given = "E3C5F6A0-0000-4000-8000-000000000001"
+    ids = insert(db, [statement(id=given, authority={"mbox": "mailto:liar@example.com"}), statement()])
+    assert ids[0] == given.lower() and len(ids[1]) == 36 and ids[1] != ids[0]
+    first, second = bodies(db)
+    assert first["id"] == ids[0] and second["id"] == ids[1]
+    assert first["stored"] == "2027-01-15T08:00:00.000Z" == first["timestamp"]
+    assert first["authority"] == AUTHORITY  # the client's authority is replaced
+    assert first["version"] == "1.0.0"
+    insert(db, [statement()], version="2.0.0")
+    assert bodies(db)[2]["version"] == "2.0.0"
+
+
+def test_stored_never_goes_back(db: Database) -> None:
+    insert(db, [statement()], stored=1_800_000_010.5)
+    insert(db, [statement()], stored=1_800_000_000.0)  # the clock stepped back
+    assert [s["stored"] for s in bodies(db)] == ["2027-01-15T08:00:10.500Z"] * 2
+
+
+def test_same_id_same_content_is_kept_once_and_different_content_conflicts(db: Database) -> None:
+    sid = "e3c5f6a0-0000-4000-8000-000000000002"
+    assert insert(db, [statement(id=sid)]) == [sid]
+    assert insert(db, [statement(id=sid)]) == [sid]
+    assert len(bodies(db)) == 1
+    with pytest.raises(st.StatementConflict):
+        insert(db, [statement(), statement(id=sid, activity="http://example.com/other")])
+    assert len(bodies(db)) == 1  # the whole batch rolled back
+
+
+def test_a_batch_repeating_an_id_is_refused(db: Database) -> None:
+    sid = "e3c5f6a0-0000-4000-8000-000000000003"
+    with pytest.raises(st.StatementRefused):
+        insert(db, [statement(id=sid), statement(id=sid)])
+    assert bodies(db) == []
+
+
+def test_voiding_marks_the_target_and_a_voiding_statement_cannot_be_voided(db: Database) -> None:
+    target, void_id = insert(db, [statement()])[0], "e3c5f6a0-0000-4000-8000-000000000004"
+    insert(db, [voiding(target, id=void_id)])
+    flags = db.read_sync(lambda c: dict(c.execute("SELECT id, voided FROM xapi_statements").fetchall()))
+    assert flags == {target: 1, void_id: 0}
+    with pytest.raises(st.StatementRefused):
+        insert(db, [voiding(void_id)])
+    with pytest.raises(st.StatementRefused):  # in one batch too
+        first = "e3c5f6a0-0000-4000-8000-000000000005"
+        insert(db, [voiding(target, id=first), voiding(first)])
+
+
+def test_a_statement_voided_before_it_arrives_is_stored_voided(db: Database) -> None:
+    late = "e3c5f6a0-0000-4000-8000-000000000006"
+    insert(db, [voiding(late)])
+    insert(db, [statement(id=late)])
+    voided = db.read_sync(lambda c: c.execute("SELECT voided FROM xapi_statements WHERE id = ?", (late,)).fetchall())
+    assert voided == [(1,)]
+
+
+def keys(db: Database, sid: str) -> dict[int, int]:
+    return db.read_sync(
+        lambda c: dict(
+            c.execute(
+                "SELECT k.key, k.related FROM xapi_statement_keys k JOIN xapi_statements s USING (seq) WHERE s.id = ?",
+                (sid,),
+            ).fetchall()
+        )
+    )
+
+
+def test_keys_cover_actor_object_context_and_sub_statements(db: Database) -> None:
+    sub = {
+        "objectType": "SubStatement",
+        "actor": {"mbox": "mailto:sub@example.com"},
+        "verb": {"id": VERB},
+        "object": {"id": "http://example.com/sub"},
+    }
+    context = {
+        "registration": "EC531277-B57B-4C15-8D91-D292C5B2B8F7",
+        "instructor": {"mbox": "mailto:teacher@example.com"},
+        "contextActivities": {"parent": [{"id": "http://example.com/parent"}]},
+    }
+    group = {"objectType": "Group", "member": [{"mbox": "mailto:m@example.com"}]}
+    sid = insert(db, [{"actor": group, "verb": {"id": VERB}, "object": sub, "context": context}])[0]
+    a = lambda v: st.filter_key("a", v)  # noqa: E731
+    assert keys(db, sid) == {
+        a("mbox:mailto:m@example.com"): 1,
+        st.filter_key("v", VERB): 0,
+        a("mbox:mailto:sub@example.com"): 1,
+        st.filter_key("c", "http://example.com/sub"): 1,
+        st.filter_key("r", "ec531277-b57b-4c15-8d91-d292c5b2b8f7"): 0,
+        a("mbox:mailto:teacher@example.com"): 1,
+        st.filter_key("c", "http://example.com/parent"): 1,
+        a(st.agent_key(AUTHORITY) or ""): 1,
+    }
+
+
+def test_statement_refs_carry_their_targets_keys_whichever_arrives_first(db: Database) -> None:
+    target = "e3c5f6a0-0000-4000-8000-000000000007"
+    early_ref = insert(db, [voiding(target)])[0]  # refers to a statement not stored yet
+    insert(db, [statement(id=target, activity="http://example.com/t")])
+    later_ref = insert(db, [{**voiding(early_ref), "verb": {"id": "http://example.com/liked"}}])[0]
+    activity = st.filter_key("c", "http://example.com/t")
+    assert keys(db, early_ref)[activity] == 0
+    assert keys(db, later_ref)[activity] == 0  # through the chain
+
+
+def test_activity_definitions_are_recorded(db: Database) -> None:
+    definition = {"name": {"en-US": "Course"}}
+    insert(db, [statement(object={"id": "http://example.com/c", "definition": definition})])
+    found = db.read_sync(lambda c: c.execute("SELECT id, definition FROM xapi_activities").fetchall())
+    assert found == [("http://example.com/c", '{"name":{"en-US":"Course"}}')]
+
+
+def test_read_after_pages_in_arrival_order(db: Database) -> None:
+    ids = insert(db, [statement() for _ in range(5)])
+    first = db.read_sync(lambda c: st.read_after(c, 0, 2))
+    rest = db.read_sync(lambda c: st.read_after(c, first[-1][0], 10))
+    assert [s["id"] for _, s in first + rest] == ids
+    assert db.read_sync(lambda c: st.read_after(c, rest[-1][0], 10)) == []
