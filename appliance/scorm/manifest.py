@@ -16,6 +16,7 @@ from typing import Any
 
 from lxml import etree
 
+from appliance import safe_xml
 from appliance.scorm.manifest_items import build_organizations, build_sequencing_collection
 from appliance.scorm.manifest_resources import collect_resources, resource_index
 from appliance.scorm.manifest_xml import (
@@ -172,51 +173,10 @@ def _title(organizations: list[Organization], default: str | None) -> str | None
 
 
 def _parse_safely(xml: bytes, max_bytes: int) -> etree._Element:
-    if len(xml) > max_bytes:
-        raise ManifestError(
-            "MANIFEST_INVALID",
-            f"imsmanifest.xml is {len(xml):,} bytes; the limit is {max_bytes:,} bytes",
-            {"size": len(xml), "max_bytes": max_bytes},
-        )
-    if _declares_doctype(xml):
-        raise _doctype_error()
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-    )
     try:
-        root = etree.fromstring(xml, parser)
-    except etree.XMLSyntaxError as error:
-        line, column = error.position or (None, None)
-        raise ManifestError(
-            "MANIFEST_INVALID",
-            f"imsmanifest.xml is not well-formed XML: {error.msg}",
-            {"line": line, "column": column},
-        ) from None
-    except (ValueError, etree.LxmlError) as error:  # e.g. an encoding lxml does not know
-        raise ManifestError("MANIFEST_INVALID", f"imsmanifest.xml cannot be decoded: {error}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise _doctype_error()
-    return root
-
-
-def _declares_doctype(xml: bytes) -> bool:
-    """A cheap check before parsing, in the byte forms of the usual encodings (UTF-8/16)."""
-    marker = "<!DOCTYPE"
-    return any(marker.encode(encoding) in xml for encoding in ("ascii", "utf-16-le", "utf-16-be"))
-
-
-def _doctype_error() -> ManifestError:
-    return ManifestError(
-        "MANIFEST_INVALID",
-        "imsmanifest.xml contains a DOCTYPE/DTD, which is refused (entity expansion and external entities)",
-        {"reason": "doctype"},
-    )
+        return safe_xml.parse(xml, max_bytes=max_bytes, name="imsmanifest.xml")
+    except safe_xml.XmlRefused as refused:
+        raise ManifestError("MANIFEST_INVALID", refused.message, refused.details) from None
 
 
 def _require_manifest_root(root: etree._Element) -> None:

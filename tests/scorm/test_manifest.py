@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from lxml import etree
 
-from appliance.scorm import manifest as manifest_module
+from appliance import safe_xml
 from appliance.scorm.manifest import ManifestError, find_package_root, get_default_organization, parse_manifest
 from appliance.scorm.manifest_resources import append_parameters, package_path
 from appliance.scorm.model import (
@@ -605,7 +605,7 @@ def test_external_entity_is_refused(encoding: str) -> None:
 
 def test_external_entity_is_never_read_even_past_the_byte_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: with the cheap pre-check disabled, the parser still neither reads nor accepts it."""
-    monkeypatch.setattr(manifest_module, "_declares_doctype", lambda xml: False)
+    monkeypatch.setattr(safe_xml, "_declares_doctype", lambda xml: False)
     error = parse_error(XXE)
     assert (error.code, error.details) == ("MANIFEST_INVALID", {"reason": "doctype"})
     assert "root:" not in repr(error)
@@ -613,7 +613,7 @@ def test_external_entity_is_never_read_even_past_the_byte_check(monkeypatch: pyt
 
 def test_billion_laughs_past_the_byte_check_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """libxml2 itself stops the amplification (a syntax error) before the DOCTYPE check gets to run."""
-    monkeypatch.setattr(manifest_module, "_declares_doctype", lambda xml: False)
+    monkeypatch.setattr(safe_xml, "_declares_doctype", lambda xml: False)
     started = time.monotonic()
     assert parse_error(BILLION_LAUGHS).code == "MANIFEST_INVALID"
     assert time.monotonic() - started < 1.0
