@@ -345,8 +345,9 @@ def m009_package_suspend_data_limit(conn: apsw.Connection) -> None:
 def m010_xapi_statements(conn: apsw.Connection) -> None:
     """The tenant's xAPI statements (appliance.lrs.statements), stored in arrival order (`seq`).
 
-    `seq` orders `more` paging and `X-Experience-API-Consistent-Through`, and `stored` never goes
-    back as `seq` grows, so `since`/`until` become a `seq` range. Every GET filter (agent, verb,
+    `seq` orders `more` paging and `X-Experience-API-Consistent-Through`; `stored` (integer
+    milliseconds, the precision the statements carry) never goes back as `seq` grows, so
+    `since`/`until` become a `seq` range. Every GET filter (agent, verb,
     activity, registration) is one table of keys, `xapi_statement_keys`: a 64-bit hash of the kind
     and value (appliance.lrs.statements.filter_key), the statement's `seq`, and `related` (0: the
     filter's plain meaning, actor/object or object activity; 1: only with related_agents or
@@ -361,7 +362,7 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
         CREATE TABLE xapi_statements (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
-            stored REAL NOT NULL,
+            stored INTEGER NOT NULL,
             voided INTEGER NOT NULL DEFAULT 0,
             ref TEXT,
             voids TEXT,

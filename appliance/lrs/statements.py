@@ -158,10 +158,11 @@ def digest(statement: dict[str, Any]) -> bytes:
     return hashlib.blake2b(_encoder.encode(statement), digest_size=16).digest()
 
 
-def _last_stored(conn: apsw.Connection) -> float:
+def last_stored_ms(conn: apsw.Connection) -> int | None:
+    """`stored` (milliseconds) of the last statement, None when there is none."""
     for (stored,) in conn.execute("SELECT stored FROM xapi_statements ORDER BY seq DESC LIMIT 1"):
-        return float(stored)
-    return 0.0
+        return int(stored)
+    return None
 
 
 def _target(statement: dict[str, Any]) -> str | None:
@@ -241,8 +242,8 @@ def insert_statements(
     if not fresh:
         return ids
     _check_voiding(conn, fresh)
-    stored = max(math.floor(stored * 1000) / 1000, _last_stored(conn))
-    stored_at = stored_text(stored)
+    stored_ms = max(math.floor(stored * 1000), last_stored_ms(conn) or 0)
+    stored_at = stored_text(stored_ms / 1000)
     default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
     for p in fresh:
         s = p.statement
@@ -251,10 +252,10 @@ def insert_statements(
         s.setdefault("version", default_version)
         s.setdefault("timestamp", stored_at)
         p.keys = statement_keys(s)
-    _write_rows(conn, fresh, stored, credential_id)
+    _write_rows(conn, fresh, stored_ms, credential_id)
     _inherit_keys(conn, fresh)
     _apply_voiding(conn, fresh)
-    _write_activities(conn, fresh, stored)
+    _write_activities(conn, fresh, stored_ms / 1000)
     if attachments:
         _write_attachments(conn, fresh, attachments)
     return ids
@@ -292,12 +293,9 @@ def _check_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
             )
 
 
-def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored: float, credential_id: str | None) -> None:
+def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, credential_id: str | None) -> None:
     """The statements' rows (their seq read back) and their own keys."""
-    first = None
-    for (top,) in conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements"):
-        first = top + 1
-    assert first is not None
+    first = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0]) + 1
     for offset, p in enumerate(fresh):
         p.seq = first + offset
     conn.executemany(
@@ -307,7 +305,7 @@ def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored: float, cre
             (
                 p.seq,
                 p.id,
-                stored,
+                stored_ms,
                 _target(p.statement),
                 _target(p.statement) if _is_voiding(p.statement) else None,
                 credential_id,
@@ -444,3 +442,137 @@ def read_after(conn: apsw.Connection, after_seq: int, limit: int) -> list[tuple[
             "SELECT seq, body FROM xapi_statements WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
         )
     ]
+
+
+@dataclass
+class StatementQuery:
+    """A GET's filters, already checked (appliance.api.xapi.statements parses the parameters).
+
+    `agent` is an `agent_key`; `since_ms`/`until_ms` bound `stored` (exclusive/inclusive, whole
+    milliseconds, floored). `upper` and `after` are a `more` cursor's: the last `seq` the first page
+    could see, and the last `seq` already answered.
+    """
+
+    agent: str | None = None
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_agents: bool = False
+    related_activities: bool = False
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int = MAX_LIMIT
+    ascending: bool = False
+    upper: int | None = None
+    after: int | None = None
+
+
+@dataclass
+class StoredStatement:
+    """A statement as read back: its `seq`, `stored` (milliseconds) and JSON body."""
+
+    seq: int
+    stored_ms: int
+    body: bytes
+
+
+@dataclass
+class Page:
+    """One page of a query, with what the next page's cursor needs."""
+
+    statements: list[StoredStatement]
+    upper: int  # the last seq this query (and its next pages) can see
+    more: bool  # statements after this page
+    consistent_through_ms: int | None  # stored of the last statement in the snapshot
+
+
+def _seq_at(conn: apsw.Connection, stored_ms: int) -> int:
+    """The last seq stored at or before `stored_ms` (0 when none): `stored` grows with `seq`."""
+    for (seq,) in conn.execute(
+        "SELECT seq FROM xapi_statements WHERE stored <= ? ORDER BY stored DESC, seq DESC LIMIT 1", (stored_ms,)
+    ):
+        return int(seq)
+    return 0
+
+
+def _filters(q: StatementQuery) -> list[tuple[int, int]]:
+    """(key, highest related level admitted), the most selective kinds first (the scan's driver)."""
+    found: list[tuple[int, int]] = []
+    if q.registration is not None:
+        found.append((filter_key("r", q.registration.lower()), 0))
+    if q.activity is not None:
+        found.append((filter_key("c", q.activity), 1 if q.related_activities else 0))
+    if q.agent is not None:
+        found.append((filter_key("a", q.agent), 1 if q.related_agents else 0))
+    if q.verb is not None:
+        found.append((filter_key("v", q.verb), 0))
+    return found
+
+
+def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
+    """One page of the statements matching `q`, voided ones left out, newest first unless ascending.
+
+    Filters are one scan of the key table's primary key for the first filter, in `seq` order, with
+    the others checked by primary-key lookups, stopping after `limit` + 1 rows.
+    """
+    top = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0])
+    consistent = last_stored_ms(conn)
+    upper = min(q.upper, top) if q.upper is not None else top
+    low, high = 0, upper
+    if q.since_ms is not None:
+        low = max(low, _seq_at(conn, q.since_ms))
+    if q.until_ms is not None:
+        high = min(high, _seq_at(conn, q.until_ms))
+    if q.after is not None:
+        if q.ascending:
+            low = max(low, q.after)
+        else:
+            high = min(high, q.after - 1)
+    limit = q.limit if 0 < q.limit <= MAX_LIMIT else MAX_LIMIT
+    order = "ASC" if q.ascending else "DESC"
+    filters = _filters(q)
+    if not filters:
+        sql = (
+            "SELECT seq, stored, body FROM xapi_statements WHERE seq > ? AND seq <= ? AND voided = 0 "
+            f"ORDER BY seq {order} LIMIT ?"
+        )
+        params: list[Any] = [low, high, limit + 1]
+    else:
+        (key, related), rest = filters[0], filters[1:]
+        checks = "".join(
+            f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.seq = k0.seq"
+            f" AND k{n}.related <= ?)"
+            for n in range(1, len(rest) + 1)
+        )
+        sql = (
+            "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
+            "ON s.seq = k0.seq WHERE k0.key = ? AND k0.seq > ? AND k0.seq <= ? AND k0.related <= ? "
+            f"AND s.voided = 0{checks} ORDER BY k0.seq {order} LIMIT ?"
+        )
+        params = [key, low, high, related, *[v for pair in rest for v in pair], limit + 1]
+    found = [StoredStatement(seq, stored, body) for seq, stored, body in conn.execute(sql, params)]
+    return Page(found[:limit], upper, len(found) > limit, consistent)
+
+
+def get_statement(conn: apsw.Connection, statement_id: str, *, voided: bool) -> StoredStatement | None:
+    """The statement with this id: a voided one only when `voided` (voidedStatementId), else only when not."""
+    for seq, stored, body in conn.execute(
+        "SELECT seq, stored, body FROM xapi_statements WHERE id = ? AND voided = ?",
+        (statement_id.lower(), 1 if voided else 0),
+    ):
+        return StoredStatement(seq, stored, body)
+    return None
+
+
+def attachments_of(conn: apsw.Connection, seqs: list[int]) -> dict[str, tuple[str, bytes]]:
+    """sha2 → (content type, content) of the attachments these statements were stored with."""
+    found: dict[str, tuple[str, bytes]] = {}
+    for chunk in _in_chunks(seqs):
+        marks = ",".join("?" * len(chunk))
+        for sha2, content_type, content in conn.execute(
+            "SELECT DISTINCT a.sha2, a.content_type, a.content FROM xapi_statement_attachments l "
+            f"JOIN xapi_attachments a ON a.sha2 = l.sha2 WHERE l.seq IN ({marks})",
+            chunk,
+        ):
+            found[sha2] = (content_type, bytes(content))
+    return found
