@@ -1,0 +1,380 @@
+"""Runs the ADL LRS conformance test suite (xAPI 1.0.3 and 2.0 batteries) against a real server.
+
+The suite (`../shared/suites/lrs-conformance-test-suite`, Node.js and mocha) is a test tool written by
+others: it is used in place and never copied into the project. Each run copies its sources to a temporary
+folder; its npm dependencies are installed once into a cache under the system's temp folder, keyed by a
+hash of what decides them (package.json, package-lock.json when the suite has one, and the bundled
+`local/` packages), so repeated local runs do not reinstall. `bin/console_runner.js` is started with the
+server's `/xapi` endpoint and an LRS credential; when the battery ends it writes a JSON log of every
+suite and test (`logs/<uuid>.log`, `"Full run log written to …"`), which `parse_log` reads into one
+result per test, named by its path of mocha titles.
+
+The runner is bounded: a battery that runs past its deadline is interrupted with SIGINT (the runner
+then cancels and still writes its log), and killed if it does not exit soon after.
+
+`python -m tests.conformance.lrs [-x 1.0.3] [-g GREP]` runs a battery against a fresh server by hand and
+writes the failure list; the pytest side is tests/conformance/test_lrs_conformance.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_SUITES = REPO.parent / "shared" / "suites"
+SUITE = SHARED_SUITES / "lrs-conformance-test-suite"
+SUITES_README = SHARED_SUITES / "README.md"
+VERSIONS = ("1.0.3", "2.0.0")
+BATTERY_TIMEOUT = float(os.environ.get("LRS_CTS_TIMEOUT", "1500"))  # seconds for one battery's node process
+INTERRUPT_GRACE = 20.0  # seconds between SIGINT (the runner writes its log) and SIGKILL
+INSTALL_TIMEOUT = 600.0
+CACHE_PREFIX = "scorm-appliance-lrs-cts-"
+SEPARATOR = " > "
+HOOK = "(a hook of this suite)"  # the name under which a failed before/after hook is listed
+LOG_LINE = re.compile(r"Full run log written to (\S+\.log)")
+
+
+class SuiteError(AssertionError):
+    """The suite could not be installed or run (not a conformance result)."""
+
+
+# -- the suite's copy and its npm dependencies --------------------------------------------------------
+
+
+def suite_available() -> bool:
+    """Whether the shared folder holds the suite."""
+    return (SUITE / "bin" / "console_runner.js").is_file()
+
+
+def suite_commit() -> str:
+    """The suite's upstream commit, as ../shared/suites/README.md records it ("" when it does not)."""
+    if not SUITES_README.exists():
+        return ""
+    found = re.search(r"lrs-conformance-test-suite\s*@\s*([0-9a-f]{7,40})", SUITES_README.read_text("utf-8"))
+    return found.group(1) if found else ""
+
+
+def _source_files(root: Path) -> Iterator[Path]:
+    """The suite's own files: everything but installed dependencies and the runner's logs."""
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if path.is_file() and "node_modules" not in parts and parts[0] != "logs":
+            yield path
+
+
+def dependency_key(root: Path = SUITE) -> str:
+    """A hash of what decides node_modules: the manifest, the lock file if any, and the bundled packages."""
+    digest = hashlib.sha256()
+    decisive = [root / "package.json", root / "package-lock.json"]
+    decisive += [p for p in _source_files(root / "local")] if (root / "local").is_dir() else []
+    for path in decisive:
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def copy_sources(dest: Path, root: Path = SUITE) -> Path:
+    """Copy the suite's sources (no node_modules, no logs) to `dest`."""
+    for path in _source_files(root):
+        target = dest / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return dest
+
+
+def cache_dir() -> Path:
+    """The installed copy for the suite's current dependencies (stable across runs and sessions)."""
+    return Path(tempfile.gettempdir()) / f"{CACHE_PREFIX}{dependency_key()}"
+
+
+def installed_suite() -> Path:
+    """A copy of the suite with node_modules installed, from the cache or installed now (`npm ci`/`install`).
+
+    The install happens in a scratch folder renamed into place when it succeeds, so an interrupted install
+    never leaves a half-filled cache that later runs would trust.
+    """
+    cached = cache_dir()
+    if (cached / "node_modules" / ".scorm-appliance-installed").is_file():
+        return cached
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SuiteError("npm is not installed: the LRS conformance suite needs Node.js 20 and npm")
+    scratch = Path(tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}install-"))
+    copy_sources(scratch)
+    command = [npm, "ci"] if (scratch / "package-lock.json").is_file() else [npm, "install"]
+    command += ["--no-audit", "--no-fund", "--loglevel=error"]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+            env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise SuiteError(f"{' '.join(command)} did not finish in {INSTALL_TIMEOUT:.0f} s") from None
+    if done.returncode != 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise SuiteError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
+    (scratch / "node_modules" / ".scorm-appliance-installed").write_text(dependency_key(), "utf-8")
+    try:
+        scratch.rename(cached)
+    except OSError:  # another run installed it meanwhile
+        shutil.rmtree(scratch, ignore_errors=True)
+    return cached
+
+
+def prepare_run_dir(dest: Path) -> Path:
+    """A fresh copy of the current sources whose node_modules is the cached install (a symlink)."""
+    installed = installed_suite()
+    copy_sources(dest)
+    (dest / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
+    return dest
+
+
+# -- the server ----------------------------------------------------------------------------------------
+
+
+class LrsServer:
+    """A real `scorm-appliance serve` on 127.0.0.1 with a fresh data dir; one tenant per battery.
+
+    Each battery gets its own tenant (its own SQLite file), so the 2.0 battery never reads what the 1.0.3
+    battery stored; the tenants have no practical rate limit (the suite sends thousands of requests).
+    """
+
+    def __init__(self, work: Path) -> None:
+        from tests.e2e.conftest import ServerProcess
+
+        self.server = ServerProcess(work / "data")
+        self.endpoint = f"{self.server.url}/xapi"
+
+    def __enter__(self) -> LrsServer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+
+    def credential(self, version: str) -> tuple[str, str]:
+        """A new tenant for the battery and an LRS credential of scope `all`: (key, secret)."""
+        from appliance.config import Config
+        from appliance.instance import Instance
+        from appliance.lrs.credentials import create_credential
+
+        name = f"LRS CTS {version}"
+        tenant = self.server.cli("tenants", "create", name)
+        self.server.cli("quotas", "set", "--tenant", name, "--rate", "1000000/min")
+        inst = Instance(Config(data_dir=self.server.data_dir))
+        try:
+            cred, secret = create_credential(inst, tenant["id"], f"conformance {version}", "all")
+        finally:
+            inst.close()
+        return cred.id, secret
+
+
+# -- results ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TestResult:
+    """One mocha test (or a hook that failed in its place): its title path and how it ended."""
+
+    name: str
+    status: str  # "passed", "failed", "cancelled", "" (never finished)
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class BatteryRun:
+    """One battery's run: every test it reported, the runner's own counts, and how long it took."""
+
+    version: str
+    results: dict[str, TestResult]
+    total: int  # mocha's count of the tests the battery has (those skipped after a failed hook included)
+    seconds: float
+    grep: str | None = None
+    state: str = "finished"  # the runner's: finished, cancelled (deadline), error
+    output_tail: str = ""
+    log_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> list[str]:
+        return sorted(name for name, r in self.results.items() if r.passed)
+
+    @property
+    def failed(self) -> list[TestResult]:
+        return [r for _, r in sorted(self.results.items()) if not r.passed]
+
+    @property
+    def full(self) -> bool:
+        """A run of the whole battery (no grep) that the runner finished."""
+        return self.grep is None and self.state == "finished"
+
+    def summary(self) -> str:
+        return f"{len(self.passed)} of {self.total} tests pass"
+
+
+def _walk(node: dict[str, Any], prefix: tuple[str, ...], out: dict[str, TestResult]) -> None:
+    title = str(node.get("title") or "").strip()
+    path = (*prefix, title) if title else prefix
+    children = node.get("tests") or []
+    if node.get("error") and (children or not title):  # a hook of this suite failed (the runner puts it here)
+        name = SEPARATOR.join((*path, HOOK))
+        out[name] = TestResult(name, "failed", " ".join(str(node["error"]).split()))
+    if children:
+        for child in children:
+            _walk(child, path, out)
+        return
+    if not title:
+        return
+    name = SEPARATOR.join(path)
+    if name in out:  # the same title twice under one parent: keep both, numbered in run order
+        n = 2
+        while f"{name} #{n}" in out:
+            n += 1
+        name = f"{name} #{n}"
+    out[name] = TestResult(name, str(node.get("status") or ""), " ".join(str(node.get("error") or "").split()))
+
+
+def parse_log(data: dict[str, Any]) -> dict[str, TestResult]:
+    """Every leaf of the runner's log tree (a test, or a hook that failed), by its title path."""
+    out: dict[str, TestResult] = {}
+    if data.get("log"):
+        _walk(data["log"], (), out)
+    return out
+
+
+# -- running a battery --------------------------------------------------------------------------------
+
+
+def run_battery(
+    run_dir: Path, endpoint: str, key: str, secret: str, version: str, *, grep: str | None = None
+) -> BatteryRun:
+    """Run one battery with `node bin/console_runner.js` in `run_dir`; bounded by BATTERY_TIMEOUT."""
+    node = shutil.which("node")
+    if node is None:
+        raise SuiteError("node is not installed: the LRS conformance suite needs Node.js 20")
+    command = [node, "bin/console_runner.js", "-e", endpoint, "-a", "-u", key, "-p", secret, "-x", version]
+    if grep:
+        command += ["-g", grep]
+    out_path = run_dir / f"runner-{version}.out"
+    started = time.monotonic()
+    state = "finished"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            proc.wait(BATTERY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            state = "cancelled"
+            proc.send_signal(signal.SIGINT)  # the runner cancels, still writes its log, and exits
+            try:
+                proc.wait(INTERRUPT_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(INTERRUPT_GRACE)
+        finally:
+            _kill_group(proc.pid)  # the runner's forked mocha process, if anything is left
+    seconds = time.monotonic() - started
+    output = out_path.read_text("utf-8", "replace")
+    log_path = _log_path(run_dir, output)
+    if log_path is None:
+        raise SuiteError(f"the {version} battery wrote no log (exit {proc.returncode}):\n{output[-4000:]}")
+    data = json.loads(log_path.read_text("utf-8"))
+    if data.get("state") not in (None, "finished") and state == "finished":
+        state = str(data["state"])
+    total = int((data.get("summary") or {}).get("total") or 0)
+    results = parse_log(data)
+    return BatteryRun(version, results, max(total, len(results)), seconds, grep, state, output[-4000:], log_path)
+
+
+def _log_path(run_dir: Path, output: str) -> Path | None:
+    found = LOG_LINE.findall(output)
+    if found and Path(found[-1]).is_file():
+        return Path(found[-1])
+    logs = sorted((run_dir / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# -- failure lists ------------------------------------------------------------------------------------
+
+
+def failure_lines(run: BatteryRun) -> list[str]:
+    """One line per test that did not pass: its title path and the error (or why it has none)."""
+    lines = []
+    for result in run.failed:
+        why = result.error or (result.status or "did not finish")
+        lines.append(f"{result.name} :: {why}")
+    return lines
+
+
+def write_failures(run: BatteryRun, directory: Path) -> Path:
+    """Write `lrs-failures-<version>.txt` (a header line, then failure_lines) into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"lrs-failures-{run.version}.txt"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    not_run = run.total - len(run.results)
+    header = (
+        f"# xAPI {run.version} battery, {stamp}: {run.summary()} ({len(run.failed)} failed"
+        f"{f', {not_run} not run after a failed hook' if not_run else ''}; {run.seconds:.0f} s; "
+        f"runner {run.state}{f'; grep {run.grep!r}' if run.grep else ''})\n"
+    )
+    path.write_text(header + "".join(f"{line}\n" for line in failure_lines(run)), "utf-8")
+    return path
+
+
+# -- by hand ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start a server with a fresh data dir, run the chosen batteries, print counts, write failure lists."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("-x", "--version", action="append", choices=VERSIONS, help="battery (default: both)")
+    parser.add_argument("-g", "--grep", help="only the tests whose title path matches (mocha's --grep)")
+    parser.add_argument("--failures", default=tempfile.gettempdir(), help="folder for lrs-failures-*.txt")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="lrs-cts-run-"))
+    with LrsServer(work) as server:
+        for version in args.version or VERSIONS:
+            run_dir = prepare_run_dir(work / f"suite-{version}")
+            key, secret = server.credential(version)
+            run = run_battery(run_dir, server.endpoint, key, secret, version, grep=args.grep)
+            path = write_failures(run, Path(args.failures))
+            print(f"xAPI {version}: {run.summary()} in {run.seconds:.0f} s ({run.state}); failures: {path}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
