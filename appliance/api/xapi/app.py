@@ -13,6 +13,7 @@ cookies, and AUs on a content origin (cmi5) must reach the LRS.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,8 @@ EXPOSE_HEADERS = (
     "ETag, Last-Modified, Location, X-Experience-API-Version, X-Experience-API-Consistent-Through, X-Request-ID"
 )
 UNAUTHENTICATED = frozenset({"about"})  # the About resource answers anyone (xAPI 1.0.3 §7.7)
+DEFAULT_VERSION = "1.0.3"  # the answer's version when neither the request nor its client's history tells one
+REMEMBERED_CLIENTS = 10_000  # Authorization headers whose last negotiated version is kept (then forgotten)
 
 
 class XapiError(Exception):
@@ -132,6 +135,7 @@ class XapiApp:
         self.header_limit = header_limit
         self.instance: Instance | None = None
         self._handlers: dict[str, Handler] | None = None
+        self._client_versions: dict[str, str] = {}  # hash of an Authorization header → its last version
 
     def start(self, inst: Instance) -> None:
         self.instance = inst
@@ -164,14 +168,14 @@ class XapiApp:
 
     async def _answer(self, scope: dict[str, Any], receive: Any, rid: str) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of the request: the handler's answer, or an error in the contract's form."""
-        version = "1.0.3"
+        version = self._client_version(scope)
         try:
             if scope["method"] == "OPTIONS":
                 return 204, b"", {"Access-Control-Max-Age": "600"}
             size = request_header_bytes(scope["headers"])
             if size > self.header_limit:
                 raise XapiError(413, "request headers too large", {"limit_bytes": self.header_limit})
-            req = parse_request(scope, await _read_body(receive))
+            req = parse_request(scope, await _read_body(receive), default_version=version)
             version = req.version
             assert self.instance is not None and self._handlers is not None  # ready() was asked first
             handler = self._handlers.get(req.resource)
@@ -179,6 +183,7 @@ class XapiApp:
                 raise XapiError(404, f"no xAPI resource {req.resource!r}")
             if req.resource not in UNAUTHENTICATED:
                 authorize(self.instance, req)
+                self._remember_version(req)
             answer = await handler(self.instance, req)
             return answer.status, *_encode_answer(answer, version)
         except XapiError as exc:
@@ -194,21 +199,53 @@ class XapiApp:
             body = msgspec.json.encode(error_body("INTERNAL_ERROR", "internal server error", {"request_id": rid}))
             return 500, body, _base_headers(version, 500)
 
+    def _client_version(self, scope: dict[str, Any]) -> str:
+        """The version this request's client last negotiated (by its Authorization header), else the default.
 
-def parse_request(scope: dict[str, Any], body: bytes) -> XapiRequest:
-    """The request with the alternate syntax unwrapped and its version negotiated, or XapiError (400)."""
+        A request without `X-Experience-API-Version` is refused (400), and the refusal must itself carry
+        the header: a 1.0.3 client expects "1.0.3" there, a 2.0 client "2.0.0" (both conformance suites
+        check it). The request does not say which it is, but the client's earlier requests did; the header
+        is keyed by a hash of the whole Authorization value, so only the holder of the secret is answered
+        from that client's history.
+        """
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if authorization is None:
+            return DEFAULT_VERSION
+        return self._client_versions.get(_client_key(authorization), DEFAULT_VERSION)
+
+    def _remember_version(self, req: XapiRequest) -> None:
+        """Note an authenticated request's negotiated version for its client (see _client_version)."""
+        authorization = req.headers.get("authorization")
+        if authorization is None or req.alternate:
+            return
+        if len(self._client_versions) >= REMEMBERED_CLIENTS:
+            self._client_versions.clear()
+        self._client_versions[_client_key(authorization.encode("latin-1"))] = req.version
+
+
+def _client_key(authorization: bytes) -> str:
+    return hashlib.sha256(authorization).hexdigest()
+
+
+def parse_request(scope: dict[str, Any], body: bytes, *, default_version: str = DEFAULT_VERSION) -> XapiRequest:
+    """The request with the alternate syntax unwrapped and its version negotiated, or XapiError (400).
+
+    `default_version` answers About when the request names no version (About needs none).
+    """
     resource = scope["path"][len(PREFIX) :].strip("/") if scope["path"].startswith(PREFIX) else ""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     method = scope["method"]
+    if "method" in params and method != "POST":
+        raise XapiError(400, "the alternate request syntax ('method' parameter) is only a POST")
     alternate = method == "POST" and "method" in params
     if alternate:
         method, params, headers, body = _unwrap_alternate(params, headers, body)
     raw_version = headers.get("x-experience-api-version")
     version = negotiate(raw_version)
     if version is None:
-        if resource in UNAUTHENTICATED:
-            version = "1.0.3"
+        if resource in UNAUTHENTICATED:  # About answers whatever the version header says (or lacks)
+            version = default_version
         elif raw_version is None:
             raise XapiError(400, "the X-Experience-API-Version header is required")
         else:
@@ -230,7 +267,7 @@ def _unwrap_alternate(
     if method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
         raise XapiError(400, f"unsupported method {params['method']!r} in the alternate request syntax")
     if headers.get("content-type", "").split(";", 1)[0].strip().lower() != FORM:
-        raise XapiError(415, f"the alternate request syntax needs Content-Type: {FORM}")
+        raise XapiError(400, f"the alternate request syntax needs Content-Type: {FORM}")
     try:
         form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError):

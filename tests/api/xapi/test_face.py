@@ -75,7 +75,9 @@ def test_the_alternate_syntax_carries_headers_in_its_form(api: TestClient, lrs: 
     )
     assert r.status_code == 400
     r = api.post("/xapi/about?method=GET", content=form, headers={"Content-Type": "application/json"})
-    assert r.status_code == 415
+    assert r.status_code == 400 and "Content-Type" in r.json()["error"]  # 1.0.3 §1.3: 400, the suite's too
+    r = api.post("/xapi/about?method=GET")  # no form at all
+    assert r.status_code == 400
     r = api.post(
         "/xapi/about?method=GET",
         content=urlencode({"X-Experience-API-Version": "2.0.0"}),
@@ -97,3 +99,40 @@ def test_cors_preflight_and_exposed_headers(api: TestClient) -> None:
 def test_unknown_resource_is_404(api: TestClient, lrs: LrsClient) -> None:
     r = api.get("/xapi/nothing", headers=lrs.headers)
     assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+
+
+def test_the_alternate_syntax_is_only_a_post(api: TestClient, lrs: LrsClient) -> None:
+    form = urlencode({"X-Experience-API-Version": "1.0.3", "content": "{}"})
+    for method in ("PUT", "GET", "DELETE"):
+        r = api.request(
+            method,
+            "/xapi/activities/state?method=POST",
+            content=form,
+            headers={"Authorization": lrs.basic, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 400, method
+        assert "only a POST" in r.json()["error"]
+
+
+def test_a_refusal_for_a_missing_version_speaks_the_clients_version(
+    api: TestClient, config: Config, acme: TenantKey
+) -> None:
+    """The 400 for a missing version header carries the version the same client negotiated before."""
+    v1 = make_lrs_client(config, acme.tenant_id)
+    v2 = make_lrs_client(config, acme.tenant_id)
+    v2.version = "2.0.0"
+    stranger = make_lrs_client(config, acme.tenant_id)
+    for client in (v1, v2):  # any authenticated request teaches the face the client's version
+        api.get("/xapi/activities/state", headers=client.headers)
+    for client, expected in ((v1, "1.0.3"), (v2, "2.0.0"), (stranger, "1.0.3")):
+        r = api.get("/xapi/statements", headers={"Authorization": client.basic})
+        assert r.status_code == 400 and r.headers["x-experience-api-version"] == expected
+        r = api.get("/xapi/about", headers={"Authorization": client.basic})
+        assert r.status_code == 200 and r.headers["x-experience-api-version"] == expected
+    # the history is the whole Authorization value's: a wrong secret with a known key learns nothing
+    wrong = "Basic " + base64.b64encode(f"{v2.key}:nope".encode()).decode()
+    r = api.get("/xapi/statements", headers={"Authorization": wrong})
+    assert r.status_code == 400 and r.headers["x-experience-api-version"] == "1.0.3"
+    # and a request that names its version is answered in it, whatever the client said before
+    r = api.get("/xapi/about", headers={"Authorization": v2.basic, "X-Experience-API-Version": "1.0.1"})
+    assert r.headers["x-experience-api-version"] == "1.0.3"
