@@ -28,6 +28,7 @@ from appliance.scorm.datamodel import apply_patch
 from appliance.scorm.elements import SUSPEND_DATA_12_SPM, datamodel_table
 from appliance.scorm.launch import adl_data_access
 from appliance.scorm.model import SCORM_12
+from appliance.scorm.sequencing import outline
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.scorm.sequencing.navigation import NAV_REQUESTS
 from appliance.sessions import check_live, check_version, refresh_results, session_row
@@ -61,6 +62,7 @@ class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
     version: int | None = None
     terminate: bool = False
     nav_request: str | None = None
+    toc_key: str | None = None  # the key of the TOC outline the player holds (it is then not sent again)
 
 
 class NavigateIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -69,6 +71,7 @@ class NavigateIn(msgspec.Struct, forbid_unknown_fields=True):
     request: str
     target: str | None = None
     version: int | None = None
+    toc_key: str | None = None  # as in CommitIn
 
 
 # -- engine state ------------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ def _deliver(
         "href": item.href,
         "attempt": max(attempt, 1),
         "new_attempt": new_attempt,
-        "cmi": {**cmi, **engine.request_valid()} if course.scorm_version != SCORM_12 else cmi,
+        "cmi": cmi,  # the answer's request_valid carries adl.nav.request_valid (the player adds it)
         "data_access": adl_data_access(item),
     }
 
@@ -228,11 +231,11 @@ def _abandoned(scorm_version: str, cmi: dict[str, str]) -> dict[str, str]:
 
 
 def _player_state(
-    course: Course, session: dict[str, Any], engine: SequencingEngine, nav: NavResult | None, delivered: bool = False
+    course: Course, session: dict[str, Any], engine: SequencingEngine, nav: NavResult | None, toc_key: str | None
 ) -> dict[str, Any]:
-    """What the player shows: controls, TOC, and `request_valid` for the running SCO's model — null when
-    `delivered`: the delivery's CMI carries the same values, and at 5,000 activities a second copy is a
-    quarter of a 2 MB answer (bench/README.md, "Sequencing")."""
+    """What the player shows: controls, the TOC and `request_valid` (for the delivered or running SCO's
+    model) in their compact forms (`sequencing.outline`: at 5,000 activities a few KB instead of 1.7 MB);
+    the TOC's outline only when it differs from the one the player holds (`toc_key`)."""
     hidden: set[str] = set()
     if engine.current:
         item = course.item(engine.current)
@@ -245,8 +248,8 @@ def _player_state(
             "status": session["status"],
             "current": engine.current,
             "controls": controls,
-            "toc": engine.toc(),
-            "request_valid": None if delivered else engine.request_valid() if course.scorm_version != SCORM_12 else {},
+            "toc": outline.toc_state(engine.tracking, toc_key),
+            "request_valid": outline.request_valid_state(engine.tracking) if course.scorm_version != SCORM_12 else None,
             "ended": bool(nav and nav.ended),
             "suspended": bool(nav and nav.suspended),
             "exception": nav.exception if nav else None,
@@ -389,6 +392,7 @@ def _compute_step(
     now: float,
     version: int | None,
     budget: Callable[[], None],
+    toc_key: str | None = None,
 ) -> _Computed:
     """Run the step and everything the answer needs (delivery CMI, controls, TOC, request_valid) on `conn`:
     a `_Snapshot`, or the writer's connection when the step runs under the lock."""
@@ -404,7 +408,7 @@ def _compute_step(
     with engine.tracking.frozen():  # the state is final: one look-ahead table for the CMI, controls and TOC
         delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
         _save_engine(conn, course, session, engine, now)
-        answer = {"delivery": delivery, **_player_state(course, session, engine, nav, delivery is not None)}
+        answer = {"delivery": delivery, **_player_state(course, session, engine, nav, toc_key)}
     engine.tracking.budget = None
     return _Computed(session=session, engine=engine, delivery=delivery, answer=answer)
 
@@ -429,6 +433,7 @@ def _sequencing_step(
     *,
     version: int | None = None,
     launching: bool = False,
+    toc_key: str | None = None,
 ) -> dict[str, Any]:
     """One sequencing request: run `step`, deliver, save, and answer the player.
 
@@ -445,7 +450,7 @@ def _sequencing_step(
     budget = _cpu_budget(course)
     for _ in range(SEQUENCING_ATTEMPTS):
         try:
-            answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching)
+            answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching, toc_key)
         except _Retry:
             course = _current_course(inst, tenant_id, session_id)
             continue
@@ -455,7 +460,7 @@ def _sequencing_step(
     def locked(conn: apsw.Connection) -> dict[str, Any]:
         latest = session_row(conn, session_id)
         here = load_course(inst, tenant_id, latest["package_id"], latest["package_version"])
-        done = _compute_step(conn, here, session_id, step, now, version, budget)
+        done = _compute_step(conn, here, session_id, step, now, version, budget, toc_key)
         return _finish_step(conn, here, done, ttl, now, launching)
 
     return db.write_sync(locked)
@@ -471,11 +476,12 @@ def _optimistic_step(
     budget: Callable[[], None],
     ttl: int,
     launching: bool,
+    toc_key: str | None,
 ) -> dict[str, Any] | None:
     """One attempt: compute on a snapshot, then swap its writes in; None when someone changed what it read."""
     return _on_snapshot(
         db,
-        lambda snapshot: _compute_step(snapshot, course, session_id, step, now, version, budget),
+        lambda snapshot: _compute_step(snapshot, course, session_id, step, now, version, budget, toc_key),
         lambda conn, done: _finish_step(conn, course, done, ttl, now, launching),
     )
 
@@ -663,7 +669,7 @@ def _terminate_compute(
     with engine.tracking.frozen():  # the state is final: one look-ahead table for the CMI, controls and TOC
         delivery = _deliver(conn, course, session, engine, nav, now) if nav.delivered else None
         _save_engine(conn, course, session, engine, now)
-        state = _player_state(course, session, engine, nav, delivery is not None)
+        state = _player_state(course, session, engine, nav, body.toc_key)
     engine.tracking.budget = None
     answer = {"replayed": False, "delivery": delivery, **state}
     return _Terminated(course=course, session=session, seqs=seqs, engine=engine, answer=answer, now=now)
@@ -822,6 +828,7 @@ def navigate(inst: Instance, tenant_id: str, session_id: str, body: NavigateIn) 
         session_id,
         lambda engine, now: engine.navigate(body.request, body.target, now=now),
         version=body.version,
+        toc_key=body.toc_key,
     )
 
 

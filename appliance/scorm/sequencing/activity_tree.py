@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import msgspec
 
@@ -90,6 +91,8 @@ class ActivityTree:
     shared_data_global_to_system: bool = True
     # adl.nav.request_valid element names per activity, built on first use (see `lookahead`).
     lookahead_keys: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
+    # The player's outline of the tree (ids, titles, shape), built on first use (see `outline`).
+    outline_static: Any = field(default=None, repr=False, compare=False)
 
     def get(self, activity_id: str | None) -> Activity | None:
         return self.by_id.get(activity_id) if activity_id is not None else None

@@ -7,6 +7,8 @@ When no rollup rule exists for satisfaction or completion, the default rules of 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from appliance.scorm.sequencing.activity_tree import Activity
 from appliance.scorm.sequencing.definition import RollupRule, RuleCondition
 from appliance.scorm.sequencing.rules import (
@@ -144,28 +146,37 @@ def rule_applies(t: Tracking, act: Activity, rule: RollupRule, quiet: set[int] |
     `all` and `none` hold while the counting sets do not; a bag of only unknowns satisfies no set but `none`
     fails too; the percentage is rounded to the nearest whole child.
     """
-    bag: list[Tri] = []
-    for child in t.children(act):
-        if child.tracked and contributes(t, child, rule.action):
-            untouched = id(child) in quiet if quiet is not None else None
-            if len(rule.conditions) == 1:  # combining one value gives that value
-                cond = rule.conditions[0]
-                bag.append(apply_operator(rollup_condition(t, child, cond, untouched), cond.operator))
-                continue
-            values = (apply_operator(rollup_condition(t, child, c, untouched), c.operator) for c in rule.conditions)
-            bag.append(combine(values, rule.combination))
-    hits = sum(1 for v in bag if v is True)
     kind = rule.child_activity_set
+    values = _child_values(t, act, rule, quiet)
+    # `all`, `any` and `none` are decided by the first child that answers otherwise: the rest of a large
+    # cluster is not evaluated (reads have no effect, so the answer is the same as with the whole bag).
+    if kind == "all":
+        return all(v is True for v in values)
     if kind == "any":
-        return hits > 0
+        return any(v is True for v in values)
     if kind == "none":
-        return all(v is False for v in bag)
+        return all(v is False for v in values)
+    bag = list(values)
+    hits = sum(1 for v in bag if v is True)
     all_unknown = all(v is None for v in bag)
     if kind == "atLeastCount":
         return bool(bag) and not all_unknown and hits >= rule.minimum_count
     if kind == "atLeastPercent":
         return bool(bag) and not all_unknown and hits >= int(rule.minimum_percent * len(bag) + 0.5)
     return not bag or (not all_unknown and hits == len(bag))
+
+
+def _child_values(t: Tracking, act: Activity, rule: RollupRule, quiet: set[int] | None) -> Iterator[Tri]:
+    """The rule's value for each contributing tracked child, in order, evaluated as they are asked for."""
+    single = rule.conditions[0] if len(rule.conditions) == 1 else None
+    for child in t.children(act):
+        if child.tracked and contributes(t, child, rule.action):
+            untouched = id(child) in quiet if quiet is not None else None
+            if single is not None:  # combining one value gives that value
+                yield apply_operator(rollup_condition(t, child, single, untouched), single.operator)
+                continue
+            values = (apply_operator(rollup_condition(t, child, c, untouched), c.operator) for c in rule.conditions)
+            yield combine(values, rule.combination)
 
 
 def rules_fire(

@@ -24,6 +24,7 @@
 // time-to-live, so a tab left open does not expire under the learner.
 
 import { createApi, RUNNING } from "./api.js";
+import { expandRequestValid, expandToc, tocKey } from "./outline.js";
 
 const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const base = `/player/${boot.token}`;
@@ -40,8 +41,9 @@ const state = {
   unloading: false,
   current: null,
   ended: false,
-  toc: null,
+  toc: null, // the table of contents as the engine's toc() gives it (expanded from the answer's compact form)
   controls: null,
+  requestValid: null, // the last answer's adl.nav.request_valid values
   saving: "", // the save indicator: "", "saving" or "offline"
 };
 window.scormPlayer = state; // for tests and debugging
@@ -336,7 +338,7 @@ class Transport {
       saving.set(failures ? "offline" : "saving");
       let result;
       try {
-        result = await post("/commit", { ...batch, version: state.version }, { keepalive: true });
+        result = await post("/commit", { ...batch, version: state.version, toc_key: tocKey() }, { keepalive: true });
       } catch {
         result = null; // the server cannot be reached: keep the batch and try again
       }
@@ -432,14 +434,16 @@ class Transport {
 
 function applyState(data) {
   if (typeof data.version === "number") state.version = data.version;
-  if (data.request_valid && state.current) {
-    for (const [name, value] of Object.entries(data.request_valid)) state.current.runtime.model.values.set(name, value);
+  if (!data.controls) return; // a plain commit's answer: no player state
+  state.controls = data.controls;
+  state.toc = expandToc(data.toc); // first: it may bring the outline request_valid's positions refer to
+  // adl.nav.request_valid for the SCO delivered with this answer (deliver() adds it to its CMI), or for the
+  // one still running.
+  state.requestValid = expandRequestValid(data.request_valid);
+  if (state.requestValid && state.current && !data.delivery) {
+    for (const [name, value] of Object.entries(state.requestValid)) state.current.runtime.model.values.set(name, value);
   }
-  if (data.controls) {
-    state.controls = data.controls;
-    state.toc = data.toc || null;
-    showControls(data);
-  }
+  showControls(data);
 }
 
 function showControls(data) {
@@ -449,7 +453,7 @@ function showControls(data) {
     const button = el(`nav-${name}`);
     if (button) button.hidden = !data.controls[name];
   }
-  renderToc(data.toc);
+  renderToc(state.toc);
 }
 
 function renderToc(toc) {
@@ -495,8 +499,9 @@ function tocItems(nodes) {
 }
 
 function deliver(delivery) {
-  const transport = new Transport(delivery.activity, delivery.cmi || {});
-  const { API, API_1484_11, runtime } = createApi(boot.table, delivery.cmi, transport, {
+  const cmi = { ...(delivery.cmi || {}), ...(state.requestValid || {}) };
+  const transport = new Transport(delivery.activity, cmi);
+  const { API, API_1484_11, runtime } = createApi(boot.table, cmi, transport, {
     dataAccess: delivery.data_access || [],
   });
   // The API objects exist on this window before the frame's content can look for them.
@@ -555,7 +560,7 @@ async function requestNavigation(request, target = null) {
     return;
   }
   if (current) await current.transport.flush();
-  const result = await post("/navigate", { request, target, version: state.version });
+  const result = await post("/navigate", { request, target, version: state.version, toc_key: tocKey() });
   if (result.status !== 200) {
     message(result.data.error || "That is not possible now.");
     return;
