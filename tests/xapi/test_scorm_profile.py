@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import uuid
 from typing import Any
 
 from appliance.xapi import scorm_profile as p
 from appliance.xapi.scorm_profile import Sco, SessionFacts
+from appliance.xapi.validation import normalize_statement, validate_statement
 
 HOME = "https://lms.example.org"
 NOW = 1_780_000_000.25
@@ -19,8 +21,15 @@ A = "http://adlnet.gov/expapi/activities/"
 
 
 def statements(facts: SessionFacts, events: list[p.Event]) -> list[dict[str, Any]]:
+    """The events' statements, each checked by the LRS's own validation in both xAPI versions (the
+    store takes them as they are, so they must be valid and already in the stored shape)."""
     counter = itertools.count(1)
-    return p.to_statements(HOME, facts, events, lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
+    found = p.to_statements(HOME, facts, events, lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
+    for statement in found:
+        validate_statement(statement, "1.0.3")
+        validate_statement(statement, "2.0.0")
+        assert normalize_statement(copy.deepcopy(statement)) == statement
+    return found
 
 
 def verbs(found: list[dict[str, Any]]) -> list[str]:
@@ -97,12 +106,8 @@ def test_a_delivery_resuming_a_suspended_attempt_is_resumed_in_both_versions() -
     assert verbs(statements(FACTS_2004, p.delivery_events("2004 4th Edition", SCO, {"cmi.entry": "resume"}, NOW))) == [
         "resumed"
     ]
-    assert verbs(statements(FACTS_12, p.delivery_events("1.2", SCO, {"cmi.core.entry": "resume"}, NOW))) == [
-        "resumed"
-    ]
-    assert verbs(statements(FACTS_12, p.delivery_events("1.2", SCO, {"cmi.core.entry": ""}, NOW))) == [
-        "initialized"
-    ]
+    assert verbs(statements(FACTS_12, p.delivery_events("1.2", SCO, {"cmi.core.entry": "resume"}, NOW))) == ["resumed"]
+    assert verbs(statements(FACTS_12, p.delivery_events("1.2", SCO, {"cmi.core.entry": ""}, NOW))) == ["initialized"]
 
 
 # -- commits -----------------------------------------------------------------------------------------
