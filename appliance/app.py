@@ -18,6 +18,7 @@ from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.lrs import LrsCredentialController, LrsForwardingController
 from appliance.api.middleware import (
     STATIC_HEADERS,
     add_request_id,
@@ -37,6 +38,7 @@ from appliance.config import Config
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
+from appliance.lrs import forwarding
 from appliance.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
@@ -51,6 +53,8 @@ ROUTE_HANDLERS: list[Any] = [
     WebhookController,
     UsageController,
     AnalyticsController,
+    LrsCredentialController,
+    LrsForwardingController,
 ]
 
 
@@ -75,6 +79,8 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhooks.dispatch_all)
     scheduler.every("webhook-recover", 60.0, webhooks.recover_deliveries)
     scheduler.every("quota-watch", 60.0, quota_events.watch)
+    scheduler.register(forwarding.FORWARD_JOB, forwarding.forward)
+    scheduler.every("xapi-forward", forwarding.SWEEP_SECONDS, forwarding.sweep)
     # Every webhook attempt is a job: finished ones are kept a week for inspection, then dropped.
     scheduler.every("purge-jobs", 3600.0, lambda i: jobs.purge_finished(i.registry, i.clock.now() - 7 * 86_400))
     return scheduler

@@ -59,6 +59,9 @@ class Config:
     webhook_disable_after_seconds: float = 86_400.0
     webhook_dispatch_seconds: float = 1.0
     outbound_allow: tuple[str, ...] = ()
+    xapi_forward_batch_size: int = 100
+    xapi_forward_timeout_seconds: float = 30.0
+    xapi_forward_max_retry_seconds: float = 300.0
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     frame_ancestors: tuple[str, ...] = ("'self'",)

@@ -6,7 +6,7 @@ import hashlib
 import random
 import secrets
 
-PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req", "lrs")
+PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req", "lrs", "fwd", "fdl")
 
 
 def new_id(prefix: str) -> str:

@@ -6,6 +6,7 @@ import click
 
 from appliance import __version__
 from appliance.cli.keys import keys
+from appliance.cli.lrs import lrs_credentials, lrs_forwarding
 from appliance.cli.maintenance import backup_cmd, doctor_cmd, restore_cmd
 from appliance.cli.quotas import quotas, usage
 from appliance.cli.serve import serve
@@ -21,5 +22,16 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(serve)
 
 
-for command in (serve, tenants, keys, quotas, usage, backup_cmd, restore_cmd, doctor_cmd):
+for command in (
+    serve,
+    tenants,
+    keys,
+    quotas,
+    usage,
+    backup_cmd,
+    restore_cmd,
+    doctor_cmd,
+    lrs_credentials,
+    lrs_forwarding,
+):
     cli.add_command(command)

@@ -24,6 +24,7 @@ from appliance.db.connection import one, rows
 from appliance.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from appliance.ids import new_id, new_secret, sha256_hex
 from appliance.instance import Instance
+from appliance.pagination import encode_cursor, keyset_clause, parse_page
 from appliance.tenants import Tenant, find_tenant, get_tenant
 
 SCOPES = ("all", "read", "write")
@@ -125,6 +126,38 @@ def list_credentials(inst: Instance, tenant_ref: str) -> list[LrsCredential]:
     return [_from_row(r) for r in found]
 
 
+def page_credentials(
+    inst: Instance, tenant_id: str, *, limit: int | None, cursor: str | None, endpoint: str | None = None
+) -> dict[str, Any]:
+    """A page of a tenant's credentials, oldest first, as the API lists them (`data`, `next_cursor`)."""
+    page = parse_page(limit, cursor)
+    where, params = keyset_clause(page)
+    found = inst.registry.read_sync(
+        lambda c: rows(
+            c,
+            f"SELECT * FROM lrs_credentials WHERE tenant_id = ? AND {where} ORDER BY created_at, id LIMIT ?",
+            (tenant_id, *params, page.limit + 1),
+        )
+    )
+    kept = found[: page.limit]
+    more = len(found) > page.limit and bool(kept)
+    return {
+        "data": [credential_json(_from_row(r), endpoint=endpoint) for r in kept],
+        "next_cursor": encode_cursor(kept[-1]["created_at"], kept[-1]["id"]) if more else None,
+    }
+
+
+def endpoint_url(inst: Instance, base_url: str | None = None) -> str:
+    """The LRS endpoint xAPI clients are given: `public_url` (when set), else `base_url`, then `/xapi/`.
+
+    The CLI has no request to take a base from, so without `public_url` it names the configured host
+    and port (what `serve` listens on by default).
+    """
+    config = inst.config
+    base = config.public_url or base_url or f"http://{config.host}:{config.port}"
+    return base.rstrip("/") + "/xapi/"
+
+
 def revoke_credential(inst: Instance, cred_id: str, tenant_id: str | None = None) -> LrsCredential:
     """Revoke a credential; it stops working at the next request, in a running server too."""
     cred = get_credential(inst, cred_id, tenant_id)
@@ -192,8 +225,9 @@ def _note_use(inst: Instance, cred: LrsCredential) -> None:
         )
 
 
-def credential_json(cred: LrsCredential, secret: str | None = None) -> dict[str, Any]:
-    """The JSON form of the API and the CLI; `secret` (with the key to pair it with) only at creation."""
+def credential_json(cred: LrsCredential, secret: str | None = None, endpoint: str | None = None) -> dict[str, Any]:
+    """The JSON form of the API and the CLI; `secret` (with the key to pair it with) only at creation,
+    and the LRS `endpoint` to configure in the client when the caller knows it."""
     data: dict[str, Any] = {
         "id": cred.id,
         "tenant_id": cred.tenant_id,
@@ -204,6 +238,8 @@ def credential_json(cred: LrsCredential, secret: str | None = None) -> dict[str,
         "revoked_at": rfc3339(cred.revoked_at),
         "status": "revoked" if cred.revoked else "active",
     }
+    if endpoint is not None:
+        data["endpoint"] = endpoint
     if secret is not None:
         data["key"] = cred.id
         data["secret"] = secret
