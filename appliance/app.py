@@ -18,6 +18,7 @@ from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.hosts import HostRouter, host_router
 from appliance.api.lrs import LrsCredentialController, LrsForwardingController
 from appliance.api.middleware import (
     STATIC_HEADERS,
@@ -97,9 +98,13 @@ class Appliance(Litestar):
 
     commits: CommitEndpoint | None = None
     xapi: XapiApp | None = None
+    hosts: HostRouter | None = None  # the content origin's host routing; None in single-origin mode
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if self.hosts is not None and (answer := self.hosts.answer_for(scope)) is not None:
+                await self.hosts.send(scope, send, answer)  # the wrong host for this path (appliance.api.hosts)
+                return
             if scope["method"] == "POST" and self.commits is not None:
                 token = commit_token(scope["path"])
                 if token is not None and self.commits.ready():
@@ -115,6 +120,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     """Build the application for `config`. The data directory is prepared in the lifespan."""
 
     commits = CommitEndpoint(config.max_request_header_bytes, config.frame_ancestors)
+    hosts = host_router(config.content_origin, config.public_url)  # a bad pairing stops the start here
     xapi = XapiApp(config.max_request_header_bytes)
 
     @asynccontextmanager
@@ -161,5 +167,6 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     # answered in `Appliance.__call__`, with their own access line.
     app.asgi_handler = access_log_middleware(app.asgi_handler)
     app.commits = commits
+    app.hosts = hosts
     app.xapi = xapi
     return app

@@ -65,6 +65,7 @@ class Config:
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     frame_ancestors: tuple[str, ...] = ("'self'",)
+    content_origin: str | None = None
     learner_requests_per_minute: int = 600
     tenant_learner_requests_per_minute: int = 120_000
     auth_failures_per_minute: int = 20
@@ -96,6 +97,10 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return _allow_list(raw)
     if name == "frame_ancestors":
         return frame_ancestor_list(raw)
+    if name == "content_origin":
+        from appliance.origins import normalise  # imported late, as outbound's: settings load first
+
+        return normalise(str(raw)) if str(raw).strip() else None
     if isinstance(current, bool):
         return str(raw).lower() in ("1", "true", "yes", "on")
     if isinstance(current, int):

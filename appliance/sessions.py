@@ -29,6 +29,7 @@ from appliance.events import emit
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.launch_tokens import issue, signing_secret
+from appliance.origins import parse_content_origin
 from appliance.packages import scorm12_suspend_data_limit
 from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.scorm.attempt import CmiSummary, summarize
@@ -61,7 +62,10 @@ def launch_url(inst: Instance, base_url: str, tenant_id: str, session: dict[str,
     """A fresh signed player URL for the session."""
     expires = inst.clock.now() + inst.config.launch_token_ttl_seconds
     token = issue(signing_secret(inst), tenant_id, session["id"], expires)
-    base = (inst.config.public_url or base_url).rstrip("/")
+    if inst.config.content_origin is not None:  # the player is served there only (appliance.api.hosts)
+        base = parse_content_origin(inst.config.content_origin).url_for(tenant_id)
+    else:
+        base = (inst.config.public_url or base_url).rstrip("/")
     return f"{base}/player/{token}"
 
 
