@@ -182,9 +182,7 @@ def test_registration_rules_span_sessions() -> None:
 
 @pytest.mark.parametrize(("mode", "requirement"), [("Browse", "10.2.2.0-2 (d)"), ("Review", "10.2.2.0-3 (d)")])
 def test_no_satisfaction_in_browse_or_review(mode: str, requirement: str) -> None:
-    session = AuSession(
-        **{**{f: getattr(SESSION, f) for f in SESSION.__struct_fields__}, "initialized": True, "launch_mode": mode}
-    )
+    session = replace(SESSION, initialized=True, launch_mode=mode)
     with pytest.raises(Rejected) as refused:
         check(TEMPLATES["completed"](), session, AuRegistration())
     assert refused.value.requirement == requirement
@@ -192,9 +190,7 @@ def test_no_satisfaction_in_browse_or_review(mode: str, requirement: str) -> Non
 
 
 def test_abandoned_sessions_take_nothing() -> None:
-    session = AuSession(
-        **{**{f: getattr(SESSION, f) for f in SESSION.__struct_fields__}, "initialized": True, "ended": "abandoned"}
-    )
+    session = replace(SESSION, initialized=True, ended="abandoned")
     with pytest.raises(Rejected) as refused:
         check(statement(), session, AuRegistration())
     assert refused.value.requirement == "9.3.6.0-2 (d2)"
