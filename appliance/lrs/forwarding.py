@@ -310,7 +310,10 @@ def create_target(
         )
         return _json_of(conn, _target_row(conn, target_id))
 
-    return inst.tenant_db(tenant.id).write_sync(insert)
+    made = inst.tenant_db(tenant.id).write_sync(insert)
+    if made["enabled"] and made["pending_statements"]:
+        wake(inst, tenant.id, target_id)
+    return made
 
 
 def list_targets(inst: Instance, tenant: Tenant, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
@@ -389,7 +392,12 @@ def update_target(
             )
         return _json_of(conn, _target_row(conn, target_id))
 
-    return inst.tenant_db(tenant.id).write_sync(update)
+    changed = inst.tenant_db(tenant.id).write_sync(update)
+    if changed["enabled"] and changed["pending_statements"] and "next_attempt_at" in changes:
+        # What made it fail may be what was just fixed: try now, not at the retry already queued (that
+        # job finds the lease or nothing to do, so two jobs never send at once).
+        _enqueue(inst, tenant.id, target_id, inst.clock.now(), unique=False)
+    return changed
 
 
 def delete_target(inst: Instance, tenant: Tenant, target_id: str) -> None:
