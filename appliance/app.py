@@ -39,7 +39,7 @@ from appliance.config import Config
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
-from appliance.lrs import forwarding
+from appliance.lrs import forwarding, scorm_statements
 from appliance.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
@@ -80,6 +80,7 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhooks.dispatch_all)
     scheduler.every("webhook-recover", 60.0, webhooks.recover_deliveries)
     scheduler.every("quota-watch", 60.0, quota_events.watch)
+    scheduler.every("xapi-scorm-statements", inst.config.xapi_scorm_flush_seconds, scorm_statements.flush_all)
     scheduler.register(forwarding.FORWARD_JOB, forwarding.forward)
     scheduler.every("xapi-forward", forwarding.SWEEP_SECONDS, forwarding.sweep)
     # Every webhook attempt is a job: finished ones are kept a week for inspection, then dropped.

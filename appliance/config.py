@@ -62,6 +62,9 @@ class Config:
     xapi_forward_batch_size: int = 100
     xapi_forward_timeout_seconds: float = 30.0
     xapi_forward_max_retry_seconds: float = 300.0
+    xapi_scorm_statements: bool = True
+    xapi_scorm_home_page: str | None = None
+    xapi_scorm_flush_seconds: float = 1.0
     usage_flush_seconds: float = 5.0
     max_request_header_bytes: int = 16 * 1024
     frame_ancestors: tuple[str, ...] = ("'self'",)

@@ -29,6 +29,7 @@ from appliance.events import emit
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.launch_tokens import issue, signing_secret
+from appliance.lrs import scorm_statements
 from appliance.origins import parse_content_origin
 from appliance.packages import scorm12_suspend_data_limit
 from appliance.pagination import keyset_clause, page_result, parse_page
@@ -326,6 +327,7 @@ def refresh_results(
     analytics.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
+        scorm_statements.on_result(conn, course, session["status"], updated, now)
     return updated
 
 

@@ -1,0 +1,232 @@
+"""SCORM sessions as xAPI: the run-time transactions' hook, the outbox, and the sweep that stores statements.
+
+The run-time (appliance.runtime: launch, delivery, commit, Terminate; appliance.sessions: the session's
+result) calls the `on_*` functions inside its own write transaction. Each turns the change into the
+profile's events (appliance.xapi.scorm_profile, pure) and, when there are any, writes one row into the
+tenant's `xapi_scorm_outbox` — so the events exist exactly when the change commits. Most commits mean
+no event, decided from the changed element names before anything else is done; one that does pays a
+small INSERT, not the statement store's writes. The hooks only write (an INSERT, plus one SELECT of the
+tenant's switch), which is also what the sequencing steps computed on a read snapshot may do: their
+writes are held back and applied with the rest (runtime._Snapshot).
+
+`flush_all` (a scheduler sweep, `xapi_scorm_flush_seconds`) turns each tenant's outbox rows into
+statements, in order, with `appliance.lrs.statements.insert_statements`, and deletes them in the same
+transaction: a statement is stored once, whatever crashes in between (its id is assigned then).
+
+The tenant's switch (`set_enabled`, `GET/PUT /api/v1/xapi/scorm`) is a row of its own database; without
+one, `xapi_scorm_statements` (default on) decides. Off, the hooks write nothing and the sweep drops what
+was queued before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import apsw
+import msgspec
+
+from appliance.courses import Course
+from appliance.db.connection import one, rows
+from appliance.instance import Instance
+from appliance.lrs.credentials import AUTHORITY_HOME_PAGE
+from appliance.lrs.statements import insert_statements
+from appliance.scorm.attempt import SessionEnd, names
+from appliance.xapi import scorm_profile as profile
+from appliance.xapi.scorm_profile import Event, SessionFacts
+
+log = logging.getLogger("appliance.lrs.scorm")
+
+# The `authority` of the statements the run-time writes (no LRS credential stored them).
+AUTHORITY = {
+    "objectType": "Agent",
+    "name": "SCORM run-time",
+    "account": {"homePage": AUTHORITY_HOME_PAGE, "name": "scorm"},
+}
+XAPI_VERSION = "1.0.3"
+FLUSH_ROWS = 200  # outbox rows per transaction (a row holds a commit's few events)
+
+
+class _Row(msgspec.Struct):
+    """One outbox row's content: the session's facts and its events."""
+
+    facts: SessionFacts
+    events: list[Event]
+
+
+_encode = msgspec.json.encode
+_decode_row = msgspec.json.Decoder(_Row).decode
+_decode_cmi = msgspec.json.Decoder(dict[str, str]).decode
+
+
+# -- the hooks (inside the run-time's write transaction) --------------------------------------------
+
+
+def on_step(
+    conn: Any,
+    course: Course,
+    session: Mapping[str, Any],
+    delivery: Mapping[str, Any] | None,
+    now: float,
+    *,
+    launching: bool = False,
+) -> None:
+    """A launch (the player launched the course) and/or a SCO delivered for a new SCO session
+    (initialized, or resumed): `delivery` is the delivery the answer carries (runtime._deliver)."""
+    events = profile.launch_events(now) if launching else []
+    if delivery is not None:
+        sco = _sco(course, delivery["activity"], delivery["attempt"])
+        events += profile.delivery_events(course.scorm_version, sco, delivery["cmi"], now)
+    _queue(conn, course, session, events)
+
+
+def on_commit(
+    conn: Any,
+    course: Course,
+    session: Mapping[str, Any],
+    activity_id: str,
+    attempt: int,
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    changes: Mapping[str, str],
+    now: float,
+) -> None:
+    """A plain commit: interactions answered, progress, completion, success. The fast path: a commit
+    changing no result or interaction element returns before anything else."""
+    if not profile.is_relevant(changes):
+        return
+    sco = _sco(course, activity_id, attempt)
+    _queue(conn, course, session, profile.commit_events(course.scorm_version, sco, before, after, changes, now))
+
+
+def on_terminate(
+    conn: Any,
+    course: Course,
+    session: Mapping[str, Any],
+    activity_id: str,
+    row: Mapping[str, Any],
+    submitted: Mapping[str, str],
+    ended: SessionEnd,
+    final: Mapping[str, str],
+    elapsed: float | None,
+    now: float,
+) -> None:
+    """A Terminate: its last batch's and the attempt rules' changes, then suspended or terminated.
+
+    `row` is the SCO's record as stored before the batch, `submitted` the CMI with the batch applied,
+    `ended` what the attempt rules made of it and `final` the CMI stored (exit set by suspendAll).
+    The session time is the one the SCO reported, else the one the server measured (`elapsed`, 2004)."""
+    reported = names(course.scorm_version)["session_time"] in submitted
+    seconds = ended.session_seconds if reported or elapsed is not None else None
+    sco = _sco(course, activity_id, row["attempt"])
+    before = _decode_cmi(row["cmi"])
+    _queue(conn, course, session, profile.terminate_events(course.scorm_version, sco, before, final, seconds, now))
+
+
+def on_result(conn: Any, course: Course, old_status: str, updated: Mapping[str, Any], now: float) -> None:
+    """The session's (the course's) status reached completed, passed or failed."""
+    _queue(conn, course, updated, profile.course_events(old_status, updated, now))
+
+
+def _sco(course: Course, activity_id: str, attempt: int) -> profile.Sco:
+    item = course.item(activity_id)
+    return profile.Sco(activity_id, item.title if item is not None else activity_id, max(attempt, 1))
+
+
+def _queue(conn: Any, course: Course, session: Mapping[str, Any], events: list[Event]) -> None:
+    if not events or not _enabled_here(conn):
+        return
+    facts = SessionFacts(
+        session_id=session["id"],
+        learner_id=session["learner_id"],
+        learner_name=session["learner_name"] or "",
+        package_id=course.package_id,
+        course_title=course.manifest.title or "",
+        scorm_version=course.scorm_version,
+    )
+    conn.execute(
+        "INSERT INTO xapi_scorm_outbox (session_id, created_at, statements) VALUES (?, ?, ?)",
+        (session["id"], events[0].at, _encode(_Row(facts, events))),
+    )
+
+
+def _enabled_here(conn: Any) -> bool:
+    """The tenant's own switch when it has one; else on (the sweep applies the instance default)."""
+    row = one(conn, "SELECT enabled FROM xapi_scorm_settings WHERE id = 1")
+    return row is None or bool(row["enabled"])
+
+
+# -- the switch ------------------------------------------------------------------------------------
+
+
+def enabled(inst: Instance, tenant_id: str) -> bool:
+    """Whether the tenant's SCORM sessions become statements (its switch, else `xapi_scorm_statements`)."""
+    row = inst.tenant_db(tenant_id).read_sync(lambda c: one(c, "SELECT enabled FROM xapi_scorm_settings WHERE id = 1"))
+    return inst.config.xapi_scorm_statements if row is None else bool(row["enabled"])
+
+
+def set_enabled(inst: Instance, tenant_id: str, value: bool) -> bool:
+    """Turn the tenant's SCORM statements on or off; returns the new value."""
+    now = inst.clock.now()
+    inst.tenant_db(tenant_id).write_sync(
+        lambda c: c.execute(
+            "INSERT INTO xapi_scorm_settings (id, enabled, updated_at) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+            (int(value), now),
+        )
+    )
+    return value
+
+
+def home_page(inst: Instance) -> str:
+    """The actor accounts' home page and the base of activity IRIs: `xapi_scorm_home_page`, else the
+    public URL, else the address the server listens on."""
+    config = inst.config
+    return (config.xapi_scorm_home_page or config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
+
+
+# -- the sweep ---------------------------------------------------------------------------------------
+
+
+def flush_all(inst: Instance) -> int:
+    """Periodic sweep: store every tenant's queued SCORM statements; returns how many were stored."""
+    found = inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants ORDER BY created_at"))
+    total = 0
+    for tenant_id in (r["id"] for r in found if inst.data.tenant_db(r["id"]).exists()):
+        try:
+            total += flush(inst, tenant_id)
+        except Exception:
+            log.exception("storing the SCORM statements of tenant %s failed", tenant_id)
+    return total
+
+
+def flush(inst: Instance, tenant_id: str) -> int:
+    """Store the tenant's queued statements, oldest first, FLUSH_ROWS outbox rows per transaction."""
+    db = inst.tenant_db(tenant_id)
+    if db.read_sync(lambda c: one(c, "SELECT 1 AS queued FROM xapi_scorm_outbox LIMIT 1")) is None:
+        return 0
+    on = enabled(inst, tenant_id)
+    base = home_page(inst)
+    total = 0
+    while True:
+        stored = db.write_sync(lambda c: _flush_batch(c, base, on, inst.clock.now()))
+        if stored is None:
+            return total
+        total += stored
+
+
+def _flush_batch(conn: apsw.Connection, base: str, on: bool, now: float) -> int | None:
+    """One transaction: convert and store up to FLUSH_ROWS rows and delete them; None when none is left."""
+    batch = rows(conn, "SELECT seq, statements FROM xapi_scorm_outbox ORDER BY seq LIMIT ?", (FLUSH_ROWS,))
+    if not batch:
+        return None
+    statements: list[dict[str, Any]] = []
+    if on:
+        for row in batch:
+            decoded = _decode_row(row["statements"])
+            statements += profile.to_statements(base, decoded.facts, decoded.events)
+    if statements:
+        insert_statements(conn, statements, stored=now, authority=AUTHORITY, credential_id=None, version=XAPI_VERSION)
+    conn.execute("DELETE FROM xapi_scorm_outbox WHERE seq <= ?", (batch[-1]["seq"],))
+    return len(statements)
