@@ -93,6 +93,8 @@ class ActivityTree:
     lookahead_keys: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
     # The player's outline of the tree (ids, titles, shape), built on first use (see `outline`).
     outline_static: Any = field(default=None, repr=False, compare=False)
+    # Each activity's position among its parent's children, built on first use (see `traversal`).
+    sibling_positions: list[int] | None = field(default=None, repr=False, compare=False)
 
     def get(self, activity_id: str | None) -> Activity | None:
         return self.by_id.get(activity_id) if activity_id is not None else None

@@ -193,6 +193,7 @@ def choice_validity(t: Tracking) -> ChoiceTable:
     with t.frozen() as memo:
         table = memo.get("choice_table")
         if table is None:
+            t.spend(len(t.tree.preorder))
             table = memo["choice_table"] = _ChoicePass(t).table()
         return table
 

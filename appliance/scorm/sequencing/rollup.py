@@ -220,6 +220,7 @@ def rollup_activity(t: Tracking, act: Activity) -> set[str]:
     """One step of RB.1.5 on a cluster; returns the global objectives it wrote."""
     if act.is_leaf or not act.tracked:
         return t.push(act)
+    t.spend(len(act.children))
     quiet = _quiet(t, act)
     measure_rollup(t, act, quiet)
     completion_measure_rollup(t, act, quiet)

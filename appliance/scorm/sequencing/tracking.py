@@ -181,6 +181,16 @@ class Tracking:
             record = self.state.activities[act.id] = ActivityState()
         return record
 
+    def spend(self, reads: int) -> None:
+        """Count `reads` state reads toward the budget check at once: for passes over many activities that
+        read little of their state each (the look-ahead table, rollup over a large cluster), so that they are
+        still bounded by the caller's budget."""
+        if self.budget is not None:
+            self._reads += reads
+            if self._reads >= BUDGET_STRIDE:
+                self._reads = 0
+                self.budget()
+
     def obj(self, act: Activity, objective: ObjectiveDef) -> ObjectiveState:
         record = self.st(act).objectives.get(objective.key)
         if record is None:
@@ -474,8 +484,8 @@ class Tracking:
         """A new attempt on a cluster makes its descendants' existing data "previous attempt" data."""
         if not (objectives or progress):
             return
-        record = self.st(act)
-        if record.attempt_count == 0:
+        record = self.state.activities.get(act.id)  # not `st`: no record is made for each untouched child
+        if record is None or record.attempt_count == 0:
             return  # nothing recorded yet, so nothing from an earlier attempt to ignore
         record.dirty_objectives = record.dirty_objectives or objectives
         record.dirty_progress = record.dirty_progress or progress

@@ -8,10 +8,11 @@ including the "reversal" used when a backward walk meets a forwardOnly cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from appliance.scorm.sequencing.activity_tree import Activity
+from appliance.scorm.sequencing.activity_tree import Activity, ActivityTree
 from appliance.scorm.sequencing.rules import PRE_SKIP, PRE_STOP_FORWARD, check_activity, pre_rule
 from appliance.scorm.sequencing.tracking import Tracking
 
@@ -54,6 +55,8 @@ def sibling_index(t: Tracking, parent: Activity, act: Activity) -> int | None:
     A scan, except while the state is frozen: then one position table per parent, so walking a long list of
     siblings is linear rather than quadratic."""
     siblings = t.children(parent)
+    if siblings is parent.children:  # no selection or randomization here: the tree's own order
+        return _static_positions(t.tree)[act.order] if act.parent is parent else None
     if t.memo is None:
         return _index(siblings, act)
     key = ("positions", parent.id)
@@ -63,6 +66,19 @@ def sibling_index(t: Tracking, parent: Activity, act: Activity) -> int | None:
         for index, item in enumerate(siblings):
             positions.setdefault(id(item), index)
     return positions.get(id(act))
+
+
+def _static_positions(tree: ActivityTree) -> list[int]:
+    """Each activity's position among its parent's children in the tree (built once per tree): a walk
+    along a thousand siblings asks for each one's position, and scanning for it would be quadratic."""
+    positions = tree.sibling_positions
+    if positions is None:
+        positions = [0] * len(tree.preorder)
+        for node in tree.preorder:
+            for index, child in enumerate(node.children):
+                positions[child.order] = index
+        tree.sibling_positions = positions
+    return positions
 
 
 def _index(items: list[Activity], act: Activity) -> int | None:
@@ -80,22 +96,30 @@ def last_leaf(t: Tracking) -> Activity | None:
     """
     if t.memo is not None and "last_leaf" in t.memo:
         return t.memo["last_leaf"]
-    leaves = [act for act in _available_preorder(t, t.tree.root) if act.is_leaf]
-    found = leaves[-1] if leaves else None
-    for leaf in reversed(leaves):
+    # The leaves from the end, as they are asked for: usually the very last one is the answer, so the walk
+    # touches one path of the tree instead of listing every activity (as it did on every forward step).
+    first: Activity | None = None
+    found: Activity | None = None
+    for leaf in _leaves_backward(t, t.tree.root):
+        if first is None:
+            first = leaf
         if not any(check_activity(t, node) for node in leaf.ancestors()):
             found = leaf
             break
+    else:
+        found = first  # every leaf is disabled (or below a disabled cluster): the last one
     if t.memo is not None:
         t.memo["last_leaf"] = found
     return found
 
 
-def _available_preorder(t: Tracking, act: Activity) -> list[Activity]:
-    result = [act]
-    for child in t.children(act):
-        result.extend(_available_preorder(t, child))
-    return result
+def _leaves_backward(t: Tracking, act: Activity) -> Iterator[Activity]:
+    """The leaves below `act` (or `act` itself) in reverse available-children preorder, lazily."""
+    if act.is_leaf:
+        yield act
+        return
+    for child in reversed(t.children(act)):
+        yield from _leaves_backward(t, child)
 
 
 def flow_tree_traversal(
