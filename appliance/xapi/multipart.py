@@ -136,7 +136,8 @@ def parse_multipart(content_type: str | None, body: bytes, version: str = "1.0.3
 
 def _attachments(statements: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
     for statement in statements:
-        for attachment in statement.get("attachments") or ():
+        attachments = statement.get("attachments") if isinstance(statement, Mapping) else None
+        for attachment in attachments if isinstance(attachments, list) else ():
             if isinstance(attachment, Mapping):
                 yield attachment
 

@@ -134,9 +134,10 @@ def matches_statement(payload: Mapping[str, Any], statement: Mapping[str, Any]) 
 
 def signature_attachments(statement: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The statement's attachments with the signature usageType."""
+    attachments = statement.get("attachments") if isinstance(statement, Mapping) else None
     return [
         a
-        for a in statement.get("attachments") or ()
+        for a in (attachments if isinstance(attachments, list) else ())
         if isinstance(a, Mapping) and a.get("usageType") == SIGNATURE_USAGE
     ]
 

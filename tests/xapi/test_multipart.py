@@ -149,6 +149,7 @@ def test_attachments_and_parts_must_pair() -> None:
     check_attachments([statement(SHA1, file_url=True)], {})
     check_attachments([statement(SHA1), statement(SHA2)], parts)  # a batch shares the parts
     check_attachments([statement(SHA1), statement(SHA1)], {SHA1: parts[SHA1]})  # one part for a shared hash
+    check_attachments([{"attachments": 5}, {"attachments": "abc"}, 7], {})  # validation refuses these, not this
 
 
 def test_an_answer_reads_back() -> None:

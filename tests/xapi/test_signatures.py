@@ -136,6 +136,8 @@ def test_a_signature_needs_its_part() -> None:
 
 def test_unsigned_statements_pass() -> None:
     check_signatures([base_statement(), {**base_statement(), "attachments": []}], {})
+    # malformed statements are validation's to refuse: nothing here raises on them
+    check_signatures([{**base_statement(), "attachments": 5}, {**base_statement(), "attachments": "x"}, 7], {})
 
 
 def test_an_x5c_certificate_verifies_the_signature() -> None:
