@@ -20,6 +20,7 @@ from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.hosts import HostRouter, host_router
 from appliance.api.lrs import LrsCredentialController, LrsForwardingController
+from appliance.api.lrs_scorm import LrsScormController
 from appliance.api.middleware import (
     STATIC_HEADERS,
     add_request_id,
@@ -56,6 +57,7 @@ ROUTE_HANDLERS: list[Any] = [
     AnalyticsController,
     LrsCredentialController,
     LrsForwardingController,
+    LrsScormController,
 ]
 
 

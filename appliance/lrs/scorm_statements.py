@@ -166,17 +166,39 @@ def enabled(inst: Instance, tenant_id: str) -> bool:
     return inst.config.xapi_scorm_statements if row is None else bool(row["enabled"])
 
 
-def set_enabled(inst: Instance, tenant_id: str, value: bool) -> bool:
-    """Turn the tenant's SCORM statements on or off; returns the new value."""
+def set_enabled(inst: Instance, tenant_id: str, value: bool | None) -> None:
+    """Turn the tenant's SCORM statements on or off; None removes its choice (the instance default applies)."""
     now = inst.clock.now()
-    inst.tenant_db(tenant_id).write_sync(
-        lambda c: c.execute(
+
+    def write(conn: apsw.Connection) -> None:
+        if value is None:
+            conn.execute("DELETE FROM xapi_scorm_settings")
+            return
+        conn.execute(
             "INSERT INTO xapi_scorm_settings (id, enabled, updated_at) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
             (int(value), now),
         )
-    )
-    return value
+
+    inst.tenant_db(tenant_id).write_sync(write)
+
+
+def settings_json(inst: Instance, tenant_id: str) -> dict[str, Any]:
+    """The switch as `GET /api/v1/xapi/scorm` shows it."""
+
+    def read(conn: apsw.Connection) -> tuple[dict[str, Any] | None, int]:
+        row = one(conn, "SELECT enabled FROM xapi_scorm_settings WHERE id = 1")
+        return row, conn.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0]
+
+    row, queued = inst.tenant_db(tenant_id).read_sync(read)
+    own = None if row is None else bool(row["enabled"])
+    return {
+        "enabled": inst.config.xapi_scorm_statements if own is None else own,
+        "tenant_setting": own,
+        "instance_default": inst.config.xapi_scorm_statements,
+        "home_page": home_page(inst),
+        "queued": queued,
+    }
 
 
 def home_page(inst: Instance) -> str:

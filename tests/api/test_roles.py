@@ -70,7 +70,7 @@ def test_every_tenant_route_admits_the_documented_roles(api: TestClient) -> None
                 seen[(method, route.path)] = allowed_roles(handler.opt, method)
     assert len(seen) > 25
     for (method, path), roles in seen.items():
-        if path.startswith((HOOKS, "/api/v1/xapi/credentials", "/api/v1/xapi/forwarding")):
+        if path.startswith((HOOKS, "/api/v1/xapi/credentials", "/api/v1/xapi/forwarding", "/api/v1/xapi/scorm")):
             expected = ADMINS
         elif (method, path) in {("POST", SESSIONS), ("POST", SESSIONS + "/{session_id:str}/launch")}:
             expected = SESSION_STARTERS

@@ -18,6 +18,7 @@ from appliance.lrs import scorm_statements
 from appliance.xapi.scorm_profile import NAMESPACE
 from tests.api.conftest import make_api
 from tests.api.test_packages import upload_ready
+from tests.api.test_roles import key_with_role
 from tests.api.test_sessions import Player, create, package_12, package_12_multi, package_2004_single
 from tests.api.xapi.conftest import LrsClient, make_lrs_client
 from tests.conftest import TenantKey
@@ -255,3 +256,23 @@ def test_a_commit_meaning_nothing_queues_nothing(api: TestClient, acme: TenantKe
     assert count() == queued
     ok(player.commit({"cmi.core.lesson_status": "incomplete"}))  # a default: no statement either
     assert count() == queued
+
+
+def test_the_switch_through_the_api_admins_only(api: TestClient, acme: TenantKey, config: Config) -> None:
+    shown = ok(api.get("/api/v1/xapi/scorm", headers=acme.headers))
+    assert shown == {
+        "enabled": True,
+        "tenant_setting": None,
+        "instance_default": True,
+        "home_page": HOME,
+        "queued": 0,
+    }
+    off = ok(api.put("/api/v1/xapi/scorm", json={"enabled": False}, headers=acme.headers))
+    assert off["enabled"] is False and off["tenant_setting"] is False
+    assert not scorm_statements.enabled(instance(api), acme.tenant_id)
+    back = ok(api.put("/api/v1/xapi/scorm", json={"enabled": None}, headers=acme.headers))
+    assert back["enabled"] is True and back["tenant_setting"] is None
+    member = key_with_role(config, acme, "member")
+    assert api.get("/api/v1/xapi/scorm", headers=member.headers).status_code == 403
+    refused = api.put("/api/v1/xapi/scorm", json={"enabled": "no"}, headers=acme.headers)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
