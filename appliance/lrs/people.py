@@ -3,7 +3,9 @@
 A Person gathers what the LRS knows of the person behind an Agent: each property is a list. The LRS
 links identities only by IFI (it has no other way to know two IFIs are one person), so the Person of an
 agent holds that IFI and every name the agent was given in the latest statements naming it as actor
-or object, newest first, and the name of the agent asked about when it has one.
+or object, newest first, and the name of the agent asked about when it has one
+(appliance.xapi.agents.person_object builds it). Statements are found by the statement store's own
+agent keys (appliance.lrs.statements.agent_key), so both always agree.
 """
 
 from __future__ import annotations
@@ -15,24 +17,10 @@ import apsw
 import msgspec
 
 from appliance.lrs.statements import agent_key, filter_key
+from appliance.xapi.agents import person_object
 
 NAMES_FROM = 50  # the latest statements of the agent whose names are gathered
 _decode = msgspec.json.Decoder().decode
-
-
-def person_object(agents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The Person of a list of Agents: objectType, then name, mbox, mbox_sha1sum, openid and account
-    lists (each value once, in order; a property with no value left out, `name` always present)."""
-    person: dict[str, Any] = {"objectType": "Person", "name": []}
-    for agent in agents:
-        for prop in ("name", "mbox", "mbox_sha1sum", "openid", "account"):
-            value = agent.get(prop)
-            if value is None or (prop == "name" and not isinstance(value, str)):
-                continue
-            values = person.setdefault(prop, [])
-            if value not in values:
-                values.append(value)
-    return person
 
 
 def _named_agents(statement: Mapping[str, Any], ifi: str) -> Iterable[Mapping[str, Any]]:
@@ -49,7 +37,7 @@ def _named_agents(statement: Mapping[str, Any], ifi: str) -> Iterable[Mapping[st
 def person_of(conn: apsw.Connection, agent: dict[str, Any]) -> dict[str, Any]:
     """The Person of `agent` from what the tenant's statements say of it (just `agent` when none)."""
     ifi = agent_key(agent)
-    known: list[Mapping[str, Any]] = [agent]
+    known: list[dict[str, Any]] = [agent]
     if ifi is not None:
         bodies = conn.execute(
             "SELECT s.body FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq "
@@ -57,5 +45,5 @@ def person_of(conn: apsw.Connection, agent: dict[str, Any]) -> dict[str, Any]:
             (filter_key("a", ifi), NAMES_FROM),
         )
         for (body,) in bodies:
-            known.extend(_named_agents(_decode(body), ifi))
+            known.extend(dict(a) for a in _named_agents(_decode(body), ifi))
     return person_object(known)

@@ -22,7 +22,7 @@ from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
 from appliance.lrs import documents as docs
 from appliance.lrs.documents import Document, DocumentError, DocumentKey, Preconditions
-from appliance.lrs.statements import agent_key
+from appliance.xapi.agents import agent_ifi as agent_ifi_of
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _target(resource: Resource, req: XapiRequest) -> Target:
     activity_id = params.iri("activityId", params.required(req, "activityId")) if resource.uses_activity else ""
     agent_ifi = ""
     if resource.uses_agent:
-        agent_ifi = agent_key(params.agent(params.required(req, "agent"))) or ""
+        agent_ifi = agent_ifi_of(params.agent(params.required(req, "agent")))
     registration = params.uuid("registration", req.params.get("registration")) if resource.uses_registration else ""
     document_id = req.params.get(resource.id_param, "")
     if not document_id and (req.method in ("PUT", "POST") or (resource is not STATE and req.method == "DELETE")):

@@ -94,6 +94,7 @@ def test_last_modified_moves_with_updates(api: TestClient, lrs: LrsClient, clock
         ({"stateid": "x"}, "a parameter with another case"),
         ({"foo": "bar"}, "an unknown parameter"),
         ({"activityId": "not an iri"}, "activityId not an IRI"),
+        ({"agent": json.dumps({"objectType": "Group", "mbox": "mailto:g@example.com"})}, "a Group"),
     ],
 )
 def test_state_parameters_are_checked(api: TestClient, lrs: LrsClient, change: dict, why: str) -> None:
@@ -110,6 +111,15 @@ def test_state_parameters_are_checked(api: TestClient, lrs: LrsClient, change: d
         )
         assert r.status_code == 400, (why, method, r.text)
     assert api.get(STATE, params=state(), headers=lrs.headers).status_code == 404  # nothing was stored
+
+
+def test_the_agent_is_matched_by_its_identifier(api: TestClient, lrs: LrsClient) -> None:
+    named = {**state(), "agent": json.dumps({"name": "A", "mbox": "mailto:a@example.com"})}
+    assert post_json(api, lrs, STATE, named, {"x": 1}).status_code == 204
+    bare = {**state(), "agent": json.dumps({"objectType": "Agent", "mbox": "mailto:a@example.com"})}
+    assert api.get(STATE, params=bare, headers=lrs.headers).json() == {"x": 1}
+    other = {**state(), "agent": json.dumps({"mbox": "mailto:b@example.com"})}
+    assert api.get(STATE, params=other, headers=lrs.headers).status_code == 404
 
 
 def test_state_id_is_required_to_write(api: TestClient, lrs: LrsClient) -> None:
