@@ -29,6 +29,7 @@ rejected, with the statements' ids, the status code and the start of the answer.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import random
@@ -723,7 +724,7 @@ class _Run:
 
         self.db.write_sync(write)
         self.cursor = to_seq
-        self.target = _replace_attempts(self.target, 0)
+        self.target = dataclasses.replace(self.target, cursor_seq=to_seq, attempts=0)
 
     def _failed(self, batch: list[tuple[int, dict[str, Any]]], outcome: _Outcome) -> None:
         """Record a failed attempt, schedule the next one with backoff, and queue the job that makes it."""
@@ -745,12 +746,6 @@ class _Run:
 
         if self.db.write_sync(write):
             _enqueue(self.inst, self.tenant_id, self.target.id, retry_at, unique=False)
-
-
-def _replace_attempts(target: _Target, attempts: int) -> _Target:
-    return _Target(
-        target.id, target.url, target.authorization, target.version, target.filters, target.cursor_seq, attempts
-    )
 
 
 def _enqueue(inst: Instance, tenant_id: str, target_id: str, run_at: float, *, unique: bool) -> None:

@@ -4,6 +4,7 @@ instance 2, and the delivery log shows the failed attempts and the deliveries th
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from appliance.lrs.forwarding import encode_body
 from tests.e2e.conftest import ServerProcess
 
 VERSION = {"X-Experience-API-Version": "1.0.3"}
@@ -32,6 +34,33 @@ def post_statements(server: ServerProcess, cred: dict[str, Any], batch: list[dic
         response = client.post("/xapi/statements", json=batch, auth=(cred["key"], cred["secret"]), headers=VERSION)
     assert response.status_code == 200, response.text
     assert response.json() == [s["id"] for s in batch]
+
+
+def post_with_attachment(server: ServerProcess, cred: dict[str, Any], content: bytes) -> dict[str, Any]:
+    """A statement with its attachment's content in `multipart/mixed`, as xAPI clients send it."""
+    sha2 = hashlib.sha256(content).hexdigest()
+    attached = {
+        **statement(99),
+        "attachments": [
+            {
+                "usageType": "http://id.tincanapi.com/attachment/certificate-of-completion",
+                "display": {"en-US": "certificate"},
+                "contentType": "text/plain",
+                "length": len(content),
+                "sha2": sha2,
+            }
+        ],
+    }
+    body, content_type = encode_body([attached], [(sha2, "text/plain", content)])
+    with server.client() as client:
+        response = client.post(
+            "/xapi/statements",
+            content=body,
+            auth=(cred["key"], cred["secret"]),
+            headers={**VERSION, "Content-Type": content_type},
+        )
+    assert response.status_code == 200, response.text
+    return attached
 
 
 def stored_ids(server: ServerProcess, cred: dict[str, Any]) -> list[str]:
@@ -102,7 +131,18 @@ def test_statements_reach_another_appliance_in_order_across_its_outage(
     first = [statement(n) for n in range(30)]
     post_statements(sender, a_cred, first[:10])
     post_statements(sender, a_cred, first[10:])
+    certificate = b"certificate of completion for learner 99"
+    first.append(post_with_attachment(sender, a_cred, certificate))
     wait_for(lambda: stored_ids(receiver, b_cred) == [s["id"] for s in first], "the first statements at instance 2")
+    with receiver.client() as client:  # the attachment's content travelled with its statement
+        attached = client.get(
+            "/xapi/statements",
+            params={"statementId": first[-1]["id"], "attachments": "true"},
+            auth=(b_cred["key"], b_cred["secret"]),
+            headers=VERSION,
+        )
+    assert attached.status_code == 200 and attached.headers["content-type"].startswith("multipart/mixed")
+    assert certificate in attached.content
 
     # Instance 2 goes away; what is posted meanwhile waits in instance 1 and is retried with backoff.
     receiver.stop()
