@@ -92,7 +92,8 @@ def build_scheduler(inst: Instance) -> Scheduler:
 
 class Appliance(Litestar):
     """The Litestar application, with learner commits (appliance.api.commit_endpoint) and the xAPI LRS
-    (appliance.api.xapi.app) answered before it.
+    (appliance.api.xapi.app) answered before it; with a content origin, a request on the wrong host for
+    its path is refused before all of them (appliance.api.hosts).
 
     Overriding `__call__` is the one way to reach a request before the framework's per-request steps
     (its scope set-up and `before_send` wrapper, then our access-log middleware), which together cost a

@@ -2,8 +2,9 @@
 never counts cookies), and the security headers of the learner routes, `/static` and the API docs.
 
 Why cookies are ignored: course JavaScript runs on the player's origin (docs/security.md, "Course
-content and the player"), so it can set cookies for that origin; a few large ones would otherwise push
-every later request from that browser, for every tenant, over the header limit. The appliance reads
+content and the player"), so it can set cookies for that origin (or, with a content origin per tenant,
+for the parent domain every tenant's content host shares); a few large ones would otherwise push every
+later request from that browser, for every tenant, over the header limit. The appliance reads
 no cookie anywhere (the API authenticates by the Authorization header, learners by the launch token
 in the path), so the `Cookie` header is neither counted nor passed on.
 """
@@ -29,6 +30,8 @@ _COOKIE = b"cookie"
 
 # What the player page may load: its own modules and stylesheet, its runtime calls and the content frame,
 # all from this origin. The inline `<script type="application/json">` is data, which CSP does not block.
+# With a separate content origin (appliance.api.hosts) all of these are served on the content host, so
+# `'self'` is still exactly right: the content origin (with a wildcard, the tenant's own), never the API's.
 PLAYER_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-src 'self'; base-uri 'none'; form-action 'none'"

@@ -4,7 +4,9 @@
 JavaScript calls; `/player/{token}/content/...` serves the session's package files, so relative URLs
 inside content stay under the same token. Responses may be framed by the origins of the
 `frame_ancestors` setting (the same origin by default); the page has a Content-Security-Policy
-(appliance.api.middleware.PLAYER_PAGE_POLICY), the content none but `frame-ancestors`.
+(appliance.api.middleware.PLAYER_PAGE_POLICY), the content none but `frame-ancestors`. With the
+`content_origin` setting these routes answer on the content host(s) only (appliance.api.hosts), and the
+page's relative URLs (`/static`, its runtime calls, the content frame) stay there with it.
 """
 
 from __future__ import annotations
