@@ -94,10 +94,11 @@ def on_commit(
 ) -> None:
     """A plain commit: interactions answered, progress, completion, success. The fast path: a commit
     changing no result or interaction element returns before anything else."""
-    if not profile.is_relevant(changes):
+    changed = [name for name in changes if before.get(name) != after.get(name)]  # most values are resent
+    if not profile.is_relevant(course.scorm_version, changed):
         return
     sco = _sco(course, activity_id, attempt)
-    _queue(conn, course, session, profile.commit_events(course.scorm_version, sco, before, after, changes, now))
+    _queue(conn, course, session, profile.commit_events(course.scorm_version, sco, before, after, changed, now))
 
 
 def on_terminate(

@@ -55,23 +55,15 @@ VERBS = (
 # (and a re-run of the conversion) carries the same ones; this namespace keeps them apart from others'.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, PROFILE_ID)
 
-# The element names whose change can mean an event (besides cmi.interactions.*): statuses, scores,
-# progress. A commit touching none of them means nothing, however large it is.
-_RESULT_ELEMENTS = frozenset(
-    {
-        "cmi.completion_status",
-        "cmi.success_status",
-        "cmi.progress_measure",
-        "cmi.score.scaled",
-        "cmi.score.raw",
-        "cmi.score.min",
-        "cmi.score.max",
-        "cmi.core.lesson_status",
-        "cmi.core.score.raw",
-        "cmi.core.score.min",
-        "cmi.core.score.max",
-    }
-)
+# The element names whose change can mean an event, besides an interaction's response or result:
+# statuses, and what a 2004 status is evaluated from (progress against the completion threshold, the
+# scaled score against the passing score). A 1.2 score alone decides nothing before LMSFinish. A commit
+# changing none of them means nothing, however large it is.
+_RESULT_ELEMENTS = {
+    "1.2": frozenset({"cmi.core.lesson_status"}),
+    "2004": frozenset({"cmi.completion_status", "cmi.success_status", "cmi.progress_measure", "cmi.score.scaled"}),
+}
+_ANSWER_FIELDS = (".learner_response", ".student_response", ".result")
 _INTERACTION = re.compile(r"^cmi\.interactions\.(\d+)\.")
 _INTERACTION_TYPES = frozenset(
     {
@@ -161,9 +153,12 @@ def delivery_events(scorm_version: str, sco: Sco, cmi: Mapping[str, str], now: f
     return [Event("resumed" if entry == "resume" else "initialized", now, sco)]
 
 
-def is_relevant(changed: Iterable[str]) -> bool:
+def is_relevant(scorm_version: str, changed: Iterable[str]) -> bool:
     """Whether a commit changing these elements can mean any event (the commit path's fast check)."""
-    return any(name in _RESULT_ELEMENTS or name.startswith("cmi.interactions.") for name in changed)
+    results = _RESULT_ELEMENTS["1.2" if scorm_version == SCORM_12 else "2004"]
+    return any(
+        name in results or (name.startswith("cmi.interactions.") and name.endswith(_ANSWER_FIELDS)) for name in changed
+    )
 
 
 def commit_events(
@@ -176,7 +171,7 @@ def commit_events(
 ) -> list[Event]:
     """What a plain commit means: interactions answered, progress, completion, success."""
     changed = [name for name in changed if before.get(name) != after.get(name)]
-    if not is_relevant(changed):
+    if not is_relevant(scorm_version, changed):
         return []
     events = [Event("responded", now, sco, interaction=i) for i in _answered(scorm_version, after, changed)]
     events += _status_events(scorm_version, sco, before, after, now)

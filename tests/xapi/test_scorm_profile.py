@@ -118,8 +118,14 @@ def test_a_commit_of_bookmarks_and_suspend_data_means_nothing() -> None:
         commit(FACTS_2004, {}, {"cmi.location": "p3", "cmi.suspend_data": "x" * 5000, "cmi.session_time": "PT5S"}) == []
     )
     assert commit(FACTS_12, {}, {"cmi.core.lesson_location": "p3", "cmi.suspend_data": "abc"}) == []
-    assert not p.is_relevant(["cmi.location", "cmi.exit"])
-    assert p.is_relevant(["cmi.interactions.0.id"]) and p.is_relevant(["cmi.core.lesson_status"])
+    assert not p.is_relevant("2004 4th Edition", ["cmi.location", "cmi.exit", "cmi.score.raw"])
+    assert not p.is_relevant("2004 4th Edition", ["cmi.interactions.0.id", "cmi.interactions.0.type"])
+    assert p.is_relevant("2004 4th Edition", ["cmi.interactions.0.result"])
+    assert p.is_relevant("2004 4th Edition", ["cmi.score.scaled"])  # it may decide success
+    assert p.is_relevant("1.2", ["cmi.core.lesson_status"]) and p.is_relevant(
+        "1.2", ["cmi.interactions.3.student_response"]
+    )
+    assert not p.is_relevant("1.2", ["cmi.core.score.raw"])  # a 1.2 score alone decides nothing before LMSFinish
 
 
 def test_a_resent_value_means_nothing() -> None:
