@@ -180,9 +180,11 @@ def list_ids(
     return ids, max((r["updated"] for r in found), default=None)
 
 
-def _write(conn: apsw.Connection, key: DocumentKey, content_type: str, content: bytes, now: float) -> Document:
-    existing = get_document(conn, key)
-    updated = max(now, existing.updated + 1e-6) if existing is not None else now  # Last-Modified moves on
+def _write(
+    conn: apsw.Connection, key: DocumentKey, existing: Document | None, content_type: str, content: bytes, now: float
+) -> Document:
+    """Store the document over `existing` (as read in this transaction); its update time never goes back."""
+    updated = max(now, existing.updated + 1e-6) if existing is not None else now
     doc = Document(content_type, content, etag_of(content), updated)
     conn.execute(
         "INSERT INTO xapi_documents (kind, activity_id, agent_ifi, registration, document_id, content_type, "
@@ -220,7 +222,7 @@ def put_document(
             )
         if require_precondition == "always":
             raise PreconditionRequired("a PUT of this document needs an If-Match or If-None-Match header")
-    return _write(conn, key, content_type or DEFAULT_CONTENT_TYPE, content, now)
+    return _write(conn, key, existing, content_type or DEFAULT_CONTENT_TYPE, content, now)
 
 
 def _json_object(content: bytes, what: str) -> dict[str, Any]:
@@ -245,12 +247,12 @@ def post_document(
     posted_json = media_type(content_type) == JSON
     new = _json_object(content, "posted document") if posted_json else None
     if existing is None:
-        return _write(conn, key, content_type or DEFAULT_CONTENT_TYPE, content, now)
+        return _write(conn, key, None, content_type or DEFAULT_CONTENT_TYPE, content, now)
     if new is None or media_type(existing.content_type) != JSON:
         raise NotJsonObject("a POST merges JSON objects: both documents must be application/json")
     merged = _json_object(existing.content, "stored document")
     merged.update(new)
-    return _write(conn, key, JSON, _encode(merged), now)
+    return _write(conn, key, existing, JSON, _encode(merged), now)
 
 
 def delete_document(conn: apsw.Connection, key: DocumentKey, pre: Preconditions) -> bool:
