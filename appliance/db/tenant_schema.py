@@ -431,7 +431,8 @@ def m012_xapi_forwarding(conn: apsw.Connection) -> None:
 
     A target's `cursor_seq` is the last `xapi_statements.seq` it is done with (forwarded, rejected by
     the target, or left out by its filters): the next batch starts after it, so delivery is ordered
-    and survives restarts. The log keeps the latest attempts of each target.
+    and survives restarts. `proven` says the target has accepted a statement since its endpoint,
+    version or credentials were set. The log keeps the latest attempts of each target.
     """
     conn.execute(
         """
@@ -446,6 +447,7 @@ def m012_xapi_forwarding(conn: apsw.Connection) -> None:
             activity_prefixes TEXT NOT NULL DEFAULT '[]',
             enabled INTEGER NOT NULL DEFAULT 1,
             cursor_seq INTEGER NOT NULL DEFAULT 0,
+            proven INTEGER NOT NULL DEFAULT 0,
             forwarded_count INTEGER NOT NULL DEFAULT 0,
             rejected_count INTEGER NOT NULL DEFAULT 0,
             filtered_count INTEGER NOT NULL DEFAULT 0,

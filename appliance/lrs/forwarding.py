@@ -56,6 +56,7 @@ FORWARD_JOB = "xapi.forward"
 SWEEP_SECONDS = 1.0
 VERSIONS = ("1.0.3", "2.0.0")
 REFUSING_STATUSES = frozenset({400, 409, 413})  # about the statements, not the target: retrying cannot help
+MAX_REFUSED_IN_A_ROW = 10  # more refused with none accepted after them: the target, not the statements
 RETRY_BASE_SECONDS = 2.0
 BATCHES_PER_RUN = 20  # then the job yields its slot and queues its continuation
 LOG_KEEP = 1000
@@ -379,6 +380,8 @@ def update_target(
         changes["name"] = _check_name(name)
     if enabled is not None:
         changes["enabled"] = int(enabled)
+    if changes.keys() & {"endpoint", "username", "password", "version"}:
+        changes["proven"] = 0  # refusals by what may be another LRS no longer show the statements are bad
     if changes.keys() & {"endpoint", "username", "password", "version", "enabled"}:
         changes["next_attempt_at"] = None
     now = inst.clock.now()
@@ -490,6 +493,7 @@ class _Target:
     filters: Filters
     cursor_seq: int
     attempts: int
+    proven: bool
 
 
 @dataclass(frozen=True)
@@ -622,12 +626,36 @@ def _advance(
         "UPDATE xapi_forwarding_targets SET cursor_seq = ?, forwarded_count = forwarded_count + ?, "
         "rejected_count = rejected_count + ?, filtered_count = filtered_count + ?, attempts = 0, "
         "next_attempt_at = NULL, failing_since = NULL, last_error = NULL, lease_until = ?, "
+        "proven = CASE WHEN ? > 0 THEN 1 ELSE proven END, "
         "last_forwarded_at = CASE WHEN ? > 0 THEN ? ELSE last_forwarded_at END "
         "WHERE id = ? AND cursor_seq = ? AND enabled = 1",
-        (to_seq, forwarded, rejected, filtered, now + _lease_seconds(inst), forwarded, now, target.id, from_seq),
+        (
+            to_seq,
+            forwarded,
+            rejected,
+            filtered,
+            now + _lease_seconds(inst),
+            forwarded,
+            forwarded,
+            now,
+            target.id,
+            from_seq,
+        ),
     )
     if conn.changes() != 1:
         raise _Gone
+
+
+Read = list[tuple[int, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A statement the target refused on its own, not yet passed over."""
+
+    seq: int
+    statement: dict[str, Any]
+    outcome: _Outcome
 
 
 class _Run:
@@ -639,52 +667,63 @@ class _Run:
         self.db = inst.tenant_db(tenant_id)
         self.target = target
         self.cursor = target.cursor_seq
+        self.read: Read = []
 
     def step(self) -> bool | None:
         """Send one batch; True when there may be more, False when caught up, None after a failure."""
         batch_size = max(1, self.inst.config.xapi_forward_batch_size)
-        read = self.db.read_sync(lambda c: _read_after(c, self.cursor, batch_size))
-        if not read:
+        self.read = self.db.read_sync(lambda c: _read_after(c, self.cursor, batch_size))
+        if not self.read:
             return False
-        chosen = [(seq, s) for seq, s in read if self.target.filters.admits(s)]
+        more = len(self.read) == batch_size
+        chosen = [(seq, s) for seq, s in self.read if self.target.filters.admits(s)]
         if not chosen:
-            self._commit(read[-1][0], filtered=len(read))
-            return len(read) == batch_size
+            self._commit(self.read[-1][0])
+            return more
         outcome = self._send(chosen)
         if outcome.ok:
-            self._commit(read[-1][0], forwarded=len(chosen), filtered=len(read) - len(chosen), log=(chosen, outcome))
-            return len(read) == batch_size
+            self._commit(self.read[-1][0], delivered=(chosen, outcome))
+            return more
         if outcome.refused:
-            return self._one_by_one(read)
+            return self._one_by_one(chosen)
         self._failed(chosen, outcome)
         return None
 
-    def _one_by_one(self, read: list[tuple[int, dict[str, Any]]]) -> bool | None:
-        """A batch the target refused: each statement alone, refused ones logged as `rejected` and passed over."""
-        skipped = 0
-        for seq, statement in read:
-            if not self.target.filters.admits(statement):
-                skipped += 1
-                continue
+    def _one_by_one(self, chosen: Read) -> bool | None:
+        """A batch the target refused, sent again one statement at a time.
+
+        Each statement the target accepts moves the cursor past it and past the refused ones before it,
+        which are logged as `rejected` and passed over: the target took the statements after them, so
+        it is them, not the target. Refused statements with none accepted after them are passed over
+        only if the target has accepted statements before (`proven`) and they are fewer than
+        `MAX_REFUSED_IN_A_ROW`; otherwise the target is more likely misconfigured (a wrong version or
+        endpoint refuses everything) than sent bad statements, and the pass is a failed attempt,
+        retried with backoff, so nothing is passed over by mistake.
+        """
+        refused: list[_Refusal] = []
+        for seq, statement in chosen:
             outcome = self._send([(seq, statement)])
             if outcome.ok:
-                self._commit(seq, forwarded=1, filtered=skipped, log=([(seq, statement)], outcome))
+                self._commit(seq, refused=refused, delivered=([(seq, statement)], outcome))
+                refused = []
             elif outcome.refused:
-                log.info(
-                    "forwarding target %s rejected statement %s: %s", self.target.id, statement.get("id"), outcome.error
-                )
-                self._commit(
-                    seq, rejected=1, filtered=skipped, log=([(seq, statement)], outcome), outcome_name="rejected"
-                )
+                refused.append(_Refusal(seq, statement, outcome))
             else:
                 self._failed([(seq, statement)], outcome)
                 return None
-            skipped = 0
-        if skipped:
-            self._commit(read[-1][0], filtered=skipped)
+        if refused and (not self.target.proven or len(refused) >= MAX_REFUSED_IN_A_ROW):
+            last = refused[-1].outcome
+            why = "has accepted none since it was set up" if not self.target.proven else "accepted none of them"
+            error = (
+                f"the target refused {len(refused)} statement(s) one by one ({last.error}) and {why}: "
+                "check its endpoint, version and credentials"
+            )
+            self._failed([(r.seq, r.statement) for r in refused], dataclasses.replace(last, error=error))
+            return None
+        self._commit(self.read[-1][0], refused=refused)
         return True
 
-    def _send(self, batch: list[tuple[int, dict[str, Any]]]) -> _Outcome:
+    def _send(self, batch: Read) -> _Outcome:
         statements = [outgoing(s, self.target.version) for _, s in batch]
         hashes = _attachment_hashes(statements)
         parts = self.db.read_sync(lambda c: _attachment_parts(c, hashes)) if hashes else []
@@ -695,13 +734,15 @@ class _Run:
         self,
         to_seq: int,
         *,
-        forwarded: int = 0,
-        rejected: int = 0,
-        filtered: int = 0,
-        log: tuple[list[tuple[int, dict[str, Any]]], _Outcome] | None = None,
-        outcome_name: str = "delivered",
+        refused: Sequence[_Refusal] = (),
+        delivered: tuple[Read, _Outcome] | None = None,
     ) -> None:
+        """Move the cursor to `to_seq`: the refused statements passed over, the delivered ones logged, the
+        rest of the statements read up to there counted as left out by the filters."""
         from_seq, attempt = self.cursor, self.target.attempts + 1
+        forwarded = len(delivered[0]) if delivered else 0
+        passed = sum(1 for seq, _ in self.read if from_seq < seq <= to_seq)
+        filtered = passed - forwarded - len(refused)
 
         def write(conn: apsw.Connection) -> None:
             _advance(
@@ -711,22 +752,32 @@ class _Run:
                 from_seq,
                 to_seq,
                 forwarded=forwarded,
-                rejected=rejected,
+                rejected=len(refused),
                 filtered=filtered,
             )
-            if log is not None:
-                if log[1].status_code is not None:
-                    conn.execute(
-                        "UPDATE xapi_forwarding_targets SET last_status_code = ? WHERE id = ?",
-                        (log[1].status_code, self.target.id),
-                    )
-                _log(conn, self.target.id, outcome_name, attempt, log[0], log[1], self.inst.clock.now())
+            now = self.inst.clock.now()
+            for r in refused:
+                _log(conn, self.target.id, "rejected", attempt, [(r.seq, r.statement)], r.outcome, now)
+            last = delivered[1] if delivered else (refused[-1].outcome if refused else None)
+            if last is not None and last.status_code is not None:
+                conn.execute(
+                    "UPDATE xapi_forwarding_targets SET last_status_code = ? WHERE id = ?",
+                    (last.status_code, self.target.id),
+                )
+            if delivered:
+                _log(conn, self.target.id, "delivered", attempt, delivered[0], delivered[1], now)
 
         self.db.write_sync(write)
+        for r in refused:
+            log.info(
+                "forwarding target %s rejected statement %s: %s", self.target.id, r.statement.get("id"), r.outcome.error
+            )
         self.cursor = to_seq
-        self.target = dataclasses.replace(self.target, cursor_seq=to_seq, attempts=0)
+        self.target = dataclasses.replace(
+            self.target, cursor_seq=to_seq, attempts=0, proven=self.target.proven or forwarded > 0
+        )
 
-    def _failed(self, batch: list[tuple[int, dict[str, Any]]], outcome: _Outcome) -> None:
+    def _failed(self, batch: Read, outcome: _Outcome) -> None:
         """Record a failed attempt, schedule the next one with backoff, and queue the job that makes it."""
         now = self.inst.clock.now()
         attempt = self.target.attempts + 1
@@ -793,6 +844,7 @@ def forward(inst: Instance, job: jobs.Job) -> None:
             _filters(row),
             row["cursor_seq"],
             row["attempts"],
+            bool(row["proven"]),
         )
 
     claimed = db.write_sync(claim)

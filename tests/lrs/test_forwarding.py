@@ -66,6 +66,7 @@ class FakeLrs:
     respond: Callable[[int, list[dict[str, Any]]], int] = lambda n, batch: 200
     port: int = 0
     posts: list[Post] = field(default_factory=list)
+    last_headers: dict[str, str] = field(default_factory=dict)  # of the request being answered
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +83,7 @@ class FakeLrs:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 batch = json.loads(body) if headers.get("content-type") == "application/json" else []
                 with lrs._lock:
+                    lrs.last_headers = headers
                     status = 404 if self.path != "/xapi/statements" else lrs.respond(len(lrs.posts) + 1, batch)
                     lrs.posts.append(Post(headers, body, status))
                 answer = json.dumps([s["id"] for s in batch] if status == 200 else {"error": "no"}).encode()
@@ -361,6 +363,56 @@ def test_a_conflict_on_one_statement_does_not_block_the_rest(world: World, fake_
     world.pump()
     assert fake_lrs.accepted_ids() == [ids[0], ids[2]]
     assert world.show(target["id"])["rejected_count"] == 1
+
+
+def test_a_target_that_refuses_everything_is_not_passed_statements_by_mistake(world: World, fake_lrs: FakeLrs) -> None:
+    """A 2.0-only LRS sent 1.0.3 answers 400 to every statement: a misconfiguration, so nothing is passed over."""
+    fake_lrs.respond = lambda n, batch: 200 if fake_lrs.last_headers["x-experience-api-version"] == "2.0.0" else 400
+    target = world.target(fake_lrs, version="1.0.3")
+    ids = world.store([statement(n) for n in range(3)])
+    world.pump()
+    shown = world.show(target["id"])
+    assert shown["status"] == "retrying" and shown["cursor_seq"] == 0 and shown["rejected_count"] == 0
+    assert "has accepted none since it was set up" in shown["last_error"] and shown["last_status_code"] == 400
+    failed = world.log(target["id"], outcome="failed")
+    assert failed[0]["statement_ids"] == ids and world.log(target["id"], outcome="rejected") == []
+    forwarding.update_target(world.inst, world.tenant, target["id"], version="2.0.0")
+    world.pump()
+    assert fake_lrs.accepted_ids() == ids and world.show(target["id"])["status"] == "active"
+
+
+def test_a_proven_target_passes_over_a_last_refused_statement(world: World, fake_lrs: FakeLrs) -> None:
+    bad: set[str] = set()
+    fake_lrs.respond = lambda n, batch: 400 if any(s["id"] in bad for s in batch) else 200
+    target = world.target(fake_lrs)
+    good = world.store([statement(0)])
+    world.pump()
+    refused = world.store([statement(1), statement(2)])
+    bad.update(refused)
+    world.pump(1.0)
+    shown = world.show(target["id"])
+    assert shown["rejected_count"] == 2 and shown["pending_statements"] == 0 and shown["status"] == "active"
+    assert fake_lrs.accepted_ids() == good
+    assert [e["statement_ids"] for e in world.log(target["id"], outcome="rejected")] == [[refused[1]], [refused[0]]]
+
+
+def test_many_refusals_in_a_row_at_a_proven_target_are_a_failure(world: World, fake_lrs: FakeLrs) -> None:
+    bad: set[str] = set()
+    fake_lrs.respond = lambda n, batch: 400 if any(s["id"] in bad for s in batch) else 200
+    target = world.target(fake_lrs)
+    world.store([statement(0)])
+    world.pump()
+    bad.update(world.store([statement(n) for n in range(1, 1 + forwarding.MAX_REFUSED_IN_A_ROW)]))
+    world.pump(1.0)
+    shown = world.show(target["id"])
+    assert shown["status"] == "retrying" and shown["rejected_count"] == 0
+    assert shown["pending_statements"] == forwarding.MAX_REFUSED_IN_A_ROW
+    assert "accepted none of them" in shown["last_error"]
+    after = world.store([statement(99)])  # a statement the target takes: the refused ones were the problem
+    world.pump(5.0)
+    shown = world.show(target["id"])
+    assert shown["rejected_count"] == forwarding.MAX_REFUSED_IN_A_ROW and shown["pending_statements"] == 0
+    assert fake_lrs.accepted_ids()[-1] == after[0]
 
 
 def test_filters_pick_what_is_sent_and_the_cursor_passes_the_rest(world: World, fake_lrs: FakeLrs) -> None:
