@@ -143,13 +143,22 @@ def _queue(conn: Any, course: Course, session: Mapping[str, Any], events: list[E
         learner_id=session["learner_id"],
         learner_name=session["learner_name"] or "",
         package_id=course.package_id,
-        course_title=course.manifest.title or "",
+        course_title=_course_title(course),
         scorm_version=course.scorm_version,
     )
     conn.execute(
         "INSERT INTO xapi_scorm_outbox (session_id, created_at, statements) VALUES (?, ?, ?)",
         (session["id"], events[0].at, _encode(_Row(facts, events))),
     )
+
+
+def _course_title(course: Course) -> str:
+    """The manifest's title, else its delivered organization's (most manifests title only that)."""
+    manifest = course.manifest
+    if manifest.title:
+        return manifest.title
+    found = [o.title for o in manifest.organizations if o.identifier == manifest.default_organization]
+    return (found or [""])[0]
 
 
 def _enabled_here(conn: Any) -> bool:

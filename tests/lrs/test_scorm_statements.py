@@ -208,6 +208,7 @@ def test_a_terminate_delivering_the_next_sco_is_terminated_then_initialized_and_
     objects = [s["object"]["id"].rsplit("/", 1)[1] for s in found]
     assert objects == [package["id"]] + ["item0"] * 3 + ["item1"] * 3 + [package["id"], "item0"]
     assert found[1]["object"]["definition"]["name"] == {"und": "Lesson 0"}
+    assert found[0]["object"]["definition"]["name"] == {"und": "Two SCOs"}  # the organization's title
     first, again = (s["context"]["contextActivities"]["grouping"][0]["id"] for s in (found[1], found[8]))
     assert first == again  # SCORM 1.2 has no new attempt after a normal exit: the data (and attempt) carry on
 
