@@ -255,14 +255,20 @@ def canonical(statement: Statement, preferences: list[str], definition_of: Defin
 def format_statement(
     statement: Statement,
     fmt: str,
-    accept_language: str | None = None,
+    languages: str | list[str] | tuple[str, ...] | None = None,
     definition_of: DefinitionLookup | None = None,
 ) -> Statement:
-    """The statement in `fmt` ("exact", "ids" or "canonical"); ValueError for another format."""
+    """The statement in `fmt` ("exact", "ids" or "canonical"); ValueError for another format.
+
+    `languages` is the request's `Accept-Language` header, or its tags already ranked best first.
+    """
     if fmt == "exact":
         return exact(statement)
     if fmt == "ids":
         return ids(statement)
     if fmt == "canonical":
-        return canonical(statement, accept_languages(accept_language), definition_of)
+        preferences = (
+            accept_languages(languages) if languages is None or isinstance(languages, str) else list(languages)
+        )
+        return canonical(statement, preferences, definition_of)
     raise ValueError(f"unknown format {fmt!r}")
