@@ -277,3 +277,25 @@ def test_the_switch_through_the_api_admins_only(api: TestClient, acme: TenantKey
     assert api.get("/api/v1/xapi/scorm", headers=member.headers).status_code == 403
     refused = api.put("/api/v1/xapi/scorm", json={"enabled": "no"}, headers=acme.headers)
     assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
+
+
+def test_the_schedulers_sweep_stores_them(api: TestClient, acme: TenantKey, lrs: LrsClient, clock: FixedClock) -> None:
+    package = upload_ready(api, acme, package_12())
+    Player(api, create(api, acme, package["id"]).json()).launch()
+    scheduler = api.app.state.scheduler
+    assert [p.interval for p in scheduler.periodic if p.name == "xapi-scorm-statements"] == [1.0]
+    clock.advance(3600)  # every sweep is due
+    api.blocking_portal.call(scheduler.tick)
+    response = api.get("/xapi/statements", headers=lrs.headers)
+    assert verbs(response.json()["statements"]) == ["initialized", "launched"]  # newest first
+
+
+def test_a_refused_commit_queues_nothing(api: TestClient, acme: TenantKey) -> None:
+    package = upload_ready(api, acme, package_12())
+    player = Player(api, create(api, acme, package["id"]).json())
+    player.launch()
+    db = instance(api).tenant_db(acme.tenant_id)
+    queued = db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0])
+    refused = player.commit({"cmi.core.lesson_status": "passed", "cmi.core.score.raw": "not a number"})
+    assert refused.status_code == 422, refused.text
+    assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0]) == queued
