@@ -169,6 +169,51 @@ def fwd_create(
     return target, _summary(target)
 
 
+@lrs_forwarding.command("update")
+@click.argument("target_id")
+@click.option("--tenant", "tenant", required=True, help=TENANT_HELP)
+@click.option("--endpoint", default=None, help="A new endpoint for the target LRS.")
+@click.option("--username", default=None, help="A new HTTP Basic user name ('' removes the credentials' name).")
+@click.option("--password", default=None, help="A new HTTP Basic password ('' removes it).")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard input.")
+@click.option(
+    "--xapi-version", "version", type=click.Choice(forwarding.VERSIONS), default=None, help="The xAPI version to speak."
+)
+@click.option("--verb", "verbs", multiple=True, help="Replace the verb filter with these IRIs (repeatable).")
+@click.option("--activity-prefix", "prefixes", multiple=True, help="Replace the activity filter (repeatable).")
+@click.option("--clear-filters", is_flag=True, help="Forward every statement from now on (no verb or activity filter).")
+@click.option("--name", default=None, help="A new label.")
+@admin_command
+def fwd_update(
+    inst: Instance,
+    target_id: str,
+    tenant: str,
+    endpoint: str | None,
+    username: str | None,
+    password: str | None,
+    password_stdin: bool,
+    version: str | None,
+    verbs: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    clear_filters: bool,
+    name: str | None,
+) -> tuple[Any, str]:
+    """Change a target; what is not given keeps its value, and its cursor stays where it is."""
+    target = forwarding.update_target(
+        inst,
+        get_tenant(inst, tenant),
+        target_id,
+        endpoint=endpoint,
+        username=username,
+        password=_password(password, password_stdin),
+        version=version,
+        verbs=[] if clear_filters else (list(verbs) or None),
+        activity_prefixes=[] if clear_filters else (list(prefixes) or None),
+        name=name,
+    )
+    return target, _summary(target)
+
+
 @lrs_forwarding.command("list")
 @click.option("--tenant", "tenant", required=True, help=TENANT_HELP)
 @admin_command

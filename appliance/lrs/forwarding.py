@@ -58,7 +58,8 @@ VERSIONS = ("1.0.3", "2.0.0")
 REFUSING_STATUSES = frozenset({400, 409, 413})  # about the statements, not the target: retrying cannot help
 MAX_REFUSED_IN_A_ROW = 10  # more refused with none accepted after them: the target, not the statements
 RETRY_BASE_SECONDS = 2.0
-BATCHES_PER_RUN = 20  # then the job yields its slot and queues its continuation
+BATCHES_PER_RUN = 20  # then the job yields its slot (of `job_concurrency`) and queues its continuation
+RUN_SECONDS = 10.0  # likewise after this long: a slow target must not hold a slot package processing needs
 LOG_KEEP = 1000
 MAX_URL_CHARS = 2048
 MAX_FILTERS = 100
@@ -856,10 +857,11 @@ def forward(inst: Instance, job: jobs.Job) -> None:
         return
     run = _Run(inst, tenant_id, claimed)
     more: bool | None = True
+    started = time.monotonic()  # a budget of real time, whatever the injected clock says
     try:
         for _ in range(BATCHES_PER_RUN):
             more = run.step()
-            if not more:
+            if not more or time.monotonic() - started > RUN_SECONDS:
                 break
     except _Gone:
         return

@@ -123,6 +123,31 @@ def test_forwarding_targets(runner: CliRunner, tmp_path: Path) -> None:
 
     listed = json.loads(run(runner, tmp_path, "lrs-forwarding", "list", "--tenant", "Acme", "--json"))
     assert [t["id"] for t in listed] == [made["id"]]
+    updated = json.loads(
+        run(
+            runner,
+            tmp_path,
+            "lrs-forwarding",
+            "update",
+            made["id"],
+            "--tenant",
+            "Acme",
+            "--endpoint",
+            "https://other.example.org/lrs/",
+            "--activity-prefix",
+            "https://c2.example.org/",
+            "--json",
+        )
+    )
+    assert updated["endpoint"] == "https://other.example.org/lrs/" and updated["has_password"]
+    assert updated["filters"] == {
+        "verbs": ["http://adlnet.gov/expapi/verbs/completed"],
+        "activity_prefixes": ["https://c2.example.org/"],
+    }
+    cleared = json.loads(
+        run(runner, tmp_path, "lrs-forwarding", "update", made["id"], "--tenant", "Acme", "--clear-filters", "--json")
+    )
+    assert cleared["filters"] == {"verbs": [], "activity_prefixes": []}
     disabled = json.loads(run(runner, tmp_path, "lrs-forwarding", "disable", made["id"], "--tenant", "Acme", "--json"))
     assert disabled["status"] == "disabled" and not disabled["enabled"]
     enabled = json.loads(run(runner, tmp_path, "lrs-forwarding", "enable", made["id"], "--tenant", "Acme", "--json"))
