@@ -234,7 +234,11 @@ def flush_all(inst: Instance) -> int:
 
 
 def flush(inst: Instance, tenant_id: str) -> int:
-    """Store the tenant's queued statements, oldest first, FLUSH_ROWS outbox rows per transaction."""
+    """Store the tenant's queued statements, oldest first, FLUSH_ROWS outbox rows per transaction.
+
+    A batch that fails is taken again one row at a time, so that a row which cannot be stored (it
+    should never happen: the statements are built valid) is dropped, logged, instead of holding up
+    every statement queued after it."""
     db = inst.tenant_db(tenant_id)
     if db.read_sync(lambda c: one(c, "SELECT 1 AS queued FROM xapi_scorm_outbox LIMIT 1")) is None:
         return 0
@@ -242,15 +246,18 @@ def flush(inst: Instance, tenant_id: str) -> int:
     base = home_page(inst)
     total = 0
     while True:
-        stored = db.write_sync(lambda c: _flush_batch(c, base, on, inst.clock.now()))
+        try:
+            stored = db.write_sync(lambda c: _flush_batch(c, base, on, inst.clock.now(), FLUSH_ROWS))
+        except Exception:
+            stored = db.write_sync(lambda c: _flush_one(c, base, on, inst.clock.now(), tenant_id))
         if stored is None:
             return total
         total += stored
 
 
-def _flush_batch(conn: apsw.Connection, base: str, on: bool, now: float) -> int | None:
-    """One transaction: convert and store up to FLUSH_ROWS rows and delete them; None when none is left."""
-    batch = rows(conn, "SELECT seq, statements FROM xapi_scorm_outbox ORDER BY seq LIMIT ?", (FLUSH_ROWS,))
+def _flush_batch(conn: apsw.Connection, base: str, on: bool, now: float, limit: int) -> int | None:
+    """One transaction: convert and store up to `limit` rows and delete them; None when none is left."""
+    batch = rows(conn, "SELECT seq, statements FROM xapi_scorm_outbox ORDER BY seq LIMIT ?", (limit,))
     if not batch:
         return None
     statements: list[dict[str, Any]] = []
@@ -262,3 +269,21 @@ def _flush_batch(conn: apsw.Connection, base: str, on: bool, now: float) -> int 
         insert_statements(conn, statements, stored=now, authority=AUTHORITY, credential_id=None, version=XAPI_VERSION)
     conn.execute("DELETE FROM xapi_scorm_outbox WHERE seq <= ?", (batch[-1]["seq"],))
     return len(statements)
+
+
+def _flush_one(conn: apsw.Connection, base: str, on: bool, now: float, tenant_id: str) -> int | None:
+    """The oldest row alone, in a savepoint: stored, or dropped (logged) when it cannot be."""
+    try:
+        with conn:  # a savepoint inside the write transaction
+            return _flush_batch(conn, base, on, now, 1)
+    except Exception:
+        row = one(conn, "SELECT seq, session_id FROM xapi_scorm_outbox ORDER BY seq LIMIT 1")
+        assert row is not None
+        log.exception(
+            "tenant %s: dropped SCORM statements of session %s (outbox row %d)",
+            tenant_id,
+            row["session_id"],
+            row["seq"],
+        )
+        conn.execute("DELETE FROM xapi_scorm_outbox WHERE seq = ?", (row["seq"],))
+        return 0

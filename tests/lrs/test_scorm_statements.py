@@ -299,3 +299,26 @@ def test_a_refused_commit_queues_nothing(api: TestClient, acme: TenantKey) -> No
     refused = player.commit({"cmi.core.lesson_status": "passed", "cmi.core.score.raw": "not a number"})
     assert refused.status_code == 422, refused.text
     assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0]) == queued
+
+
+def test_a_row_that_cannot_be_stored_is_dropped_not_holding_up_the_rest(
+    api: TestClient, acme: TenantKey, lrs: LrsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    package = upload_ready(api, acme, package_12())
+    Player(api, create(api, acme, package["id"], learner="first").json()).launch()
+    db = instance(api).tenant_db(acme.tenant_id)
+    db.write_sync(
+        lambda c: c.execute(
+            "INSERT INTO xapi_scorm_outbox (session_id, created_at, statements) VALUES ('ses_x', 0, ?)", (b"{not json",)
+        )
+    )
+    Player(api, create(api, acme, package["id"], learner="second").json()).launch()
+    found = statements(api, lrs)
+    assert [(s["actor"]["account"]["name"], v) for s, v in zip(found, verbs(found), strict=True)] == [
+        ("first", "launched"),
+        ("first", "initialized"),
+        ("second", "launched"),
+        ("second", "initialized"),
+    ]
+    assert "dropped SCORM statements of session ses_x" in caplog.text
+    assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0]) == 0
