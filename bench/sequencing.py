@@ -4,9 +4,10 @@ Starts a real `scorm-appliance serve` on 127.0.0.1 with two tenants. For each ge
 (100, 1,000 and 5,000 activities; flat, and 4 levels deep; every cluster with choice and flow) it uploads
 the package to the first tenant, then, from one client, times:
 
-* launch: a new session's first `POST /player/{token}/launch` (the engine, the delivery CMI with every
-  adl.nav.request_valid value, the controls and the table of contents of the whole tree);
-* navigate: `POST /player/{token}/navigate` with continue, previous and a choice of a random leaf in turn;
+* launch: a new session's first `POST /player/{token}/launch` (the engine, the delivery CMI, every
+  adl.nav.request_valid value, the controls and the table of contents of the whole tree, with its outline);
+* navigate: `POST /player/{token}/navigate` with continue, previous and a choice of a random leaf in turn,
+  sending back the TOC outline's key as the player does (so the outline is not sent again);
 * commit: a plain `POST /player/{token}/commit` of a few values (no sequencing);
 * terminate: a commit that terminates the SCO with `continue` (the SCO's own navigation request).
 
@@ -278,6 +279,12 @@ def summarise(
     )
 
 
+def toc_key(answer: dict[str, Any], held: str | None = None) -> str | None:
+    """The key of the TOC outline an answer names (the player keeps it; `held` when the answer has none)."""
+    toc = answer.get("toc")
+    return toc.get("key", held) if isinstance(toc, dict) else held
+
+
 def measure_course(
     client: httpx.Client, url: str, pid: int, shape: str, size: int, rounds: int, rng: random.Random
 ) -> list[Row]:
@@ -287,7 +294,7 @@ def measure_course(
     launches: list[float] = []
     errors = {"launch": 0, "navigate": 0, "commit": 0, "terminate": 0}
     undelivered = 0  # a previous at the first activity, a continue past the last: answered, nothing to open
-    size_kb = 0.0
+    size_kb = answer_kb = 0.0
     for n in range(rounds):
         path = new_session(client, url, package_id, f"{shape}-{size}-{n}")
         ms, response = cpu.timed("launch", client, f"{path}/launch")
@@ -296,7 +303,9 @@ def measure_course(
         launches.append(ms)
     # One learner moving around: the player's controls, plain commits, the SCO's own continue.
     path = new_session(client, url, package_id, f"{shape}-{size}-walker")
-    client.post(f"{path}/launch").raise_for_status()
+    launched = client.post(f"{path}/launch")
+    launched.raise_for_status()
+    key = toc_key(decode(launched.content))  # the player sends back the key of the TOC outline it holds
     navigations: list[float] = []
     commits: list[float] = []
     terminates: list[float] = []
@@ -304,11 +313,13 @@ def measure_course(
     current = leaves[0]
     for n in range(rounds * 2):
         request = ("continue", "previous", "choice")[n % 3]
-        body = {"request": request, "target": rng.choice(leaves) if request == "choice" else None}
+        body = {"request": request, "target": rng.choice(leaves) if request == "choice" else None, "toc_key": key}
         ms, response = cpu.timed("navigate", client, f"{path}/navigate", body)
         navigations.append(ms)
+        answer_kb = len(response.content) / 1024
         errors["navigate"] += response.status_code != 200
-        delivered = decode(response.content).get("delivery") if response.status_code == 200 else None
+        answer = decode(response.content) if response.status_code == 200 else {}
+        delivered, key = answer.get("delivery"), toc_key(answer, key)
         undelivered += delivered is None
         current = delivered["activity"] if delivered else current
         seq += 1
@@ -320,15 +331,19 @@ def measure_course(
         if n % 2 == 0:
             seq += 1
             body = {"client_id": "bench", "seq": seq, "activity": current, "version": None, "terminate": True}
-            body |= {"nav_request": "continue", "changes": {"cmi.completion_status": "completed"}}
+            body |= {"nav_request": "continue", "changes": {"cmi.completion_status": "completed"}, "toc_key": key}
             ms, response = cpu.timed("terminate", client, f"{path}/commit", body)
             terminates.append(ms)
             errors["terminate"] += response.status_code != 200
-            delivered = decode(response.content).get("delivery") if response.status_code == 200 else None
+            answer = decode(response.content) if response.status_code == 200 else {}
+            delivered, key = answer.get("delivery"), toc_key(answer, key)
             undelivered += delivered is None
             current = delivered["activity"] if delivered else current
     found = {"launch": launches, "navigate": navigations, "commit": commits, "terminate": terminates}
-    notes = {"launch": f"{size_kb:.0f} KB answer", "navigate": f"{undelivered} delivered nothing"}
+    notes = {
+        "launch": f"{size_kb:.0f} KB answer",
+        "navigate": f"{undelivered} delivered nothing; {answer_kb:.0f} KB answer",
+    }
     return [
         summarise(
             shape, activities, op, times, errors[op], cpu.spent.get(op, 0.0) / max(1, len(times)), notes.get(op, "")

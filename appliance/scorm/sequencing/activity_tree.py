@@ -95,6 +95,8 @@ class ActivityTree:
     outline_static: Any = field(default=None, repr=False, compare=False)
     # Each activity's position among its parent's children, built on first use (see `traversal`).
     sibling_positions: list[int] | None = field(default=None, repr=False, compare=False)
+    # Other values derived from the tree alone, built on first use by the module that names them.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, activity_id: str | None) -> Activity | None:
         return self.by_id.get(activity_id) if activity_id is not None else None

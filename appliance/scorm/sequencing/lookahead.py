@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.scorm.sequencing.activity_tree import Activity
+from appliance.scorm.sequencing.activity_tree import Activity, ActivityTree
 from appliance.scorm.sequencing.definition import SequencingDefinition
 from appliance.scorm.sequencing.delivery import delivery_request_error
 from appliance.scorm.sequencing.navigation import jump_allowed, navigation_request
@@ -220,7 +220,7 @@ class _ChoicePass:
             )
         self._per_node()
         self._current_path()
-        choice = [self._choice(act) for act in preorder]
+        choice = self._choices()
         jump = [
             self.cur is not None and act.is_leaf and self.available[act.order] and not self.disabled[act.order]
             for act in preorder
@@ -251,31 +251,32 @@ class _ChoicePass:
         else:
             start = cur.parent if cur.is_leaf and cur.parent is not None else cur
             on_path = {id(node) for node in start.ancestors()}
-        self.available = [t.is_available(act) for act in preorder]
-        self.hidden = [False] * n
-        self.disabled = [False] * n
-        self.own_hidden = [False] * n
-        self.own_disabled = [False] * n
-        self.deep: list[Activity] = [t.tree.root] * n
-        self.down_ok = [True] * n
+        self.available = t.available_flags()
+        self.hidden = hidden_below = [False] * n
+        self.disabled = disabled_below = [False] * n
+        self.own_hidden = own_hidden = [False] * n
+        self.own_disabled = own_disabled = [False] * n
+        self.deep = deep = [t.tree.root] * n
+        self.down_ok = down_ok = [True] * n
+        plain, walks_plain = _static_flags(t.tree)
         for act in preorder:
             i, parent = act.order, act.parent
-            if _plain(act.definition):
+            if plain[i]:
                 hidden = disabled = False
             else:
-                hidden, disabled = hidden_from_choice(t, act), check_activity(t, act)
-            self.own_hidden[i], self.own_disabled[i] = hidden, disabled
+                hidden = own_hidden[i] = hidden_from_choice(t, act)
+                disabled = own_disabled[i] = check_activity(t, act)
             if parent is None:
-                self.hidden[i], self.disabled[i], self.deep[i] = hidden, disabled, act
+                hidden_below[i], disabled_below[i], deep[i] = hidden, disabled, act
                 continue
             p = parent.order
-            self.hidden[i] = self.hidden[p] or hidden
-            self.disabled[i] = self.disabled[p] or disabled
+            hidden_below[i] = hidden_below[p] or hidden
+            disabled_below[i] = disabled_below[p] or disabled
             if id(act) in on_path:
-                self.deep[i] = act
+                deep[i] = act
             else:
-                self.deep[i] = self.deep[p]
-                self.down_ok[i] = self.down_ok[p] and self._walk_down_passes(act)
+                deep[i] = deep[p]
+                down_ok[i] = down_ok[p] and (walks_plain[i] or self._walk_down_passes(act))
 
     def _walk_down_passes(self, node: Activity) -> bool:
         """One step of `_walk_down`: forward traversal allowed, and no inactive preventActivation cluster."""
@@ -330,6 +331,72 @@ class _ChoicePass:
             (k for k in range(index, len(siblings)) if self._stops_forward(siblings[k])), len(siblings)
         )
         self.backward_block = next((k for k in range(index, -1, -1) if not _backward_allowed(siblings[k])), -1)
+
+    # -- every target ---------------------------------------------------------------------------------------
+
+    def _choices(self) -> list[bool]:
+        """`_choice` of every activity. The leaves of one cluster share every check but their own
+        availability, hiding and disabling (`_leaf_path`), so those are answered from the per-node lists;
+        the rest (clusters, the current activity's siblings, a constrained choice) one by one."""
+        tree = self.t.tree
+        choice = [False] * len(tree.preorder)
+        choice[tree.root.order] = self._choice(tree.root)
+        available, hidden, disabled = self.available, self.hidden, self.disabled
+        for parent in tree.preorder:
+            kids = parent.children
+            if not kids or not parent.definition.control_mode.choice:
+                continue  # no child of a cluster without choice is a valid target
+            if self.cur is not None and self.cur.parent is parent:
+                self._sibling_choices(parent, choice)
+                continue
+            shared = self._leaf_path(parent)
+            for target in kids:
+                i = target.order
+                if shared is None or target.children:
+                    choice[i] = self._choice(target)
+                else:
+                    choice[i] = shared and available[i] and not hidden[i] and not disabled[i]
+        return choice
+
+    def _sibling_choices(self, parent: Activity, choice: list[bool]) -> None:
+        """`_choice` of the current activity's siblings: the leaves share the navigation check (choiceExit,
+        or the ancestors' choiceExit) and differ only in where they sit relative to the current activity."""
+        cur = self.cur
+        assert cur is not None
+        available, hidden, disabled = self.available, self.hidden, self.disabled
+        nav_ok = cur.definition.control_mode.choice_exit or not self.nav_blocked.get(
+            id(self.deep[parent.order]), self.nav_blocked_all
+        )
+        for target in parent.children:
+            i = target.order
+            if target.children:
+                choice[i] = self._choice(target)
+            elif not nav_ok or not available[i] or hidden[i] or disabled[i]:
+                choice[i] = False
+            else:
+                choice[i] = target is cur or self._siblings_pass(cur, target)
+
+    def _leaf_path(self, parent: Activity) -> bool | None:
+        """What `_choice` answers for every leaf child of `parent` (whose choice mode allows it) besides the
+        leaf's own availability, hiding and disabling; None when it depends on the leaf itself: `parent` is
+        the current activity's parent (the walk along siblings), or a constrained choice applies."""
+        cur = self.cur
+        if cur is None:
+            ancestor = frm = self.t.tree.root
+        else:
+            if cur.parent is parent:
+                return None
+            ancestor = self.deep[parent.order]
+            if self.nav_blocked.get(id(ancestor), self.nav_blocked_all):
+                return False
+            frm = cur
+        if frm is not ancestor:
+            blocked, constrained = self.exit_path.get(id(ancestor), self.exit_path_all)
+            if blocked:
+                return False
+            if constrained is not None:
+                return None
+        return self.down_ok[parent.order] and not self._stops_forward(ancestor)
 
     # -- one target -----------------------------------------------------------------------------------------
 
@@ -405,6 +472,17 @@ class _ChoicePass:
                     end[act.parent.order] = max(end[act.parent.order], end[act.order])
             self.subtree_end = end
         return self.subtree_end
+
+
+def _static_flags(tree: ActivityTree) -> tuple[list[bool], list[bool]]:
+    """Per activity, by preorder position (built once per tree): `_plain`, and whether a walk down through
+    it always passes (no pre-condition rule, no preventActivation: `_walk_down_passes` is true)."""
+    flags = tree.derived.get("lookahead_flags")
+    if flags is None:
+        plain = [_plain(act.definition) for act in tree.preorder]
+        walks = [not act.definition.pre_rules and not act.definition.prevent_activation for act in tree.preorder]
+        flags = tree.derived["lookahead_flags"] = (plain, walks)
+    return flags
 
 
 def _plain(definition: SequencingDefinition) -> bool:

@@ -39,44 +39,43 @@ DEFAULT_PROGRESS_RULES = (
 )
 
 
-def _quiet(t: Tracking, act: Activity) -> set[int]:
-    """The children nothing has happened to (`Tracking.untouched`), asked once per cluster rollup: rolling up
-    a cluster writes only the cluster's own data, so the answer holds for the whole of it."""
-    return {id(child) for child in t.children(act) if t.untouched(child)}
+def measure_rollups(t: Tracking, act: Activity) -> set[int]:
+    """RB.1.1 a (the weighted average of the tracked children's measures) and RB.1.1 b (4th Ed., of their
+    completion amounts, by progressWeight), unknown when no child's is known, in one pass over the
+    children; returns the children nothing has happened to (`Tracking.untouched`, ids), for the rules.
 
-
-def measure_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
-    """RB.1.1 a: weighted average of the tracked children's measures (unknown when none is known)."""
-    total = counted = 0.0
-    valid = False
+    One pass, because a cluster of thousands of activities is walked on every rollup: rolling it up writes
+    only the cluster's own data, so the children's answers hold for the whole of it."""
+    quiet: set[int] = set()
+    records = t.state.activities
+    measure_total = measure_counted = amount_total = amount_counted = 0.0
+    measure_known = amount_known = False
     for child in t.children(act):
+        # No record and no global read is untouched; `untouched` decides the rest.
+        untouched = (records.get(child.id) is None and not child.definition.primary.maps) or t.untouched(child)
+        if untouched:
+            quiet.add(id(child))
         if not child.tracked:
             continue
         weight = child.definition.rollup.objective_measure_weight
-        counted += weight
-        untouched = id(child) in quiet if quiet is not None else t.untouched(child)
-        measure = None if untouched else t.measure(child)
-        if measure is not None:
-            valid = True
-            total += weight * measure
-    t.obj(act, act.definition.primary).measure = total / counted if valid and counted > 0 else None
-
-
-def completion_measure_rollup(t: Tracking, act: Activity, quiet: set[int] | None = None) -> None:
-    """RB.1.1 b (4th Ed.): weighted average of the children's completion amounts (progressWeight)."""
-    total = counted = 0.0
-    valid = False
-    for child in t.children(act):
-        if not child.tracked:
+        progress_weight = child.completion_threshold.progress_weight if child.completion_threshold else 1.0
+        measure_counted += weight
+        amount_counted += progress_weight
+        if untouched:
             continue
-        weight = child.completion_threshold.progress_weight if child.completion_threshold else 1.0
-        counted += weight
-        untouched = id(child) in quiet if quiet is not None else t.untouched(child)
-        amount = None if untouched else t.completion_amount(child)
+        measure = t.measure(child)
+        if measure is not None:
+            measure_known = True
+            measure_total += weight * measure
+        amount = t.completion_amount(child)
         if amount is not None:
-            valid = True
-            total += weight * amount
-    t.set_completion_amount(act, total / counted if valid and counted > 0 else None)
+            amount_known = True
+            amount_total += progress_weight * amount
+    known = measure_known and measure_counted > 0
+    t.obj(act, act.definition.primary).measure = measure_total / measure_counted if known else None
+    known = amount_known and amount_counted > 0
+    t.set_completion_amount(act, amount_total / amount_counted if known else None)
+    return quiet
 
 
 # What the status conditions answer for an activity nothing has happened to (`Tracking.untouched`).
@@ -221,9 +220,7 @@ def rollup_activity(t: Tracking, act: Activity) -> set[str]:
     if act.is_leaf or not act.tracked:
         return t.push(act)
     t.spend(len(act.children))
-    quiet = _quiet(t, act)
-    measure_rollup(t, act, quiet)
-    completion_measure_rollup(t, act, quiet)
+    quiet = measure_rollups(t, act)
     objective_rollup(t, act, quiet)
     progress_rollup(t, act, quiet)
     return t.push(act, clear_unknown=True)

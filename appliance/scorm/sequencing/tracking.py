@@ -233,6 +233,12 @@ class Tracking:
             return self._available_flags()[act.order]
         return all(node.parent is None or node in self.children(node.parent) for node in act.ancestors())
 
+    def available_flags(self) -> list[bool]:
+        """`is_available` of every activity, by preorder position (a copy the caller may keep)."""
+        if self.memo is not None:
+            return list(self._available_flags())
+        return [self.is_available(act) for act in self.tree.preorder]
+
     def _available_flags(self) -> list[bool]:
         """`is_available` of every activity (by preorder position) in one pass, parents first (memoised)."""
         assert self.memo is not None
