@@ -85,6 +85,7 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.every("xapi-scorm-statements", inst.config.xapi_scorm_flush_seconds, scorm_statements.flush_all)
     scheduler.register(forwarding.FORWARD_JOB, forwarding.forward)
     scheduler.every("xapi-forward", forwarding.SWEEP_SECONDS, forwarding.sweep)
+    scheduler.every("xapi-forward-purge", 3600.0, forwarding.purge_jobs)
     # Every webhook attempt is a job: finished ones are kept a week for inspection, then dropped.
     scheduler.every("purge-jobs", 3600.0, lambda i: jobs.purge_finished(i.registry, i.clock.now() - 7 * 86_400))
     return scheduler

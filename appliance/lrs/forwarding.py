@@ -936,3 +936,21 @@ def sweep(inst: Instance) -> int:
 def wake(inst: Instance, tenant_id: str, target_id: str) -> None:
     """Queue the target's job now (after it was created, enabled or changed), unless one is queued."""
     _enqueue(inst, tenant_id, target_id, inst.clock.now(), unique=True)
+
+
+JOB_KEEP_SECONDS = 3600.0
+
+
+def purge_jobs(inst: Instance) -> int:
+    """Hourly: drop finished `xapi.forward` jobs older than an hour; returns how many.
+
+    A busy tenant's target gets a job about every second, and the delivery log (not the job rows) is the
+    record of what was sent, so these are not kept the week other finished jobs are.
+    """
+    before = inst.clock.now() - JOB_KEEP_SECONDS
+
+    def purge(conn: apsw.Connection) -> int:
+        conn.execute("DELETE FROM jobs WHERE kind = ? AND status = 'done' AND updated_at < ?", (FORWARD_JOB, before))
+        return int(conn.changes())
+
+    return inst.registry.write_sync(purge)

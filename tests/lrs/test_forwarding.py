@@ -512,6 +512,21 @@ def test_without_the_allow_list_the_guard_refuses_loopback(
         inst.close()
 
 
+def test_finished_forwarding_jobs_are_purged_after_an_hour(world: World, fake_lrs: FakeLrs) -> None:
+    world.target(fake_lrs)
+    world.store([statement(0)])
+    world.pump()
+    done = world.inst.registry.read_sync(
+        lambda c: list(
+            c.execute("SELECT count(*) FROM jobs WHERE kind = ? AND status = 'done'", (forwarding.FORWARD_JOB,))
+        )
+    )[0][0]
+    assert done >= 1
+    assert forwarding.purge_jobs(world.inst) == 0  # not an hour old yet
+    world.clock.advance(3601.0)
+    assert forwarding.purge_jobs(world.inst) == done
+
+
 def test_deleting_a_target_deletes_its_log(world: World, fake_lrs: FakeLrs) -> None:
     target = world.target(fake_lrs)
     world.store([statement(0)])
