@@ -147,3 +147,22 @@ def test_openapi_documents_the_routes(api: TestClient) -> None:
     assert set(paths[CREDS]) == {"get", "post"}
     assert set(paths[CREDS + "/{credential_id}"]) == {"get", "delete"}
     assert paths[CREDS]["post"]["x-roles"] == ["admin"]
+
+
+def test_a_credential_reads_its_own_tenants_lrs_only(api: TestClient, acme: TenantKey, globex: TenantKey) -> None:
+    mine, theirs = issue(api, acme), issue(api, globex)
+    statement = {
+        "id": "6a1b2c3d-0000-4000-8000-000000000001",
+        "actor": {"objectType": "Agent", "mbox": "mailto:learner@acme.example"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"objectType": "Activity", "id": "https://acme.example/course"},
+    }
+    stored = api.post("/xapi/statements", json=[statement], headers=basic(mine["key"], mine["secret"]))
+    assert stored.status_code == 200, stored.text
+    own = api.get(
+        "/xapi/statements", params={"statementId": statement["id"]}, headers=basic(mine["key"], mine["secret"])
+    )
+    assert own.status_code == 200 and own.json()["id"] == statement["id"]
+    other = basic(theirs["key"], theirs["secret"])
+    assert api.get("/xapi/statements", params={"statementId": statement["id"]}, headers=other).status_code == 404
+    assert api.get("/xapi/statements", headers=other).json()["statements"] == []
