@@ -464,23 +464,25 @@ def _components(value: object, path: str) -> None:
         raise _err("must be an array of interaction components", path)
     seen: set[str] = set()
     for i, component in enumerate(value):
-        cpath = f"{path}[{i}]"
         if type(component) is not dict:
-            raise _err(_OBJECT, cpath)
+            raise _err(_OBJECT, f"{path}[{i}]")
         cid = _MISSING
         for k, v in component.items():
             if k == "id":
                 if type(v) is not str:
-                    raise _err(_STRING, cpath, k)
+                    raise _err(_STRING, f"{path}[{i}]", k)
                 cid = v
             elif k == "description":
-                _language_map(v, cpath, k)
+                try:
+                    _language_map(v, path, k)
+                except StatementError as exc:
+                    raise _rebased(exc, path, f"{path}[{i}]") from None
             else:
-                raise _unknown(k, cpath)
+                raise _unknown(k, f"{path}[{i}]")
         if cid is _MISSING:
-            raise _err("an interaction component requires id", cpath)
+            raise _err("an interaction component requires id", f"{path}[{i}]")
         if cid in seen:
-            raise _err(f"interaction component id {cid!r} is repeated", cpath, "id")
+            raise _err(f"interaction component id {cid!r} is repeated", f"{path}[{i}]", "id")
         seen.add(cid)
 
 
@@ -551,29 +553,25 @@ def _result(result: object, path: str) -> None:
             raise _unknown(k, path)
 
 
-def _number(value: object, path: str, key: str) -> float:
-    t = type(value)
-    if t is int or (t is float and math.isfinite(value)):  # type: ignore[arg-type]
-        return value  # type: ignore[return-value]
-    raise _err("must be a number", path, key)
-
-
 def _score(score: object, path: str) -> None:
     if type(score) is not dict:
         raise _err(_OBJECT, path)
     low = high = raw = None
     for k, v in score.items():
+        if k != "scaled" and k != "raw" and k != "min" and k != "max":
+            raise _unknown(k, path)
+        t = type(v)
+        if not (t is int or (t is float and math.isfinite(v))):
+            raise _err("must be a number", path, k)
         if k == "scaled":
-            if not -1 <= _number(v, path, k) <= 1:
+            if not -1 <= v <= 1:
                 raise _err("must be between -1 and 1", path, k)
         elif k == "raw":
-            raw = _number(v, path, k)
+            raw = v
         elif k == "min":
-            low = _number(v, path, k)
-        elif k == "max":
-            high = _number(v, path, k)
+            low = v
         else:
-            raise _unknown(k, path)
+            high = v
     if low is not None and high is not None and not low < high:
         raise _err("min must be less than max", path)
     if raw is not None:
@@ -626,15 +624,28 @@ def _context_activities(activities: object, path: str) -> None:
     for k, v in activities.items():
         if k not in _CONTEXT_ACTIVITY_KEYS:
             raise _unknown(k, path)
+        # Validated under the container's path; an error's path is given its key (and index)
+        # only when it is raised, so the common, valid case composes no path strings.
         if type(v) is dict:
-            _activity(v, f"{path}.{k}")
+            try:
+                _activity(v, path)
+            except StatementError as exc:
+                raise _rebased(exc, path, f"{path}.{k}") from None
         elif type(v) is list:
             for i, activity in enumerate(v):
                 if type(activity) is not dict:
                     raise _err(_OBJECT, f"{path}.{k}[{i}]")
-                _activity(activity, f"{path}.{k}[{i}]")
+                try:
+                    _activity(activity, path)
+                except StatementError as exc:
+                    raise _rebased(exc, path, f"{path}.{k}[{i}]") from None
         else:
             raise _err("must be an Activity or an array of Activities", path, k)
+
+
+def _rebased(exc: StatementError, old: str, new: str) -> StatementError:
+    """`exc` with its path's `old` prefix replaced by `new`."""
+    return StatementError(exc.message, new + exc.path[len(old) :])
 
 
 def _relevant_types(types: object, path: str) -> None:
