@@ -65,8 +65,11 @@ def decode_commit(body: bytes) -> runtime.CommitIn:
         ) from None
 
 
-async def handle(inst: Instance, token: str, body: bytes, learner_limiter: LearnerLimits | None) -> dict[str, Any]:
-    """The commit, start to end: decode, check the token, store. Raises ApplianceError for the client."""
+async def handle(
+    inst: Instance, token: str, body: bytes, learner_limiter: LearnerLimits | None
+) -> dict[str, Any] | msgspec.Raw:
+    """The commit, start to end: decode, check the token, store. Raises ApplianceError for the client.
+    A Terminate's answer comes already encoded (`msgspec.Raw`, encoded off the event loop)."""
     data = decode_commit(body)
     tenant_id, session_id, ttl = open_launch(inst, token)
     if learner_limiter is not None:
