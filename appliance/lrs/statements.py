@@ -381,19 +381,42 @@ def _apply_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
 
 
 def _write_activities(conn: apsw.Connection, fresh: list[_Pending], stored: float) -> None:
-    """The latest definition sent for each activity (the Activities resource answers it)."""
-    definitions: dict[str, Any] = {}
+    """Each activity's definition as the LRS knows it (the Activities resource answers it): the
+    latest one sent, its language maps (name, description) merged with the languages known before."""
+    definitions: dict[str, dict[str, Any]] = {}
     for p in fresh:
         for activity in _activities(p.statement):
             definition = activity.get("definition")
             if isinstance(definition, dict) and isinstance(activity.get("id"), str):
-                definitions[activity["id"]] = definition
-    if definitions:
-        conn.executemany(
-            "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
-            [(aid, _plain.encode(d).decode(), stored) for aid, d in definitions.items()],
-        )
+                aid = activity["id"]
+                definitions[aid] = merge_definition(definitions[aid], definition) if aid in definitions else definition
+    if not definitions:
+        return
+    known: dict[str, dict[str, Any]] = {}
+    for chunk in _in_chunks(list(definitions)):
+        marks = ",".join("?" * len(chunk))
+        for aid, text in conn.execute(f"SELECT id, definition FROM xapi_activities WHERE id IN ({marks})", chunk):
+            known[aid] = _decode(text)
+    conn.executemany(
+        "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
+        [
+            (aid, _plain.encode(merge_definition(known[aid], d) if aid in known else d).decode(), stored)
+            for aid, d in definitions.items()
+        ],
+    )
+
+
+def merge_definition(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A newer definition over an older: its properties win, language maps keep the older languages."""
+    out = dict(old)
+    for key, value in new.items():
+        before = old.get(key)
+        if key in ("name", "description") and isinstance(value, dict) and isinstance(before, dict):
+            out[key] = {**before, **value}
+        else:
+            out[key] = value
+    return out
 
 
 def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:

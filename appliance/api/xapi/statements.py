@@ -78,7 +78,7 @@ def _body(req: XapiRequest) -> tuple[Any, dict[str, multipart.Part]]:
             raw, parts = multipart.parse_multipart(req.headers.get("content-type"), req.body, req.version)
         except multipart.MultipartError as exc:
             raise XapiError(400, exc.message) from None
-    elif req.content_type != "application/json":
+    elif req.content_type != "application/json" and not (req.alternate and not req.content_type):
         raise XapiError(400, "statements are sent as application/json or multipart/mixed")
     try:
         return _decode(raw), parts
