@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -153,8 +154,19 @@ def stored_text(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_FINE_SECONDS = re.compile(r"(\d)\.(\d{2})\d+S$")
+
+
 def digest(statement: dict[str, Any]) -> bytes:
-    """The hash of a statement as received, which a later statement with the same id is compared with."""
+    """The hash of a statement as received, which a later statement with the same id is compared with.
+
+    A result's duration counts to the hundredth of a second only (xAPI 2.0 §4.2.7: finer precision
+    is not part of a comparison).
+    """
+    result = statement.get("result")
+    if isinstance(result, dict) and isinstance(result.get("duration"), str) and "." in result["duration"]:
+        coarse = _FINE_SECONDS.sub(r"\1.\2S", result["duration"])
+        statement = {**statement, "result": {**result, "duration": coarse}}
     return hashlib.blake2b(_encoder.encode(statement), digest_size=16).digest()
 
 

@@ -168,3 +168,11 @@ def test_read_after_pages_in_arrival_order(db: Database) -> None:
     rest = db.read_sync(lambda c: st.read_after(c, first[-1][0], 10))
     assert [s["id"] for _, s in first + rest] == ids
     assert db.read_sync(lambda c: st.read_after(c, rest[-1][0], 10)) == []
+
+
+def test_durations_compare_to_the_hundredth(db: Database) -> None:
+    sid = "e3c5f6a0-0000-4000-8000-000000000008"
+    insert(db, [statement(id=sid, result={"duration": "PT1.1237S"})])
+    assert insert(db, [statement(id=sid, result={"duration": "PT1.12S"})]) == [sid]
+    with pytest.raises(st.StatementConflict):
+        insert(db, [statement(id=sid, result={"duration": "PT1.13S"})])
