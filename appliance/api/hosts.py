@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,6 +52,7 @@ PLAYER = "/player/"
 STATIC = "/static/"
 MAX_TOKEN_CHARS = 1024  # an appliance token is ~130; a longer one is never decoded (nor cached)
 _HOST = b"host"
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")  # base64url payload and signature
 _HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
@@ -149,7 +151,8 @@ class HostRouter:
     def _player_on_api_host(self, method: str, path: str) -> Answer:
         token, rest = _token_and_rest(path)
         tenant = _tenant_of(token)
-        if method in ("GET", "HEAD") and rest in ("", "/") and tenant is not None:
+        # Only a token of a launch token's characters goes into the Location header (the path is decoded).
+        if method in ("GET", "HEAD") and rest in ("", "/") and tenant is not None and _TOKEN_CHARS.match(token):
             return Answer(302, b"", f"{self.origin.url_for(tenant)}{PLAYER}{token}")
         return _NO_PLAYER
 

@@ -178,8 +178,11 @@ def test_the_api_host_serves_no_player(single: TestClient, acme: TenantKey) -> N
     assert answers == dict.fromkeys(["launch", "commit", "navigate", "state", "content"], 404)
     for path in ("/static/player.css", "/static/runtime/player.js", "/static"):
         assert_error(single.get(API + path), 404, "NOT_FOUND")
-    # A token that does not decode has nowhere to go.
+    # A token that does not decode, or that carries more than a token's characters, has nowhere to go.
     assert_error(single.get(f"{API}/player/not-a-token", follow_redirects=False), 404, "NOT_FOUND")
+    token = urlsplit(player.path).path.split("/")[2]
+    injected = single.get(f"{API}/player/{token}%0d%0aSet-Cookie:%20x=1", follow_redirects=False)
+    assert_error(injected, 404, "NOT_FOUND")
     # The API and its docs are where they were.
     assert single.get(f"{API}/api/v1/sessions", headers=acme.headers).status_code == 200
     assert single.get(f"{API}/api/v1/docs").status_code == 200
