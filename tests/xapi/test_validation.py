@@ -7,11 +7,15 @@ templates by tests/xapi/extract_suite_cases.js (run it again when the suite chan
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.xapi.validation import (
     StatementError,
@@ -24,6 +28,7 @@ from appliance.xapi.validation import (
     validate_statement,
     validate_statement_batch,
 )
+from tests.xapi.strategies import statements
 
 HERE = Path(__file__).parent
 
@@ -642,3 +647,51 @@ def test_normalize_drops_a_null_timestamp_and_nothing_else() -> None:
     assert "timestamp" not in statement["object"]
     plain = stmt(timestamp="2023-05-04T12:00:00-05:00")
     assert normalize_statement(copy.deepcopy(plain)) == plain
+
+
+# --- robustness: any JSON anywhere is accepted or refused, never a crash ------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    """Every path (keys and indexes) into a JSON value."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.extend(_paths(child, (*prefix, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(_paths(child, (*prefix, index)))
+    return found
+
+
+@settings(max_examples=250, deadline=None)
+@given(statements(), st.data(), json_values, st.sampled_from(["1.0.3", "2.0.0"]))
+def test_any_json_in_any_place_is_accepted_or_refused(statement: dict, data: Any, junk: object, version: str) -> None:
+    """A statement with one value replaced by arbitrary JSON: valid or StatementError, nothing else."""
+    paths = [p for p in _paths(statement) if p]
+    path = data.draw(st.sampled_from(paths))
+    target = statement
+    for step in path[:-1]:
+        target = target[step]
+    if data.draw(st.booleans()) and isinstance(target, dict):
+        target[data.draw(st.text(max_size=10))] = junk  # an added property
+    else:
+        target[path[-1]] = junk
+    try:
+        validate_statement_batch(statement, version)
+    except StatementError as error:
+        assert error.path.startswith("statement")
+        assert error.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_json_body_is_accepted_or_refused(body: object) -> None:
+    with contextlib.suppress(StatementError):
+        validate_statement_batch(body, "2.0.0")
