@@ -473,6 +473,17 @@ def test_changing_the_credentials_makes_the_retry_due_at_once(world: World, fake
     assert fake_lrs.posts[-1].headers["authorization"] == "Basic " + base64.b64encode(b"key:right").decode()
 
 
+def test_enabling_a_retrying_target_retries_it_now(world: World, fake_lrs: FakeLrs) -> None:
+    fake_lrs.respond = lambda n, batch: 503 if n == 1 else 200
+    target = world.target(fake_lrs)
+    ids = world.store([statement(0)])
+    world.pump()
+    assert world.show(target["id"])["status"] == "retrying"
+    forwarding.update_target(world.inst, world.tenant, target["id"], enabled=True)
+    world.pump()  # the clock has not moved
+    assert fake_lrs.accepted_ids() == ids
+
+
 def test_forwarding_survives_a_restart(config: Config, clock: FixedClock, fake_lrs: FakeLrs) -> None:
     fake_lrs.respond = lambda n, batch: 503 if n == 1 else 200
     inst = Instance(config, clock)
