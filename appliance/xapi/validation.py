@@ -35,6 +35,7 @@ __all__ = [
     "parse_timestamp",
     "validate_agent",
     "validate_statement",
+    "utc_timestamp",
     "validate_statement_batch",
 ]
 
@@ -817,12 +818,14 @@ def validate_statement_batch(body: object, version: str) -> list[dict[str, Any]]
     return body
 
 
-def normalize_statement(stmt: dict[str, Any]) -> dict[str, Any]:
+def normalize_statement(stmt: dict[str, Any], version: str | None = None) -> dict[str, Any]:
     """Puts a valid statement in its stored shape, in place (and returns it).
 
     Each contextActivities value becomes an array (the LRS returns arrays even when one Activity
     was sent), in the statement's and its SubStatement's context; a null timestamp (2.0) is
-    removed so the store sets it to `stored`. Nothing else changes: `exact` returns what was sent.
+    removed so the store sets it to `stored`. With `version="2.0.0"`, timestamps not in UTC are
+    also converted to it (`utc_timestamp`), as 2.0 §4.2.7 requires ("shall convert Timestamps to
+    UTC"). Nothing else changes: `exact` returns what was sent.
     """
     context = stmt.get("context")
     if context is not None:
@@ -830,11 +833,32 @@ def normalize_statement(stmt: dict[str, Any]) -> dict[str, Any]:
     obj = stmt.get("object")
     if type(obj) is dict and obj.get("objectType") == "SubStatement":
         _normalize_context(obj.get("context"))
-        if "timestamp" in obj and obj["timestamp"] is None:
-            del obj["timestamp"]
-    if "timestamp" in stmt and stmt["timestamp"] is None:
-        del stmt["timestamp"]
+        _normalize_timestamp(obj, version)
+    _normalize_timestamp(stmt, version)
     return stmt
+
+
+def _normalize_timestamp(stmt: dict[str, Any], version: str | None) -> None:
+    if "timestamp" not in stmt:
+        return
+    timestamp = stmt["timestamp"]
+    if timestamp is None:
+        del stmt["timestamp"]
+    elif version == V2 and type(timestamp) is str and timestamp[-1] != "Z":
+        stmt["timestamp"] = utc_timestamp(timestamp)
+
+
+def utc_timestamp(value: str) -> str:
+    """A valid timestamp in UTC, `YYYY-MM-DDTHH:MM:SS.fffZ` (up to 6 fraction digits if sent).
+
+    Milliseconds are always written (the spec's minimum precision); finer fractions are kept to
+    the microsecond and truncated beyond it.
+    """
+    parsed = parse_timestamp(value)
+    m = _TS_PARSE.match(value)
+    digits = len(m.group(7) or "") if m is not None else 0
+    text = parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[: len(text) - 6 + max(3, min(digits, 6))] + "Z"
 
 
 def _normalize_context(context: object) -> None:

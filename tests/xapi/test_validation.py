@@ -25,6 +25,7 @@ from appliance.xapi.validation import (
     is_timestamp,
     normalize_statement,
     parse_timestamp,
+    utc_timestamp,
     validate_statement,
     validate_statement_batch,
 )
@@ -695,3 +696,32 @@ def test_any_json_in_any_place_is_accepted_or_refused(statement: dict, data: Any
 def test_any_json_body_is_accepted_or_refused(body: object) -> None:
     with contextlib.suppress(StatementError):
         validate_statement_batch(body, "2.0.0")
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2023-05-04T12:00:00-05:00", "2023-05-04T17:00:00.000Z"),
+        ("2023-05-04T12:00:00.1+01:30", "2023-05-04T10:30:00.100Z"),
+        ("2023-05-04T12:00:00.123456789+00:00", "2023-05-04T12:00:00.123456Z"),
+        ("2023-05-04t12:00:00.5z", "2023-05-04T12:00:00.500Z"),
+        ("2023-05-04T12:00:00Z", "2023-05-04T12:00:00.000Z"),
+    ],
+)
+def test_utc_timestamp(value: str, utc: str) -> None:
+    assert utc_timestamp(value) == utc
+
+
+def test_normalize_converts_2_0_timestamps_to_utc() -> None:
+    """2.0 §4.2.7: the LRS converts timestamps to UTC rather than refusing them (4.2.7 suite test)."""
+    sub = {"objectType": "SubStatement", **stmt(timestamp="2023-05-04T12:00:00+02:00")}
+    statement = stmt(timestamp="2023-05-04T12:00:00-05:00", object=sub)
+    normalize_statement(statement, "2.0.0")
+    assert statement["timestamp"] == "2023-05-04T17:00:00.000Z"
+    assert statement["object"]["timestamp"] == "2023-05-04T10:00:00.000Z"
+    validate_statement(statement, "2.0.0")
+    kept = stmt(timestamp="2023-05-04T12:00:00-05:00")
+    assert normalize_statement(copy.deepcopy(kept), "1.0.3") == kept
+    assert normalize_statement(copy.deepcopy(kept)) == kept
+    zulu = stmt(timestamp="2023-05-04T12:00:00.1234Z")
+    assert normalize_statement(copy.deepcopy(zulu), "2.0.0") == zulu  # already UTC: as sent
