@@ -32,6 +32,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 AUTHORITY_HOME_PAGE = "urn:scorm-appliance:lrs-credential"
 _DUMMY_HASH = sha256_hex("no such credential")
 LAST_USED_RESOLUTION = 60.0
+MAX_NAME_CHARS = 200
 
 
 class LrsCredential(msgspec.Struct):
@@ -90,11 +91,24 @@ def check_scope(scope: object) -> str:
     return str(scope)
 
 
+def check_name(name: str | None) -> str | None:
+    """The label, trimmed (None when empty), or ValidationFailed past MAX_NAME_CHARS: it becomes the
+    `name` of the authority in every statement the credential stores."""
+    text = (name or "").strip()
+    if len(text) > MAX_NAME_CHARS:
+        raise ValidationFailed(
+            f"name is limited to {MAX_NAME_CHARS} characters",
+            {"errors": [{"field": "name", "message": "too long"}]},
+        )
+    return text or None
+
+
 def create_credential(
     inst: Instance, tenant_ref: str, name: str | None = None, scope: str = "all"
 ) -> tuple[LrsCredential, str]:
     """Issue a credential for a tenant; returns the record and the secret, which is never stored."""
     check_scope(scope)
+    name = check_name(name)
     tenant = get_tenant(inst, tenant_ref)
     cred_id = new_id("lrs")
     secret = new_secret(32)

@@ -95,6 +95,9 @@ def test_validation_errors(api: TestClient, acme: TenantKey) -> None:
     assert_error(api.post(CREDS, json={"scope": "all", "colour": "red"}, headers=acme.headers), 422, "VALIDATION_ERROR")
     assert_error(api.get(CREDS, params={"limit": 0}, headers=acme.headers), 422, "VALIDATION_ERROR")
     assert_error(api.get(CREDS, params={"cursor": "%%%"}, headers=acme.headers), 422, "VALIDATION_ERROR")
+    long_name = assert_error(api.post(CREDS, json={"name": "x" * 201}, headers=acme.headers), 422, "VALIDATION_ERROR")
+    assert long_name["details"]["errors"][0]["field"] == "name"
+    assert issue(api, acme, name="  ")["name"] is None
     assert_error(api.get(f"{CREDS}/lrs_nothere", headers=acme.headers), 404, "NOT_FOUND")
     assert_error(api.post(CREDS, json={}), 401, "UNAUTHORIZED")
 
