@@ -88,7 +88,7 @@ def _direct_queue(_queued: Callable[..., None]) -> Callable[..., None]:
     from appliance.xapi import scorm_profile as profile
 
     def direct(conn: Any, course: Any, session: Any, events: list[Any]) -> None:
-        if not events or not hooks._enabled_here(conn):
+        if not events:
             return
         facts = profile.SessionFacts(
             session["id"],

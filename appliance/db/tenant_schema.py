@@ -489,7 +489,9 @@ def m013_xapi_scorm(conn: apsw.Connection) -> None:
     A commit, launch or Terminate that produces statements writes one `xapi_scorm_outbox` row in its own
     transaction (so they exist exactly when the change commits, and the commit path pays one small
     INSERT); a scheduler sweep moves them into `xapi_statements` in arrival order and deletes the row in
-    the same transaction. No `xapi_scorm_settings` row means the instance default.
+    the same transaction. No `xapi_scorm_settings` row means the instance default. `xapi_scorm_sessions`
+    counts the statements each session queued, which are capped (a learner's commits must not grow the
+    tenant's LRS without bound).
     """
     conn.execute(
         """
@@ -504,5 +506,9 @@ def m013_xapi_scorm(conn: apsw.Connection) -> None:
             enabled INTEGER NOT NULL,
             updated_at REAL NOT NULL
         );
+        CREATE TABLE xapi_scorm_sessions (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            queued INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
     )

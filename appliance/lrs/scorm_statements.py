@@ -5,9 +5,10 @@ result) calls the `on_*` functions inside its own write transaction. Each turns 
 profile's events (appliance.xapi.scorm_profile, pure) and, when there are any, writes one row into the
 tenant's `xapi_scorm_outbox` — so the events exist exactly when the change commits. Most commits mean
 no event, decided from the changed element names before anything else is done; one that does pays a
-small INSERT, not the statement store's writes. The hooks only write (an INSERT, plus one SELECT of the
-tenant's switch), which is also what the sequencing steps computed on a read snapshot may do: their
-writes are held back and applied with the rest (runtime._Snapshot).
+small INSERT (and a count), not the statement store's writes. The hooks only read the tenant's switch
+and the session's count and write, which is also what the sequencing steps computed on a read snapshot
+may do: their writes are held back and applied with the rest (runtime._Snapshot). A session produces at
+most MAX_SESSION_STATEMENTS statements, so that a learner's commits cannot grow the LRS without bound.
 
 `flush_all` (a scheduler sweep, `xapi_scorm_flush_seconds`) turns each tenant's outbox rows into
 statements, in order, with `appliance.lrs.statements.insert_statements`, and deletes them in the same
@@ -46,6 +47,9 @@ AUTHORITY = {
 }
 XAPI_VERSION = "1.0.3"
 FLUSH_ROWS = 200  # outbox rows per transaction (a row holds a commit's few events)
+# Statements one session may produce: far more than any course's real sessions (a SCO has at most 1,000
+# interaction records), few enough that a learner's commits cannot grow the tenant's LRS without bound.
+MAX_SESSION_STATEMENTS = 10_000
 
 
 class _Row(msgspec.Struct):
@@ -136,8 +140,21 @@ def _sco(course: Course, activity_id: str, attempt: int) -> profile.Sco:
 
 
 def _queue(conn: Any, course: Course, session: Mapping[str, Any], events: list[Event]) -> None:
-    if not events or not _enabled_here(conn):
+    if not events:
         return
+    state = one(
+        conn,
+        "SELECT (SELECT enabled FROM xapi_scorm_settings WHERE id = 1) AS enabled, "
+        "(SELECT queued FROM xapi_scorm_sessions WHERE session_id = ?) AS queued",
+        (session["id"],),
+    )
+    assert state is not None
+    queued = state["queued"] or 0
+    if state["enabled"] == 0 or queued >= MAX_SESSION_STATEMENTS:
+        return  # off (the sweep applies the instance default), or the session's cap reached
+    events = events[: MAX_SESSION_STATEMENTS - queued]
+    if queued + len(events) >= MAX_SESSION_STATEMENTS:
+        log.warning("session %s reached %d SCORM statements: it records no more", session["id"], MAX_SESSION_STATEMENTS)
     facts = SessionFacts(
         session_id=session["id"],
         learner_id=session["learner_id"],
@@ -150,6 +167,11 @@ def _queue(conn: Any, course: Course, session: Mapping[str, Any], events: list[E
         "INSERT INTO xapi_scorm_outbox (session_id, created_at, statements) VALUES (?, ?, ?)",
         (session["id"], events[0].at, _encode(_Row(facts, events))),
     )
+    conn.execute(
+        "INSERT INTO xapi_scorm_sessions (session_id, queued) VALUES (?, ?) "
+        "ON CONFLICT (session_id) DO UPDATE SET queued = queued + excluded.queued",
+        (session["id"], len(events)),
+    )
 
 
 def _course_title(course: Course) -> str:
@@ -159,12 +181,6 @@ def _course_title(course: Course) -> str:
         return manifest.title
     found = [o.title for o in manifest.organizations if o.identifier == manifest.default_organization]
     return (found or [""])[0]
-
-
-def _enabled_here(conn: Any) -> bool:
-    """The tenant's own switch when it has one; else on (the sweep applies the instance default)."""
-    row = one(conn, "SELECT enabled FROM xapi_scorm_settings WHERE id = 1")
-    return row is None or bool(row["enabled"])
 
 
 # -- the switch ------------------------------------------------------------------------------------

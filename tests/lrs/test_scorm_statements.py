@@ -322,3 +322,22 @@ def test_a_row_that_cannot_be_stored_is_dropped_not_holding_up_the_rest(
     ]
     assert "dropped SCORM statements of session ses_x" in caplog.text
     assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_scorm_outbox").fetchone()[0]) == 0
+
+
+def test_a_session_produces_at_most_its_cap_of_statements(
+    api: TestClient, acme: TenantKey, lrs: LrsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scorm_statements, "MAX_SESSION_STATEMENTS", 5)
+    package = upload_ready(api, acme, package_12())
+    player = Player(api, create(api, acme, package["id"]).json())
+    player.launch()  # 2
+    answers = {}
+    for n in range(4):
+        answers |= {f"cmi.interactions.{n}.id": f"q{n}", f"cmi.interactions.{n}.student_response": "a"}
+    ok(player.commit(answers))  # 4 more answered: 3 fit
+    ok(player.commit({"cmi.core.lesson_status": "completed"}, terminate=True))  # none fits
+    found = statements(api, lrs)
+    assert verbs(found) == ["launched", "initialized", "responded", "responded", "responded"]
+    other = Player(api, create(api, acme, package["id"], learner="other").json())
+    other.launch()  # another session has its own count
+    assert len(statements(api, lrs)) == 7
