@@ -18,8 +18,12 @@ statements wait in the tenant's own LRS meanwhile.
 
 A statement the target refuses for what it is (400 Bad Request, 409 Conflict, 413 too large) would
 block the target forever if it were retried, so such a batch is sent again one statement at a time;
-each refused statement is recorded in the log as `rejected` and passed over. Statements are sent with
-their ids, so a batch sent twice (an answer lost to a timeout) is stored once by a conformant LRS.
+a refused statement is recorded in the log as `rejected` and passed over once the target has shown
+that it is the statement, not the target (`_Run._one_by_one`: it took a later statement, or took
+statements before and refuses fewer than MAX_REFUSED_IN_A_ROW). A target that refuses everything (a
+wrong version or endpoint) is failing, not given bad statements, and nothing is passed over.
+Statements are sent with their ids, so a batch sent twice (an answer lost to a timeout) is stored
+once by a conformant LRS.
 
 The log (`xapi_forwarding_log`) records every attempt: delivered, failed (with the next retry) or
 rejected, with the statements' ids, the status code and the start of the answer. It keeps the newest
