@@ -725,7 +725,8 @@ class _Run:
             )
             self._failed([(r.seq, r.statement) for r in refused], dataclasses.replace(last, error=error))
             return None
-        self._commit(self.read[-1][0], refused=refused)
+        if refused or self.read[-1][0] > self.cursor:
+            self._commit(self.read[-1][0], refused=refused)
         return True
 
     def _send(self, batch: Read) -> _Outcome:
