@@ -22,6 +22,7 @@ from appliance.db.connection import one
 from appliance.db.database import Database
 from appliance.errors import CmiValidationFailed, NotFound, SequencingTooCostly, ValidationFailed
 from appliance.instance import Instance
+from appliance.lrs import scorm_statements
 from appliance.packages import scorm12_suspend_data_limit
 from appliance.scorm.attempt import end_session, names, next_launch_cmi
 from appliance.scorm.datamodel import apply_patch
@@ -418,6 +419,7 @@ def _finish_step(
 ) -> dict[str, Any]:
     """The rest of the write transaction: sign of life, status, results; the answer takes the new version."""
     session = done.session
+    scorm_statements.on_step(conn, course, session, done.delivery, now, launching=launching)
     _touch(conn, session, ttl, now, launching=launching)
     if session["status"] == "not_started" and done.delivery is not None:
         conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session["id"],))
@@ -610,6 +612,7 @@ def _commit_txn(
                 "UPDATE session_activities SET cmi = ?, reported = ?, updated_at = ? WHERE session_id = ? AND activity_id = ?",
                 (_encode(cmi).decode(), _encode(reported).decode(), now, session_id, body.activity),
             )
+            scorm_statements.on_commit(conn, course, session, body.activity, row["attempt"], stored, cmi, changes, now)
             # A plain commit does not sequence, but the course's result is still the root's rollup (multi-SCO).
             rollup = _rollup(_engine(conn, course, session)) if len(course.launchable) > 1 else None
             updated = refresh_results(
@@ -689,6 +692,7 @@ def _terminate_finish(conn: apsw.Connection, done: _Terminated, ttl: int) -> dic
     _touch(conn, done.session, ttl, done.now, seqs=done.seqs)
     session = session_row(conn, done.session["id"])
     updated = refresh_results(conn, done.course, session, done.now, _rollup(done.engine))
+    scorm_statements.on_step(conn, done.course, session, done.answer["delivery"], done.now)
     return {**done.answer, "version": updated["version"], "status": updated["status"]}
 
 
@@ -824,6 +828,7 @@ def _terminate(
         "UPDATE session_activities SET cmi = ?, state = 'terminated', updated_at = ? WHERE session_id = ? AND activity_id = ?",
         (json.dumps(cmi, separators=(",", ":")), now, session["id"], body.activity),
     )
+    scorm_statements.on_terminate(conn, course, session, body.activity, row, before, ended, cmi, elapsed, now)
     return engine.terminate(body.activity, _set_by_sco(cmi, reported), request or "_none_", now=now)
 
 
