@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,6 +39,13 @@ ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
 # Properties the LRS sets or may set, never compared with the payload (Statement Comparison
 # Requirements), and the attachments: the payload precedes the signature's own attachment.
 IGNORED = frozenset({"authority", "stored", "timestamp", "version", "attachments"})
+_SECONDS = re.compile(r"(\d+)(?:\.(\d*))?S$")
+
+
+def _hundredths(duration: str) -> str:
+    """A duration as compared: its seconds to exactly two decimals, truncated (PT1S, PT1.0S and
+    PT1.009S compare equal)."""
+    return _SECONDS.sub(lambda m: f"{m.group(1)}.{((m.group(2) or '') + '00')[:2]}S", duration)
 
 
 class SignatureError(ValueError):
@@ -106,8 +114,9 @@ def _verify_x5c(header: Mapping[str, Any], signing_input: bytes, signature: byte
 
 
 def _comparable(value: Any, top: bool = False) -> Any:
-    """The value as statements are compared: the ignored top-level properties dropped, and the UUIDs
-    of `id` and `registration` lower-cased (UUIDs compare case-insensitively)."""
+    """The value as statements are compared: the ignored top-level properties dropped, the UUIDs of
+    `id` and `registration` lower-cased (UUIDs compare case-insensitively), and a result's duration
+    cut to the hundredth of a second (xAPI 2.0 §4.2.7: finer precision is no part of a comparison)."""
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
@@ -115,6 +124,8 @@ def _comparable(value: Any, top: bool = False) -> Any:
                 continue
             if key in ("id", "registration") and isinstance(item, str) and len(item) == 36:
                 out[key] = item.lower()
+            elif key == "duration" and isinstance(item, str):
+                out[key] = _hundredths(item)
             else:
                 out[key] = _comparable(item)
         return out

@@ -85,6 +85,24 @@ def test_lrs_set_properties_and_a_later_id_are_not_differences() -> None:
     check_signatures([stmt], parts)
 
 
+def test_durations_compare_to_the_hundredth() -> None:
+    """The 2.0 suite signs PT…0.12S and sends PT…0.1237S: the same duration to a comparison."""
+    payload = {**base_statement(), "result": {"duration": "P1DT12H36M0.12S"}}
+    stmt, parts = signed(payload)
+    stmt["result"] = {"duration": "P1DT12H36M0.1237S"}
+    check_signatures([stmt], parts)
+    stmt["result"] = {"duration": "P1DT12H36M0.13S"}
+    with pytest.raises(SignatureError, match="not the statement"):
+        check_signatures([stmt], parts)
+    stmt, parts = signed({**base_statement(), "result": {"duration": "PT1S"}})
+    for same in ("PT1.0S", "PT1.009S", "PT1S"):
+        stmt["result"] = {"duration": same}
+        check_signatures([stmt], parts)
+    stmt["result"] = {"duration": "PT10S"}
+    with pytest.raises(SignatureError):
+        check_signatures([stmt], parts)
+
+
 def test_another_algorithm_is_rejected() -> None:
     token = jwt.encode(base_statement(), "a shared secret of at least thirty-two bytes", algorithm="HS256").encode()
     stmt, parts = signed(None, token=token)
