@@ -34,8 +34,8 @@ __all__ = [
     "normalize_statement",
     "parse_timestamp",
     "validate_agent",
-    "validate_statement",
     "utc_timestamp",
+    "validate_statement",
     "validate_statement_batch",
 ]
 

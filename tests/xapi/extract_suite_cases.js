@@ -18,6 +18,18 @@ let counter = 0;
 const helperStub = {
   generateUUID: () => `00000000-0000-4000-8000-${String(++counter).padStart(12, "0")}`,
 };
+// A fixed clock too: the "future date" cases are "now + 5 years" (2031 from this 2026 epoch).
+const RealDate = Date;
+const EPOCH = RealDate.UTC(2026, 0, 1);
+global.Date = class extends RealDate {
+  constructor(...args) {
+    if (args.length === 0) super(EPOCH);
+    else super(...args);
+  }
+  static now() {
+    return EPOCH;
+  }
+};
 const realRequire = Module.prototype.require;
 Module.prototype.require = function (id) {
   if (id.endsWith("helper.js")) return helperStub;

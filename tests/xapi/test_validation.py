@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -725,3 +727,29 @@ def test_normalize_converts_2_0_timestamps_to_utc() -> None:
     assert normalize_statement(copy.deepcopy(kept)) == kept
     zulu = stmt(timestamp="2023-05-04T12:00:00.1234Z")
     assert normalize_statement(copy.deepcopy(zulu), "2.0.0") == zulu  # already UTC: as sent
+
+
+# --- the fixtures are the suite's --------------------------------------------------------------------
+
+SUITE = HERE.parents[2] / "shared" / "suites" / "lrs-conformance-test-suite"
+
+
+@pytest.mark.parametrize(
+    ("directory", "fixture"), [("v1_0_3", "suite_cases_1_0_3.json"), ("v2_0", "suite_cases_2_0.json")]
+)
+def test_fixtures_match_the_suite(directory: str, fixture: str, tmp_path: Path) -> None:
+    """The replayed cases are exactly what extract_suite_cases.js makes of the suite in ../shared.
+
+    Skipped, like tests/conformance, where the shared suite (or Node.js) is not installed.
+    """
+    node = shutil.which("node")
+    if not (SUITE / "test" / directory / "configs").is_dir() or node is None:
+        pytest.skip(f"the ADL LRS conformance suite (and node) are not in {SUITE}")
+    out = tmp_path / fixture
+    subprocess.run(
+        [node, str(HERE / "extract_suite_cases.js"), str(SUITE), directory, str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert json.loads(out.read_text()) == json.loads((HERE / fixture).read_text())
