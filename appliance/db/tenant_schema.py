@@ -351,7 +351,9 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
     activity, registration) is one table of keys, `xapi_statement_keys`: a 64-bit hash of the kind
     and value (appliance.lrs.statements.filter_key), the statement's `seq`, and `related` (0: the
     filter's plain meaning, actor/object or object activity; 1: only with related_agents or
-    related_activities). Its primary key serves each filter in `seq` order with LIMIT. A statement
+    related_activities). Its primary key serves each related_* filter in `seq` order with LIMIT, the
+    partial index of the related = 0 rows each plain one (an activity that is every statement's
+    parent, asked for as an object, is then not a scan of all its parent rows). A statement
     referring to another by StatementRef also carries the target's keys (the specification's rule
     that such statements match what their target matches). `body` is the statement as stored
     (JSON), `digest` the hash of the statement as received, which a repeated id is compared with.
@@ -379,6 +381,7 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
             related INTEGER NOT NULL,
             PRIMARY KEY (key, seq)
         ) WITHOUT ROWID;
+        CREATE INDEX xapi_statement_keys_plain ON xapi_statement_keys(key, seq) WHERE related = 0;
         CREATE TABLE xapi_statement_attachments (
             seq INTEGER NOT NULL,
             sha2 TEXT NOT NULL,

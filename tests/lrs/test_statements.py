@@ -3,6 +3,7 @@ version, conflicts, voiding, StatementRef keys, read_after, and the queries."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -176,3 +177,44 @@ def test_durations_compare_to_the_hundredth(db: Database) -> None:
     assert insert(db, [statement(id=sid, result={"duration": "PT1.12S"})]) == [sid]
     with pytest.raises(st.StatementConflict):
         insert(db, [statement(id=sid, result={"duration": "PT1.13S"})])
+
+
+def page_ids(db: Database, q: st.StatementQuery) -> list[str]:
+    page = db.read_sync(lambda c: st.query_statements(c, q))
+    return [json.loads(s.body)["id"] for s in page.statements]
+
+
+def test_queries_plain_related_combined_and_paged(db: Database) -> None:
+    course = {"contextActivities": {"parent": [{"id": "http://example.com/course"}]}}
+    as_parent = insert(db, [statement(context=course) for _ in range(30)])
+    as_object = insert(db, [statement(activity="http://example.com/course", actor="mailto:b@example.com")])
+    course_q = st.StatementQuery(activity="http://example.com/course")
+    assert page_ids(db, course_q) == as_object  # the parent rows are not plain matches
+    course_q.related_activities = True
+    assert page_ids(db, course_q) == as_object + as_parent[::-1]
+    both = st.StatementQuery(
+        activity="http://example.com/course", related_activities=True, agent="mbox:mailto:b@example.com"
+    )
+    assert page_ids(db, both) == as_object  # the rarer filter drives, the other is checked
+    first = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(limit=10, ascending=True)))
+    assert first.more and len(first.statements) == 10
+    insert(db, [statement()])  # arrives between pages: not in this query's pages
+    rest = st.StatementQuery(limit=100, ascending=True, upper=first.upper, after=first.statements[-1].seq)
+    assert page_ids(db, rest) == as_parent[10:] + as_object
+
+
+def test_plain_filters_use_the_partial_index(db: Database) -> None:
+    insert(db, [statement()])
+    plans: list[str] = []
+
+    class Explain:
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            if sql.startswith("SELECT s.seq"):
+                plans.extend(str(row) for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            return self.conn.execute(sql, params)
+
+    db.read_sync(lambda c: st.query_statements(Explain(c), st.StatementQuery(activity="http://example.com/a")))  # type: ignore[arg-type]
+    assert any("xapi_statement_keys_plain" in p for p in plans)
