@@ -6,7 +6,7 @@ import hashlib
 import random
 import secrets
 
-PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req", "lrs", "fwd", "fdl")
+PREFIXES = ("ten", "pkg", "ses", "whk", "dlv", "key", "job", "evt", "req", "lrs", "fwd", "fdl", "ltr", "ltl", "dsp")
 
 
 def new_id(prefix: str) -> str:
