@@ -6,7 +6,8 @@ content and the player"), so it can set cookies for that origin (or, with a cont
 for the parent domain every tenant's content host shares); a few large ones would otherwise push every
 later request from that browser, for every tenant, over the header limit. The appliance reads
 no cookie anywhere (the API authenticates by the Authorization header, learners by the launch token
-in the path), so the `Cookie` header is neither counted nor passed on.
+in the path), so the `Cookie` header is neither counted nor passed on; only the admin console's own
+paths (`/admin`, appliance.console) receive it, for their session cookie, and never count it either.
 """
 
 from __future__ import annotations
@@ -120,18 +121,25 @@ async def add_request_id(message: Message, scope: Scope) -> None:
         headers[name] = value
 
 
+def console_path(path: str) -> bool:
+    """Whether `path` is the admin console's (`/admin`, `/admin/...`): the one face that reads a cookie,
+    its session cookie (appliance.console.auth; Path=/admin, SameSite=Strict)."""
+    return path == "/admin" or path.startswith("/admin/")
+
+
 def header_limit_middleware(limit: int) -> Any:
     """An ASGI middleware factory refusing requests whose headers exceed `limit` bytes (413).
 
     The `Cookie` header is dropped from the request first (see the module's docstring): it counts for
-    nothing and no route can come to depend on it.
+    nothing and no route can come to depend on it. The one exception is the admin console's paths
+    (`console_path`), which keep it for their session cookie; it still counts for nothing there.
     """
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":
                 raw = scope.get("headers", [])
-                if any(k == _COOKIE for k, _ in raw):
+                if not console_path(scope["path"]) and any(k == _COOKIE for k, _ in raw):
                     scope["headers"] = raw = [(k, v) for k, v in raw if k != _COOKIE]
                 size = request_header_bytes(raw)
                 if size > limit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from appliance import __version__
+from appliance.cli.admins import admins
 from appliance.cli.keys import keys
 from appliance.cli.lrs import lrs_credentials, lrs_forwarding
 from appliance.cli.maintenance import backup_cmd, doctor_cmd, restore_cmd
@@ -33,5 +34,6 @@ for command in (
     doctor_cmd,
     lrs_credentials,
     lrs_forwarding,
+    admins,
 ):
     cli.add_command(command)

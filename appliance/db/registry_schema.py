@@ -104,3 +104,39 @@ def m005_lrs_credentials(conn: apsw.Connection) -> None:
         CREATE INDEX lrs_credentials_tenant ON lrs_credentials(tenant_id);
         """
     )
+
+
+@registry_migrations
+def m006_console_admins(conn: apsw.Connection) -> None:
+    """Admin console accounts and their server-side sessions (appliance.admins).
+
+    An account with no tenant is a superuser; with one, it sees and acts on that tenant only. A session
+    row is keyed by the hash of its cookie's token, so reading the registry never yields a live cookie;
+    it carries the session's CSRF token (the synchronizer token every console form sends back).
+    """
+    conn.execute(
+        """
+        CREATE TABLE admins (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL,
+            last_login_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE UNIQUE INDEX admins_username ON admins(username);
+        CREATE TABLE admin_sessions (
+            id TEXT PRIMARY KEY,
+            admin_id TEXT NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            address TEXT,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX admin_sessions_admin ON admin_sessions(admin_id);
+        """
+    )
