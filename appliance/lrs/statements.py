@@ -29,6 +29,7 @@ import apsw
 import msgspec
 
 from appliance.errors import ValidationFailed, VersionConflict
+from appliance.lrs.activities import merge_definition
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or more than this
@@ -421,26 +422,28 @@ def _apply_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
 
 
 def _write_activities(conn: apsw.Connection, fresh: list[_Pending], stored: float) -> None:
-    """Each activity's definition as the LRS knows it (the Activities resource answers it): the
-    latest one sent, its language maps (name, description) merged with the languages known before."""
-    definitions: dict[str, dict[str, Any]] = {}
+    """Each activity's canonical definition (appliance.lrs.activities.merge_definition: language maps,
+    extensions and interaction components merged, the rest replaced), which the Activities resource
+    answers. A definition sent again as the LRS already has it (the usual case: every statement of a
+    course carries the same) writes nothing."""
+    incoming: dict[str, dict[str, Any]] = {}
     for p in fresh:
         for activity in _activities(p.statement):
             definition = activity.get("definition")
-            if isinstance(definition, dict) and isinstance(activity.get("id"), str):
+            if isinstance(definition, dict) and definition and isinstance(activity.get("id"), str):
                 aid = activity["id"]
-                definitions[aid] = merge_definition(definitions[aid], definition) if aid in definitions else definition
-    if not definitions:
+                incoming[aid] = merge_definition(incoming[aid], definition) if aid in incoming else definition
+    if not incoming:
         return
     known: dict[str, str] = {}
-    for chunk in _in_chunks(list(definitions)):
+    for chunk in _in_chunks(list(incoming)):
         marks = ",".join("?" * len(chunk))
         known.update(conn.execute(f"SELECT id, definition FROM xapi_activities WHERE id IN ({marks})", chunk))
     changed: list[tuple[str, str, float]] = []
-    for aid, definition in definitions.items():
+    for aid, definition in incoming.items():
         text = _plain.encode(definition).decode()
         before = known.get(aid)
-        if before is not None and before != text:  # resent as it was is the usual case: nothing to write
+        if before is not None and before != text:
             text = _plain.encode(merge_definition(_decode(before), definition)).decode()
         if text != before:
             changed.append((aid, text, stored))
@@ -449,18 +452,6 @@ def _write_activities(conn: apsw.Connection, fresh: list[_Pending], stored: floa
         "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
         changed,
     )
-
-
-def merge_definition(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A newer definition over an older: its properties win, language maps keep the older languages."""
-    out = dict(old)
-    for key, value in new.items():
-        before = old.get(key)
-        if key in ("name", "description") and isinstance(value, dict) and isinstance(before, dict):
-            out[key] = {**before, **value}
-        else:
-            out[key] = value
-    return out
 
 
 def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:
