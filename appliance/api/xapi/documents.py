@@ -85,13 +85,15 @@ def _preconditions(req: XapiRequest) -> Preconditions:
 def _strictness(resource: Resource, version: str) -> str:
     """How a PUT without If-Match/If-None-Match is judged (appliance.lrs.documents.put_document).
 
-    State never needs them: the specification (1.0.3 and 2.0, Communication §3.1) exempts it, and
-    content such as Articulate Storyline's PUTs its state without them. The 2.0 suite's State 409 test
-    contradicts the specification and fails here on purpose (docs/xapi.md, Documents).
+    xAPI 1.0.3 exempts State (Communication §3.1 names only the profile resources: "state conflicts
+    are unlikely"), and content speaking 1.0.x, such as Articulate Storyline's and cmi5 AUs, PUTs its
+    state again and again without either header. xAPI 2.0 (IEEE 9274.1.1, Communication §4.1.4) lists
+    the State Resource with the profiles, so a 2.0 PUT over an existing state needs a header (409).
+    1.0.3 profile PUTs need one even for a new document, as that version's conformance suite requires.
     """
-    if resource is STATE:
-        return "none"
-    return "existing" if version.startswith("2.") else "always"
+    if version.startswith("2."):
+        return "existing"
+    return "none" if resource is STATE else "always"
 
 
 def _http_date(ts: float) -> str:

@@ -255,12 +255,18 @@ def test_profile_concurrency_2_0(api: TestClient, lrs: LrsClient, path: str, mak
 
 
 @pytest.mark.parametrize("version", ["1.0.3", "2.0.0"])
-def test_state_put_needs_no_precondition_but_honours_one(api: TestClient, lrs: LrsClient, version: str) -> None:
-    """The specification exempts State (Communication §3.1), in 2.0 too, whatever the 2.0 suite says:
-    content like Storyline's PUTs its state over and over without headers."""
+def test_state_concurrency(api: TestClient, lrs: LrsClient, version: str) -> None:
+    """1.0.3 exempts State from needing a header (content like Storyline's PUTs its state over and over
+    without one); 2.0 asks for one over an existing state (409). Both honour the headers sent."""
     v = {"X-Experience-API-Version": version}
     assert put_json(api, lrs, STATE, state(), {"v": 1}, **v).status_code == 204
-    assert put_json(api, lrs, STATE, state(), {"v": 2}, **v).status_code == 204
+    if version == "2.0.0":
+        refused = put_json(api, lrs, STATE, state(), {"v": 2}, **v)
+        assert refused.status_code == 409 and b"If-Match" in refused.content
+        etag = api.get(STATE, params=state(), headers=headers(lrs, version)).headers["etag"]
+        assert put_json(api, lrs, STATE, state(), {"v": 2}, **v, **{"If-Match": etag}).status_code == 204
+    else:
+        assert put_json(api, lrs, STATE, state(), {"v": 2}, **v).status_code == 204
     assert api.get(STATE, params=state(), headers=headers(lrs, version)).json() == {"v": 2}
     assert put_json(api, lrs, STATE, state(), {"v": 3}, **v, **{"If-Match": '"1234"'}).status_code == 412
     assert put_json(api, lrs, STATE, state(), {"v": 3}, **v, **{"If-None-Match": "*"}).status_code == 412
