@@ -113,27 +113,37 @@ def _context_keys(context: Any, out: dict[int, int]) -> None:
                     _put(out, filter_key("c", activity["id"]), 1)
 
 
-def statement_keys(statement: dict[str, Any]) -> dict[int, int]:
-    """key → related (0 or 1) of a statement's own content (not what a StatementRef inherits)."""
+def statement_keys(statement: dict[str, Any], authority_keys: dict[int, int] | None = None) -> dict[int, int]:
+    """key → related (0 or 1) of a statement's own content (not what a StatementRef inherits).
+
+    `authority_keys`: the keys of the statement's authority when the caller computed them once for
+    the batch (every statement of a batch has the same).
+    """
     out: dict[int, int] = {}
     _agent_keys(statement.get("actor"), 0, out)
     verb = statement.get("verb")
-    if isinstance(verb, dict) and isinstance(verb.get("id"), str):
-        _put(out, filter_key("v", verb["id"]), 0)
+    if type(verb) is dict and type(verb.get("id")) is str:
+        out[filter_key("v", verb["id"])] = 0
     obj = statement.get("object")
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         kind = obj.get("objectType", "Activity")
-        if kind == "Activity" and isinstance(obj.get("id"), str):
-            _put(out, filter_key("c", obj["id"]), 0)
+        if kind == "Activity":
+            if type(obj.get("id")) is str:
+                out[filter_key("c", obj["id"])] = 0
         elif kind in ("Agent", "Group"):
             _agent_keys(obj, 0, out)
         elif kind == "SubStatement":
             _sub_statement_keys(obj, out)
     context = statement.get("context")
-    if isinstance(context, dict) and isinstance(context.get("registration"), str):
-        _put(out, filter_key("r", context["registration"].lower()), 0)
-    _context_keys(context, out)
-    _agent_keys(statement.get("authority"), 1, out)
+    if type(context) is dict:
+        if type(context.get("registration")) is str:
+            out[filter_key("r", context["registration"].lower())] = 0
+        _context_keys(context, out)
+    if authority_keys is None:
+        _agent_keys(statement.get("authority"), 1, out)
+    else:
+        for key, related in authority_keys.items():
+            _put(out, key, related)
     return out
 
 
@@ -263,13 +273,15 @@ def insert_statements(
     stored_ms = max(math.floor(stored * 1000), last_stored_ms(conn) or 0)
     stored_at = stored_text(stored_ms / 1000)
     default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
+    authority_keys: dict[int, int] = {}
+    _agent_keys(authority, 1, authority_keys)
     for p in fresh:
         s = p.statement
         s["stored"] = stored_at
         s["authority"] = authority
         s.setdefault("version", default_version)
         s.setdefault("timestamp", stored_at)
-        p.keys = statement_keys(s)
+        p.keys = statement_keys(s, authority_keys)
     _write_rows(conn, fresh, stored_ms, credential_id)
     _inherit_keys(conn, fresh)
     _apply_voiding(conn, fresh)
