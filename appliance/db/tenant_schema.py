@@ -592,3 +592,19 @@ def m014_lti(conn: apsw.Connection) -> None:
         CREATE INDEX lti_launches_session ON lti_launches(session_id);
         """
     )
+
+
+@tenant_migrations
+def m015_cmi5_packages(conn: apsw.Connection) -> None:
+    """cmi5 packages: a version's standard ('scorm' or 'cmi5') and, for cmi5, its course structure.
+
+    `course` holds the parsed cmi5.xml as JSON (blocks, AUs with moveOn, masteryScore, launchMethod,
+    launchParameters, entitlementKey, activityType, objectives): registrations and launch read it
+    instead of parsing the file again. Existing versions are SCORM, which the default says.
+    """
+    conn.execute(
+        """
+        ALTER TABLE package_versions ADD COLUMN standard TEXT NOT NULL DEFAULT 'scorm';
+        ALTER TABLE package_versions ADD COLUMN course TEXT;
+        """
+    )
