@@ -187,7 +187,7 @@ def flow_activity_traversal(t: Tracking, direction: Direction, previous: Directi
     cluster, and those walks share their tails."""
     if t.memo is None:
         return _flow_activity_traversal(t, direction, previous, at)
-    key = ("flow", direction, previous, id(at))
+    key = ("flow", id(direction), id(previous), id(at))  # ids: an Enum member hashes in Python code
     result = t.memo.get(key)
     if result is None:
         result = t.memo[key] = _flow_activity_traversal(t, direction, previous, at)
