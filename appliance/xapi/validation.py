@@ -747,22 +747,35 @@ def _core(stmt: dict[str, Any], path: str, version: str, in_substatement: bool) 
     if "actor" not in stmt or "verb" not in stmt or "object" not in stmt:
         missing = next(k for k in ("actor", "verb", "object") if k not in stmt)
         raise _err(f"{missing} is required", path)
-    _actor(stmt["actor"], f"{path}.actor")
-    verb_id = _verb(stmt["verb"], f"{path}.verb")
-    object_type = _object(stmt["object"], f"{path}.object", version, in_substatement)
+    paths = _CHILD_PATHS.get(path) or _child_paths(path)
+    _actor(stmt["actor"], paths[0])
+    verb_id = _verb(stmt["verb"], paths[1])
+    object_type = _object(stmt["object"], paths[2], version, in_substatement)
     if verb_id == VOIDED and not in_substatement and object_type != "StatementRef":
         raise _err("a voiding statement's object must be a StatementRef", path, "object")
     if "result" in stmt:
-        _result(stmt["result"], f"{path}.result")
+        _result(stmt["result"], paths[3])
     if "context" in stmt:
-        _context(stmt["context"], f"{path}.context", version, object_type)
+        _context(stmt["context"], paths[4], version, object_type)
     if "timestamp" in stmt:
         timestamp = stmt["timestamp"]
         # 2.0 clients send "timestamp": null for "none"; the store then sets it to stored.
         if not (timestamp is None and version == V2) and not is_timestamp(timestamp, version):
             raise _err(_timestamp_message(version), path, "timestamp")
     if "attachments" in stmt:
-        _attachments(stmt["attachments"], f"{path}.attachments")
+        _attachments(stmt["attachments"], paths[5])
+
+
+# The child paths of a statement's path, composed once: statements are validated under the paths
+# "statement" and "statement.object" (a batch's errors are rebased to "statements[i]" when raised).
+_CHILD_PATHS: dict[str, tuple[str, ...]] = {}
+
+
+def _child_paths(path: str) -> tuple[str, ...]:
+    paths = tuple(f"{path}.{key}" for key in ("actor", "verb", "object", "result", "context", "attachments"))
+    if len(_CHILD_PATHS) < 64:
+        _CHILD_PATHS[path] = paths
+    return paths
 
 
 def _timestamp_message(version: str) -> str:
@@ -808,7 +821,10 @@ def validate_statement_batch(body: object, version: str) -> list[dict[str, Any]]
         raise _err("must be a statement object or an array of statements", "statements")
     seen: set[str] = set()
     for i, stmt in enumerate(body):
-        validate_statement(stmt, version, f"statements[{i}]")
+        try:
+            validate_statement(stmt, version)
+        except StatementError as exc:
+            raise _rebased(exc, "statement", f"statements[{i}]") from None
         sid = stmt.get("id")
         if sid is not None:
             key = sid.lower()
