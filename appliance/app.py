@@ -21,6 +21,7 @@ from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.hosts import HostRouter, host_router
 from appliance.api.lrs import LrsCredentialController, LrsForwardingController
 from appliance.api.lrs_scorm import LrsScormController
+from appliance.api.lti import LtiAdminController, LtiToolController
 from appliance.api.middleware import (
     STATIC_HEADERS,
     add_request_id,
@@ -41,6 +42,7 @@ from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
 from appliance.lrs import forwarding, scorm_statements
+from appliance.lti import ags as lti_ags
 from appliance.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
@@ -58,6 +60,8 @@ ROUTE_HANDLERS: list[Any] = [
     LrsCredentialController,
     LrsForwardingController,
     LrsScormController,
+    LtiToolController,
+    LtiAdminController,
 ]
 
 
@@ -86,6 +90,8 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.register(forwarding.FORWARD_JOB, forwarding.forward)
     scheduler.every("xapi-forward", forwarding.SWEEP_SECONDS, forwarding.sweep)
     scheduler.every("xapi-forward-purge", 3600.0, forwarding.purge_jobs)
+    scheduler.register(lti_ags.SCORE_JOB, lti_ags.post_score)
+    scheduler.every("lti-ags", lti_ags.SWEEP_SECONDS, lti_ags.sweep)
     # Every webhook attempt is a job: finished ones are kept a week for inspection, then dropped.
     scheduler.every("purge-jobs", 3600.0, lambda i: jobs.purge_finished(i.registry, i.clock.now() - 7 * 86_400))
     return scheduler

@@ -8,6 +8,7 @@ from appliance import __version__
 from appliance.cli.admins import admins
 from appliance.cli.keys import keys
 from appliance.cli.lrs import lrs_credentials, lrs_forwarding
+from appliance.cli.lti import lti
 from appliance.cli.maintenance import backup_cmd, doctor_cmd, restore_cmd
 from appliance.cli.quotas import quotas, usage
 from appliance.cli.serve import serve
@@ -35,5 +36,6 @@ for command in (
     lrs_credentials,
     lrs_forwarding,
     admins,
+    lti,
 ):
     cli.add_command(command)
