@@ -38,6 +38,8 @@ from appliance.api.webhooks import WebhookController
 from appliance.api.xapi.app import XapiApp, xapi_path
 from appliance.clock import Clock
 from appliance.config import Config
+from appliance.console.render import template_config
+from appliance.console.routes import console_router
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
@@ -163,7 +165,8 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
             inst.close()
 
     app = Appliance(
-        route_handlers=[*ROUTE_HANDLERS, swagger_assets_router(), static_router()],
+        route_handlers=[*ROUTE_HANDLERS, swagger_assets_router(), static_router(), console_router()],
+        template_config=template_config(),  # the admin console's pages (appliance.console)
         dependencies={"inst": Provide(provide_instance, sync_to_thread=False), "principal": Provide(provide_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],

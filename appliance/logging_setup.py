@@ -14,6 +14,7 @@ from a context variable the middleware sets. Launch tokens in player paths are n
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import json
 import logging
@@ -35,6 +36,42 @@ ACCESS_LOGGER = "appliance.api"
 _current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _access = logging.getLogger(ACCESS_LOGGER)
 _installed: logging.StreamHandler[Any] | None = None  # the handler configure_logging installed last
+
+
+# -- the recent lines -------------------------------------------------------------------------------
+
+
+RECENT_LINES = 1000  # lines the admin console's log page can show (appliance.console.views.server)
+
+
+class RecentLines:
+    """A stream that writes through to another one and keeps its last `size` lines in memory.
+
+    `configure_logging` puts it between the handler and stdout, so the admin console shows what the
+    operator's terminal or journal got, both formats, the access lines' fast path included (it writes
+    to `handler.stream` too), without a second handler. Bounded: a deque of whole lines.
+    """
+
+    def __init__(self, stream: IO[str], size: int = RECENT_LINES) -> None:
+        self.stream = stream
+        self._lines: collections.deque[str] = collections.deque(maxlen=size)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = self.stream.write(text)
+        *done, self._partial = (self._partial + text).split("\n")
+        self._lines.extend(done)
+        return written
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def lines(self) -> list[str]:
+        """The kept lines, oldest first."""
+        return list(self._lines)
+
+
+recent: RecentLines | None = None  # the stream configure_logging installed last
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -148,8 +185,9 @@ def configure_logging(level: str = "info", fmt: str = "text", stream: IO[str] | 
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     if level.lower() not in LEVELS:
         raise ValueError(f"log_level must be one of {', '.join(LEVELS)}, not {level!r}")
-    global _installed
-    handler = logging.StreamHandler(stream or sys.stdout)
+    global _installed, recent
+    recent = RecentLines(stream or sys.stdout)
+    handler = logging.StreamHandler(recent)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     _installed = handler

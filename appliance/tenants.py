@@ -183,6 +183,19 @@ def set_status(inst: Instance, ref: str, status: str) -> Tenant:
     return _update(inst, ref, "status = ?", (status,))
 
 
+def set_plan(inst: Instance, ref: str, plan: str) -> Tenant:
+    """Move a tenant to another plan, with that plan's storage and rate quotas (as `create_tenant` gives)."""
+    if plan not in PLANS:
+        raise ValidationFailed(f"unknown plan {plan!r}", {"plans": list(PLANS)})
+    limits = PLANS[plan]
+    return _update(
+        inst,
+        ref,
+        "plan = ?, storage_limit_bytes = ?, rate_limit_per_minute = ?",
+        (plan, limits.storage_bytes, limits.requests_per_minute),
+    )
+
+
 def set_quotas(
     inst: Instance,
     ref: str,

@@ -214,6 +214,19 @@ def get_webhook(inst: Instance, tenant: Tenant, webhook_id: str) -> dict[str, An
     return webhook_json(inst.tenant_db(tenant.id).read_sync(lambda c: _webhook_row(c, webhook_id)))
 
 
+def rotate_secret(inst: Instance, tenant: Tenant, webhook_id: str) -> dict[str, Any]:
+    """A new signing secret for the endpoint, in force from the next attempt (the old one stops at once);
+    the answer carries it, as `create_webhook`'s does, and it is never shown again."""
+    secret, now = new_secret(), inst.clock.now()
+
+    def update(conn: apsw.Connection) -> dict[str, Any]:
+        _webhook_row(conn, webhook_id)
+        conn.execute("UPDATE webhooks SET secret = ?, updated_at = ? WHERE id = ?", (secret, now, webhook_id))
+        return _webhook_row(conn, webhook_id)
+
+    return {**webhook_json(inst.tenant_db(tenant.id).write_sync(update)), "secret": secret}
+
+
 def update_webhook(
     inst: Instance,
     tenant: Tenant,

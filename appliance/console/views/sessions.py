@@ -1,0 +1,112 @@
+"""Sessions: the list with its filters and learner search, one session's CMI and interactions in a
+readable form, a new attempt (a fresh session of the same learner and package), a new launch link,
+and deletion (appliance.sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.response import Redirect, Template
+
+from appliance import sessions
+from appliance.api.sessions import base_url
+from appliance.console.auth import instance
+from appliance.console.render import page
+from appliance.tenants import Tenant
+
+LIST_LIMIT = 100
+_INTERACTION = re.compile(r"^cmi\.interactions\.(\d+)\.(.+)$")
+
+
+def interactions_of(cmi: dict[str, str]) -> list[dict[str, str]]:
+    """`cmi.interactions.N.field` keys gathered into one row per interaction, in order."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in cmi.items():
+        match = _INTERACTION.match(key)
+        if match:
+            found.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    return [found[n] for n in sorted(found)]
+
+
+def readable_cmi(cmi: dict[str, str]) -> list[tuple[str, str]]:
+    """The CMI without the interactions (they get their own table), sorted by name."""
+    return sorted((k, v) for k, v in cmi.items() if not _INTERACTION.match(k))
+
+
+class SessionPages(Controller):
+    """`/admin/t/{tenant_id}/sessions…`."""
+
+    path = "/t/{tenant_id:str}/sessions"
+
+    @get("/", sync_to_thread=True)
+    def list_(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: Tenant,
+        learner: str | None = Parameter(query="learner", default=None),
+        package: str | None = Parameter(query="package", default=None),
+        status: str | None = Parameter(query="status", default=None),
+        cursor: str | None = Parameter(query="cursor", default=None),
+    ) -> Template:
+        """Sessions by package, learner (exact id) and status, a page at a time."""
+        filters = {"learner_id": learner or None, "package_id": package or None, "status": status or None}
+        found = sessions.list_sessions(
+            instance(request), tenant, base_url(request), filters=filters, limit=LIST_LIMIT, cursor=cursor or None
+        )
+        return page(
+            request,
+            "sessions.html",
+            sessions=found["data"],
+            next_cursor=found.get("next_cursor"),
+            filters={"learner": learner or "", "package": package or "", "status": status or ""},
+            statuses=sessions.STATUSES,
+        )
+
+    @get("/{session_id:str}", sync_to_thread=True)
+    def show(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Template:
+        """One session: its summary, every SCO's CMI and interactions."""
+        found = sessions.get_session(instance(request), tenant, session_id, base_url(request), include_cmi=True)
+        activities = [
+            {
+                "id": aid,
+                "attempt": a["attempt"],
+                "cmi": readable_cmi(a["cmi"]),
+                "interactions": interactions_of(a["cmi"]),
+            }
+            for aid, a in found.get("activities", {}).items()
+        ]
+        return page(request, "session.html", s=found, activities=activities)
+
+    @post("/{session_id:str}/attempt", status_code=303)
+    async def new_attempt(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+        """A new session for the same learner and package (the old one stays as it was)."""
+        inst = instance(request)
+        old = await asyncio.to_thread(sessions.get_session, inst, tenant, session_id, base_url(request))
+        created, _ = await asyncio.to_thread(
+            sessions.create_session,
+            inst,
+            tenant,
+            base_url(request),
+            package_id=old["package_id"],
+            learner_id=old["learner"]["id"],
+            learner_name=old["learner"]["name"],
+            package_version=None,
+            resume=False,
+        )
+        return Redirect(f"/admin/t/{tenant.id}/sessions/{created['id']}", status_code=303)
+
+    @post("/{session_id:str}/launch", status_code=303)
+    async def launch(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+        """A fresh launch link for the session (sessions.relaunch), opened at once."""
+        found = await asyncio.to_thread(sessions.relaunch, instance(request), tenant, session_id, base_url(request))
+        return Redirect(found["launch_url"], status_code=303)
+
+    @post("/{session_id:str}/delete", status_code=303)
+    async def delete(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+        """Delete the session and its run-time data."""
+        await asyncio.to_thread(sessions.delete_session, instance(request), tenant, session_id)
+        return Redirect(f"/admin/t/{tenant.id}/sessions", status_code=303)
