@@ -42,8 +42,8 @@ def agent_ifi(agent: dict[str, Any]) -> str:
 def agent_ifis(agent: dict[str, Any]) -> list[str]:
     """The keys an actor matches by: its own IFI, or an anonymous Group's members' IFIs.
 
-    An identified Group also matches by its members (the spec's `related_agents` and the 2.0
-    `agent` filter look inside Groups), so its members' keys follow its own.
+    An identified Group's members' keys follow its own, for the filters that look inside Groups
+    (`related_agents` matches an Agent that is a member of a Group in the statement).
     """
     keys: list[str] = []
     if any(k in agent for k in ("mbox", "mbox_sha1sum", "openid", "account")):
