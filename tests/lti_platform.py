@@ -24,6 +24,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -80,6 +81,9 @@ class LtiPlatform:
         self.scores: list[dict[str, Any]] = []
         self.deep_link_responses: list[dict[str, Any]] = []
         self.deep_link_errors: list[str] = []
+        self.leeway = 900  # seconds of clock difference allowed (the route tests move the tool's clock on)
+        self.fail_scores = 0  # answer this many score posts with 503 (the tool must retry)
+        self.tool_keys: Callable[[], dict[str, Any]] | None = None  # the tool's JWKS without HTTP (route tests)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -177,11 +181,19 @@ class LtiPlatform:
 
     def verify_tool_jwt(self, token: str, audience: str) -> dict[str, Any]:
         """Verify a JWT the tool signed, against the tool's published JWKS (fetched now)."""
-        keyset = jwt.PyJWKSet.from_dict(httpx.get(self.tool_jwks, trust_env=False, timeout=5).json())
+        document = self.tool_keys() if self.tool_keys else httpx.get(self.tool_jwks, trust_env=False, timeout=5).json()
+        keyset = jwt.PyJWKSet.from_dict(document)
         kid = jwt.get_unverified_header(token).get("kid")
         key = next(k for k in keyset.keys if k.key_id == kid)
         return dict(
-            jwt.decode(token, key.key, algorithms=["RS256"], audience=audience, options={"require": ["exp", "iat"]})
+            jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                audience=audience,
+                options={"require": ["exp", "iat"]},
+                leeway=self.leeway,
+            )
         )
 
 
@@ -339,6 +351,9 @@ def _handler(platform: LtiPlatform) -> type[BaseHTTPRequestHandler]:
             lineitem = f"{platform.internal}{path.removesuffix('/scores')}"
             with platform._lock:
                 known = any(i["id"] == lineitem for i in platform.lineitems)
+                if known and platform.fail_scores > 0:
+                    platform.fail_scores -= 1
+                    return self._json(503, {"error": "try later"})
                 if not known:
                     return self._json(404, {"error": "no such line item"})
                 platform.scores.append({**json.loads(self._body()), "lineitem": lineitem})

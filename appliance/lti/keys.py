@@ -115,7 +115,8 @@ def published(inst: Instance, tenant_id: str) -> list[ToolKey]:
     found = inst.tenant_db(tenant_id).read_sync(
         lambda c: rows(
             c,
-            "SELECT * FROM lti_tool_keys WHERE retired_at IS NULL OR expires_at > ? ORDER BY created_at DESC",
+            "SELECT * FROM lti_tool_keys WHERE retired_at IS NULL OR expires_at > ? "
+            "ORDER BY retired_at IS NOT NULL, created_at DESC, retired_at DESC",
             (now,),
         )
     )

@@ -1,0 +1,180 @@
+"""LTI routes through the Litestar test client: registrations, the tool's keys and their rotation, and
+AGS score passback on every change with retries, against the test platform (tests/lti_platform.py)
+listening on 127.0.0.1.
+
+The app runs on a FixedClock at the real time with its scheduler stopped: `pump` moves time on and runs
+the sweeps and every job that is due (the AGS sweep queues a score job, the job posts it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance.clock import FixedClock
+from appliance.config import Config
+from appliance.db.connection import rows
+from appliance.instance import Instance
+from appliance.lti.ags import SCORE_JOB
+from tests.api.conftest import make_api
+from tests.api.test_packages import assert_error, package_12, upload_ready
+from tests.api.test_sessions import Player
+from tests.conftest import TenantKey, make_tenant_key
+from tests.lti_platform import LtiPlatform, Message
+
+API = "/api/v1/lti"
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    """The platform listens on 127.0.0.1: the allow-list admits it (off, the guard refuses it)."""
+    return dataclasses.replace(config, outbound_allow=("127.0.0.1/32",))
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(float(int(time.time())))
+
+
+@pytest.fixture
+def api(config: Config, clock: FixedClock) -> Iterator[TestClient]:
+    with make_api(config, clock) as client:
+        yield client
+
+
+@pytest.fixture
+def platform() -> Iterator[LtiPlatform]:
+    lms = LtiPlatform().start()
+    yield lms
+    lms.close()
+
+
+def pump(client: TestClient, clock: FixedClock, seconds: float = 3.0) -> None:
+    clock.advance(seconds)
+    client.blocking_portal.call(client.app.state.scheduler.drain)
+
+
+def register(api: TestClient, who: TenantKey, platform: LtiPlatform) -> dict[str, Any]:
+    """Register the platform with the tool, and the tool (its URLs and keys) with the platform."""
+    created = api.post(f"{API}/registrations", json=platform.registration(), headers=who.headers)
+    assert created.status_code == 201, created.text
+    urls = api.get(f"{API}/tool", headers=who.headers).json()
+    platform.register_tool(urls["login_url"], urls["launch_url"], urls["jwks_url"])
+    platform.tool_keys = lambda: api.get(urlsplit(urls["jwks_url"]).path).json()
+    return dict(created.json())
+
+
+def test_registrations_crud_validation_and_roles(
+    api: TestClient, acme: TenantKey, config: Config, platform: LtiPlatform
+) -> None:
+    reg = register(api, acme, platform)
+    assert reg["issuer"] == platform.issuer and reg["deployment_ids"] == [platform.deployment_id]
+    again = api.post(f"{API}/registrations", json=platform.registration(), headers=acme.headers)
+    assert assert_error(again, 422, "VALIDATION_ERROR")["details"]["registration_id"] == reg["id"]
+    internal = {**platform.registration(), "client_id": "other", "jwks_url": "http://10.0.0.1/jwks"}
+    body = assert_error(api.post(f"{API}/registrations", json=internal, headers=acme.headers), 422, "VALIDATION_ERROR")
+    assert body["details"]["errors"][0]["field"] == "jwks_url" and "outbound_allow" in body["error"]
+    empty = {**platform.registration(), "client_id": "other", "deployment_ids": []}
+    assert_error(api.post(f"{API}/registrations", json=empty, headers=acme.headers), 422, "VALIDATION_ERROR")
+
+    listed = api.get(f"{API}/registrations", headers=acme.headers).json()["data"]
+    assert [r["id"] for r in listed] == [reg["id"]]
+    changed = api.patch(f"{API}/registrations/{reg['id']}", json={"deployment_ids": ["d1", "d2"]}, headers=acme.headers)
+    assert changed.status_code == 200 and changed.json()["deployment_ids"] == ["d1", "d2"]
+    urls = api.get(f"{API}/tool", headers=acme.headers).json()
+    assert urls["login_url"].endswith(f"/lti/{acme.tenant_id}/login")
+    assert urls["launch_url"] == urls["redirect_url"] == urls["deep_linking_url"]
+
+    member = make_tenant_key(config, "Acme-member")
+    assert api.get(f"{API}/registrations", headers=member.headers).json()["data"] == []  # its own tenant
+    assert api.delete(f"{API}/registrations/{reg['id']}", headers=acme.headers).status_code == 204
+    assert_error(api.get(f"{API}/registrations/{reg['id']}", headers=acme.headers), 404, "NOT_FOUND")
+    assert_error(api.get("/lti/ten_doesnotexist/jwks"), 404, "NOT_FOUND")
+
+
+def test_key_rotation_keeps_the_old_key_published_for_the_grace_period(
+    api: TestClient, acme: TenantKey, clock: FixedClock
+) -> None:
+    jwks = f"/lti/{acme.tenant_id}/jwks"
+    first = api.get(jwks).json()["keys"]
+    assert len(first) == 1 and first[0]["alg"] == "RS256" and "d" not in first[0]  # never the private half
+    rotated = api.post(f"{API}/keys/rotate", json={"grace_seconds": 100}, headers=acme.headers)
+    assert rotated.status_code == 201, rotated.text
+    new_kid = rotated.json()["kid"]
+    both = [k["kid"] for k in api.get(jwks).json()["keys"]]
+    assert both == [new_kid, first[0]["kid"]]
+    listed = api.get(f"{API}/keys", headers=acme.headers).json()["data"]
+    assert [k["status"] for k in listed] == ["active", "retired"]
+    clock.advance(101)
+    assert [k["kid"] for k in api.get(jwks).json()["keys"]] == [new_kid]
+
+
+def launch(api: TestClient, platform: LtiPlatform, message: Message, clock: FixedClock) -> str:
+    """The tool's login and launch with an id_token the platform signs; the player path it redirects to."""
+    hint = urlsplit(platform.course_page(message)).query.removeprefix("hint=")
+    login = api.get(urlsplit(platform.tool_login).path, params=platform.login_query(hint), follow_redirects=False)
+    assert login.status_code == 302, login.text
+    query = {k: v[0] for k, v in parse_qs(urlsplit(login.headers["location"]).query).items()}
+    token = platform.id_token(platform.claims(message, query["nonce"], now=clock.now()))
+    answer = api.post(
+        urlsplit(platform.tool_launch).path, data={"id_token": token, "state": query["state"]}, follow_redirects=False
+    )
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    return location[location.index("/player/") :]
+
+
+def test_scores_are_posted_on_every_change_and_retried(
+    api: TestClient, acme: TenantKey, clock: FixedClock, platform: LtiPlatform, config: Config
+) -> None:
+    register(api, acme, platform)
+    package = upload_ready(api, acme, package_12())
+    message = Message("LtiResourceLinkRequest", "user-1", link_id="link-1", custom={"package_id": package["id"]})
+    player = Player(api, {"launch_url": launch(api, platform, message, clock)})
+    player.launch()
+    pump(api, clock)
+    assert platform.scores == []  # launched, nothing to report yet
+
+    assert player.commit({"cmi.core.score.raw": "50", "cmi.core.lesson_status": "incomplete"}).status_code == 200
+    pump(api, clock)
+    (first,) = platform.scores
+    assert (first["scoreGiven"], first["activityProgress"], first["gradingProgress"]) == (50.0, "InProgress", "Pending")
+    assert first["userId"] == "user-1"
+    (item,) = platform.lineitems
+    assert item["resourceLinkId"] == "link-1"
+
+    # A commit that changes no result posts nothing.
+    assert player.commit({"cmi.core.lesson_location": "page-2"}).status_code == 200
+    pump(api, clock)
+    assert len(platform.scores) == 1
+
+    # The platform fails twice: the job retries with backoff and the grade arrives.
+    platform.fail_scores = 2
+    assert player.commit({"cmi.core.score.raw": "80", "cmi.core.lesson_status": "passed"}).status_code == 200
+    pump(api, clock)
+    assert len(platform.scores) == 1
+    inst = Instance(config)
+    try:
+        job = inst.registry.read_sync(lambda c: rows(c, "SELECT * FROM jobs WHERE kind = ?", (SCORE_JOB,)))[-1]
+        assert job["status"] == "queued" and "503" in job["last_error"]
+        for _ in range(4):
+            pump(api, clock, 120.0)
+        assert len(platform.scores) == 2
+        second = platform.scores[-1]
+        assert (second["scoreGiven"], second["activityProgress"], second["gradingProgress"]) == (
+            80.0,
+            "Completed",
+            "FullyGraded",
+        )
+        assert second["lineitem"] == item["id"]  # the same line item, found again
+        launched = inst.tenant_db(acme.tenant_id).read_sync(lambda c: rows(c, "SELECT * FROM lti_launches"))
+        assert launched[0]["last_error"] is None and launched[0]["posted_at"] is not None
+    finally:
+        inst.close()
+    assert all(r["client_assertion"] for r in platform.token_requests)
