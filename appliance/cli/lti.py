@@ -65,10 +65,10 @@ def list_(inst: Instance, tenant: str) -> tuple[Any, str]:
 @TENANT
 @click.argument("registration_id")
 @click.option("--deployment-id", "deployment_ids", multiple=True, help="Replace the deployment ids (repeatable).")
-@click.option("--jwks-url", default=None)
-@click.option("--auth-url", default=None)
-@click.option("--token-url", default=None)
-@click.option("--name", default=None)
+@click.option("--jwks-url", default=None, help="A new platform keyset URL.")
+@click.option("--auth-url", default=None, help="A new OIDC authorisation endpoint.")
+@click.option("--token-url", default=None, help="A new access token endpoint.")
+@click.option("--name", default=None, help="A new label.")
 @admin_command
 def update(inst: Instance, tenant: str, registration_id: str, **values: Any) -> tuple[Any, str]:
     """Change a registration's deployments or URLs."""
