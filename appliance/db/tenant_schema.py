@@ -608,3 +608,32 @@ def m015_cmi5_packages(conn: apsw.Connection) -> None:
         ALTER TABLE package_versions ADD COLUMN course TEXT;
         """
     )
+
+
+@tenant_migrations
+def m016_dispatches(conn: apsw.Connection) -> None:
+    """Dispatch packages (appliance.dispatch): a package offered to another LMS through a small SCORM ZIP,
+    with an optional learner cap and expiry and an enabled flag, and the remote learners it has seen
+    (what the cap counts)."""
+    conn.execute(
+        """
+        CREATE TABLE dispatches (
+            id TEXT PRIMARY KEY,
+            package_id TEXT NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
+            name TEXT NOT NULL DEFAULT '',
+            learner_cap INTEGER,
+            expires_at REAL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            launches INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE dispatch_learners (
+            dispatch_id TEXT NOT NULL REFERENCES dispatches(id) ON DELETE CASCADE,
+            learner_id TEXT NOT NULL,
+            remote_learner_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (dispatch_id, learner_id)
+        ) WITHOUT ROWID;
+        """
+    )
