@@ -1,7 +1,7 @@
 """The package service: upload, versions, processing (as a durable job), reads, updates and deletion.
 
-Life of a version: the upload is streamed to tmp/, checked to be a ZIP, moved to the tenant's uploads/
-folder and recorded as `processing` together with its job; the job extracts, parses and validates it
+Life of a version: the upload is streamed to tmp/, checked to be a ZIP (or, declared as XML, a bare
+cmi5.xml), moved to the tenant's uploads/ folder and recorded as `processing` together with its job; the job extracts, parses and validates it
 into packages/<id>/<version>/ and marks it `ready` or `failed`. Failure at any step removes the files
 that step made, and a version never stays `processing` once its job has given up.
 """
@@ -23,13 +23,21 @@ import msgspec
 from appliance import jobs, quota_events
 from appliance.archive import ArchiveError, inspect_archive, sync_dir
 from appliance.clock import rfc3339
+from appliance.cmi5 import packaging as cmi5_packaging
 from appliance.db.connection import one, rows
 from appliance.db.database import Database
 from appliance.errors import InvalidPackage, NotFound, PayloadTooLarge, QuotaExceeded, ValidationFailed
 from appliance.events import emit
 from appliance.ids import new_id, new_secret
 from appliance.instance import Instance
-from appliance.package_analysis import Analysis, PackageRejected, analyse, archive_limits
+from appliance.package_analysis import (
+    Analysis,
+    PackageRejected,
+    analyse,
+    archive_limits,
+    declares_xml,
+    is_bare_course_structure,
+)
 from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.quotas import check_free_space, check_storage
 from appliance.scorm.model import Item, Manifest
@@ -64,7 +72,8 @@ def precheck_upload(inst: Instance, tenant: Tenant, declared_bytes: int | None) 
 async def receive(
     inst: Instance, tenant: Tenant, body: AsyncIterator[bytes], content_type: str, declared: int | None
 ) -> StagedUpload:
-    """Stream an upload to tmp/ and make sure it is a ZIP at all (else 422 INVALID_PACKAGE).
+    """Stream an upload to tmp/ and make sure it is a ZIP at all, or a declared XML document (a bare
+    cmi5.xml), else 422 INVALID_PACKAGE.
 
     A body without a declared length is stopped with QUOTA_EXCEEDED as soon as it outgrows the quota,
     rather than after it has all been stored, and with INSUFFICIENT_STORAGE before a batch written to
@@ -93,7 +102,7 @@ async def receive(
         await asyncio.to_thread(quota_events.note_refusal, inst, tenant.id, exc.details)
         raise
     try:
-        await asyncio.to_thread(check_readable_zip, inst, staged)
+        await asyncio.to_thread(check_readable_zip, inst, staged, content_type)
     except BaseException:
         staged.discard()
         raise
@@ -105,15 +114,25 @@ async def receive(
 _UNREADABLE = frozenset({"not_a_zip", "invalid_name_encoding"})
 
 
-def check_readable_zip(inst: Instance, staged: StagedUpload) -> None:
-    """422 INVALID_PACKAGE unless the upload's central directory can be read (bounded by the limits)."""
+def check_readable_zip(inst: Instance, staged: StagedUpload, content_type: str = "") -> None:
+    """422 INVALID_PACKAGE unless the upload's central directory can be read (bounded by the limits).
+
+    An upload declared as XML (`declares_xml`: a raw application/xml or text/xml body, or a *.xml
+    file) that is not a ZIP passes when it is an XML document: a bare cmi5.xml, checked by processing.
+    An undeclared XML document is still no package (a ZIP is what the route takes by default).
+    """
     try:
         inspect_archive(staged.path, archive_limits(inst.config))
     except ArchiveError as exc:
-        if exc.details.get("reason") in _UNREADABLE:
-            raise InvalidPackage(
-                "the upload is not a readable ZIP file", {**exc.details, "received_bytes": staged.size}
-            ) from exc
+        if exc.details.get("reason") not in _UNREADABLE:
+            return
+        declared = declares_xml(content_type, staged.filename)
+        if declared and is_bare_course_structure(staged.path):
+            return
+        message = "the upload is not a readable ZIP file"
+        if declared:
+            message = "the upload is declared as XML but is neither an XML document nor a ZIP file"
+        raise InvalidPackage(message, {**exc.details, "received_bytes": staged.size}) from exc
 
 
 def create_version(
@@ -190,7 +209,7 @@ def create_version(
 
 
 def upload_path(inst: Instance, tenant_id: str, package_id: str, version: int) -> Path:
-    """Where a received ZIP waits for its processing job."""
+    """Where a received ZIP (or bare cmi5.xml: the job tells them apart by content) waits for its job."""
     return inst.data.uploads_dir(tenant_id) / f"{package_id}-{version}.zip"
 
 
@@ -298,8 +317,10 @@ def give_up_processing(inst: Instance, job: jobs.Job, error: str) -> None:
 
 def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, analysis: Analysis) -> None:
     now = inst.clock.now()
-    manifest, report = analysis.manifest, analysis.report
-    launch = launch_tree(manifest)
+    manifest, report, course = analysis.manifest, analysis.report, analysis.course
+    launch = launch_tree(manifest) if manifest is not None else None
+    scorm_version = manifest.scorm_version if manifest is not None else None
+    title = analysis.title
     tenant_limit = _tenant_storage_limit(inst, tenant_id)
 
     def update(conn: apsw.Connection) -> None:
@@ -316,20 +337,23 @@ def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, a
         conn.execute(
             "UPDATE package_versions SET status = 'ready', error = NULL, scorm_version = ?, title = coalesce(title, ?), "
             "warnings = ?, capabilities = ?, manifest = ?, launch = ?, upload_bytes = 0, size_bytes = ?, file_count = ?, "
-            "item_count = ?, sco_count = ?, updated_at = ?, processed_at = ? WHERE package_id = ? AND version = ?",
+            "item_count = ?, sco_count = ?, updated_at = ?, processed_at = ?, standard = ?, course = ? "
+            "WHERE package_id = ? AND version = ?",
             (
-                manifest.scorm_version,
-                manifest.title,
+                scorm_version,
+                title,
                 _json(report.warnings),
                 _json(report.capabilities),
-                msgspec.json.encode(manifest).decode(),
-                _json(launch),
+                msgspec.json.encode(manifest).decode() if manifest is not None else None,
+                _json(launch) if launch is not None else None,
                 analysis.extracted.total_bytes,
                 analysis.extracted.file_count,
                 report.item_count,
                 report.sco_count,
                 now,
                 now,
+                analysis.standard,
+                cmi5_packaging.encode(course) if course is not None else None,
                 package_id,
                 version,
             ),
@@ -337,18 +361,16 @@ def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, a
         conn.execute(
             "UPDATE packages SET active_version = CASE WHEN active_pinned THEN active_version "
             "ELSE max(coalesce(active_version, 0), ?) END, title = coalesce(title, ?), updated_at = ? WHERE id = ?",
-            (version, manifest.title, now, package_id),
+            (version, title, now, package_id),
         )
         quota_events.settle(conn, tenant_limit, now)
+        event = {"package_id": package_id, "version": version, "scorm_version": scorm_version, "title": title}
+        if course is not None:
+            event["standard"] = cmi5_packaging.STANDARD
         emit(
             conn,
             "package.ready",
-            {
-                "package_id": package_id,
-                "version": version,
-                "scorm_version": manifest.scorm_version,
-                "title": manifest.title,
-            },
+            event,
             now=now,
             subject_id=package_id,
         )
@@ -451,18 +473,24 @@ def validate_staged(inst: Instance, staged: StagedUpload, tenant: Tenant | None 
         shutil.rmtree(work_dir, ignore_errors=True)
         staged.discard()
     report = analysis.report
+    cmi5 = (
+        {"standard": cmi5_packaging.STANDARD, "course": cmi5_packaging.course_json(analysis.course)}
+        if analysis.course is not None
+        else {}
+    )
     return {
         "valid": True,
         "error": None,
-        "scorm_version": analysis.manifest.scorm_version,
-        "title": analysis.manifest.title,
+        "scorm_version": analysis.manifest.scorm_version if analysis.manifest is not None else None,
+        **cmi5,
+        "title": analysis.title,
         "warnings": msgspec.to_builtins(report.warnings),
         "capabilities": msgspec.to_builtins(report.capabilities),
         "size_bytes": analysis.extracted.total_bytes,
         "file_count": analysis.extracted.file_count,
         "item_count": report.item_count,
         "sco_count": report.sco_count,
-        "launch": launch_tree(analysis.manifest),
+        "launch": launch_tree(analysis.manifest) if analysis.manifest is not None else None,
     }
 
 
@@ -499,13 +527,14 @@ def _version_row(conn: apsw.Connection, package_id: str, version: int) -> dict[s
 
 
 def version_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One version as the API shows it."""
+    """One version as the API shows it; a cmi5 version adds `standard` and its `course` structure."""
     return {
         "package_id": row["package_id"],
         "version": row["version"],
         "status": row["status"],
         "error": json.loads(row["error"]) if row["error"] else None,
         "scorm_version": row["scorm_version"],
+        **_cmi5_json(row),
         "title": row["title"],
         "warnings": json.loads(row["warnings"]),
         "capabilities": json.loads(row["capabilities"]),
@@ -520,6 +549,17 @@ def version_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cmi5_json(row: dict[str, Any]) -> dict[str, Any]:
+    """`standard` and `course` for a cmi5 version; nothing for SCORM, whose JSON stays as it was."""
+    if row.get("standard") != cmi5_packaging.STANDARD:
+        return {}
+    course = cmi5_packaging.decode(row["course"]) if row.get("course") else None
+    return {
+        "standard": cmi5_packaging.STANDARD,
+        "course": cmi5_packaging.course_json(course) if course is not None else None,
+    }
+
+
 def _package_json(pkg: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]:
     v = version_json(latest)
     return {
@@ -531,6 +571,7 @@ def _package_json(pkg: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]
         "active_version": pkg["active_version"],
         "active_version_pinned": bool(pkg["active_pinned"]),
         "scorm_version": v["scorm_version"],
+        **({"standard": v["standard"]} if "standard" in v else {}),
         "scorm12_suspend_data_limit": pkg["scorm12_suspend_data_limit"],
         "warnings": v["warnings"],
         "capabilities": v["capabilities"],
@@ -539,6 +580,7 @@ def _package_json(pkg: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]
         "item_count": v["item_count"],
         "sco_count": v["sco_count"],
         "launch": v["launch"],
+        **({"course": v["course"]} if "course" in v else {}),
         "created_at": rfc3339(pkg["created_at"]),
         "updated_at": rfc3339(max(pkg["updated_at"], latest["updated_at"])),
     }
@@ -603,8 +645,14 @@ def get_version(inst: Instance, tenant: Tenant, package_id: str, version: int) -
 
 
 def ready_manifest(inst: Instance, tenant_id: str, package_id: str, version: int) -> Manifest | None:
-    """The stored parsed manifest of a ready version (for sessions and the player)."""
+    """The stored parsed manifest of a ready version (for sessions and the player).
+
+    A ready cmi5 version has none: it raises CMI5_LAUNCH_UNAVAILABLE (422), so creating or launching
+    a session on it answers that clearly, until cmi5 registrations exist.
+    """
     row = inst.tenant_db(tenant_id).read_sync(lambda c: _version_row(c, package_id, version))
+    if row is not None and row["status"] == "ready" and row.get("standard") == cmi5_packaging.STANDARD:
+        raise cmi5_packaging.launch_unavailable(package_id, version)
     if row is None or row["status"] != "ready" or not row["manifest"]:
         return None
     return msgspec.json.decode(row["manifest"], type=Manifest)
@@ -696,6 +744,9 @@ def _migrate_sessions(conn: apsw.Connection, package_id: str, version: int, scop
     """
     if scope == "none":
         return 0
+    target = _version_row(conn, package_id, version)
+    if target is not None and target.get("standard") == cmi5_packaging.STANDARD:
+        raise cmi5_packaging.launch_unavailable(package_id, version)  # its sessions could not be launched
     condition = "AND status IN ('not_started', 'incomplete')" if scope == "incomplete" else ""
     conn.execute(
         "UPDATE sessions SET package_version = ?, sequencing_state = NULL, current_activity = NULL, "
