@@ -26,6 +26,8 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from appliance import admins
 from appliance.admins import Admin, ConsoleSession
@@ -108,14 +110,19 @@ async def provide_session(request: Request[Any, Any, Any]) -> ConsoleSession:
     return session
 
 
-async def provide_tenant(request: Request[Any, Any, Any], session: ConsoleSession, tenant_id: str) -> Tenant:
+async def provide_tenant(request: Request[Any, Any, Any], session: SessionDep, tenant_id: FromPath[str]) -> Tenant:
     """The tenant of the path (`/admin/t/{tenant_id}/…`), if the admin may see it (else 404)."""
     tenant = await asyncio.to_thread(admins.scoped_tenant, instance(request), session.admin, tenant_id)
     request.scope.setdefault("state", {})["console_tenant"] = tenant
     return tenant
 
 
-async def provide_superuser(session: ConsoleSession) -> Admin:
+async def provide_superuser(session: SessionDep) -> Admin:
     """The admin, when a superuser (server-wide pages and actions); a tenant admin gets 403."""
     admins.require_superuser(session.admin)
     return session.admin
+
+
+SessionDep = NamedDependency[ConsoleSession]  # `session`: provide_session
+TenantDep = NamedDependency[Tenant]  # `tenant`: provide_tenant
+SuperuserDep = NamedDependency[Admin]  # `superuser`: provide_superuser

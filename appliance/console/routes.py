@@ -21,11 +21,12 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 
 from appliance import admins
-from appliance.admins import ConsoleSession, LoginRefused
+from appliance.admins import LoginRefused
 from appliance.api.deps import client_address
 from appliance.api.errors import STATUS_BY_CODE, error_response
 from appliance.api.middleware import response_headers_middleware
 from appliance.console import auth
+from appliance.console.auth import SessionDep
 from appliance.console.render import page
 from appliance.console.views.analytics import AnalyticsPages
 from appliance.console.views.keys import KeyPages
@@ -79,7 +80,7 @@ class LoginPages(Controller):
     """Sign in and out, and the console's front door."""
 
     @get("/", sync_to_thread=False)
-    def index(self, session: ConsoleSession) -> Redirect:
+    def index(self, session: SessionDep) -> Redirect:
         """Superusers start at the tenant list; a tenant admin at their tenant."""
         if session.admin.tenant_id:
             return Redirect(f"/admin/t/{session.admin.tenant_id}")
@@ -123,7 +124,7 @@ class LoginPages(Controller):
         return response  # type: ignore[return-value]
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request[Any, Any, Any], session: ConsoleSession) -> Response[Any]:
+    async def logout(self, request: Request[Any, Any, Any], session: SessionDep) -> Response[Any]:
         """End the session (server side) and drop the cookie."""
         await asyncio.to_thread(admins.logout, auth.instance(request), session)
         response = Redirect("/admin/login", status_code=303)

@@ -6,25 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from markupsafe import Markup
 
 from appliance import analytics, packages, sessions
 from appliance.api.sessions import base_url
-from appliance.console.auth import instance
+from appliance.console.auth import TenantDep, instance
 from appliance.console.charts import Bar, bar_chart, time_buckets
 from appliance.console.render import page
 from appliance.instance import Instance
-from appliance.tenants import Tenant
 
 TIMED_SESSIONS = 1000  # sessions read for the time-spent histogram (pages of sessions.list_sessions)
 
 
-def _session_times(inst: Instance, tenant: Tenant, base: str, package_id: str) -> list[float]:
+def _session_times(inst: Instance, tenant: TenantDep, base: str, package_id: FromPath[str]) -> list[float]:
     """Total time of the package's sessions (those with any), through the sessions listing."""
     times: list[float] = []
-    cursor: str | None = None
+    cursor: FromQuery[str | None] = None
     while len(times) < TIMED_SESSIONS:
         found = sessions.list_sessions(inst, tenant, base, filters={"package_id": package_id}, limit=100, cursor=cursor)
         times += [s["total_time_seconds"] for s in found["data"] if s["total_time_seconds"]]
@@ -62,9 +61,9 @@ class AnalyticsPages(Controller):
     def show(
         self,
         request: Request[Any, Any, Any],
-        tenant: Tenant,
-        package: str | None = Parameter(query="package", default=None),
-        days: int | None = Parameter(query="days", default=None),
+        tenant: TenantDep,
+        package: FromQuery[str | None] = None,
+        days: FromQuery[int | None] = None,
     ) -> Template:
         """The tenant summary; with `?package=`, that package's report and charts."""
         inst = instance(request)
@@ -93,10 +92,10 @@ class AnalyticsPages(Controller):
     def csv(
         self,
         request: Request[Any, Any, Any],
-        tenant: Tenant,
-        package_id: str,
-        section: str = Parameter(query="section", default="interactions"),
-        days: int | None = Parameter(query="days", default=None),
+        tenant: TenantDep,
+        package_id: FromPath[str],
+        section: FromQuery[str] = "interactions",
+        days: FromQuery[int | None] = None,
     ) -> Response[str]:
         """One table of the report as a CSV download."""
         report = analytics.package_report(instance(request), tenant, package_id, days=days)

@@ -10,15 +10,15 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from appliance import apikeys
-from appliance.console.auth import instance
+from appliance.console.auth import TenantDep, instance
 from appliance.console.render import page
 from appliance.console.views.forms import form_of
 from appliance.errors import NotFound
 from appliance.roles import DEFAULT_KEY_ROLE, ROLES
-from appliance.tenants import Tenant
 
 
 class KeyPages(Controller):
@@ -27,13 +27,13 @@ class KeyPages(Controller):
     path = "/t/{tenant_id:str}/keys"
 
     @get("/", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    def list_(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """The tenant's keys (never their secrets) and the form for a new one."""
         found = apikeys.list_keys(instance(request), tenant.id)
         return page(request, "keys.html", keys=found, roles=ROLES, default_role=DEFAULT_KEY_ROLE, created=None)
 
     @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    async def create(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """Create a key; the page shows its secret this once."""
         form = await form_of(request)
         inst = instance(request)
@@ -52,7 +52,7 @@ class KeyPages(Controller):
         )
 
     @post("/{key_id:str}/revoke", status_code=303)
-    async def revoke(self, request: Request[Any, Any, Any], tenant: Tenant, key_id: str) -> Redirect:
+    async def revoke(self, request: Request[Any, Any, Any], tenant: TenantDep, key_id: FromPath[str]) -> Redirect:
         """Revoke one of this tenant's keys."""
         inst = instance(request)
         owned = await asyncio.to_thread(apikeys.list_keys, inst, tenant.id)

@@ -8,16 +8,15 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from appliance import packages, sessions
-from appliance.admins import ConsoleSession
 from appliance.api.packages import _declared_length
 from appliance.api.sessions import base_url
-from appliance.console.auth import instance
+from appliance.console.auth import SessionDep, TenantDep, instance
 from appliance.console.render import page
 from appliance.console.views.forms import form_of, optional_int
-from appliance.tenants import Tenant
 
 LIST_LIMIT = 100
 
@@ -28,13 +27,13 @@ class PackagePages(Controller):
     path = "/t/{tenant_id:str}/packages"
 
     @get("/", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    def list_(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """The tenant's packages and the upload form."""
         found = packages.list_packages(instance(request), tenant, status=None, limit=LIST_LIMIT, cursor=None)
         return page(request, "packages.html", packages=found["data"])
 
     @post("/upload", status_code=202, request_max_body_size=None)
-    async def upload(self, request: Request[Any, Any, Any], tenant: Tenant) -> dict[str, Any]:
+    async def upload(self, request: Request[Any, Any, Any], tenant: TenantDep) -> dict[str, Any]:
         """Stream the ZIP body (the page's script sends it raw, with its CSRF header), queue processing."""
         inst = instance(request)
         staged = await packages.receive(
@@ -45,7 +44,7 @@ class PackagePages(Controller):
         return result
 
     @get("/{package_id:str}", sync_to_thread=True)
-    def show(self, request: Request[Any, Any, Any], tenant: Tenant, package_id: str) -> Template:
+    def show(self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]) -> Template:
         """A package: status (polled live while processing), versions, warnings, capabilities."""
         inst = instance(request)
         pkg = packages.get_package(inst, tenant, package_id)
@@ -53,12 +52,14 @@ class PackagePages(Controller):
         return page(request, "package.html", package=pkg, versions=versions)
 
     @get("/{package_id:str}/status", sync_to_thread=True)
-    def status(self, request: Request[Any, Any, Any], tenant: Tenant, package_id: str) -> dict[str, Any]:
+    def status(self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]) -> dict[str, Any]:
         """The package as the API shows it, for the page's polling."""
         return packages.get_package(instance(request), tenant, package_id)
 
     @post("/{package_id:str}/active", status_code=303)
-    async def set_active(self, request: Request[Any, Any, Any], tenant: Tenant, package_id: str) -> Redirect:
+    async def set_active(
+        self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]
+    ) -> Redirect:
         """Make a ready version the active one (packages.update_package)."""
         form = await form_of(request)
         version = optional_int(form.get("version"), "version")
@@ -76,7 +77,7 @@ class PackagePages(Controller):
 
     @post("/{package_id:str}/preview", status_code=303)
     async def preview(
-        self, request: Request[Any, Any, Any], tenant: Tenant, session: ConsoleSession, package_id: str
+        self, request: Request[Any, Any, Any], tenant: TenantDep, session: SessionDep, package_id: FromPath[str]
     ) -> Redirect:
         """Launch the active version as the learner `console-preview:<admin>` (a real session)."""
         created, _ = await asyncio.to_thread(
@@ -93,7 +94,7 @@ class PackagePages(Controller):
         return Redirect(created["launch_url"], status_code=303)
 
     @post("/{package_id:str}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], tenant: Tenant, package_id: str) -> Redirect:
+    async def delete(self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]) -> Redirect:
         """Delete the package and its files (packages.delete_package)."""
         await asyncio.to_thread(packages.delete_package, instance(request), tenant, package_id)
         return Redirect(f"/admin/t/{tenant.id}/packages", status_code=303)

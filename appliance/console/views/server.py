@@ -21,12 +21,11 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import File, Template
 
 from appliance import backup, logging_setup
-from appliance.admins import Admin
-from appliance.console.auth import instance
+from appliance.console.auth import SuperuserDep, instance
 from appliance.console.render import page
 from appliance.errors import NotFound
 from appliance.instance import Instance
@@ -99,13 +98,13 @@ class ServerPages(Controller):
     """`/admin/backups`, `/admin/logs`, `/admin/settings` (superusers only: the `superuser` dependency)."""
 
     @get("/backups", sync_to_thread=True)
-    def backups(self, request: Request[Any, Any, Any], superuser: Admin) -> Template:
+    def backups(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
         """The backups taken from the console."""
         inst = instance(request)
         return page(request, "backups.html", backups=list_backups(inst), where=str(backups_dir(inst)), done=None)
 
     @post("/backups", status_code=201)
-    async def run(self, request: Request[Any, Any, Any], superuser: Admin) -> Template:
+    async def run(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
         """Take a backup now (online: the server keeps serving) and show the list."""
         inst = instance(request)
         done = await asyncio.to_thread(run_backup, inst)
@@ -113,7 +112,7 @@ class ServerPages(Controller):
         return page(request, "backups.html", status_code=201, backups=listed, where=str(backups_dir(inst)), done=done)
 
     @get("/backups/{name:str}/download", sync_to_thread=True)
-    def download(self, request: Request[Any, Any, Any], superuser: Admin, name: str) -> File:
+    def download(self, request: Request[Any, Any, Any], superuser: SuperuserDep, name: FromPath[str]) -> File:
         """The backup as a .tar.gz."""
         path = pack_backup(instance(request), name)
         return File(
@@ -127,19 +126,19 @@ class ServerPages(Controller):
     def logs(
         self,
         request: Request[Any, Any, Any],
-        superuser: Admin,
-        grep: str | None = Parameter(query="q", default=None),
+        superuser: SuperuserDep,
+        q: FromQuery[str | None] = None,
     ) -> Template:
         """The server's recent log lines (newest last), optionally only those containing `q`."""
         ring = logging_setup.recent
         lines = ring.lines() if ring is not None else []
-        if grep:
-            lines = [line for line in lines if grep in line]
+        if q:
+            lines = [line for line in lines if q in line]
         return page(
-            request, "logs.html", lines=lines[-500:], q=grep or "", kept=logging_setup.RECENT_LINES, on=ring is not None
+            request, "logs.html", lines=lines[-500:], q=q or "", kept=logging_setup.RECENT_LINES, on=ring is not None
         )
 
     @get("/settings", sync_to_thread=False)
-    def settings(self, request: Request[Any, Any, Any], superuser: Admin) -> Template:
+    def settings(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
         """The effective configuration (defaults < settings file < environment < flags), read-only."""
         return page(request, "settings.html", settings=settings_rows(instance(request)))

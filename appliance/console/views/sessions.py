@@ -9,14 +9,13 @@ import re
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from appliance import sessions
 from appliance.api.sessions import base_url
-from appliance.console.auth import instance
+from appliance.console.auth import TenantDep, instance
 from appliance.console.render import page
-from appliance.tenants import Tenant
 
 LIST_LIMIT = 100
 _INTERACTION = re.compile(r"^cmi\.interactions\.(\d+)\.(.+)$")
@@ -46,11 +45,11 @@ class SessionPages(Controller):
     def list_(
         self,
         request: Request[Any, Any, Any],
-        tenant: Tenant,
-        learner: str | None = Parameter(query="learner", default=None),
-        package: str | None = Parameter(query="package", default=None),
-        status: str | None = Parameter(query="status", default=None),
-        cursor: str | None = Parameter(query="cursor", default=None),
+        tenant: TenantDep,
+        learner: FromQuery[str | None] = None,
+        package: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> Template:
         """Sessions by package, learner (exact id) and status, a page at a time."""
         filters = {"learner_id": learner or None, "package_id": package or None, "status": status or None}
@@ -67,7 +66,7 @@ class SessionPages(Controller):
         )
 
     @get("/{session_id:str}", sync_to_thread=True)
-    def show(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Template:
+    def show(self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]) -> Template:
         """One session: its summary, every SCO's CMI and interactions."""
         found = sessions.get_session(instance(request), tenant, session_id, base_url(request), include_cmi=True)
         activities = [
@@ -82,7 +81,9 @@ class SessionPages(Controller):
         return page(request, "session.html", s=found, activities=activities)
 
     @post("/{session_id:str}/attempt", status_code=303)
-    async def new_attempt(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+    async def new_attempt(
+        self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]
+    ) -> Redirect:
         """A new session for the same learner and package (the old one stays as it was)."""
         inst = instance(request)
         old = await asyncio.to_thread(sessions.get_session, inst, tenant, session_id, base_url(request))
@@ -100,13 +101,13 @@ class SessionPages(Controller):
         return Redirect(f"/admin/t/{tenant.id}/sessions/{created['id']}", status_code=303)
 
     @post("/{session_id:str}/launch", status_code=303)
-    async def launch(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+    async def launch(self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]) -> Redirect:
         """A fresh launch link for the session (sessions.relaunch), opened at once."""
         found = await asyncio.to_thread(sessions.relaunch, instance(request), tenant, session_id, base_url(request))
         return Redirect(found["launch_url"], status_code=303)
 
     @post("/{session_id:str}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Redirect:
+    async def delete(self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]) -> Redirect:
         """Delete the session and its run-time data."""
         await asyncio.to_thread(sessions.delete_session, instance(request), tenant, session_id)
         return Redirect(f"/admin/t/{tenant.id}/sessions", status_code=303)

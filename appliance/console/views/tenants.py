@@ -10,25 +10,23 @@ from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
 from appliance import admins, tenants, usage
-from appliance.admins import Admin, ConsoleSession
-from appliance.console.auth import instance
+from appliance.console.auth import SessionDep, SuperuserDep, TenantDep, instance
 from appliance.console.render import page
 from appliance.console.views.forms import form_of, optional_int
 from appliance.quotas import PLANS, parse_size
-from appliance.tenants import Tenant
 
 
 class TenantPages(Controller):
     """`/admin/tenants` and `/admin/t/{tenant_id}`."""
 
     @get("/tenants", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], session: ConsoleSession) -> Template:
+    def list_(self, request: Request[Any, Any, Any], session: SessionDep) -> Template:
         """Every tenant a superuser may see (a tenant admin: their own)."""
         found = admins.visible_tenants(instance(request), session.admin)
         return page(request, "tenants.html", tenants=found, plans=list(PLANS))
 
     @post("/tenants", status_code=303)
-    async def create(self, request: Request[Any, Any, Any], superuser: Admin) -> Redirect:
+    async def create(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Redirect:
         """Create a tenant (tenants.create_tenant) and open its page."""
         form = await form_of(request)
         tenant = await asyncio.to_thread(
@@ -37,27 +35,27 @@ class TenantPages(Controller):
         return Redirect(f"/admin/t/{tenant.id}", status_code=303)
 
     @get("/t/{tenant_id:str}", sync_to_thread=True)
-    def overview(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    def overview(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """The tenant's status, plan, quotas and usage gauges."""
         figures = usage.get_usage(instance(request), tenant)
         return page(request, "tenant.html", usage=figures, plans=list(PLANS))
 
     @post("/t/{tenant_id:str}/status", status_code=303)
-    async def status(self, request: Request[Any, Any, Any], tenant: Tenant, superuser: Admin) -> Redirect:
+    async def status(self, request: Request[Any, Any, Any], tenant: TenantDep, superuser: SuperuserDep) -> Redirect:
         """Suspend or resume (tenants.set_status)."""
         form = await form_of(request)
         await asyncio.to_thread(tenants.set_status, instance(request), tenant.id, form.get("status", ""))
         return Redirect(f"/admin/t/{tenant.id}", status_code=303)
 
     @post("/t/{tenant_id:str}/plan", status_code=303)
-    async def plan(self, request: Request[Any, Any, Any], tenant: Tenant, superuser: Admin) -> Redirect:
+    async def plan(self, request: Request[Any, Any, Any], tenant: TenantDep, superuser: SuperuserDep) -> Redirect:
         """Move to another plan, with that plan's quotas (tenants.set_plan)."""
         form = await form_of(request)
         await asyncio.to_thread(tenants.set_plan, instance(request), tenant.id, form.get("plan", ""))
         return Redirect(f"/admin/t/{tenant.id}", status_code=303)
 
     @post("/t/{tenant_id:str}/quotas", status_code=303)
-    async def quotas(self, request: Request[Any, Any, Any], tenant: Tenant, superuser: Admin) -> Redirect:
+    async def quotas(self, request: Request[Any, Any, Any], tenant: TenantDep, superuser: SuperuserDep) -> Redirect:
         """Storage (`10GB`, `unlimited`; blank: unchanged), requests per minute, session lifetime (tenants.set_quotas)."""
         form = await form_of(request)
         raw = form.get("storage", "").strip()

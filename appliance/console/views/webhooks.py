@@ -8,15 +8,14 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from appliance import webhooks
-from appliance.console.auth import instance
+from appliance.console.auth import TenantDep, instance
 from appliance.console.render import page
 from appliance.console.views.forms import form_of
 from appliance.events import EVENT_TYPES
-from appliance.tenants import Tenant
 
 
 def _wake(request: Request[Any, Any, Any]) -> None:
@@ -29,13 +28,13 @@ class WebhookPages(Controller):
     path = "/t/{tenant_id:str}/webhooks"
 
     @get("/", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    def list_(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """The endpoints and the form for a new one."""
         found = webhooks.list_webhooks(instance(request), tenant, limit=100, cursor=None)
         return page(request, "webhooks.html", webhooks=found["data"], event_types=EVENT_TYPES, secret=None)
 
     @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], tenant: Tenant) -> Template:
+    async def create(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """Create an endpoint; the page shows its signing secret this once."""
         form = await request.form()
         events = [e for e in form.getall("events") if isinstance(e, str)] if hasattr(form, "getall") else []
@@ -56,9 +55,9 @@ class WebhookPages(Controller):
     def show(
         self,
         request: Request[Any, Any, Any],
-        tenant: Tenant,
-        webhook_id: str,
-        status: str | None = Parameter(query="status", default=None),
+        tenant: TenantDep,
+        webhook_id: FromPath[str],
+        status: FromQuery[str | None] = None,
     ) -> Template:
         """An endpoint with its delivery log (newest first)."""
         inst = instance(request)
@@ -67,7 +66,9 @@ class WebhookPages(Controller):
         return page(request, "webhook.html", hook=hook, deliveries=log["data"], secret=None)
 
     @get("/{webhook_id:str}/deliveries/{delivery_id:str}", sync_to_thread=True)
-    def delivery(self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str, delivery_id: str) -> Template:
+    def delivery(
+        self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str], delivery_id: FromPath[str]
+    ) -> Template:
         """One delivery: the payload it sends and every attempt's answer."""
         inst = instance(request)
         hook = webhooks.get_webhook(inst, tenant, webhook_id)
@@ -75,7 +76,7 @@ class WebhookPages(Controller):
         return page(request, "delivery.html", hook=hook, d=found)
 
     @post("/{webhook_id:str}/rotate", status_code=200)
-    async def rotate(self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str) -> Template:
+    async def rotate(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Template:
         """A new signing secret, shown this once."""
         inst = instance(request)
         rotated = await asyncio.to_thread(webhooks.rotate_secret, inst, tenant, webhook_id)
@@ -85,7 +86,7 @@ class WebhookPages(Controller):
         return page(request, "webhook.html", hook=rotated, deliveries=log["data"], secret=rotated["secret"])
 
     @post("/{webhook_id:str}/enabled", status_code=303)
-    async def enabled(self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str) -> Redirect:
+    async def enabled(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Redirect:
         """Enable or disable the endpoint."""
         form = await form_of(request)
         on = form.get("enabled") == "true"
@@ -93,7 +94,7 @@ class WebhookPages(Controller):
         return Redirect(f"/admin/t/{tenant.id}/webhooks/{webhook_id}", status_code=303)
 
     @post("/{webhook_id:str}/test", status_code=303)
-    async def test(self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str) -> Redirect:
+    async def test(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Redirect:
         """Queue a `ping` for this endpoint."""
         await asyncio.to_thread(webhooks.send_test, instance(request), tenant, webhook_id)
         _wake(request)
@@ -101,7 +102,7 @@ class WebhookPages(Controller):
 
     @post("/{webhook_id:str}/deliveries/{delivery_id:str}/replay", status_code=303)
     async def replay(
-        self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str, delivery_id: str
+        self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str], delivery_id: FromPath[str]
     ) -> Redirect:
         """Deliver again now (webhooks.retry_delivery), then show the delivery."""
         await asyncio.to_thread(webhooks.retry_delivery, instance(request), tenant, webhook_id, delivery_id)
@@ -109,7 +110,7 @@ class WebhookPages(Controller):
         return Redirect(f"/admin/t/{tenant.id}/webhooks/{webhook_id}/deliveries/{delivery_id}", status_code=303)
 
     @post("/{webhook_id:str}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], tenant: Tenant, webhook_id: str) -> Redirect:
+    async def delete(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Redirect:
         """Delete the endpoint and its log."""
         await asyncio.to_thread(webhooks.delete_webhook, instance(request), tenant, webhook_id)
         return Redirect(f"/admin/t/{tenant.id}/webhooks", status_code=303)
