@@ -40,12 +40,18 @@ SUITE = SHARED_SUITES / "lrs-conformance-test-suite"
 SUITES_README = SHARED_SUITES / "README.md"
 VERSIONS = ("1.0.3", "2.0.0")
 BATTERY_TIMEOUT = float(os.environ.get("LRS_CTS_TIMEOUT", "1500"))  # seconds for one battery's node process
-INTERRUPT_GRACE = 20.0  # seconds between SIGINT (the runner writes its log) and SIGKILL
+# Seconds without one more finished test before the battery is interrupted. Mocha gives a test 15 s, but some
+# tests lift that (`this.timeout(0)`) and poll the LRS until it shows what they wait for: against an LRS that
+# never does, they would poll until the battery's deadline, and every test after them would never run.
+STALL_TIMEOUT = float(os.environ.get("LRS_CTS_STALL", "150"))
+INTERRUPT_GRACE = 60.0  # seconds between SIGINT (the runner cancels and writes its log) and SIGKILL
+POLL_SECONDS = 2.0
 INSTALL_TIMEOUT = 600.0
 CACHE_PREFIX = "scorm-appliance-lrs-cts-"
 SEPARATOR = " > "
 HOOK = "(a hook of this suite)"  # the name under which a failed before/after hook is listed
 LOG_LINE = re.compile(r"Full run log written to (\S+\.log)")
+SUMMARY_LINE = re.compile(rb'^\{"total":\d+,"passed":(\d+),"failed":(\d+)', re.M)  # printed every 2 s
 
 
 class SuiteError(AssertionError):
@@ -165,6 +171,7 @@ class LrsServer:
 
         self.server = ServerProcess(work / "data")
         self.endpoint = f"{self.server.url}/xapi"
+        self.tenants = 0
 
     def __enter__(self) -> LrsServer:
         self.server.start()
@@ -173,21 +180,16 @@ class LrsServer:
     def __exit__(self, *exc: object) -> None:
         self.server.close()
 
-    def credential(self, version: str) -> tuple[str, str]:
-        """A new tenant for the battery and an LRS credential of scope `all`: (key, secret)."""
-        from appliance.config import Config
-        from appliance.instance import Instance
-        from appliance.lrs.credentials import create_credential
-
-        name = f"LRS CTS {version}"
-        tenant = self.server.cli("tenants", "create", name)
+    def credential(self, version: str, scope: str = "all") -> tuple[str, str]:
+        """A new tenant for the battery and an LRS credential issued by the CLI: (key, secret)."""
+        self.tenants += 1
+        name = f"LRS CTS {version} {self.tenants}"
+        self.server.cli("tenants", "create", name)
         self.server.cli("quotas", "set", "--tenant", name, "--rate", "1000000/min")
-        inst = Instance(Config(data_dir=self.server.data_dir))
-        try:
-            cred, secret = create_credential(inst, tenant["id"], f"conformance {version}", "all")
-        finally:
-            inst.close()
-        return cred.id, secret
+        cred = self.server.cli(
+            "lrs-credentials", "create", "--tenant", name, "--name", f"conformance {version}", "--scope", scope
+        )
+        return str(cred["key"]), str(cred["secret"])
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -282,34 +284,61 @@ def run_battery(
         command += ["-g", grep]
     out_path = run_dir / f"runner-{version}.out"
     started = time.monotonic()
-    state = "finished"
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
             command, cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         try:
-            proc.wait(BATTERY_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            state = "cancelled"
-            proc.send_signal(signal.SIGINT)  # the runner cancels, still writes its log, and exits
-            try:
-                proc.wait(INTERRUPT_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(INTERRUPT_GRACE)
+            reason = _watch(proc, out_path, started)
+            if reason:
+                proc.send_signal(signal.SIGINT)  # the runner cancels, still writes its log, and exits
+                try:
+                    proc.wait(INTERRUPT_GRACE)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(INTERRUPT_GRACE)
         finally:
             _kill_group(proc.pid)  # the runner's forked mocha process, if anything is left
     seconds = time.monotonic() - started
     output = out_path.read_text("utf-8", "replace")
     log_path = _log_path(run_dir, output)
     if log_path is None:
-        raise SuiteError(f"the {version} battery wrote no log (exit {proc.returncode}):\n{output[-4000:]}")
+        raise SuiteError(f"the {version} battery wrote no log (exit {proc.returncode}; {reason}):\n{output[-4000:]}")
     data = json.loads(log_path.read_text("utf-8"))
-    if data.get("state") not in (None, "finished") and state == "finished":
-        state = str(data["state"])
+    state = "cancelled" if reason else str(data.get("state") or "finished")
     total = int((data.get("summary") or {}).get("total") or 0)
     results = parse_log(data)
-    return BatteryRun(version, results, max(total, len(results)), seconds, grep, state, output[-4000:], log_path)
+    run = BatteryRun(version, results, max(total, len(results)), seconds, grep, state, output[-4000:], log_path)
+    if reason:
+        run.notes.append(reason)
+    return run
+
+
+def _watch(proc: subprocess.Popen[bytes], out_path: Path, started: float) -> str:
+    """Wait for the runner; "" when it ended by itself, else why it must be interrupted (deadline, stall)."""
+    progress, moved = -1, time.monotonic()
+    while True:
+        try:
+            proc.wait(POLL_SECONDS)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now - started > BATTERY_TIMEOUT:
+            return f"interrupted at the battery's deadline ({BATTERY_TIMEOUT:.0f} s)"
+        counts = SUMMARY_LINE.findall(_tail(out_path))
+        done = sum(map(int, counts[-1])) if counts else -1
+        if done != progress:
+            progress, moved = done, now
+        elif now - moved > STALL_TIMEOUT:
+            return f"interrupted: no test finished for {STALL_TIMEOUT:.0f} s (after {max(done, 0)} tests)"
+
+
+def _tail(path: Path, size: int = 4096) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - size))
+        return fh.read()
 
 
 def _log_path(run_dir: Path, output: str) -> Path | None:
@@ -350,6 +379,7 @@ def write_failures(run: BatteryRun, directory: Path) -> Path:
         f"{f', {not_run} not run after a failed hook' if not_run else ''}; {run.seconds:.0f} s; "
         f"runner {run.state}{f'; grep {run.grep!r}' if run.grep else ''})\n"
     )
+    header += "".join(f"# {note}\n" for note in run.notes)
     path.write_text(header + "".join(f"{line}\n" for line in failure_lines(run)), "utf-8")
     return path
 

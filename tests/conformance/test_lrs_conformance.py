@@ -211,8 +211,9 @@ def render_report(outcomes: list[Outcome]) -> str:
         "",
         "The ADL LRS conformance test suite (`adlnet/lrs-conformance-test-suite`"
         + (f" @ `{commit[:12]}`" if commit else "")
-        + ", from `../shared/suites`), run by `make test` against a real `scorm-appliance serve` on 127.0.0.1",
-        "with a fresh data directory: each battery gets its own tenant and an LRS credential of scope `all`, and",
+        + ", from `../shared/suites`),",
+        "run by `make test` against a real `scorm-appliance serve` on 127.0.0.1 with a fresh data directory:",
+        "each battery gets its own tenant and an LRS credential of scope `all`, and",
         "`node bin/console_runner.js -e http://127.0.0.1:PORT/xapi -a -u KEY -p SECRET -x VERSION` runs it. A",
         "test counts as passed when mocha reports it passed; a hook that fails counts as one failed test, and",
         "the tests it kept from running count as not passed. How it runs and how the baselines work:",
@@ -241,10 +242,16 @@ def render_report(outcomes: list[Outcome]) -> str:
         if o.recovered:
             lines.append(f"Passed only when run again on their own (timing): {', '.join(o.recovered)}.")
             lines.append("")
-        if not failing:
+        for note in run.notes:
+            lines += [f"The runner was {note}.", ""]
+        if len(o.passing) == run.total:
             lines += ["Every test passes.", ""]
             continue
-        lines += ["| Failing test | Error |", "|---|---|"]
+        not_run = run.total - len(run.results)
+        if not_run:
+            lines += [f"{not_run} test(s) did not run (after a failed hook, or after the runner was interrupted).", ""]
+        if failing:
+            lines += ["| Failing test | Error |", "|---|---|"]
         for result in failing:
             lines.append(f"| {_cell(result.name, 400)} | {_cell(result.error or result.status or 'did not finish')} |")
         lines.append("")
