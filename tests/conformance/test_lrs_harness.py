@@ -9,6 +9,8 @@ the statement the suite's first hook posts) is reported as failed, with the serv
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +133,25 @@ def test_a_battery_the_lrs_refuses_is_reported_failed(small_runs: tuple[lrs.LrsS
     assert run.passed == [] and run.total > 0
     assert [r.name for r in run.failed] == [lrs.HOOK]
     assert "403" in run.failed[0].error
+
+
+def test_a_runner_that_stops_finishing_tests_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch ends a runner whose count of finished tests stops moving, and one past the deadline."""
+    out = tmp_path / "runner.out"
+    out.write_bytes(b'{"total":9,"passed":1,"failed":0,"version":"1.0.3"}\n')
+    monkeypatch.setattr(lrs, "STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(lrs, "POLL_SECONDS", 0.2)
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        started = time.monotonic()
+        reason = lrs._watch(proc, out, started)
+        assert "no test finished for 1 s (after 1 tests)" in reason
+        assert time.monotonic() - started < 10
+        monkeypatch.setattr(lrs, "STALL_TIMEOUT", 60.0)
+        monkeypatch.setattr(lrs, "BATTERY_TIMEOUT", 1.0)
+        assert "deadline" in lrs._watch(proc, out, time.monotonic())
+    finally:
+        proc.kill()
+        proc.wait()
+    quick = subprocess.Popen(["true"])
+    assert lrs._watch(quick, out, time.monotonic()) == ""
