@@ -356,7 +356,8 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
     parent, asked for as an object, is then not a scan of all its parent rows). A statement
     referring to another by StatementRef also carries the target's keys (the specification's rule
     that such statements match what their target matches). `body` is the statement as stored
-    (JSON), `digest` the hash of the statement as received, which a repeated id is compared with.
+    (JSON) and `assigned` what the LRS added to it (bits: 1 version, 2 timestamp; `stored` and
+    `authority` always), so a repeated id is compared with the statement as it was received.
     Attachments are kept once per hash.
     """
     conn.execute(
@@ -369,7 +370,7 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
             ref TEXT,
             voids TEXT,
             credential_id TEXT,
-            digest BLOB NOT NULL,
+            assigned INTEGER NOT NULL DEFAULT 0,
             body BLOB NOT NULL
         );
         CREATE INDEX xapi_statements_stored ON xapi_statements(stored);

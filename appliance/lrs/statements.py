@@ -171,17 +171,31 @@ def stored_text(ts: float) -> str:
 _FINE_SECONDS = re.compile(r"(\d)\.(\d{2})\d+S$")
 
 
-def digest(statement: dict[str, Any]) -> bytes:
-    """The hash of a statement as received, which a later statement with the same id is compared with.
+ASSIGNED_VERSION = 1  # `assigned` bits: what the LRS added to the statement it received
+ASSIGNED_TIMESTAMP = 2
+_LRS_SET = ("stored", "authority")
 
-    A result's duration counts to the hundredth of a second only (xAPI 2.0 §4.2.7: finer precision
-    is not part of a comparison).
-    """
+
+def comparable(statement: dict[str, Any]) -> bytes:
+    """A statement as received, in the form two statements with one id are compared in: keys in
+    order, `stored` and `authority` left out (the LRS sets them), a result's duration to the
+    hundredth of a second (xAPI 2.0 §4.2.7: finer precision is not part of a comparison)."""
+    statement = {k: v for k, v in statement.items() if k not in _LRS_SET}
     result = statement.get("result")
     if isinstance(result, dict) and isinstance(result.get("duration"), str) and "." in result["duration"]:
         coarse = _FINE_SECONDS.sub(r"\1.\2S", result["duration"])
-        statement = {**statement, "result": {**result, "duration": coarse}}
-    return hashlib.blake2b(_encoder.encode(statement), digest_size=16).digest()
+        statement["result"] = {**result, "duration": coarse}
+    return _encoder.encode(statement)
+
+
+def _as_received(body: bytes, assigned: int) -> dict[str, Any]:
+    """A stored statement without what the LRS added to it."""
+    statement = _decode(body)
+    if assigned & ASSIGNED_VERSION:
+        statement.pop("version", None)
+    if assigned & ASSIGNED_TIMESTAMP:
+        statement.pop("timestamp", None)
+    return statement
 
 
 def last_stored_ms(conn: apsw.Connection) -> int | None:
@@ -209,15 +223,25 @@ def _in_chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
         yield values[start : start + size]
 
 
-def _existing(conn: apsw.Connection, ids: list[str]) -> dict[str, tuple[int, bytes, str | None]]:
-    """id → (seq, digest, voids) of the ids already stored."""
-    found: dict[str, tuple[int, bytes, str | None]] = {}
+def _existing(conn: apsw.Connection, ids: list[str]) -> dict[str, tuple[int, str | None]]:
+    """id → (seq, voids) of the ids already stored."""
+    found: dict[str, tuple[int, str | None]] = {}
     for chunk in _in_chunks(ids):
         marks = ",".join("?" * len(chunk))
-        for seq, sid, dig, voids in conn.execute(
-            f"SELECT seq, id, digest, voids FROM xapi_statements WHERE id IN ({marks})", chunk
+        for seq, sid, voids in conn.execute(f"SELECT seq, id, voids FROM xapi_statements WHERE id IN ({marks})", chunk):
+            found[sid] = (seq, voids)
+    return found
+
+
+def _stored_as_received(conn: apsw.Connection, ids: list[str]) -> dict[str, bytes]:
+    """id → `comparable` form of the ids already stored (the rare path: a client's id sent again)."""
+    found: dict[str, bytes] = {}
+    for chunk in _in_chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for sid, body, assigned in conn.execute(
+            f"SELECT id, body, assigned FROM xapi_statements WHERE id IN ({marks})", chunk
         ):
-            found[sid] = (seq, dig, voids)
+            found[sid] = comparable(_as_received(body, assigned))
     return found
 
 
@@ -227,8 +251,8 @@ class _Pending:
 
     id: str
     statement: dict[str, Any]
-    digest: bytes
     given: bool  # the client chose the id (else it is new: nothing stored can refer to it or share it)
+    assigned: int = 0  # ASSIGNED_* bits
     keys: dict[int, int] = field(default_factory=dict)
     seq: int = 0
 
@@ -257,13 +281,13 @@ def insert_statements(
     _tune(conn)
     pending = _prepare(statements)
     ids = [p.id for p in pending]
-    existing = _existing(conn, [p.id for p in pending if p.given])
+    existing = _stored_as_received(conn, [p.id for p in pending if p.given])
     fresh: list[_Pending] = []
     for p in pending:
         known = existing.get(p.id)
         if known is None:
             fresh.append(p)
-        elif known[1] != p.digest:
+        elif known != comparable(p.statement):
             raise StatementConflict(
                 f"statement {p.id} is already stored with different content", {"statement_id": p.id}
             )
@@ -279,8 +303,12 @@ def insert_statements(
         s = p.statement
         s["stored"] = stored_at
         s["authority"] = authority
-        s.setdefault("version", default_version)
-        s.setdefault("timestamp", stored_at)
+        if "version" not in s:
+            s["version"] = default_version
+            p.assigned |= ASSIGNED_VERSION
+        if "timestamp" not in s:
+            s["timestamp"] = stored_at
+            p.assigned |= ASSIGNED_TIMESTAMP
         p.keys = statement_keys(s, authority_keys)
     _write_rows(conn, fresh, stored_ms, credential_id)
     _inherit_keys(conn, fresh)
@@ -314,7 +342,7 @@ def _tune(conn: apsw.Connection) -> None:
 
 
 def _prepare(statements: list[dict[str, Any]]) -> list[_Pending]:
-    """Ids assigned (lower-case UUIDs), digests of the statements as received, duplicates refused."""
+    """Ids assigned (lower-case UUIDs), duplicates refused."""
     pending: list[_Pending] = []
     seen: set[str] = set()
     for statement in statements:
@@ -325,8 +353,7 @@ def _prepare(statements: list[dict[str, Any]]) -> list[_Pending]:
         if sid in seen:
             raise StatementRefused(f"statement id {sid} appears twice in the batch", {"statement_id": sid})
         seen.add(sid)
-        received = {k: v for k, v in statement.items() if k not in ("stored", "authority")}
-        pending.append(_Pending(sid, statement, digest(received), given))
+        pending.append(_Pending(sid, statement, given))
     return pending
 
 
@@ -337,7 +364,7 @@ def _check_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
     if not targets:
         return
     batch_voiding = {p.id for p in fresh if _is_voiding(p.statement)}
-    stored_voiding = {sid for sid, (_, _, voids) in _existing(conn, list(targets)).items() if voids is not None}
+    stored_voiding = {sid for sid, (_, voids) in _existing(conn, list(targets)).items() if voids is not None}
     for target, sid in targets.items():
         if target in batch_voiding or target in stored_voiding:
             raise StatementRefused(
@@ -352,7 +379,7 @@ def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, cr
     for offset, p in enumerate(fresh):
         p.seq = first + offset
     conn.executemany(
-        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, digest, body) "
+        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, body) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
@@ -362,7 +389,7 @@ def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, cr
                 _target(p.statement),
                 _target(p.statement) if _is_voiding(p.statement) else None,
                 credential_id,
-                p.digest,
+                p.assigned,
                 _plain.encode(p.statement),
             )
             for p in fresh
