@@ -16,6 +16,7 @@ from appliance import jobs, outbound, packages, quota_events, sessions, webhooks
 from appliance.api.analytics import AnalyticsController
 from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
+from appliance.api.dispatch import DispatchController, DispatchRelayController
 from appliance.api.docs import openapi_config, swagger_assets_router
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.hosts import HostRouter, host_router
@@ -64,6 +65,8 @@ ROUTE_HANDLERS: list[Any] = [
     LrsScormController,
     LtiToolController,
     LtiAdminController,
+    DispatchController,
+    DispatchRelayController,
 ]
 
 
