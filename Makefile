@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help serve test test-fast conformance lint fmt browser bench dist clean
+.PHONY: help serve test test-fast conformance lint fmt browser clients bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,7 +27,19 @@ browser: ## Install Debian's chromium for the browser tests when it is missing
 		else echo "chromium is missing: install Debian's chromium package (browser tests need $(CHROMIUM))"; exit 1; fi; \
 	fi
 
-test: $(STAMP) browser ## Install everything, lint, and run the full test suite (the ADL conformance suite included)
+# apt-get as root, else through sudo (the client tests need Debian's PHP, and Node.js when it is missing).
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	else echo "missing: install Debian's $(1)"; exit 1; fi
+
+clients: ## Install what the client-library tests need: Debian's php-cli and php-curl, Node.js, TypeScript in clients/typescript
+	@if ! command -v php >/dev/null || ! php -m | grep -qx curl; then $(call APT_INSTALL,php-cli php-curl); fi
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then $(call APT_INSTALL,nodejs npm); fi
+	@if [ ! -x clients/typescript/node_modules/.bin/tsc ] || [ clients/typescript/package-lock.json -nt clients/typescript/node_modules/.package-lock.json ]; then \
+		cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+test: $(STAMP) browser clients ## Install everything, lint, and run the full test suite (the ADL conformance suite included)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(ARGS)
@@ -35,7 +47,7 @@ test: $(STAMP) browser ## Install everything, lint, and run the full test suite 
 conformance: $(STAMP) browser ## Run only the ADL SCORM 2004 4th Edition conformance suite (writes docs/conformance.md)
 	$(BIN)/pytest tests/conformance $(ARGS)
 
-test-fast: $(STAMP) ## Run the tests that need no browser
+test-fast: $(STAMP) clients ## Run the tests that need no browser
 	$(BIN)/pytest -m "not browser and not conformance" $(ARGS)
 
 lint: $(STAMP) ## Ruff lint and format check
