@@ -43,16 +43,19 @@ async def _receive(
 
 
 class PackageController(Controller):
-    """SCORM packages of the authenticated tenant."""
+    """SCORM and cmi5 packages of the authenticated tenant."""
 
     path = "/api/v1/packages"
     tags = ["packages"]
 
-    @post("/", status_code=202, request_max_body_size=None, summary="Upload a package (ZIP)")
+    @post("/", status_code=202, request_max_body_size=None, summary="Upload a package (ZIP, or a bare cmi5.xml)")
     async def upload(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep
     ) -> dict[str, Any]:
-        """Stream a ZIP (multipart field `file`, or a raw application/zip body); processing runs as a job."""
+        """Stream a ZIP (multipart field `file`, or a raw application/zip body); processing runs as a job.
+
+        A bare cmi5.xml (AUs hosted elsewhere) is taken as a raw application/xml or text/xml body, or as
+        a multipart file named *.xml."""
         staged = await _receive(request, principal, inst)
         result = await asyncio.to_thread(packages.create_version, inst, principal.tenant, staged)
         request.app.state.scheduler.wake()
@@ -62,7 +65,7 @@ class PackageController(Controller):
     async def validate(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep
     ) -> dict[str, Any]:
-        """Run every processing check on an uploaded ZIP and report; nothing is kept."""
+        """Run every processing check on an uploaded ZIP (or bare cmi5.xml) and report; nothing is kept."""
         staged = await _receive(request, principal, inst)
         return await asyncio.to_thread(packages.validate_staged, inst, staged, principal.tenant)
 

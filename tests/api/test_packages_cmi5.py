@@ -11,6 +11,7 @@ package JSON, with the contract's failure codes on top and the cmi5 problem code
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import zipfile
@@ -22,6 +23,7 @@ import pytest
 from litestar.testing import TestClient
 
 from appliance.config import Config
+from appliance.instance import Instance
 from tests.api.test_packages import (
     API,
     assert_error,
@@ -399,3 +401,34 @@ def test_an_oversized_course_structure_is_refused(tmp_path: Path) -> None:
         )
         assert failed["error"]["code"] == "MANIFEST_INVALID"
         assert failed["error"]["details"]["limit_bytes"] == 2048
+
+
+def test_cmi5_xml_in_one_of_several_folders_is_missing(api: TestClient, acme: TenantKey) -> None:
+    data = build_zip({"a/cmi5.xml": course_structure(url="index.html"), "a/index.html": b"x", "b/other.html": b"y"})
+    failed = upload_processed(api, acme, upload_raw(api, acme, data))
+    assert failed["error"]["code"] == "MANIFEST_MISSING"
+    assert failed["error"]["details"]["found"] == ["a/cmi5.xml"]
+
+
+def test_a_bare_course_structure_counts_against_the_quota(api: TestClient, acme: TenantKey, config: Config) -> None:
+    xml = course_structure()
+    set_storage_limit(config, acme.tenant_id, len(xml) - 1)
+    response = api.post(API, content=xml, headers={**acme.headers, "Content-Type": "application/xml"})
+    assert_error(response, 403, "QUOTA_EXCEEDED")
+    assert_nothing_stored(config, acme.tenant_id)
+
+
+def test_package_ready_event_names_the_standard(api: TestClient, acme: TenantKey, config: Config) -> None:
+    ready = upload_processed(
+        api, acme, api.post(API, content=course_structure(), headers={**acme.headers, "Content-Type": "text/xml"})
+    )
+    inst = Instance(config)
+    try:
+        events = inst.tenant_db(acme.tenant_id).read_sync(
+            lambda c: [json.loads(r[0]) for r in c.execute("SELECT data FROM events WHERE type = 'package.ready'")]
+        )
+    finally:
+        inst.close()
+    assert events == [
+        {"package_id": ready["id"], "version": 1, "scorm_version": None, "title": "Safety", "standard": "cmi5"}
+    ]
