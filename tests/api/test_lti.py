@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from litestar.testing import TestClient
 
+from appliance.app import create_app
 from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.db.connection import rows
@@ -178,3 +179,28 @@ def test_scores_are_posted_on_every_change_and_retried(
     finally:
         inst.close()
     assert all(r["client_assertion"] for r in platform.token_requests)
+
+
+def test_with_a_content_origin_the_launch_lands_on_the_player_there(
+    config: Config, clock: FixedClock, acme: TenantKey, platform: LtiPlatform
+) -> None:
+    content = "http://127.0.0.2:8080"
+    app = create_app(dataclasses.replace(config, content_origin=content), clock=clock, start_scheduler=False)
+    with TestClient(app, base_url="http://127.0.0.1:8080", raise_server_exceptions=False) as api:
+        register(api, acme, platform)
+        package = upload_ready(api, acme, package_12())
+        message = Message("LtiResourceLinkRequest", "user-co", link_id="link-co", custom={"package_id": package["id"]})
+        hint = urlsplit(platform.course_page(message)).query.removeprefix("hint=")
+        login = api.get(urlsplit(platform.tool_login).path, params=platform.login_query(hint), follow_redirects=False)
+        query = {k: v[0] for k, v in parse_qs(urlsplit(login.headers["location"]).query).items()}
+        assert query["redirect_uri"].startswith("http://127.0.0.1:8080/lti/")  # the tool stays on the API host
+        token = platform.id_token(platform.claims(message, query["nonce"], now=clock.now()))
+        answer = api.post(
+            urlsplit(platform.tool_launch).path,
+            data={"id_token": token, "state": query["state"]},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 302, answer.text
+        assert answer.headers["location"].startswith(f"{content}/player/")
+        # The content host serves no LTI endpoint.
+        assert api.get(f"{content}/lti/{acme.tenant_id}/jwks").status_code == 404
