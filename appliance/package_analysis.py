@@ -148,7 +148,7 @@ def _package_roots(names: list[str]) -> tuple[str | None, str | None]:
             raise
     if COURSE_STRUCTURE_NAME in names:
         return None, ""
-    tops = {name.split("/", 1)[0] for name in names if not name.startswith("__MACOSX/")}
+    tops = {name.split("/", 1)[0] for name in names if not _is_desktop_junk(name)}
     if len(tops) == 1 and f"{next(iter(tops))}/{COURSE_STRUCTURE_NAME}" in names:
         return None, f"{next(iter(tops))}/"
     found = sorted(name for name in names if name.rsplit("/", 1)[-1] == COURSE_STRUCTURE_NAME)
@@ -157,6 +157,11 @@ def _package_roots(names: list[str]) -> tuple[str | None, str | None]:
         "cmi5.xml must be at the ZIP's root (cmi5 §14.1), not in one of several folders",
         {"found": found[:20], "file_count": len(names)},
     )
+
+
+def _is_desktop_junk(name: str) -> bool:
+    """macOS resource forks and Finder/Explorer metadata, which find_package_root ignores too."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1] in {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 def _analyse_cmi5_zip(

@@ -331,7 +331,14 @@ def test_relative_urls_are_checked_against_the_zip(api: TestClient, acme: Tenant
     ready = upload_processed(api, acme, upload_raw(api, acme, present))
     assert ready["status"] == "ready" and ready["warnings"] == []
     # cmi5.xml in a single top folder is read from there, as a SCORM manifest would be.
-    wrapped = build_zip({"course/cmi5.xml": course_structure(url="au/start.html"), "course/au/start.html": b"x"})
+    wrapped = build_zip(
+        {
+            "course/cmi5.xml": course_structure(url="au/start.html"),
+            "course/au/start.html": b"x",
+            ".DS_Store": b"junk",
+            "__MACOSX/course/._cmi5.xml": b"junk",
+        }
+    )
     assert upload_processed(api, acme, upload_raw(api, acme, wrapped))["status"] == "ready"
 
 
