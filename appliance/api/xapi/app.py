@@ -50,6 +50,16 @@ EXPOSE_HEADERS = (
     "ETag, Last-Modified, Location, X-Experience-API-Version, X-Experience-API-Consistent-Through, X-Request-ID"
 )
 UNAUTHENTICATED = frozenset({"about"})  # the About resource answers anyone (xAPI 1.0.3 §7.7)
+# What each resource answers, for the Allow header of a 405 (RFC 9110 §15.5.6) whichever handler refuses.
+ALLOWED_METHODS = {
+    "about": "GET, HEAD",
+    "statements": "GET, HEAD, PUT, POST",
+    "activities/state": "GET, HEAD, PUT, POST, DELETE",
+    "activities/profile": "GET, HEAD, PUT, POST, DELETE",
+    "agents/profile": "GET, HEAD, PUT, POST, DELETE",
+    "activities": "GET, HEAD",
+    "agents": "GET, HEAD",
+}
 DEFAULT_VERSION = "1.0.3"  # the answer's version when neither the request nor its client's history tells one
 REMEMBERED_CLIENTS = 10_000  # Authorization headers whose last negotiated version is kept (then forgotten)
 
@@ -57,11 +67,14 @@ REMEMBERED_CLIENTS = 10_000  # Authorization headers whose last negotiated versi
 class XapiError(Exception):
     """An xAPI error answer: the status the specification asks for and a message for the client."""
 
-    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}  # e.g. Allow on a 405
 
 
 @dataclass
@@ -169,9 +182,10 @@ class XapiApp:
     async def _answer(self, scope: dict[str, Any], receive: Any, rid: str) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of the request: the handler's answer, or an error in the contract's form."""
         version = self._client_version(scope)
+        resource = scope["path"][len(PREFIX) :].strip("/")
         try:
-            if scope["method"] == "OPTIONS":
-                return 204, b"", {"Access-Control-Max-Age": "600"}
+            if scope["method"] == "OPTIONS":  # a CORS preflight; every answer names its version, this one too
+                return 204, b"", {"Access-Control-Max-Age": "600", "X-Experience-API-Version": version}
             size = request_header_bytes(scope["headers"])
             if size > self.header_limit:
                 raise XapiError(413, "request headers too large", {"limit_bytes": self.header_limit})
@@ -187,7 +201,10 @@ class XapiApp:
             answer = await handler(self.instance, req)
             return answer.status, *_encode_answer(answer, version)
         except XapiError as exc:
-            return exc.status, _error(exc.status, exc.message, exc.details), _base_headers(version, exc.status)
+            headers = {**_base_headers(version, exc.status), **exc.headers}
+            if exc.status == 405 and resource in ALLOWED_METHODS:
+                headers.setdefault("Allow", ALLOWED_METHODS[resource])
+            return exc.status, _error(exc.status, exc.message, exc.details), headers
         except ApplianceError as exc:
             code = STATUS_BY_CODE.get(exc.code, 500)
             headers = _base_headers(version, code)
@@ -317,9 +334,28 @@ def _encode_answer(answer: XapiResponse, version: str) -> tuple[bytes, dict[str,
     return payload, headers
 
 
+# The `code` of an xAPI error body by status: the specification fixes the statuses (400 where the rest of the
+# API says 422, 409/412 for documents), so the codes follow them (docs/errors.md, "xAPI LRS errors").
+XAPI_ERROR_CODES = {
+    400: "VALIDATION_FAILED",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    501: "NOT_IMPLEMENTED",
+}
+
+
+def xapi_error_code(status: int) -> str:
+    """The error body's `code` for an xAPI error status (`HTTP_<status>` for one not listed)."""
+    return XAPI_ERROR_CODES.get(status, f"HTTP_{status}")
+
+
 def _error(status: int, message: str, details: dict[str, Any]) -> bytes:
-    code = {400: "VALIDATION_FAILED", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"}
-    return msgspec.json.encode(error_body(code.get(status, f"HTTP_{status}"), message, details))
+    return msgspec.json.encode(error_body(xapi_error_code(status), message, details))
 
 
 def _cors(scope: dict[str, Any]) -> dict[str, str]:

@@ -18,7 +18,17 @@ def test_about_answers_without_credentials_or_version(api: TestClient) -> None:
     assert r.status_code == 200
     assert "1.0.3" in r.json()["version"] and "2.0.0" in r.json()["version"]
     assert r.headers["x-experience-api-version"] == "1.0.3"
-    assert api.post("/xapi/about").status_code == 405
+    r = api.post("/xapi/about")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD" and r.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_a_refused_method_names_the_allowed_ones(api: TestClient, lrs: LrsClient) -> None:
+    """Whichever handler answers 405, the face says what the resource answers (Allow)."""
+    r = api.put("/xapi/activities", params={"activityId": "http://example.com/a"}, headers=lrs.headers)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    r = api.delete("/xapi/statements", headers=lrs.headers)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, PUT, POST"
+    assert r.headers["x-experience-api-version"] == "1.0.3"
 
 
 def test_head_has_the_headers_and_no_body(api: TestClient) -> None:
@@ -89,7 +99,7 @@ def test_the_alternate_syntax_carries_headers_in_its_form(api: TestClient, lrs: 
 def test_cors_preflight_and_exposed_headers(api: TestClient) -> None:
     origin = "http://content.example"
     r = api.options("/xapi/statements", headers={"Origin": origin, "Access-Control-Request-Method": "PUT"})
-    assert r.status_code == 204
+    assert r.status_code == 204 and r.headers["x-experience-api-version"] == "1.0.3"
     assert r.headers["access-control-allow-origin"] == origin
     assert "X-Experience-API-Version" in r.headers["access-control-allow-headers"]
     r = api.get("/xapi/about", headers={"Origin": origin})
