@@ -70,8 +70,12 @@ def test_every_tenant_route_admits_the_documented_roles(api: TestClient) -> None
                 seen[(method, route.path)] = allowed_roles(handler.opt, method)
     assert len(seen) > 25
     for (method, path), roles in seen.items():
-        if path.startswith((HOOKS, "/api/v1/xapi/credentials", "/api/v1/xapi/forwarding", "/api/v1/xapi/scorm")):
+        if path.startswith(
+            (HOOKS, "/api/v1/xapi/credentials", "/api/v1/xapi/forwarding", "/api/v1/xapi/scorm", "/api/v1/lti")
+        ):
             expected = ADMINS
+        elif (method, path) == ("GET", "/api/v1/dispatches/{dispatch_id:str}/package"):
+            expected = WRITERS  # the ZIP carries the dispatch's token
         elif (method, path) in {("POST", SESSIONS), ("POST", SESSIONS + "/{session_id:str}/launch")}:
             expected = SESSION_STARTERS
         elif (method, path) == ("GET", "/api/v1/tenant"):
@@ -97,7 +101,9 @@ def test_the_openapi_schema_names_each_operations_roles(api: TestClient) -> None
             allowed = allowed_roles(handler.opt, method.upper())
             assert set(roles) == allowed, (method, path)
             assert operation["description"].endswith(f"Roles: {', '.join(roles)}."), (method, path)
-    assert all(p == "/api/v1/health" or p.startswith("/player/") for p in unauthenticated), unauthenticated
+    # The player (a launch token), the LTI tool (the platform's signed messages), the dispatch relay (its token).
+    public = ("/player/", "/lti/", "/dispatch/")
+    assert all(p == "/api/v1/health" or p.startswith(public) for p in unauthenticated), unauthenticated
     webhooks = schema["paths"]["/api/v1/webhooks"]["post"]
     assert webhooks["x-roles"] == ["admin"]
 
