@@ -37,7 +37,7 @@ class WebhookPages(Controller):
     async def create(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
         """Create an endpoint; the page shows its signing secret this once."""
         form = await request.form()
-        events = [e for e in form.getall("events") if isinstance(e, str)] if hasattr(form, "getall") else []
+        events = [e for e in form.getall("events", []) if isinstance(e, str)]
         created = await asyncio.to_thread(
             webhooks.create_webhook,
             instance(request),

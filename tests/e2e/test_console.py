@@ -1,0 +1,470 @@
+"""The admin console (/admin) in headless Chromium against a real `serve`: every page and action.
+
+One server and one browser for the module; the tests run in order and build on each other (the
+upload's package is the one the sessions, the analytics and the preview use). Data the pages show is
+made through the real API with a key the CLI made, and checked back through the API, never the
+database. The screenshots in docs/console/ are written here (docs/console.md shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page
+
+from appliance import admins, apikeys, tenants
+from appliance.config import Config
+from appliance.instance import Instance
+from tests.api.test_sessions import Player
+from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, chromium, wait_until
+from tests.e2e.conftest import CLI_TIMEOUT, ServerProcess, appliance_command
+from tests.test_webhooks import Receiver
+
+pytestmark = BROWSER_TESTS
+
+PASSWORD = "console e2e password"
+PACKAGE = "moodle-singlesco_scorm12"  # a one-SCO SCORM 1.2 package of ~380 kB
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+@dataclass
+class Console:
+    """The running server, its tenants, an API client of the first one, and a signed-in superuser page."""
+
+    server: ServerProcess
+    browser: Browser
+    context: BrowserContext
+    page: Page
+    acme: str
+    globex: str
+    api: httpx.Client
+    receiver: Receiver
+    package_id: str = ""
+
+    def url(self, path: str) -> str:
+        return f"{self.server.url}{path}"
+
+    def go(self, path: str) -> Page:
+        answer = self.page.goto(self.url(path))
+        assert answer is not None and answer.status == 200, (path, answer and answer.status)
+        return self.page
+
+    def shot(self, name: str, page: Page | None = None) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (page or self.page).screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def make_admin(server: ServerProcess, username: str, tenant: str | None = None) -> None:
+    """`scorm-appliance admins create` with the password on standard input, as a script would."""
+    args = ["admins", "create", username, "--password-stdin", "--data-dir", str(server.data_dir)]
+    if tenant:
+        args += ["--tenant", tenant]
+    done = subprocess.run(
+        [*appliance_command(), *args],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=server.env,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def sign_in(page: Page, base: str, username: str) -> None:
+    page.goto(f"{base}/admin/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/(tenants|t/)"))
+
+
+@contextmanager
+def offline(data: Path) -> Iterator[Instance]:
+    """An Instance on the server's data directory (before it starts, or for reads while it runs)."""
+    inst = Instance(Config(data_dir=data))
+    try:
+        yield inst
+    finally:
+        inst.close()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Console]:
+    receiver = Receiver().start()
+    data = tmp_path_factory.mktemp("console") / "data"
+    server = ServerProcess(
+        data,
+        env={"SCORM_APPLIANCE_OUTBOUND_ALLOW": "127.0.0.1/32", "SCORM_APPLIANCE_WEBHOOK_DISPATCH_SECONDS": "0.2"},
+    )
+    # The tenants, the key and the superuser are made through the service functions before the server
+    # starts (a CLI process costs seconds on a loaded machine); the tenant admin through the CLI itself.
+    with offline(data) as inst:
+        acme = tenants.create_tenant(inst, "Acme").id
+        globex = tenants.create_tenant(inst, "Globex").id
+        tenants.set_quotas(inst, acme, requests_per_minute=100_000)
+        key = apikeys.create_key(inst, acme, "e2e")[1]
+        admins.create_admin(inst, "root", PASSWORD)
+    try:
+        server.start()
+        make_admin(server, "acme-admin", "Acme")
+        with chromium() as browser, server.client(headers={"Authorization": f"Bearer {key}"}) as api:
+            context = browser.new_context(viewport=DESKTOP)
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+            sign_in(page, server.url, "root")
+            yield Console(server, browser, context, page, acme, globex, api, receiver)
+            context.close()
+    finally:
+        receiver.stop()
+        server.close()
+
+
+def test_login_page_and_cookie(console: Console) -> None:
+    cookie = next(c for c in console.context.cookies() if c["name"] == "sa_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/admin"
+    with console.browser.new_context(viewport=DESKTOP) as fresh:
+        page = fresh.new_page()
+        answer = page.goto(console.url("/admin/tenants"))
+        assert answer is not None and page.url.endswith("/admin/login")
+        assert "frame-ancestors 'none'" in (answer.headers.get("content-security-policy") or "")
+        page.get_by_label("Username").fill("root")
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").inner_text().startswith("Wrong username or password")
+        console.shot("login", page)
+
+
+def test_tenants_create_suspend_plan_quotas(console: Console) -> None:
+    page = console.go("/admin/tenants")
+    assert page.get_by_role("link", name="Acme").is_visible() and page.get_by_role("link", name="Globex").is_visible()
+    page.get_by_label("Name").fill("Initech")
+    page.get_by_label("Plan").select_option("professional")
+    page.get_by_role("button", name="Create tenant").click()
+    page.wait_for_url(re.compile(r"/admin/t/ten_"))
+    assert "Initech" in page.locator("h1").inner_text()
+    page.get_by_role("button", name="Suspend tenant").click()
+    assert page.locator("h1 .badge").inner_text() == "suspended"
+    page.get_by_label("Plan", exact=True).select_option("enterprise")
+    page.get_by_role("button", name="Change plan").click()
+    assert "plan enterprise" in page.locator("p.muted").inner_text()
+    page.get_by_label("Requests per minute").fill("321")
+    page.get_by_role("textbox", name=re.compile(r"^Storage")).fill("5GB")
+    page.get_by_role("button", name="Save quotas").click()
+    assert "321 requests per minute" in page.content()
+    tenant_id = page.url.rsplit("/", 1)[1]
+    shown = console.server.cli("quotas", "show", "--tenant", tenant_id)
+    assert (
+        shown["requests_per_minute"] == 321 and shown["storage_bytes"] == 5 * 1000**3 and shown["plan"] == "enterprise"
+    )
+    page.get_by_role("button", name="Resume tenant").click()
+    assert page.locator("h1 .badge").inner_text() == "active"
+    console.go("/admin/tenants")
+    console.shot("tenants")
+
+
+NO_THROTTLE = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+
+
+def _throttle(page: Page, bytes_per_second: int) -> CDPSession:
+    """Chromium's network throttling (DevTools' own) on `page`'s uploads; returns the session to undo it."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {**NO_THROTTLE, "uploadThroughput": bytes_per_second})
+    return cdp
+
+
+def _progress_samples(page: Page) -> None:
+    """Record the progress bar's value every 20 ms (a MutationObserver would miss property changes)."""
+    page.evaluate(
+        """() => { window.progressSeen = []; const bar = document.getElementById('upload-progress');
+           const tick = () => { window.progressSeen.push(bar.value);
+             sessionStorage.setItem('progressSeen', JSON.stringify(window.progressSeen));
+             if (window.progressSeen.length < 2000) setTimeout(tick, 20); };
+           tick(); }"""
+    )
+
+
+def test_upload_cancel_then_upload_with_progress(console: Console, corpus: Path) -> None:
+    page = console.go(f"/admin/t/{console.acme}/packages")
+    zip_path = corpus / "packages" / f"{PACKAGE}.zip"
+    cdp = _throttle(page, 80_000)  # ~380 kB at 80 kB/s: about five seconds of visible progress
+    page.get_by_label("SCORM or cmi5 ZIP").set_input_files(str(zip_path))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_function("() => document.getElementById('upload-progress').value > 5")
+    page.get_by_role("button", name="Cancel").click()
+    assert page.locator("#upload-status").inner_text() == "Upload cancelled."
+    assert page.locator("#upload-progress").evaluate("bar => bar.value") == 0
+    assert console.api.get("/api/v1/packages").json()["data"] == []
+
+    # Again, to the end, sampling the bar into sessionStorage (it outlives the page's navigation to the
+    # package, which the script starts once the server has answered 202).
+    _progress_samples(page)
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_function("() => document.getElementById('upload-progress').value > 30")
+    console.shot("upload-progress")
+    page.wait_for_url(re.compile(r"/packages/pkg_"), timeout=30_000)
+    cdp.send("Network.emulateNetworkConditions", NO_THROTTLE)
+    seen = json.loads(page.evaluate("() => sessionStorage.getItem('progressSeen')"))
+    middle = sorted({v for v in seen if 0 < v < 100})
+    assert len(middle) >= 5, seen  # the bar moved through many values on the way
+    assert seen == sorted(seen), "it only moves forward"
+    console.package_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_function("() => document.getElementById('package-status').textContent === 'ready'", timeout=30_000)
+    assert console.api.get(f"/api/v1/packages/{console.package_id}").json()["status"] == "ready"
+
+
+def test_package_page_reports_versions_and_preview(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/packages/{console.package_id}")
+    assert page.get_by_role("heading", name="Validation report").is_visible()
+    assert page.get_by_role("heading", name="Capabilities").is_visible()
+    versions = page.get_by_role("table", name=re.compile("Versions"))
+    assert "active" in versions.inner_text() and "ready" in versions.inner_text()
+    console.shot("package")
+    page.get_by_role("button", name="Preview launch").click()
+    page.wait_for_url(re.compile(r"/player/"))
+    page.wait_for_function("() => window.scormPlayer !== undefined")
+    found = console.api.get("/api/v1/sessions", params={"learner_id": "console-preview:root"}).json()["data"]
+    assert len(found) == 1 and found[0]["package_id"] == console.package_id
+
+
+def _learner_sessions(console: Console) -> list[str]:
+    """Six learners' sessions on the package, each launched and finished through the runtime endpoints
+    (results, interactions and session time, as the content would write them)."""
+    made = []
+    for n, (status, score, minutes, answer) in enumerate(
+        [
+            ("passed", 95, 4, "a"),
+            ("passed", 80, 12, "a"),
+            ("failed", 35, 7, "b"),
+            ("passed", 70, 25, "a"),
+            ("failed", 20, 1, "c"),
+            ("incomplete", None, 45, None),
+        ]
+    ):
+        created = console.api.post(
+            "/api/v1/sessions",
+            json={"package_id": console.package_id, "learner": {"id": f"learner-{n}", "name": f"Learner {n}"}},
+        ).json()
+        cmi = {"cmi.core.lesson_status": status, "cmi.core.session_time": f"00:{minutes:02d}:00"}
+        if score is not None:
+            cmi["cmi.core.score.raw"] = str(score)
+        if answer is not None:
+            cmi.update(
+                {
+                    "cmi.interactions.0.id": "q1",
+                    "cmi.interactions.0.type": "choice",
+                    "cmi.interactions.0.student_response": answer,
+                    "cmi.interactions.0.result": "correct" if answer == "a" else "wrong",
+                    "cmi.interactions.1.id": "q2",
+                    "cmi.interactions.1.type": "true-false",
+                    "cmi.interactions.1.student_response": "t",
+                    "cmi.interactions.1.result": "wrong" if n % 2 else "correct",
+                }
+            )
+        player = Player(console.api, created)  # the runtime calls player.js makes, over real HTTP
+        player.launch()
+        finished = player.commit(cmi, terminate=True)
+        assert finished.status_code == 200, finished.text
+        made.append(created["id"])
+    return made
+
+
+def test_sessions_filter_view_attempt_delete(console: Console) -> None:
+    made = _learner_sessions(console)
+    page = console.go(f"/admin/t/{console.acme}/sessions")
+    assert page.locator("tbody tr").count() >= 7  # six learners and the preview
+    page.get_by_label("Learner id").fill("learner-2")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 1 and "failed" in rows.inner_text()
+    console.go(f"/admin/t/{console.acme}/sessions")
+    console.shot("sessions")
+    page = console.go(f"/admin/t/{console.acme}/sessions/{made[0]}")
+    cmi = page.get_by_role("table", name="CMI data model").inner_text()
+    assert "cmi.core.lesson_status" in cmi and "passed" in cmi
+    interactions = page.get_by_role("table", name="Interactions").inner_text()
+    assert "q1" in interactions and "choice" in interactions and "correct" in interactions
+    console.shot("session")
+    page.get_by_role("button", name="New attempt").click()
+    page.wait_for_url(re.compile(r"/sessions/ses_"))
+    fresh = page.url.rsplit("/", 1)[1]
+    assert fresh != made[0]
+    again = console.api.get(f"/api/v1/sessions/{fresh}").json()
+    assert again["learner"]["id"] == "learner-0" and again["status"] == "not_started"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete session").click()
+    page.wait_for_url(re.compile(r"/sessions$"))
+    assert console.api.get(f"/api/v1/sessions/{fresh}").status_code == 404
+
+
+def test_analytics_charts_from_real_sessions_and_csv(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/analytics?package={console.package_id}")
+    completions = page.locator("svg[aria-label='Completions per day'] rect.bar")
+    values = [float(v) for v in completions.evaluate_all("bars => bars.map(b => b.dataset.value)")]
+    report = console.api.get(f"/api/v1/analytics/packages/{console.package_id}").json()
+    assert sum(values) == sum(d["completions"] for d in report["completions_per_day"]) and sum(values) >= 5
+    scores = page.locator("svg[aria-label^='Score distribution'] rect.bar")
+    assert sum(float(v) for v in scores.evaluate_all("b => b.map(x => x.dataset.value)")) == report["score"]["count"]
+    difficulty = page.locator("svg[aria-label^='Per-question difficulty'] rect.bar")
+    assert difficulty.count() == 2
+    timed = page.locator("svg[aria-label^='Time spent'] rect.bar")
+    assert sum(float(v) for v in timed.evaluate_all("b => b.map(x => x.dataset.value)")) >= 6
+    console.shot("analytics")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="interactions.csv").click()
+    text = Path(info.value.path()).read_text()
+    assert text.startswith("interaction_id,") and "q1" in text
+
+
+def test_webhook_create_ping_replay_rotate(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/webhooks")
+    page.get_by_label("URL").fill(console.receiver.url)
+    page.get_by_label("Description").fill("e2e receiver")
+    page.get_by_role("button", name="Create endpoint").click()
+    secret = page.locator("#new-secret").inner_text()
+    assert secret.startswith("whsec_")
+    page.get_by_role("link", name=console.receiver.url).click()
+    page.get_by_role("button", name="Send test ping").click()
+    ping = wait_until(
+        lambda: [r for r in console.receiver.accepted() if r.event["type"] == "ping"], 15, what="the ping"
+    )
+    page.reload()
+    page.get_by_role("link", name="ping").first.click()
+    payload = json.loads(page.locator("#payload").inner_text())
+    assert payload["id"] == ping[0].event["id"]
+    console.shot("webhook-delivery")
+    page.get_by_role("button", name="Replay").click()
+    replays = wait_until(
+        lambda: (r := [x for x in console.receiver.accepted() if x.event["id"] == payload["id"]]) and len(r) >= 2 and r,
+        15,
+        what="the replay to reach the receiver",
+    )
+    assert replays[1].body == replays[0].body
+    page.get_by_role("link", name=re.compile("Back to")).click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate secret").click()
+    rotated = page.locator("#new-secret").inner_text()
+    assert rotated.startswith("whsec_") and rotated != secret
+    page.get_by_role("button", name="Send test ping").click()
+    latest = wait_until(lambda: len(console.receiver.accepted()) >= 3 and console.receiver.accepted()[-1], 15)
+    from standardwebhooks.webhooks import Webhook
+
+    Webhook(rotated).verify(latest.body, latest.headers)  # signed with the new secret
+
+
+def test_api_keys_shown_once_and_revoked(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/keys")
+    page.get_by_label("Name").fill("from the console")
+    page.get_by_label("Role").select_option("read")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key").inner_text()
+    with httpx.Client(base_url=console.server.url, trust_env=False) as client:
+        assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+        console.go(f"/admin/t/{console.acme}/keys")
+        assert secret not in page.content()
+        row = page.get_by_role("row").filter(has_text="from the console")
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Revoke").click()
+        page.wait_for_load_state()
+        assert "revoked" in page.get_by_role("row").filter(has_text="from the console").inner_text()
+        assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_usage_gauges(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}")
+    usage = console.api.get("/api/v1/usage").json()
+    meter = page.get_by_role("meter")
+    expected = round(100 * usage["storage_bytes"] / usage["limits"]["storage_bytes"])
+    assert abs(float(meter.get_attribute("value") or "0") - expected) <= 1
+    assert "API requests this period" in page.content()
+    console.shot("tenant")
+    with console.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True) as phone:
+        phone.add_cookies([c for c in console.context.cookies() if c["name"] == "sa_console"])
+        small = phone.new_page()
+        small.goto(console.url(f"/admin/t/{console.acme}"))
+        width = small.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"] + 1, "no sideways scrolling at a phone's width"
+        console.shot("tenant-phone", small)
+
+
+def test_backups_run_list_download(console: Console) -> None:
+    page = console.go("/admin/backups")
+    page.get_by_role("button", name="Run a backup now").click()
+    assert "Backup written to" in page.locator(".notice").inner_text()
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download .tar.gz").first.click()
+    with tarfile.open(info.value.path(), "r:gz") as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile(next(n for n in names if n.endswith("/manifest.json"))))  # type: ignore[arg-type]
+    assert manifest["kind"] == "full" and {t["id"] for t in manifest["tenants"]} >= {console.acme, console.globex}
+    console.shot("backups")
+
+
+def test_logs_and_settings(console: Console) -> None:
+    page = console.go("/admin/logs?q=path%3D%2Fadmin%2Fbackups")
+    assert "path=/admin/backups" in page.locator("#log-lines").inner_text()
+    page = console.go("/admin/settings")
+    assert str(console.server.data_dir) in page.get_by_role("table", name="Effective settings").inner_text()
+    console.shot("settings")
+
+
+def test_csrf_and_cross_site_requests_are_refused(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/keys")
+    # A script on the console's origin without the token (course content on a shared origin could try).
+    status = page.evaluate(
+        """async (url) => (await fetch(url, {method: 'POST', body: new URLSearchParams({name: 'no-token'}),
+             credentials: 'same-origin'})).status""",
+        f"/admin/t/{console.acme}/keys/",
+    )
+    assert status == 403
+    # Another site's auto-submitting form: SameSite=Strict keeps the cookie home, so it reaches login.
+    evil = console.context.new_page()
+    evil.route(
+        "http://attacker.test/",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f"""<form id=f method=post action="{console.url(f"/admin/t/{console.acme}/keys/")}">
+                     <input name=name value=cross-site></form><script>f.submit()</script>""",
+        ),
+    )
+    evil.goto("http://attacker.test/")
+    evil.wait_for_url(re.compile(r"/admin/login"))
+    evil.close()
+    with offline(console.server.data_dir) as inst:
+        names = [k.name for k in apikeys.list_keys(inst, console.acme)]
+    assert "no-token" not in names and "cross-site" not in names
+
+
+def test_tenant_admin_is_confined_to_their_tenant(console: Console) -> None:
+    with console.browser.new_context(viewport=DESKTOP) as other:
+        page = other.new_page()
+        sign_in(page, console.server.url, "acme-admin")
+        assert page.url.endswith(f"/admin/t/{console.acme}")
+        nav = page.get_by_role("navigation", name="Main").inner_text()
+        assert "Backups" not in nav and "Tenants" not in nav
+        for path in ("", "/packages", "/sessions", "/webhooks", "/keys"):
+            answer = page.goto(console.url(f"/admin/t/{console.globex}{path}"))
+            assert answer is not None and answer.status == 404, path
+        assert (page.goto(console.url("/admin/backups")) or pytest.fail()).status == 403
+        page.goto(console.url(f"/admin/t/{console.acme}/keys"))
+        csrf = page.locator("main").get_attribute("data-csrf")
+        status = page.evaluate(
+            """async ([url, csrf]) => (await fetch(url, {method: 'POST', credentials: 'same-origin',
+                 body: new URLSearchParams({name: 'cross-tenant', csrf_token: csrf})})).status""",
+            [f"/admin/t/{console.globex}/keys/", csrf],
+        )
+        assert status == 404
+    with offline(console.server.data_dir) as inst:
+        assert apikeys.list_keys(inst, console.globex) == []
