@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import lrs
-from tests.conformance.test_lrs_conformance import grep_for, read_baseline
+from tests.conformance.test_lrs_conformance import RETRY_AT_MOST, grep_for, judge, read_baseline
 
 RUNNER_LOG = {
     "state": "finished",
@@ -79,6 +79,36 @@ def test_failure_lines_and_the_failures_file(tmp_path: Path) -> None:
     assert text[0].startswith("# xAPI 1.0.3 battery") and "3 of 7 tests pass" in text[0] and "1 not run" in text[0]
     assert text[1:] == lines
     assert run.full and run.summary() == "3 of 7 tests pass"
+
+
+def _run(passed: list[str], failed: list[str], state: str = "finished") -> lrs.BatteryRun:
+    results = {n: lrs.TestResult(n, "passed") for n in passed} | {n: lrs.TestResult(n, "failed", "x") for n in failed}
+    return lrs.BatteryRun("1.0.3", results, len(results), 1.0, state=state)
+
+
+def test_judge_retries_lost_baseline_tests_once_and_reports_new_passes() -> None:
+    asked: list[list[str]] = []
+
+    def rerun(names: list[str]) -> lrs.BatteryRun:
+        asked.append(names)
+        return _run(passed=["S > slow"], failed=["S > broken"])
+
+    run = _run(passed=["S > kept", "S > new"], failed=["S > slow", "S > broken", "S > never passed"])
+    outcome = judge(run, {"S > kept", "S > slow", "S > broken"}, rerun)
+    assert asked == [["S > broken", "S > slow"]]  # only baseline tests, once
+    assert outcome.regressions == ["S > broken"]
+    assert outcome.recovered == ["S > slow"] and "S > slow" in outcome.passing
+    assert outcome.newly_passing == ["S > new"]
+    assert run.notes == ["2 baseline test(s) run again on their own: 1 passed"]
+
+
+def test_judge_does_not_retry_a_broken_or_interrupted_battery() -> None:
+    def rerun(names: list[str]) -> lrs.BatteryRun:
+        raise AssertionError("no second try")
+
+    many = [f"S > t{i}" for i in range(RETRY_AT_MOST + 1)]
+    assert judge(_run([], many), set(many), rerun).regressions == sorted(many)
+    assert judge(_run([], ["S > a"], state="cancelled"), {"S > a"}, rerun).regressions == ["S > a"]
 
 
 def test_grep_for_matches_the_spaced_full_titles_only() -> None:
