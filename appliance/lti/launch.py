@@ -28,7 +28,7 @@ import apsw
 import jwt
 
 from appliance.db.connection import one
-from appliance.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from appliance.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
@@ -38,6 +38,7 @@ from appliance.sessions import create_session
 from appliance.tenants import JwtConfig, Tenant, get_tenant, tenant_status
 
 STATE_TTL_SECONDS = 600.0  # a login must come back within ten minutes
+MAX_LIVE_STATES = 50_000  # unfinished logins a tenant keeps at once (each is a row until it expires)
 NONCE_TTL_SECONDS = 86_400.0  # used nonces are remembered this long (longer than any id_token lives)
 CLOCK_SKEW_SECONDS = 60.0
 ALGORITHM = "RS256"
@@ -121,6 +122,9 @@ def login(inst: Instance, tenant_id: str, params: dict[str, str], urls: ToolUrls
 
     def store(conn: apsw.Connection) -> None:
         conn.execute("DELETE FROM lti_states WHERE expires_at < ?", (now,))
+        live = one(conn, "SELECT count(*) AS n FROM lti_states")
+        if live is not None and live["n"] >= MAX_LIVE_STATES:  # logins nobody finishes must not fill the disk
+            raise RateLimited("too many LTI logins in progress; try again in a few minutes", {"retry_after": 60})
         conn.execute(
             "INSERT INTO lti_states (state, registration_id, nonce, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
             (state, reg.id, nonce, now, now + STATE_TTL_SECONDS),

@@ -204,3 +204,17 @@ def test_with_a_content_origin_the_launch_lands_on_the_player_there(
         assert answer.headers["location"].startswith(f"{content}/player/")
         # The content host serves no LTI endpoint.
         assert api.get(f"{content}/lti/{acme.tenant_id}/jwks").status_code == 404
+
+
+def test_logins_in_progress_are_capped(
+    api: TestClient, acme: TenantKey, platform: LtiPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.lti import launch as lti_launch
+
+    register(api, acme, platform)
+    monkeypatch.setattr(lti_launch, "MAX_LIVE_STATES", 2)
+    hint = urlsplit(platform.course_page(Message("LtiResourceLinkRequest", "u", link_id="l"))).query[5:]
+    path = urlsplit(platform.tool_login).path
+    answers = [api.get(path, params=platform.login_query(hint), follow_redirects=False) for _ in range(3)]
+    assert [a.status_code for a in answers] == [302, 302, 429]
+    assert_error(answers[2], 429, "RATE_LIMITED")
