@@ -225,18 +225,30 @@ def test_upload_cancel_then_upload_with_progress(console: Console, corpus: Path)
     assert console.api.get(f"/api/v1/packages/{console.package_id}").json()["status"] == "ready"
 
 
-def test_package_page_reports_versions_and_preview(console: Console) -> None:
+def test_package_page_reports_versions_and_preview(console: Console, corpus: Path) -> None:
     page = console.go(f"/admin/t/{console.acme}/packages/{console.package_id}")
     assert page.get_by_role("heading", name="Validation report").is_visible()
     assert page.get_by_role("heading", name="Capabilities").is_visible()
     versions = page.get_by_role("table", name=re.compile("Versions"))
     assert "active" in versions.inner_text() and "ready" in versions.inner_text()
+    # A second version, uploaded from the package's page; then version 1 made active again.
+    page.get_by_label("SCORM or cmi5 ZIP").set_input_files(str(corpus / "packages" / f"{PACKAGE}.zip"))
+    page.get_by_role("button", name="Upload").click()
+    api_package = f"/api/v1/packages/{console.package_id}"
+    wait_until(lambda: (p := console.api.get(api_package).json())["latest_version"] == 2 and p["status"] == "ready", 30)
+    page.goto(console.url(f"/admin/t/{console.acme}/packages/{console.package_id}"))
+    assert console.api.get(api_package).json()["active_version"] == 2
+    page.get_by_role("row", name=re.compile(r"^1 ready")).get_by_role("button", name="Make active").click()
+    page.wait_for_load_state()
+    after = console.api.get(api_package).json()
+    assert after["active_version"] == 1 and after["active_version_pinned"]
+    assert "active: 1" in page.get_by_role("table", name=re.compile("Versions")).inner_text()
     console.shot("package")
     page.get_by_role("button", name="Preview launch").click()
     page.wait_for_url(re.compile(r"/player/"))
     page.wait_for_function("() => window.scormPlayer !== undefined")
     found = console.api.get("/api/v1/sessions", params={"learner_id": "console-preview:root"}).json()["data"]
-    assert len(found) == 1 and found[0]["package_id"] == console.package_id
+    assert len(found) == 1 and found[0]["package_id"] == console.package_id and found[0]["package_version"] == 1
 
 
 def _learner_sessions(console: Console) -> list[str]:
@@ -326,6 +338,10 @@ def test_analytics_charts_from_real_sessions_and_csv(console: Console) -> None:
         page.get_by_role("link", name="interactions.csv").click()
     text = Path(info.value.path()).read_text()
     assert text.startswith("interaction_id,") and "q1" in text
+    page = console.go(f"/admin/t/{console.acme}/analytics")  # the tenant summary
+    overall = page.locator("svg[aria-label^='Completions per day'] rect.bar")
+    assert sum(float(v) for v in overall.evaluate_all("b => b.map(x => x.dataset.value)")) == sum(values)
+    assert "Golf Explained" in page.get_by_role("table", name="Packages by sessions").inner_text()
 
 
 def test_webhook_create_ping_replay_rotate(console: Console) -> None:

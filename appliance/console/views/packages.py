@@ -43,6 +43,20 @@ class PackagePages(Controller):
         request.app.state.scheduler.wake()
         return result
 
+    @post("/{package_id:str}/upload", status_code=202, request_max_body_size=None)
+    async def upload_version(
+        self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """A new version of the package, streamed like the first (the same service path)."""
+        inst = instance(request)
+        await asyncio.to_thread(packages.get_package, inst, tenant, package_id)
+        staged = await packages.receive(
+            inst, tenant, request.stream(), request.headers.get("content-type", ""), _declared_length(request)
+        )
+        result = await asyncio.to_thread(packages.create_version, inst, tenant, staged, package_id)
+        request.app.state.scheduler.wake()
+        return result
+
     @get("/{package_id:str}", sync_to_thread=True)
     def show(self, request: Request[Any, Any, Any], tenant: TenantDep, package_id: FromPath[str]) -> Template:
         """A package: status (polled live while processing), versions, warnings, capabilities."""
