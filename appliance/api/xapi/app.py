@@ -172,9 +172,10 @@ class XapiApp:
             headers.update(_cors(scope))
             headers["X-Request-ID"] = rid
             raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-            raw.append((b"content-length", str(len(payload)).encode()))
+            if status not in (204, 304):  # RFC 9110 §8.6: no Content-Length on a 204 (nor a 304's of its own)
+                raw.append((b"content-length", str(len(payload)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": raw})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" or status == 204 else payload})
         finally:
             log_access(method, scope["path"], status, started)
             unbind_request(bound)

@@ -100,6 +100,7 @@ def test_cors_preflight_and_exposed_headers(api: TestClient) -> None:
     origin = "http://content.example"
     r = api.options("/xapi/statements", headers={"Origin": origin, "Access-Control-Request-Method": "PUT"})
     assert r.status_code == 204 and r.headers["x-experience-api-version"] == "1.0.3"
+    assert "content-length" not in r.headers  # RFC 9110 §8.6
     assert r.headers["access-control-allow-origin"] == origin
     assert "X-Experience-API-Version" in r.headers["access-control-allow-headers"]
     r = api.get("/xapi/about", headers={"Origin": origin})
