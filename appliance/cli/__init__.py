@@ -6,6 +6,7 @@ import click
 
 from appliance import __version__
 from appliance.cli.admins import admins
+from appliance.cli.dispatch import dispatches
 from appliance.cli.keys import keys
 from appliance.cli.lrs import lrs_credentials, lrs_forwarding
 from appliance.cli.lti import lti
@@ -37,5 +38,6 @@ for command in (
     lrs_forwarding,
     admins,
     lti,
+    dispatches,
 ):
     cli.add_command(command)
