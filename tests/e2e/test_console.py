@@ -146,6 +146,24 @@ def test_login_page_and_cookie(console: Console) -> None:
         console.shot("login", page)
 
 
+def test_keyboard_focus_is_visible_and_skips_to_content(console: Console) -> None:
+    page = console.go("/admin/tenants")
+    page.keyboard.press("Tab")
+    focused = page.evaluate(
+        "() => { const e = document.activeElement; const s = getComputedStyle(e);"
+        " return {text: e.textContent, outline: s.outlineStyle, width: s.outlineWidth, left: e.getBoundingClientRect().left}; }"
+    )
+    assert focused["text"] == "Skip to content" and focused["outline"] != "none" and focused["left"] >= 0
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+    unlabeled = page.evaluate(
+        "() => [...document.querySelectorAll('input:not([type=hidden]), select')].filter(e => !e.labels.length).length"
+    )
+    assert unlabeled == 0
+
+
 def test_tenants_create_suspend_plan_quotas(console: Console) -> None:
     page = console.go("/admin/tenants")
     assert page.get_by_role("link", name="Acme").is_visible() and page.get_by_role("link", name="Globex").is_visible()
