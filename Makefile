@@ -44,7 +44,7 @@ test: $(STAMP) browser clients ## Install everything, lint, and run the full tes
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(ARGS)
 
-conformance: $(STAMP) browser ## Run only the ADL SCORM 2004 4th Edition conformance suite (writes docs/conformance.md)
+conformance: $(STAMP) browser ## Run only the ADL conformance suites: SCORM 2004 4th Ed. and the xAPI LRS (writes docs/conformance.md, docs/xapi-conformance.md)
 	$(BIN)/pytest tests/conformance $(ARGS)
 
 test-fast: $(STAMP) clients ## Run the tests that need no browser
