@@ -119,9 +119,10 @@ def _controls(t: Tracking) -> dict[str, bool]:
     return result
 
 
-def _status(t: Tracking, act: Activity, disabled: bool) -> dict[str, Any]:
+def toc_status(t: Tracking, act: Activity, disabled: bool) -> dict[str, Any]:
+    """One TOC entry's status (`disabled`: its own Check Activity); UNTOUCHED_STATUS when nothing happened."""
     if t.untouched(act):
-        return {**_UNTOUCHED, "disabled": disabled}
+        return {**UNTOUCHED_STATUS, "disabled": disabled}
     completed = t.completed(act)
     satisfied = t.satisfied(act)
     record = t.st(act)
@@ -137,7 +138,7 @@ def _status(t: Tracking, act: Activity, disabled: bool) -> dict[str, Any]:
     }
 
 
-_UNTOUCHED = {
+UNTOUCHED_STATUS = {
     "completion": "unknown",
     "success": "unknown",
     "measure": None,
@@ -157,7 +158,7 @@ def _node(t: Tracking, act: Activity, hidden: bool, table: ChoiceTable) -> dict[
         "visible": act.visible and not hidden,
         "selectable": table.choice[act.order],
         "current": t.current is act,
-        "status": _status(t, act, table.own_disabled[act.order]),
+        "status": toc_status(t, act, table.own_disabled[act.order]),
         "children": [_node(t, child, hidden, table) for child in t.children(act)],
     }
 

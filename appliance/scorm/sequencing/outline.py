@@ -29,17 +29,17 @@ from typing import Any
 
 from appliance.scorm.sequencing.activity_tree import Activity, ActivityTree
 from appliance.scorm.sequencing.lookahead import (
-    _UNTOUCHED,
     PREFIX,
-    _status,
+    UNTOUCHED_STATUS,
     choice_validity,
     continue_valid,
     previous_valid,
+    toc_status,
 )
 from appliance.scorm.sequencing.tracking import Tracking
 
 Ranges = list[list[int]]
-DEFAULT_STATUS: dict[str, Any] = {**_UNTOUCHED, "disabled": False}
+DEFAULT_STATUS: dict[str, Any] = {**UNTOUCHED_STATUS, "disabled": False}
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _statuses(t: Tracking, disabled: list[bool]) -> dict[str, dict[str, Any]]:
     for index in sorted(candidates):
         act = candidates[index]
         if disabled[index] or not t.untouched(act):
-            found[str(index)] = _status(t, act, disabled[index])
+            found[str(index)] = toc_status(t, act, disabled[index])
     return found
 
 
