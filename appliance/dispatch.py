@@ -440,7 +440,7 @@ var CONFIG = __CONFIG__;
     call("LMSFinish", "Terminate", "");
   }
   window.addEventListener("message", function (event) {
-    if (event.origin !== origin || event.source !== frame.contentWindow || !event.data) return;
+    if (finished || event.origin !== origin || event.source !== frame.contentWindow || !event.data) return;
     var data = event.data;
     if (data.type === "result") apply(data.result);
     else if (data.type === "ended") { apply(data.result); finish(); }

@@ -43,11 +43,14 @@ RELAY = """<!DOCTYPE html>
   }
   function poll() {
     if (!parentOrigin) return;
+    // Read before the fetch: the player ends after its Terminate is stored, so what this fetch
+    // returns is then the final result (read after, a fetch begun earlier could answer stale data).
+    var over = playerEnded();
     fetch(RESULT, { cache: "no-store", credentials: "omit" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (d) {
         if (!d) return;
-        var over = playerEnded(), key = JSON.stringify(d) + over;
+        var key = JSON.stringify(d) + over;
         if (key === last) return;
         last = key;
         window.parent.postMessage({ type: over ? "ended" : "result", result: d }, parentOrigin);

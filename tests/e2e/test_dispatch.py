@@ -97,11 +97,11 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     launch.locator("#butExit").click()
 
     # B: its own session got status, score, location and time through its SCORM API, then LMSFinish.
+    player.page.wait_for_function("() => window.scormPlayer.ended === true", timeout=30_000)
     stored_b = b.wait_session(session_b["id"], lambda s: s["status"] == "failed", 30.0, what="B's session to fail")
     assert stored_b["score"]["raw"] == 60.0 and stored_b["score"]["max"] == 100.0
     assert stored_b["cmi"]["cmi.core.lesson_location"] == str(spec["pages"] - 1)
     assert seconds(stored_b["cmi"]["cmi.core.total_time"]) > 0
-    player.page.wait_for_function("() => window.scormPlayer.ended === true")
     assert player.error_dialogs() == []
 
     # A: the full session of the remote learner, with the content's own CMI.
@@ -111,6 +111,8 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     assert stored_a["status"] == "failed" and stored_a["score"]["raw"] == 60.0
     assert stored_a["learner"]["name"] == "Lovelace, Ada"
     assert stored_a["cmi"]["cmi.core.lesson_location"] == stored_b["cmi"]["cmi.core.lesson_location"]
+    # B's time is the time A measured (the SCO reports it as its session time).
+    assert seconds(stored_b["cmi"]["cmi.core.total_time"]) == pytest.approx(stored_a["total_time_seconds"], abs=0.02)
     counts = a.http.get(f"/api/v1/dispatches/{dispatch['id']}").json()["counts"]
     assert counts["learners"] == 1 and counts["sessions"] == 1 and counts["completed"] == 1
     assert counts["launches"] >= 1
