@@ -8,13 +8,14 @@ calling thread per request (`time.thread_time`, which a loaded machine does not 
 encoding of the answer, and the answer's size. `--profile OP` prints a cProfile of that operation
 instead (launch, navigate, terminate).
 
-    python -m bench sequencing_cpu [--sizes 1000,5000] [--shapes flat,deep] [--rounds 20] [--profile OP]
+    python -m bench sequencing_cpu [--sizes 1000,5000] [--shapes flat,deep] [--rounds 20] [--profile OP] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import random
 import statistics
@@ -28,6 +29,7 @@ import msgspec
 from litestar.testing import TestClient
 
 from bench.sequencing import course_zip
+from bench.upload import percentile
 
 API = "/api/v1"
 _encode = msgspec.json.encode
@@ -123,7 +125,7 @@ def measure(course: Course, inst: Any, rounds: int, rng: random.Random, profile:
         op: {
             "n": len(values),
             "median": statistics.median(values),
-            "p95": sorted(values)[int(0.95 * (len(values) - 1))],
+            "p95": percentile(sorted(values), 0.95),
             "kb": sizes.get(op, 0) / 1024,
         }
         for op, values in spent.items()
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="flat,deep")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profile", choices=("launch", "navigate", "terminate"))
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     from appliance.apikeys import create_key
     from appliance.app import create_app
@@ -151,18 +154,25 @@ def main(argv: list[str] | None = None) -> int:
             settle_garbage_collector()  # as `serve` runs: the app frozen, young collections less often
             tenant = create_tenant(inst, "Bench", "enterprise")
             headers = {"Authorization": f"Bearer {create_key(inst, tenant.id, 'bench')[1]}"}
-            print(
-                f"{'shape':<6} {'activities':>10} {'op':<10} {'n':>4} {'CPU median':>11} {'CPU p95':>9} {'answer':>9}"
-            )
+            if not args.json:
+                print(
+                    f"{'shape':<6} {'activities':>10} {'op':<10} {'n':>4} {'CPU median':>11} {'CPU p95':>9} "
+                    f"{'answer':>9}"
+                )
+            rows = []
             for shape in args.shapes.split(","):
                 for size in (int(s) for s in args.sizes.split(",")):
                     course = Course(client, headers, tenant.id, shape, size)
                     for op, row in measure(course, inst, args.rounds, rng, args.profile).items():
-                        print(
-                            f"{shape:<6} {course.activities:>10} {op:<10} {row['n']:>4} {row['median']:>8.1f} ms "
-                            f"{row['p95']:>6.1f} ms {row['kb']:>6.0f} KB",
-                            flush=True,
-                        )
+                        rows.append({"shape": shape, "activities": course.activities, "op": op, **row})
+                        if not args.json:
+                            print(
+                                f"{shape:<6} {course.activities:>10} {op:<10} {row['n']:>4} "
+                                f"{row['median']:>8.1f} ms {row['p95']:>6.1f} ms {row['kb']:>6.0f} KB",
+                                flush=True,
+                            )
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
     return 0
 
 
