@@ -253,8 +253,13 @@ def test_package_page_reports_versions_and_preview(console: Console, corpus: Pat
     page.get_by_label("SCORM or cmi5 ZIP").set_input_files(str(corpus / "packages" / f"{PACKAGE}.zip"))
     page.get_by_role("button", name="Upload").click()
     api_package = f"/api/v1/packages/{console.package_id}"
-    wait_until(lambda: (p := console.api.get(api_package).json())["latest_version"] == 2 and p["status"] == "ready", 30)
-    page.goto(console.url(f"/admin/t/{console.acme}/packages/{console.package_id}"))
+    # The page's script opens the package again after the upload and reloads it once processing ends.
+    page.wait_for_function(
+        "() => document.querySelector('[data-poll]')?.dataset.status === 'ready'"
+        " && [...document.querySelectorAll('caption')].some(c => c.textContent.includes('active: 2'))",
+        timeout=30_000,
+    )
+    page.wait_for_load_state()
     assert console.api.get(api_package).json()["active_version"] == 2
     page.get_by_role("row", name=re.compile(r"^1 ready")).get_by_role("button", name="Make active").click()
     page.wait_for_load_state()
@@ -400,7 +405,7 @@ def test_webhook_create_ping_replay_rotate(console: Console) -> None:
 
 def test_api_keys_shown_once_and_revoked(console: Console) -> None:
     page = console.go(f"/admin/t/{console.acme}/keys")
-    page.get_by_label("Name").fill("from the console")
+    page.locator("#key-name").fill("from the console")
     page.get_by_label("Role").select_option("read")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key").inner_text()
@@ -414,6 +419,25 @@ def test_api_keys_shown_once_and_revoked(console: Console) -> None:
         page.wait_for_load_state()
         assert "revoked" in page.get_by_role("row").filter(has_text="from the console").inner_text()
         assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_lrs_credentials_shown_once_and_revoked(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/keys")
+    page.locator("#lrs-name").fill("xAPI from the console")
+    page.get_by_label("Scope").select_option("read")
+    page.get_by_role("button", name="Create LRS credential").click()
+    key, secret = page.locator("#new-lrs-key").inner_text(), page.locator("#new-lrs-secret").inner_text()
+    headers = {"X-Experience-API-Version": "1.0.3"}
+    with httpx.Client(base_url=console.server.url, trust_env=False, auth=(key, secret), headers=headers) as xapi:
+        assert xapi.get("/xapi/statements").status_code == 200
+        console.go(f"/admin/t/{console.acme}/keys")
+        assert secret not in page.content()
+        row = page.get_by_role("row").filter(has_text="xAPI from the console")
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Revoke").click()
+        page.wait_for_load_state()
+        assert "revoked" in page.get_by_role("row").filter(has_text="xAPI from the console").inner_text()
+        assert xapi.get("/xapi/statements").status_code == 401
 
 
 def test_usage_gauges(console: Console) -> None:
