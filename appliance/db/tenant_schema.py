@@ -351,9 +351,11 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
     activity, registration) is one table of keys, `xapi_statement_keys`: a 64-bit hash of the kind
     and value (appliance.lrs.statements.filter_key), the statement's `seq`, and `related` (0: the
     filter's plain meaning, actor/object or object activity; 1: only with related_agents or
-    related_activities). Its primary key serves each related_* filter in `seq` order with LIMIT, the
-    partial index of the related = 0 rows each plain one (an activity that is every statement's
-    parent, asked for as an object, is then not a scan of all its parent rows). A statement
+    related_activities). Its primary key (key, related, seq) serves each filter in `seq` order with
+    LIMIT: a plain filter is one range (an activity that is every statement's parent, asked for as an
+    object, is not a scan of its parent rows), a related_* one two ranges merged; it is the table's
+    only index, so a statement costs one insert per key. The statement's row keeps its keys
+    (`keys`, msgpack pairs) for the rare update of a StatementRef's inherited keys. A statement
     referring to another by StatementRef also carries the target's keys (the specification's rule
     that such statements match what their target matches). `body` is the statement as stored
     (JSON) and `assigned` what the LRS added to it (bits: 1 version, 2 timestamp; `stored` and
@@ -371,6 +373,7 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
             voids TEXT,
             credential_id TEXT,
             assigned INTEGER NOT NULL DEFAULT 0,
+            keys BLOB NOT NULL,
             body BLOB NOT NULL
         );
         CREATE INDEX xapi_statements_stored ON xapi_statements(stored);
@@ -378,11 +381,10 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
         CREATE INDEX xapi_statements_voids ON xapi_statements(voids) WHERE voids IS NOT NULL;
         CREATE TABLE xapi_statement_keys (
             key INTEGER NOT NULL,
-            seq INTEGER NOT NULL,
             related INTEGER NOT NULL,
-            PRIMARY KEY (key, seq)
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (key, related, seq)
         ) WITHOUT ROWID;
-        CREATE INDEX xapi_statement_keys_plain ON xapi_statement_keys(key, seq) WHERE related = 0;
         CREATE TABLE xapi_statement_attachments (
             seq INTEGER NOT NULL,
             sha2 TEXT NOT NULL,

@@ -36,6 +36,8 @@ MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or 
 _encoder = msgspec.json.Encoder(order="sorted")
 _plain = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder().decode
+_msgpack = msgspec.msgpack.Encoder().encode
+_unmsgpack = msgspec.msgpack.Decoder(list[tuple[int, int]]).decode
 
 
 class StatementRefused(ValidationFailed):
@@ -379,8 +381,8 @@ def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, cr
     for offset, p in enumerate(fresh):
         p.seq = first + offset
     conn.executemany(
-        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, body) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, keys, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 p.seq,
@@ -390,31 +392,46 @@ def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, cr
                 _target(p.statement) if _is_voiding(p.statement) else None,
                 credential_id,
                 p.assigned,
+                _pack_keys(p.keys),
                 _plain.encode(p.statement),
             )
             for p in fresh
         ],
     )
     conn.executemany(
-        "INSERT INTO xapi_statement_keys (key, seq, related) VALUES (?, ?, ?)",
-        [(key, p.seq, related) for p in fresh for key, related in p.keys.items()],
+        "INSERT INTO xapi_statement_keys (key, related, seq) VALUES (?, ?, ?)",
+        sorted((key, related, p.seq) for p in fresh for key, related in p.keys.items()),
     )
 
 
+def _pack_keys(keys: dict[int, int]) -> bytes:
+    """A statement's keys as its row keeps them (the key table has no index by `seq`)."""
+    return _msgpack(list(keys.items()))
+
+
 def _keys_of(conn: apsw.Connection, seq: int) -> dict[int, int]:
-    return dict(conn.execute("SELECT key, related FROM xapi_statement_keys WHERE seq = ?", (seq,)).fetchall())
+    """key → related of a stored statement, inherited keys included."""
+    found = conn.execute("SELECT keys FROM xapi_statements WHERE seq = ?", (seq,)).fetchall()
+    return {key: related for key, related in _unmsgpack(found[0][0])} if found else {}
 
 
 def _merge_keys(conn: apsw.Connection, seq: int, keys: dict[int, int]) -> bool:
     """Add keys to a statement (a key it has keeps the lower `related`); whether anything changed."""
     have = _keys_of(conn, seq)
-    add = [(key, seq, related) for key, related in keys.items() if have.get(key, 2) > related]
+    changed = {key: related for key, related in keys.items() if have.get(key, 2) > related}
+    if not changed:
+        return False
     conn.executemany(
-        "INSERT INTO xapi_statement_keys (key, seq, related) VALUES (?, ?, ?) "
-        "ON CONFLICT (key, seq) DO UPDATE SET related = min(related, excluded.related)",
-        add,
+        "DELETE FROM xapi_statement_keys WHERE key = ? AND related = ? AND seq = ?",
+        [(key, have[key], seq) for key in changed if key in have],
     )
-    return bool(add)
+    conn.executemany(
+        "INSERT INTO xapi_statement_keys (key, related, seq) VALUES (?, ?, ?)",
+        [(key, related, seq) for key, related in changed.items()],
+    )
+    have.update(changed)
+    conn.execute("UPDATE xapi_statements SET keys = ? WHERE seq = ?", (_pack_keys(have), seq))
+    return True
 
 
 def _inherit_keys(conn: apsw.Connection, fresh: list[_Pending]) -> None:
@@ -609,30 +626,26 @@ def _filters(q: StatementQuery) -> list[tuple[int, int]]:
 PROBE_ROWS = 2000
 
 
+def _levels(level: int) -> str:
+    """The `related` values a filter admits, spelled out so the planner uses the primary key."""
+    return "= 0" if level == 0 else "IN (0, 1)"
+
+
 def _rows_up_to(conn: apsw.Connection, kf: tuple[int, int], low: int, high: int) -> int:
     """How many rows a filter has in the range, counted up to PROBE_ROWS: the rarest filter of a
     query drives its scan (an agent's few statements, not the many of a common verb)."""
-    sql = (
-        "SELECT count(*) FROM (SELECT 1 FROM xapi_statement_keys k0 WHERE k0.key = ? AND k0.seq > ? "
-        f"AND k0.seq <= ?{_plain_only(0, kf[1])} LIMIT {PROBE_ROWS})"
-    )
-    return int(conn.execute(sql, (kf[0], low, high)).fetchall()[0][0])
+    total = 0
+    for related in range(kf[1] + 1):
+        sql = (
+            "SELECT count(*) FROM (SELECT 1 FROM xapi_statement_keys WHERE key = ? AND related = ? "
+            f"AND seq > ? AND seq <= ? LIMIT {PROBE_ROWS})"
+        )
+        total += int(conn.execute(sql, (kf[0], related, low, high)).fetchall()[0][0])
+    return total
 
 
-def _plain_only(n: int, level: int) -> str:
-    """`related = 0` spelled out, not bound: the planner then takes the partial index of plain rows."""
-    return f" AND k{n}.related = 0" if level == 0 else ""
-
-
-def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
-    """One page of the statements matching `q`, voided ones left out, newest first unless ascending.
-
-    Filters are one scan of the key table's primary key for the first filter, in `seq` order, with
-    the others checked by primary-key lookups, stopping after `limit` + 1 rows.
-    """
-    top = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0])
-    consistent = last_stored_ms(conn)
-    upper = min(q.upper, top) if q.upper is not None else top
+def _bounds(conn: apsw.Connection, q: StatementQuery, upper: int) -> tuple[int, int]:
+    """The query's `seq` range (low exclusive, high inclusive) from since, until and the cursor."""
     low, high = 0, upper
     if q.since_ms is not None:
         low = max(low, _seq_at(conn, q.since_ms))
@@ -643,6 +656,20 @@ def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
             low = max(low, q.after)
         else:
             high = min(high, q.after - 1)
+    return low, high
+
+
+def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
+    """One page of the statements matching `q`, voided ones left out, newest first unless ascending.
+
+    The rarest filter drives: a range of the key table's primary key (key, related, seq) in `seq`
+    order, stopped after `limit` + 1 rows — one range for a plain filter, two merged for a related_*
+    one (plain rows and related rows) — and the other filters are primary-key lookups.
+    """
+    top = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0])
+    consistent = last_stored_ms(conn)
+    upper = min(q.upper, top) if q.upper is not None else top
+    low, high = _bounds(conn, q, upper)
     limit = q.limit if 0 < q.limit <= MAX_LIMIT else MAX_LIMIT
     order = "ASC" if q.ascending else "DESC"
     filters = _filters(q)
@@ -653,21 +680,25 @@ def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
             "SELECT seq, stored, body FROM xapi_statements WHERE seq > ? AND seq <= ? AND voided = 0 "
             f"ORDER BY seq {order} LIMIT ?"
         )
-        params: list[Any] = [low, high, limit + 1]
-    else:
-        (key, related), rest = filters[0], filters[1:]
-        checks = "".join(
-            f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.seq = k0.seq"
-            f"{_plain_only(n, level)})"
-            for n, (_, level) in enumerate(rest, 1)
-        )
-        sql = (
-            "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
-            f"ON s.seq = k0.seq WHERE k0.key = ? AND k0.seq > ? AND k0.seq <= ?{_plain_only(0, related)} "
-            f"AND s.voided = 0{checks} ORDER BY k0.seq {order} LIMIT ?"
-        )
-        params = [key, low, high, *[k for k, _ in rest], limit + 1]
-    found = [StoredStatement(seq, stored, body) for seq, stored, body in conn.execute(sql, params)]
+        found = [StoredStatement(*row) for row in conn.execute(sql, (low, high, limit + 1))]
+        return Page(found[:limit], upper, len(found) > limit, consistent)
+    (key, level), rest = filters[0], filters[1:]
+    checks = "".join(
+        f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.related "
+        f"{_levels(other)} AND k{n}.seq = k0.seq)"
+        for n, (_, other) in enumerate(rest, 1)
+    )
+    sql = (
+        "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
+        "ON s.seq = k0.seq WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? AND k0.seq <= ? "
+        f"AND s.voided = 0{checks} ORDER BY k0.seq {order} LIMIT ?"
+    )
+    found = []
+    for related in range(level + 1):
+        params = [key, related, low, high, *[k for k, _ in rest], limit + 1]
+        found.extend(StoredStatement(*row) for row in conn.execute(sql, params))
+    if level:
+        found.sort(key=lambda s: s.seq, reverse=not q.ascending)
     return Page(found[:limit], upper, len(found) > limit, consistent)
 
 

@@ -203,7 +203,7 @@ def test_queries_plain_related_combined_and_paged(db: Database) -> None:
     assert page_ids(db, rest) == as_parent[10:] + as_object
 
 
-def test_plain_filters_use_the_partial_index(db: Database) -> None:
+def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
     insert(db, [statement()])
     plans: list[str] = []
 
@@ -216,5 +216,9 @@ def test_plain_filters_use_the_partial_index(db: Database) -> None:
                 plans.extend(str(row) for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
             return self.conn.execute(sql, params)
 
-    db.read_sync(lambda c: st.query_statements(Explain(c), st.StatementQuery(activity="http://example.com/a")))  # type: ignore[arg-type]
-    assert any("xapi_statement_keys_plain" in p for p in plans)
+    query = st.StatementQuery(activity="http://example.com/a", agent="mbox:mailto:a@example.com")
+    db.read_sync(lambda c: st.query_statements(Explain(c), query))  # type: ignore[arg-type]
+    query.related_agents = True
+    db.read_sync(lambda c: st.query_statements(Explain(c), query))  # type: ignore[arg-type]
+    assert plans and not any("SCAN" in p or "TEMP B-TREE" in p for p in plans), plans
+    assert any("PRIMARY KEY (key=? AND related=? AND seq>? AND seq<?)" in p for p in plans), plans
