@@ -34,6 +34,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appliance.apikeys import create_key
+from appliance.config import Config
+from appliance.instance import Instance
+from appliance.tenants import create_tenant, set_quotas
 from appliance.webhooks import new_secret, signed_headers
 from tests.conftest import CORPUS, REPO
 from tests.e2e.conftest import HOST, ServerProcess, free_port
@@ -105,15 +109,21 @@ class Appliance:
 def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     if not COURSE.is_file():
         pytest.skip(f"the SCORM corpus is not at {CORPUS} (CI always has it)")
-    server = ServerProcess(tmp_path_factory.mktemp("clients") / "data", env={"SCORM_APPLIANCE_OUTBOUND_ALLOW": HOST})
+    data_dir = tmp_path_factory.mktemp("clients") / "data"
+    # The tenant limited to 3 requests a minute is made before the start, in-process as the CLI does it.
+    inst = Instance(Config(data_dir=data_dir))
+    try:
+        create_tenant(inst, "Limited")
+        set_quotas(inst, "Limited", requests_per_minute=3)
+        _, limited = create_key(inst, "Limited", "clients")
+    finally:
+        inst.close()
+    server = ServerProcess(data_dir, env={"SCORM_APPLIANCE_OUTBOUND_ALLOW": HOST})
     try:
         server.start()
-        server.cli("tenants", "create", "Integrator")
-        server.cli("quotas", "set", "--tenant", "Integrator", "--rate", "100000/min")
+        # The integrator's tenant and admin key, with the CLI against the running server, as docs/integration.md says.
+        server.cli("tenants", "create", "Integrator", "--plan", "enterprise")
         key = server.cli("keys", "create", "--tenant", "Integrator", "--name", "clients")["key"]
-        server.cli("tenants", "create", "Limited")
-        server.cli("quotas", "set", "--tenant", "Limited", "--rate", "3/min")
-        limited = server.cli("keys", "create", "--tenant", "Limited")["key"]
         with server.client() as http:
             schema = http.get("/api/v1/openapi.json").raise_for_status().json()
         yield Appliance(server, key, limited, schema)
