@@ -102,8 +102,9 @@ def upload_package(file: Upload, title: str | None) -> Call:
 
 
 def upload_package_version(package_id: str, file: Upload) -> Call:
-    path = "/packages/{package_id}/versions"
-    return Call("POST", path, {"package_id": package_id}, upload=file, parse=Package.from_json)
+    return Call(
+        "POST", "/packages/{package_id}/versions", {"package_id": package_id}, upload=file, parse=Package.from_json
+    )
 
 
 def validate_package(file: Upload) -> Call:
@@ -125,13 +126,18 @@ def delete_package(package_id: str) -> Call:
 
 
 def list_package_versions(package_id: str) -> Call:
-    path = "/packages/{package_id}/versions"
-    return Call("GET", path, {"package_id": package_id}, parse=_page(PackageVersion.from_json))
+    return Call(
+        "GET", "/packages/{package_id}/versions", {"package_id": package_id}, parse=_page(PackageVersion.from_json)
+    )
 
 
 def get_package_version(package_id: str, version: int) -> Call:
-    path = "/packages/{package_id}/versions/{version}"
-    return Call("GET", path, {"package_id": package_id, "version": version}, parse=PackageVersion.from_json)
+    return Call(
+        "GET",
+        "/packages/{package_id}/versions/{version}",
+        {"package_id": package_id, "version": version},
+        parse=PackageVersion.from_json,
+    )
 
 
 # -- sessions ----------------------------------------------------------------------------------------
@@ -170,8 +176,7 @@ def update_session(
 
 
 def launch_session(session_id: str) -> Call:
-    path = "/sessions/{session_id}/launch"
-    return Call("POST", path, {"session_id": session_id}, parse=Launch.from_json)
+    return Call("POST", "/sessions/{session_id}/launch", {"session_id": session_id}, parse=Launch.from_json)
 
 
 def delete_session(session_id: str) -> Call:
@@ -186,14 +191,18 @@ def analytics_summary(days: int | None) -> Call:
 
 
 def package_analytics(package_id: str, days: int | None) -> Call:
-    path = "/analytics/packages/{package_id}"
-    return Call("GET", path, {"package_id": package_id}, params={"days": days}, parse=PackageAnalytics.from_json)
+    return Call(
+        "GET",
+        "/analytics/packages/{package_id}",
+        {"package_id": package_id},
+        params={"days": days},
+        parse=PackageAnalytics.from_json,
+    )
 
 
 def package_analytics_csv(package_id: str, section: str | None) -> Call:
-    path = "/analytics/packages/{package_id}"
     params = {"format": "csv", "section": section}
-    return Call("GET", path, {"package_id": package_id}, params=params, raw_text=True)
+    return Call("GET", "/analytics/packages/{package_id}", {"package_id": package_id}, params=params, raw_text=True)
 
 
 # -- webhooks ----------------------------------------------------------------------------------------
@@ -228,19 +237,32 @@ def test_webhook(webhook_id: str) -> Call:
 
 
 def list_deliveries(webhook_id: str, status: str | None, limit: int | None, cursor: str | None) -> Call:
-    path = "/webhooks/{webhook_id}/deliveries"
     params = {"status": status, "limit": limit, "cursor": cursor}
-    return Call("GET", path, {"webhook_id": webhook_id}, params=params, parse=_page(Delivery.from_json))
+    return Call(
+        "GET",
+        "/webhooks/{webhook_id}/deliveries",
+        {"webhook_id": webhook_id},
+        params=params,
+        parse=_page(Delivery.from_json),
+    )
 
 
 def get_delivery(webhook_id: str, delivery_id: str) -> Call:
-    path = "/webhooks/{webhook_id}/deliveries/{delivery_id}"
-    return Call("GET", path, {"webhook_id": webhook_id, "delivery_id": delivery_id}, parse=Delivery.from_json)
+    return Call(
+        "GET",
+        "/webhooks/{webhook_id}/deliveries/{delivery_id}",
+        {"webhook_id": webhook_id, "delivery_id": delivery_id},
+        parse=Delivery.from_json,
+    )
 
 
 def retry_delivery(webhook_id: str, delivery_id: str) -> Call:
-    path = "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"
-    return Call("POST", path, {"webhook_id": webhook_id, "delivery_id": delivery_id}, parse=Delivery.from_json)
+    return Call(
+        "POST",
+        "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+        {"webhook_id": webhook_id, "delivery_id": delivery_id},
+        parse=Delivery.from_json,
+    )
 
 
 # -- xAPI LRS credentials ----------------------------------------------------------------------------
@@ -257,10 +279,12 @@ def list_xapi_credentials(limit: int | None, cursor: str | None) -> Call:
 
 
 def get_xapi_credential(credential_id: str) -> Call:
-    path = "/xapi/credentials/{credential_id}"
-    return Call("GET", path, {"credential_id": credential_id}, parse=XapiCredential.from_json)
+    return Call(
+        "GET", "/xapi/credentials/{credential_id}", {"credential_id": credential_id}, parse=XapiCredential.from_json
+    )
 
 
 def revoke_xapi_credential(credential_id: str) -> Call:
-    path = "/xapi/credentials/{credential_id}"
-    return Call("DELETE", path, {"credential_id": credential_id}, parse=XapiCredential.from_json)
+    return Call(
+        "DELETE", "/xapi/credentials/{credential_id}", {"credential_id": credential_id}, parse=XapiCredential.from_json
+    )
