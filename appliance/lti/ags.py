@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -178,6 +179,8 @@ def post_score(inst: Instance, job: Job) -> None:
             )
         score = {**result, "userId": found["sub"], "timestamp": _timestamp(inst.clock.now())}
         reply = _send(inst, "POST", scores_url(lineitem), token, SCORE_TYPE, json.dumps(score).encode())
+        if reply.status_code == 401:
+            forget_token(tenant_id, reg.id)
         if not 200 <= reply.status_code < 300:
             raise AgsError(f"the platform answered the score with HTTP {reply.status_code}: {reply.excerpt() or ''}")
     except (AgsError, outbound.OutboundError) as exc:
@@ -207,29 +210,50 @@ def scores_url(lineitem: str) -> str:
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/scores"))
 
 
+_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}  # (tenant, registration, scopes) -> (token, until)
+_tokens_lock = threading.Lock()
+TOKEN_MARGIN_SECONDS = 60.0  # a cached token is not used in its last minute
+DEFAULT_TOKEN_SECONDS = 300.0  # when the token endpoint does not say how long its token lives
+AGS_SCOPES = (c.SCOPE_LINEITEM, c.SCOPE_SCORE, c.SCOPE_LINEITEM_READONLY)
+
+
 def access_token(inst: Instance, tenant_id: str, reg: Registration, granted: list[str]) -> str:
-    """An OAuth 2 access token for the AGS scopes, by `client_credentials` with a signed JWT assertion."""
+    """An OAuth 2 access token for the AGS scopes the launch granted, cached until shortly before it expires."""
+    wanted = [s for s in AGS_SCOPES if s in granted] or [c.SCOPE_SCORE]
+    key, now = (tenant_id, reg.id, " ".join(wanted)), inst.clock.now()
+    with _tokens_lock:
+        cached = _tokens.get(key)
+    if cached is not None and now < cached[1]:
+        return cached[0]
+    token, lifetime = _request_token(inst, tenant_id, reg, wanted)
+    with _tokens_lock:
+        _tokens[key] = (token, now + max(0.0, lifetime - TOKEN_MARGIN_SECONDS))
+    return token
+
+
+def forget_token(tenant_id: str, reg_id: str) -> None:
+    """Drop a registration's cached tokens (the platform refused one: the retry asks for a new one)."""
+    with _tokens_lock:
+        for key in [k for k in _tokens if k[:2] == (tenant_id, reg_id)]:
+            del _tokens[key]
+
+
+def _request_token(inst: Instance, tenant_id: str, reg: Registration, wanted: list[str]) -> tuple[str, float]:
+    """`client_credentials` with a JWT client assertion signed by the tool's key; (token, seconds it lives)."""
     now = int(inst.clock.now())
-    assertion = sign(
-        inst,
-        tenant_id,
-        {
-            "iss": reg.client_id,
-            "sub": reg.client_id,
-            "aud": reg.token_url,
-            "iat": now,
-            "exp": now + 300,
-            "jti": secrets.token_urlsafe(16),
-        },
-    )
-    wanted = [s for s in (c.SCOPE_LINEITEM, c.SCOPE_SCORE, c.SCOPE_LINEITEM_READONLY) if s in granted] or [
-        c.SCOPE_SCORE
-    ]
+    claims = {
+        "iss": reg.client_id,
+        "sub": reg.client_id,
+        "aud": reg.token_url,
+        "iat": now,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(16),
+    }
     form = urlencode(
         {
             "grant_type": "client_credentials",
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
+            "client_assertion": sign(inst, tenant_id, claims),
             "scope": " ".join(wanted),
         }
     ).encode()
@@ -245,10 +269,12 @@ def access_token(inst: Instance, tenant_id: str, reg: Registration, granted: lis
     if reply.status_code != 200:
         raise AgsError(f"the token endpoint answered HTTP {reply.status_code}: {reply.excerpt() or ''}")
     try:
-        token = json.loads(reply.body)["access_token"]
-    except (ValueError, KeyError, TypeError) as exc:
+        answer = json.loads(reply.body)
+        token = str(answer["access_token"])
+        lifetime = float(answer.get("expires_in") or DEFAULT_TOKEN_SECONDS)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise AgsError("the token endpoint's answer has no access_token") from exc
-    return str(token)
+    return token, lifetime
 
 
 def _send(

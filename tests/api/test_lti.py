@@ -179,6 +179,7 @@ def test_scores_are_posted_on_every_change_and_retried(
     finally:
         inst.close()
     assert all(r["client_assertion"] for r in platform.token_requests)
+    assert len(platform.token_requests) == 1  # one token for every post: cached until shortly before it expires
 
 
 def test_with_a_content_origin_the_launch_lands_on_the_player_there(
