@@ -94,7 +94,8 @@ def picker_page(inst: Instance, tenant_id: str, pick_id: str, urls: ToolUrls) ->
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Choose a course</title>'
         "<style>body{font:16px system-ui,sans-serif;margin:1.5rem}li{margin:.4rem 0;list-style:none}"
         "button{font:inherit;padding:.4rem .8rem;cursor:pointer}</style></head><body>"
-        f"<h1>Choose a course to add</h1>{body}</body></html>"
+        f"<h1>Choose a course to add</h1>{body}</body></html>",
+        form_action=urls.deep_link_pick(pick_id),  # the tool's public URL, which may not be this host
     )
 
 
@@ -134,7 +135,6 @@ def respond(inst: Instance, tenant_id: str, pick_id: str, package_id: str, urls:
     message: dict[str, Any] = {
         "iss": reg.client_id,
         "aud": [reg.issuer],
-        "azp": reg.issuer,
         "iat": int(now),
         "exp": int(now) + RESPONSE_TTL_SECONDS,
         "nonce": secrets.token_urlsafe(16),
