@@ -376,3 +376,19 @@ def test_clients_cover_every_operation_of_the_covered_groups(appliance: Applianc
 
 def test_the_exclusions_are_real_operations(appliance: Appliance) -> None:
     assert set(EXCLUDED) <= schema_operations(appliance.schema), "EXCLUDED names operations the schema no longer has"
+
+
+def test_the_php_package_is_valid_psr4() -> None:
+    """composer.json maps ScormAppliance\\ to src/, and every class sits where PSR-4 looks for it."""
+    composer = json.loads((CLIENTS / "php" / "composer.json").read_text("utf-8"))
+    assert composer["autoload"]["psr-4"] == {"ScormAppliance\\": "src/"}
+    assert "ext-curl" in composer["require"]
+    src = CLIENTS / "php" / "src"
+    files = sorted(src.rglob("*.php"))
+    assert files
+    for file in files:
+        text = file.read_text("utf-8")
+        relative = file.relative_to(src).with_suffix("")
+        namespace = "\\".join(["ScormAppliance", *relative.parts[:-1]])
+        assert re.search(rf"^namespace {re.escape(namespace)};$", text, re.MULTILINE), f"{file}: namespace"
+        assert re.search(rf"^(final |abstract )?class {relative.name}\b", text, re.MULTILINE), f"{file}: class name"
