@@ -3,7 +3,9 @@
 // Compiled with tsc and run with `node --test dist/test/`.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { before, test } from "node:test";
 
 import {
@@ -51,6 +53,14 @@ test("upload streams a file, waits until ready, versions, validate, delete", asy
   assert.ok(ids.includes(pkg.id));
   await client.deletePackage(pkg.id);
   await assert.rejects(client.getPackage(pkg.id), NotFound);
+});
+
+test("a ReadableStream is sent as a raw application/zip body", async () => {
+  const stream = Readable.toWeb(createReadStream(courseZip)) as ReadableStream<Uint8Array>;
+  const uploaded = await client.uploadPackage(stream);
+  assert.equal(uploaded.status, "processing");
+  assert.equal((await client.waitUntilReady(uploaded.id, { timeoutMs: 60_000 })).status, "ready");
+  await client.deletePackage(uploaded.id);
 });
 
 test("a body that is not a ZIP is InvalidPackage; a ZIP without a manifest fails processing", async () => {
