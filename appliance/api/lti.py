@@ -16,6 +16,8 @@ keys and their rotation.
 from __future__ import annotations
 
 import asyncio
+import html
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,8 +26,9 @@ from litestar import Controller, MediaType, Request, Response, delete, get, patc
 from litestar.params import FromPath, JSONBody
 
 from appliance.api.deps import InstanceDep, PrincipalDep
+from appliance.api.errors import STATUS_BY_CODE
 from appliance.api.middleware import _framing
-from appliance.errors import ValidationFailed
+from appliance.errors import ApplianceError, ValidationFailed
 from appliance.instance import Instance
 from appliance.lti import claims as c
 from appliance.lti import deep_linking, keys, launch, registrations
@@ -58,6 +61,39 @@ def html_response(inst: Instance, page: Page) -> Response[str]:
     return Response(page.html, media_type=MediaType.HTML, headers=headers)
 
 
+ERROR_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>The course could not be opened</title>'
+    "<style>body{{font:16px system-ui,sans-serif;margin:1.5rem}}code{{color:#555}}</style></head><body>"
+    '<h1>The course could not be opened</h1><p id="error">{message}</p><p><code>{code}{reason}</code></p></body></html>'
+)
+
+
+def wants_html(request: Request[Any, Any, Any]) -> bool:
+    """A browser navigating (the platform's form post, a redirect), rather than a program reading JSON."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(inst: Instance, exc: ApplianceError) -> Response[str]:
+    """The contract's error as a page a learner in the platform's frame can read (same status and code)."""
+    reason = exc.details.get("reason")
+    page = ERROR_PAGE.format(
+        message=html.escape(exc.message), code=exc.code, reason=f" ({html.escape(str(reason))})" if reason else ""
+    )
+    response = html_response(inst, Page(page))
+    response.status_code = STATUS_BY_CODE.get(exc.code, 500)
+    return response
+
+
+async def _answer(request: Request[Any, Any, Any], inst: Instance, work: Callable[[], Response[Any]]) -> Response[Any]:
+    """Run `work` off the event loop; a refusal is a page for a browser, the contract's JSON otherwise."""
+    try:
+        return await asyncio.to_thread(work)
+    except ApplianceError as exc:
+        if wants_html(request):
+            return error_page(inst, exc)
+        raise
+
+
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The urlencoded form of a POST (bounded), or {} for a GET."""
     if request.method != "POST":
@@ -82,8 +118,12 @@ class LtiToolController(Controller):
         """Stores a state and nonce server-side and redirects (302) to the platform's authorisation endpoint."""
         params = {**{k: str(v) for k, v in request.query_params.items()}, **await _form(request)}
         urls = tool_urls(inst, request, tenant_id)
-        location = await asyncio.to_thread(launch.login, inst, tenant_id, params, urls)
-        return Response(b"", status_code=302, headers={"Location": location, "Cache-Control": "no-store"})
+
+        def work() -> Response[Any]:
+            location = launch.login(inst, tenant_id, params, urls)
+            return Response(b"", status_code=302, headers={"Location": location, "Cache-Control": "no-store"})
+
+        return await _answer(request, inst, work)
 
     @post("/launch", status_code=302, summary="The platform's id_token (resource link or deep linking request)")
     async def launch_(
@@ -93,7 +133,7 @@ class LtiToolController(Controller):
         form = await _form(request)
         urls = tool_urls(inst, request, tenant_id)
         jwks = request.app.state.jwks
-        return await asyncio.to_thread(_launch, inst, tenant_id, jwks, form, urls)
+        return await _answer(request, inst, lambda: _launch(inst, tenant_id, jwks, form, urls))
 
     @post("/deep-link/{pick_id:str}", status_code=200, summary="The teacher's package choice (Deep Linking)")
     async def pick(
@@ -103,11 +143,11 @@ class LtiToolController(Controller):
         form = await _form(request)
         urls = tool_urls(inst, request, tenant_id)
 
-        def answer() -> Page:
+        def answer() -> Response[Any]:
             launch.active_tenant(inst, tenant_id)
-            return deep_linking.respond(inst, tenant_id, pick_id, form.get("package_id", ""), urls)
+            return html_response(inst, deep_linking.respond(inst, tenant_id, pick_id, form.get("package_id", ""), urls))
 
-        return html_response(inst, await asyncio.to_thread(answer))
+        return await _answer(request, inst, answer)
 
     @get("/jwks", sync_to_thread=True, summary="The tool's public keys (JWKS)")
     def jwks(self, inst: InstanceDep, tenant_id: FromPath[str]) -> Response[Any]:

@@ -219,3 +219,16 @@ def test_logins_in_progress_are_capped(
     answers = [api.get(path, params=platform.login_query(hint), follow_redirects=False) for _ in range(3)]
     assert [a.status_code for a in answers] == [302, 302, 429]
     assert_error(answers[2], 429, "RATE_LIMITED")
+
+
+def test_a_browser_gets_the_refusal_as_a_page_and_a_program_as_json(
+    api: TestClient, acme: TenantKey, platform: LtiPlatform
+) -> None:
+    register(api, acme, platform)
+    path = urlsplit(platform.tool_launch).path
+    form = {"id_token": "a.b.c", "state": "never-issued"}
+    page = api.post(path, data=form, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert "unknown login state" in page.text and "UNAUTHORIZED (unknown_state)" in page.text
+    assert "script-src 'none'" in page.headers["content-security-policy"]
+    assert_error(api.post(path, data=form), 401, "UNAUTHORIZED")

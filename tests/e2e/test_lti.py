@@ -296,3 +296,15 @@ def test_an_unregistered_platform_and_a_link_without_package_are_refused(
     _, query = begin_login(platform, learner_dl)
     answer = post_launch(platform, platform.id_token(platform.claims(learner_dl, query["nonce"])), query["state"])
     assert answer.status_code == 403
+
+
+def test_a_refused_launch_is_a_readable_page_in_the_platforms_frame(
+    platform: LtiPlatform, tool: Appliance, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(platform.course_page(Message("LtiResourceLinkRequest", "user-np", link_id="link-np")))
+    tool_frame = Frames(page).frame("/lti/")
+    tool_frame.locator("#error").wait_for()
+    assert tool_frame.locator("h1").inner_text() == "The course could not be opened"
+    assert "names no package" in tool_frame.locator("#error").inner_text()
