@@ -232,3 +232,15 @@ def test_a_browser_gets_the_refusal_as_a_page_and_a_program_as_json(
     assert "unknown login state" in page.text and "UNAUTHORIZED (unknown_state)" in page.text
     assert "script-src 'none'" in page.headers["content-security-policy"]
     assert_error(api.post(path, data=form), 401, "UNAUTHORIZED")
+
+
+def test_login_initiation_by_post_as_canvas_sends_it(api: TestClient, acme: TenantKey, platform: LtiPlatform) -> None:
+    register(api, acme, platform)
+    hint = urlsplit(platform.course_page(Message("LtiResourceLinkRequest", "u", link_id="l"))).query[5:]
+    answer = api.post(urlsplit(platform.tool_login).path, data=platform.login_query(hint), follow_redirects=False)
+    assert answer.status_code == 302 and "set-cookie" not in answer.headers
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert query["response_mode"] == ["form_post"] and query["lti_message_hint"] == [hint]
+    assert answer.headers["location"].startswith(f"{platform.browser}/auth?")
+    wrong = {**platform.login_query(hint), "lti_deployment_id": "not-registered"}
+    assert_error(api.post(urlsplit(platform.tool_login).path, data=wrong), 401, "UNAUTHORIZED")
