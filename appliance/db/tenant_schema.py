@@ -640,3 +640,63 @@ def m016_dispatches(conn: apsw.Connection) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@tenant_migrations
+def m017_cmi5_registrations(conn: apsw.Connection) -> None:
+    """cmi5 registrations (appliance.cmi5_registrations): a session on a cmi5 version is one registration.
+
+    `cmi5_registrations` holds the registration's UUID and actor; `cmi5_aus` each AU's results across the
+    registration (what moveOn reads) and its LMS-generated activity id; `cmi5_au_sessions` each launch of
+    an AU (its one-time fetch URL's and auth token's hashes, what the AU has sent, how it ended);
+    `cmi5_satisfied` the AUs, blocks and course the LMS wrote `satisfied` for (once each).
+    """
+    conn.execute(
+        """
+        CREATE TABLE cmi5_registrations (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            registration TEXT NOT NULL UNIQUE,
+            actor TEXT NOT NULL,
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE cmi5_aus (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            au_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            activity_id TEXT NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            passed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            waived INTEGER NOT NULL DEFAULT 0,
+            waive_reason TEXT,
+            score_scaled REAL,
+            score_raw REAL,
+            score_min REAL,
+            score_max REAL,
+            time_seconds REAL NOT NULL DEFAULT 0,
+            launches INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (session_id, au_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE cmi5_au_sessions (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            au_id TEXT NOT NULL,
+            launch_mode TEXT NOT NULL,
+            fetch_hash TEXT NOT NULL,
+            token_hash TEXT,
+            fetched_at REAL,
+            initialized INTEGER NOT NULL DEFAULT 0,
+            verbs TEXT NOT NULL DEFAULT '[]',
+            ended TEXT,
+            launched_at REAL NOT NULL,
+            ended_at REAL
+        );
+        CREATE INDEX cmi5_au_sessions_open ON cmi5_au_sessions(session_id, ended);
+        CREATE TABLE cmi5_satisfied (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            node_id TEXT NOT NULL,
+            satisfied_at REAL NOT NULL,
+            PRIMARY KEY (session_id, node_id)
+        ) WITHOUT ROWID;
+        """
+    )
