@@ -252,9 +252,10 @@ def render_report(outcomes: list[Outcome]) -> str:
             lines.append(f"Passed only when run again on their own (timing): {', '.join(o.recovered)}.")
             lines.append("")
         for note in run.notes:
-            lines += [f"The runner was {note}.", ""]
+            lines += [f"{note[:1].upper()}{note[1:]}.", ""]
         if len(o.passing) == run.total:
             lines += ["Every test passes.", ""]
+            lines += section_table(o)
             continue
         not_run = run.total - len(run.results)
         if not_run:
@@ -264,4 +265,17 @@ def render_report(outcomes: list[Outcome]) -> str:
         for result in failing:
             lines.append(f"| {_cell(result.name, 400)} | {_cell(result.error or result.status or 'did not finish')} |")
         lines.append("")
+        lines += section_table(o)
     return "\n".join(lines)
+
+
+def section_table(o: Outcome) -> list[str]:
+    """Passed of run by top-level section of the battery (its test files' outer `describe`s), in run order."""
+    sections: dict[str, list[int]] = {}
+    for name in o.run.results:
+        counts = sections.setdefault(name.split(lrs.SEPARATOR, 1)[0], [0, 0])
+        counts[0] += name in o.passing
+        counts[1] += 1
+    lines = ["| Section | Passed |", "|---|---|"]
+    lines += [f"| {_cell(section)} | {passed} of {ran} |" for section, (passed, ran) in sections.items()]
+    return [*lines, ""]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import lrs
-from tests.conformance.test_lrs_conformance import RETRY_AT_MOST, grep_for, judge, read_baseline
+from tests.conformance.test_lrs_conformance import RETRY_AT_MOST, Outcome, grep_for, judge, read_baseline, render_report
 
 RUNNER_LOG = {
     "state": "finished",
@@ -185,3 +185,19 @@ def test_a_runner_that_stops_finishing_tests_is_interrupted(tmp_path: Path, monk
         proc.wait()
     quick = subprocess.Popen(["true"])
     assert lrs._watch(quick, out, time.monotonic()) == ""
+
+
+def test_the_report_counts_lists_failures_and_says_every_test_passes_only_when_true() -> None:
+    broken = lrs.BatteryRun("1.0.3", lrs.parse_log(RUNNER_LOG), 7, 3.0)
+    clean = _run(passed=["A > b"], failed=[])
+    clean.version = "2.0.0"
+    text = render_report([Outcome(broken, set()), Outcome(clean, {"A > b"})])
+    assert "| xAPI 1.0.3 | 3 of 7 | 3 | 1 | 3 s |" in text and "**xAPI 2.0.0: 1 of 1 tests pass.**" in text
+    first, second = text.split("## xAPI 2.0.0")
+    assert "Every test passes." not in first and "1 test(s) did not run" in first
+    assert (
+        "| About Resource Requirements (Communication 2.8) > returns a version (XAPI-00319) #2 | Error: 500 |" in first
+    )
+    assert "| About Resource Requirements (Communication 2.8) | 2 of 5 |" in first
+    assert "Every test passes." in second and "| A | 1 of 1 |" in second
+    assert lrs.suite_commit()[:12] in text
