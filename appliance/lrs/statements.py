@@ -682,24 +682,57 @@ def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
         )
         found = [StoredStatement(*row) for row in conn.execute(sql, (low, high, limit + 1))]
         return Page(found[:limit], upper, len(found) > limit, consistent)
+    found = _matching(conn, filters, low, high, q.ascending, limit + 1)
+    return Page(found[:limit], upper, len(found) > limit, consistent)
+
+
+def _matching(
+    conn: apsw.Connection, filters: list[tuple[int, int]], low: int, high: int, ascending: bool, want: int
+) -> list[StoredStatement]:
+    """Up to `want` statements matching every filter, not voided, in `seq` order.
+
+    First the `seq`s, from the key table alone: the driver's range (two merged for a related_*
+    filter) with the other filters checked by primary-key lookups; then the rows of those `seq`s
+    only, so a statement the other filters reject is never read. Voided statements (rare) leave a
+    page short, and the next `seq`s are read until it is full or the range ends.
+    """
     (key, level), rest = filters[0], filters[1:]
     checks = "".join(
         f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.related "
         f"{_levels(other)} AND k{n}.seq = k0.seq)"
         for n, (_, other) in enumerate(rest, 1)
     )
+    order = "ASC" if ascending else "DESC"
     sql = (
-        "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
-        "ON s.seq = k0.seq WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? AND k0.seq <= ? "
-        f"AND s.voided = 0{checks} ORDER BY k0.seq {order} LIMIT ?"
+        "SELECT k0.seq FROM xapi_statement_keys k0 WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? "
+        f"AND k0.seq <= ?{checks} ORDER BY k0.seq {order} LIMIT ?"
     )
-    found = []
-    for related in range(level + 1):
-        params = [key, related, low, high, *[k for k, _ in rest], limit + 1]
-        found.extend(StoredStatement(*row) for row in conn.execute(sql, params))
-    if level:
-        found.sort(key=lambda s: s.seq, reverse=not q.ascending)
-    return Page(found[:limit], upper, len(found) > limit, consistent)
+    others = [k for k, _ in rest]
+    found: list[StoredStatement] = []
+    while len(found) < want and low < high:
+        seqs: list[int] = []
+        for related in range(level + 1):
+            seqs.extend(seq for (seq,) in conn.execute(sql, [key, related, low, high, *others, want]))
+        seqs.sort(reverse=not ascending)
+        seqs = seqs[:want]
+        if not seqs:
+            break
+        marks = ",".join("?" * len(seqs))
+        found.extend(
+            StoredStatement(*row)
+            for row in conn.execute(
+                f"SELECT seq, stored, body FROM xapi_statements WHERE seq IN ({marks}) AND voided = 0 "
+                f"ORDER BY seq {order}",
+                seqs,
+            )
+        )
+        if len(seqs) < want:
+            break
+        if ascending:
+            low = seqs[-1]
+        else:
+            high = seqs[-1] - 1
+    return found[:want]
 
 
 def get_statement(conn: apsw.Connection, statement_id: str, *, voided: bool) -> StoredStatement | None:

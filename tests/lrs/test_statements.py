@@ -212,7 +212,7 @@ def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
             self.conn = conn
 
         def execute(self, sql: str, params: Any = ()) -> Any:
-            if sql.startswith("SELECT s.seq"):
+            if sql.startswith(("SELECT k0.seq", "SELECT seq, stored")):
                 plans.extend(str(row) for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
             return self.conn.execute(sql, params)
 
@@ -222,3 +222,11 @@ def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
     db.read_sync(lambda c: st.query_statements(Explain(c), query))  # type: ignore[arg-type]
     assert plans and not any("SCAN" in p or "TEMP B-TREE" in p for p in plans), plans
     assert any("PRIMARY KEY (key=? AND related=? AND seq>? AND seq<?)" in p for p in plans), plans
+
+
+def test_a_page_short_of_voided_statements_reads_on(db: Database) -> None:
+    ids = insert(db, [statement() for _ in range(6)])
+    voiders = insert(db, [voiding(sid) for sid in ids[3:]])  # they match what their targets match
+    q = st.StatementQuery(verb=VERB, limit=4, ascending=True)
+    page = db.read_sync(lambda c: st.query_statements(c, q))
+    assert [json.loads(s.body)["id"] for s in page.statements] == [*ids[:3], voiders[0]] and page.more
