@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from appliance import analytics
+from appliance import analytics, cmi5_registrations
 from appliance.clock import parse_rfc3339, rfc3339
 from appliance.courses import Course, load_course
 from appliance.db.connection import one, rows
@@ -124,12 +124,15 @@ def get_session(
 ) -> dict[str, Any]:
     """One session (with its CMI when asked), or NotFound."""
 
-    def read(conn: apsw.Connection) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    def read(conn: apsw.Connection) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any] | None]:
         row = session_row(conn, session_id)
-        return row, activity_rows(conn, session_id) if include_cmi else {}
+        acts = activity_rows(conn, session_id) if include_cmi else {}
+        return row, acts, cmi5_registrations.progress_json(conn, session_id)
 
-    row, acts = inst.tenant_db(tenant.id).read_sync(read)
+    row, acts, cmi5 = inst.tenant_db(tenant.id).read_sync(read)
     data = session_json(row, launch_url(inst, base_url, tenant.id, row) if row["status"] != "expired" else None)
+    if cmi5 is not None:
+        data["cmi5"] = cmi5
     if include_cmi:
         data["cmi"], data["activities"] = _cmi_view(row, acts)
     return data
@@ -194,7 +197,9 @@ def create_session(
     version = package_version or pkg["active_version"]
     if version is None:
         raise PackageNotReady("the package has no ready version yet", {"package_id": package_id})
-    load_course(inst, tenant.id, package_id, version)  # PackageNotReady for a processing/failed version
+    cmi5_course = db.read_sync(lambda c: cmi5_registrations.course_of(c, package_id, version))
+    if cmi5_course is None:
+        load_course(inst, tenant.id, package_id, version)  # PackageNotReady for a processing/failed version
     session_id = new_id("ses")
 
     def insert(conn: apsw.Connection) -> tuple[dict[str, Any], bool]:
@@ -228,6 +233,8 @@ def create_session(
             now=now,
             subject_id=session_id,
         )
+        if cmi5_course is not None:  # a session on a cmi5 version is a cmi5 registration
+            cmi5_registrations.register(inst, conn, cmi5_course, session_row(conn, session_id), now)
         return session_row(conn, session_id), True
 
     row, created = db.write_sync(insert)

@@ -22,10 +22,11 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
 from appliance import runtime
-from appliance.api import commit_endpoint
+from appliance.api import cmi5_player, commit_endpoint
 from appliance.api.deps import InstanceDep, learner_rate_limit
 from appliance.api.errors import error_response
 from appliance.api.middleware import learner_headers, player_page_headers
+from appliance.cmi5.packaging import Cmi5LaunchUnavailable
 from appliance.content import ContentFile, parse_range, resolve
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
@@ -84,10 +85,16 @@ class PlayerController(Controller):
     guards = [learner_rate_limit]  # a per-session limit; learner traffic never counts against the tenant's
 
     @get("/", sync_to_thread=True, summary="The player page")
-    def page(self, inst: InstanceDep, token: FromPath[str]) -> Response[str]:
-        """HTML that installs the SCORM API and loads the content in a same-origin frame."""
+    def page(
+        self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], au: FromQuery[str | None] = None
+    ) -> Response[str]:
+        """HTML that installs the SCORM API and loads the content in a same-origin frame; for a cmi5
+        session, the launch of an AU (`au`, else the first unsatisfied one: appliance.api.cmi5_player)."""
         tenant_id, session_id = _session_of(inst, token)
-        boot = runtime.bootstrap(inst, tenant_id, session_id)
+        try:
+            boot = runtime.bootstrap(inst, tenant_id, session_id)
+        except Cmi5LaunchUnavailable:
+            return cmi5_player.page(request, inst, tenant_id, session_id, au)
         boot["token"] = token
         html = PAGE.format(
             title=_escape(boot["title"] or "Course"),
@@ -135,8 +142,11 @@ class PlayerController(Controller):
     ) -> Response[Any]:
         """Files of the session's package version only, with ETag and Range support."""
         tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
-        course = await asyncio.to_thread(runtime.package_files, inst, tenant_id, session_id)
-        found = await asyncio.to_thread(resolve, course.files, path.lstrip("/"))
+        try:
+            files = (await asyncio.to_thread(runtime.package_files, inst, tenant_id, session_id)).files
+        except Cmi5LaunchUnavailable:  # a cmi5 registration: its relative AUs are the version's files
+            files = await asyncio.to_thread(cmi5_player.package_files, inst, tenant_id, session_id)
+        found = await asyncio.to_thread(resolve, files, path.lstrip("/"))
         return _file_response(request, found, learner_headers(inst.config.frame_ancestors))
 
 

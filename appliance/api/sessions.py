@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from appliance import sessions
+from appliance.api import cmi5_player
 from appliance.api.deps import InstanceDep, PrincipalDep
 from appliance.auth import Principal
 from appliance.errors import Forbidden, NotFound
@@ -155,13 +156,21 @@ class SessionController(Controller):
         opt={"roles": SESSION_STARTERS},
     )
     def launch(
-        self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, session_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        principal: PrincipalDep,
+        inst: InstanceDep,
+        session_id: FromPath[str],
+        au: FromQuery[str | None] = None,
+        launch_mode: FromQuery[str] = "Normal",
     ) -> dict[str, Any]:
-        """A new signed `launch_url`; 410 SESSION_EXPIRED for an expired session."""
+        """A new signed `launch_url`; 410 SESSION_EXPIRED for an expired session. A cmi5 session also
+        launches an AU (`au`, else the first unsatisfied one) and answers its launch in `cmi5`."""
         if bound_learner(principal.role, principal.kind, principal.subject) is not None:
             owner = sessions.get_session(inst, principal.tenant, session_id, base_url(request))["learner"]["id"]
             _check_learner(principal, owner, missing=True)
-        return sessions.relaunch(inst, principal.tenant, session_id, base_url(request))
+        answer = sessions.relaunch(inst, principal.tenant, session_id, base_url(request))
+        return cmi5_player.api_launch(request, inst, principal.tenant, session_id, answer, au, launch_mode)
 
     @delete("/{session_id:str}", status_code=204, sync_to_thread=True, summary="Delete a session")
     def remove(self, principal: PrincipalDep, inst: InstanceDep, session_id: FromPath[str]) -> None:

@@ -90,6 +90,7 @@ class XapiRequest:
     tenant: Tenant | None = None  # None only on unauthenticated resources (About)
     credential: LrsCredential | None = None
     alternate: bool = False  # arrived in the alternate request syntax
+    cmi5: Any = None  # an AU session's token (appliance.cmi5_registrations.AuGrant) instead of a credential
 
     @property
     def reading(self) -> bool:
@@ -306,6 +307,8 @@ def _unwrap_alternate(
 
 def authorize(inst: Instance, req: XapiRequest) -> None:
     """Authenticate the request's Basic credential and apply its scope (403 when it does not admit the method)."""
+    if _authorize_cmi5(inst, req):
+        return
     try:
         req.tenant, req.credential = credentials.authenticate(inst, req.headers.get("authorization"))
     except ApplianceError as exc:
@@ -318,6 +321,21 @@ def authorize(inst: Instance, req: XapiRequest) -> None:
             f"this credential's scope ({req.credential.scope}) does not allow {req.method}",
             {"scope": req.credential.scope},
         )
+
+
+def _authorize_cmi5(inst: Instance, req: XapiRequest) -> bool:
+    """A cmi5 AU session's auth token (appliance.cmi5_registrations): its grant and its limits."""
+    from appliance import cmi5_registrations  # late: it reaches the LRS store, which imports this module
+
+    try:
+        grant = cmi5_registrations.authenticate(inst, req.headers.get("authorization"))
+        if grant is None:
+            return False
+        cmi5_registrations.restrict(grant, req.method, req.resource, req.params)
+    except cmi5_registrations.Denied as exc:
+        raise XapiError(exc.status, exc.message) from None
+    req.tenant, req.credential, req.cmi5 = grant.tenant, grant.credential, grant
+    return True
 
 
 def _base_headers(version: str, status: int) -> dict[str, str]:

@@ -26,6 +26,7 @@ import msgspec
 
 from appliance.api.errors import error_body
 from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
+from appliance.cmi5.au_rules import Rejected
 from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
 from appliance.lrs import statements as store
@@ -120,18 +121,29 @@ async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, An
     pending = _in_flight.setdefault(req.tenant_id, [])
     mark = int(stored * 1000)
     pending.append(mark)
-    try:
-        return await db.write(
-            lambda c: store.insert_statements(
-                c,
-                statements,
-                stored=stored,
-                authority=credential.authority(),
-                credential_id=credential.id,
-                version=req.version,
-                attachments=attachments,
-            )
+
+    def insert(c: Any, batch: list[dict[str, Any]] = statements) -> list[str]:
+        return store.insert_statements(
+            c,
+            batch,
+            stored=stored,
+            authority=credential.authority(),
+            credential_id=credential.id,
+            version=req.version,
+            attachments=attachments,
         )
+
+    def write(c: Any) -> list[str]:
+        if req.cmi5 is None:
+            return insert(c)
+        from appliance import cmi5_registrations  # an AU session's token: cmi5's rules and the LMS's statements
+
+        return cmi5_registrations.store_statements(inst, c, req.cmi5, statements, lambda b: insert(c, b), stored)
+
+    try:
+        return await db.write(write)
+    except Rejected as exc:  # cmi5's refusal of an AU's statement
+        raise XapiError(403, str(exc), {"requirement": exc.requirement}) from None
     except store.StatementConflict as exc:
         raise XapiError(409, exc.message, exc.details) from None
     except store.StatementRefused as exc:

@@ -1,0 +1,96 @@
+"""The player's cmi5 side: a cmi5 session's launch page, its AUs' files, and the API launch's `cmi5` member.
+
+A cmi5 session's `launch_url` is the same `/player/{token}` as a SCORM session's. Opened, it launches
+an AU (the `au` query parameter, else the first unsatisfied one: appliance.cmi5_registrations.launch)
+and shows it as its launchMethod says (cmi5 §8.1.1): `AnyWindow` in the player's frame, `OwnWindow`
+by redirecting the window to the AU's launch URL. A relative AU is served from the version's files
+under `/player/{token}/content/...`, as SCORM content is.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response
+
+from appliance import cmi5_registrations
+from appliance.api.middleware import player_page_headers
+from appliance.db.connection import one
+from appliance.errors import NotFound
+from appliance.instance import Instance
+from appliance.tenants import Tenant, get_tenant
+
+FRAME_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>html,body{{margin:0;height:100%}}iframe{{border:0;width:100%;height:100%;display:block}}</style>
+</head>
+<body>
+<iframe id="cmi5-au" title="{title}" src="{src}" allow="fullscreen; autoplay"></iframe>
+<script type="application/json" id="cmi5-launch">{launch}</script>
+</body>
+</html>
+"""
+
+
+def _request_base(request: Request[Any, Any, Any]) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def page(
+    request: Request[Any, Any, Any], inst: Instance, tenant_id: str, session_id: str, au: str | None
+) -> Response[str]:
+    """Launch an AU of the registration: a frame (AnyWindow) or a redirect (OwnWindow)."""
+    tenant = get_tenant(inst, tenant_id)
+    launched = cmi5_registrations.launch(
+        inst, tenant, session_id, api_base=cmi5_registrations.api_origin(inst, _request_base(request)), au=au
+    )
+    headers = {**player_page_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+    if launched.launch_method == "OwnWindow":
+        return Response("", status_code=302, headers={"Location": launched.url, "Cache-Control": "no-store"})
+    body = FRAME_PAGE.format(
+        title=html.escape("Course"),
+        src=html.escape(launched.url, quote=True),
+        launch=json.dumps(launched.json()).replace("</", "<\\/"),
+    )
+    return Response(body, media_type="text/html", headers=headers)
+
+
+def package_files(inst: Instance, tenant_id: str, session_id: str) -> Path:
+    """The files of a cmi5 registration's version (its relative AUs)."""
+    row = inst.tenant_db(tenant_id).read_sync(
+        lambda c: one(c, "SELECT package_id, package_version FROM sessions WHERE id = ?", (session_id,))
+    )
+    if row is None:
+        raise NotFound("no such launch")
+    return Path(inst.data.version_dir(tenant_id, row["package_id"], row["package_version"]))
+
+
+def api_launch(
+    request: Request[Any, Any, Any],
+    inst: Instance,
+    tenant: Tenant,
+    session_id: str,
+    answer: dict[str, Any],
+    au: str | None,
+    launch_mode: str,
+) -> dict[str, Any]:
+    """`POST /sessions/{id}/launch`'s answer: a cmi5 session also launches an AU, in `cmi5`."""
+    is_cmi5 = inst.tenant_db(tenant.id).read_sync(lambda c: cmi5_registrations.is_registration(c, session_id))
+    if not is_cmi5:
+        return answer
+    launched = cmi5_registrations.launch(
+        inst,
+        tenant,
+        session_id,
+        api_base=cmi5_registrations.api_origin(inst, _request_base(request)),
+        au=au,
+        launch_mode=launch_mode,
+    )
+    return {**answer, "cmi5": launched.json()}

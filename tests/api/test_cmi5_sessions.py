@@ -1,0 +1,199 @@
+"""cmi5 registrations over the real app: CATAPULT's example courses created, launched, fetched and
+driven through the LRS as an AU does (from LMS.LaunchData), with the LMS's own statements checked."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance.cmi5 import vocabulary as v
+from tests.api.test_lrs_credentials import basic, issue
+from tests.api.test_packages import upload_ready
+from tests.conftest import TenantKey
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "suites" / "catapult" / "course_examples"
+needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="CATAPULT's course examples are not checked out")
+XAPI = {"X-Experience-API-Version": "1.0.3"}
+
+
+def start(api: TestClient, who: TenantKey, example: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(package, session) of a new session on a CATAPULT example course."""
+    package = upload_ready(api, who, (EXAMPLES / example).read_bytes())
+    created = api.post(
+        "/api/v1/sessions", json={"package_id": package["id"], "learner": {"id": "ada"}}, headers=who.headers
+    )
+    assert created.status_code == 201, created.text
+    return package, created.json()
+
+
+class Au:
+    """An AU as cmi5.js runs: launch parameters, fetch, LaunchData, statements from its contextTemplate."""
+
+    def __init__(self, api: TestClient, url: str) -> None:
+        self.api = api
+        self.url = url
+        self.params = {k: vals[0] for k, vals in parse_qs(urlsplit(url).query).items()}
+        self.auth: dict[str, str] = {}
+        self.launch_data: dict[str, Any] = {}
+
+    def fetch(self) -> Any:
+        return self.api.post(self.params["fetch"].replace("http://testserver.local", ""))
+
+    def start(self) -> None:
+        answer = self.fetch()
+        assert answer.status_code == 200, answer.text
+        self.auth = {**XAPI, "Authorization": f"Basic {answer.json()['auth-token']}"}
+        data = self.api.get("/xapi/activities/state", params=self.state_params(), headers=self.auth)
+        assert data.status_code == 200, data.text
+        self.launch_data = data.json()
+
+    def state_params(self, state_id: str = v.LAUNCH_DATA_STATE_ID) -> dict[str, str]:
+        return {
+            "activityId": self.params["activityId"],
+            "agent": self.params["actor"],
+            "registration": self.params["registration"],
+            "stateId": state_id,
+        }
+
+    def statement(self, verb: str, **result: Any) -> dict[str, Any]:
+        context = json.loads(json.dumps(self.launch_data["contextTemplate"]))
+        context["registration"] = self.params["registration"]
+        context["contextActivities"]["category"] = [{"id": v.CATEGORY_CMI5}]
+        if verb in v.SATISFACTION_VERBS:
+            context["contextActivities"]["category"].append({"id": v.CATEGORY_MOVE_ON})
+            result.setdefault("duration", "PT5S")
+        if verb in (v.PASSED, v.FAILED) and "masteryScore" in self.launch_data:
+            context["extensions"][v.EXT_MASTERY_SCORE] = self.launch_data["masteryScore"]
+        if verb == v.TERMINATED:
+            result.setdefault("duration", "PT30S")
+        st: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "timestamp": "2026-12-03T10:00:00.000Z",
+            "actor": json.loads(self.params["actor"]),
+            "verb": {"id": verb},
+            "object": {"id": self.params["activityId"], "objectType": "Activity"},
+            "context": context,
+        }
+        if result:
+            st["result"] = result
+        return st
+
+    def send(self, statement: dict[str, Any]) -> Any:
+        return self.api.post("/xapi/statements", json=statement, headers=self.auth)
+
+
+def launch(api: TestClient, who: TenantKey, session_id: str, au: str | None = None) -> dict[str, Any]:
+    answer = api.post(f"/api/v1/sessions/{session_id}/launch", params={"au": au} if au else {}, headers=who.headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def lms_statements(api: TestClient, who: TenantKey, registration: str, verb: str) -> list[dict[str, Any]]:
+    cred = issue(api, who, name="reader", scope="read")
+    found = api.get(
+        "/xapi/statements",
+        params={"registration": registration, "verb": verb},
+        headers=basic(cred["id"], cred["secret"]),
+    )
+    assert found.status_code == 200, found.text
+    return found.json()["statements"]
+
+
+@needs_examples
+def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: TenantKey) -> None:
+    _, session = start(api, acme, "masteryscore_framed.zip")
+    fresh = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert fresh["status"] == "not_started" and fresh["cmi5"]["satisfied"] is False
+    assert [a["completion_status"] for a in fresh["cmi5"]["aus"]] == ["unknown"]
+    launched = launch(api, acme, session["id"])
+    cmi5 = launched["cmi5"]
+    assert cmi5["launch_method"] == "OwnWindow"
+    au = Au(api, cmi5["url"])
+    assert set(au.params) >= {"endpoint", "fetch", "actor", "registration", "activityId"}
+    assert au.params["endpoint"].endswith("/xapi/")
+    assert au.params["registration"] == cmi5["registration"]
+    assert au.params["activityId"] != cmi5["au_id"]  # LMS-generated (§8.1.5)
+    assert json.loads(au.params["actor"])["account"]["name"] == "ada"
+    assert "/player/" in cmi5["url"] and "/content/index.html?" in cmi5["url"]
+    # before fetch the token does not exist; the fetch answers once
+    au.start()
+    again = au.fetch()
+    assert again.status_code == 400 and again.json()["error-code"] == "1"
+    assert au.launch_data["launchMode"] == "Normal" and au.launch_data["masteryScore"] == 0.3
+    assert au.launch_data["moveOn"] == "CompletedOrPassed" and au.launch_data["launchMethod"] == "OwnWindow"
+    # the AU may not write LaunchData, nor read another registration's state
+    assert api.put("/xapi/activities/state", params=au.state_params(), json={}, headers=au.auth).status_code == 403
+    other = {**au.state_params(), "registration": str(uuid.uuid4())}
+    assert api.get("/xapi/activities/state", params=other, headers=au.auth).status_code == 403
+    # the AU's statements: the rules refuse what cmi5 forbids (403 with the requirement)
+    refused = au.send(au.statement(v.COMPLETED, completion=True))
+    assert refused.status_code == 403 and "9.3.0.0-4" in refused.text  # nothing before initialized
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 200
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 403  # initialized twice
+    low = au.statement(v.PASSED, success=True, score={"scaled": 0.2, "raw": 2, "min": 0, "max": 10})
+    answer = au.send(low)
+    assert answer.status_code == 403 and "9.3.4.0-2" in answer.text  # below the masteryScore
+    ok = au.send(au.statement(v.PASSED, success=True, score={"scaled": 0.8, "raw": 8, "min": 0, "max": 10}))
+    assert ok.status_code == 200, ok.text
+    assert au.send(au.statement(v.COMPLETED, completion=True)).status_code == 200
+    assert au.send(au.statement(v.TERMINATED)).status_code == 200
+    after = au.send(au.statement(v.COMPLETED, completion=True))
+    assert after.status_code == 403  # after terminated
+    assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 401
+    # the LMS wrote launched and satisfied (the AU and the course)
+    registration = cmi5["registration"]
+    assert len(lms_statements(api, acme, registration, v.LAUNCHED)) == 1
+    satisfied = lms_statements(api, acme, registration, v.SATISFIED)
+    assert len(satisfied) == 2
+    types = {s["object"].get("definition", {}).get("type") for s in satisfied}
+    assert v.TYPE_COURSE in types
+    assert all(s["context"]["extensions"][v.EXT_SESSION_ID] == cmi5["au_session_id"] for s in satisfied)
+    # progress in the sessions API
+    shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert (shown["status"], shown["completion_status"], shown["success_status"]) == ("passed", "completed", "passed")
+    assert shown["score"]["scaled"] == 0.8 and shown["score"]["raw"] == 8
+    assert shown["cmi5"]["satisfied"] is True
+    assert shown["cmi5"]["aus"][0]["success_status"] == "passed" and shown["cmi5"]["aus"][0]["satisfied"]
+
+
+@needs_examples
+def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClient, acme: TenantKey) -> None:
+    package, session = start(api, acme, "multi_au_framed.zip")
+    aus = [a["id"] for a in package["course"]["children"] if a["type"] == "au"]
+    first = launch(api, acme, session["id"])["cmi5"]
+    assert first["au_id"] == aus[0] and first["launch_method"] == "AnyWindow"
+    au = Au(api, first["url"])
+    au.start()
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 200
+    second = launch(api, acme, session["id"], au=aus[0])["cmi5"]  # a new launch abandons the open one
+    abandoned = lms_statements(api, acme, first["registration"], v.ABANDONED)
+    assert len(abandoned) == 1 and abandoned[0]["context"]["extensions"][v.EXT_SESSION_ID] == first["au_session_id"]
+    assert "duration" in abandoned[0]["result"]
+    assert au.send(au.statement(v.COMPLETED, completion=True)).status_code in (401, 403)
+    au2 = Au(api, second["url"])
+    au2.start()
+    assert au2.send(au2.statement(v.INITIALIZED)).status_code == 200
+    assert au2.send(au2.statement(v.COMPLETED, completion=True)).status_code == 200
+    assert au2.send(au2.statement(v.TERMINATED)).status_code == 200
+    nxt = launch(api, acme, session["id"])["cmi5"]
+    assert nxt["au_id"] == aus[1]  # the first unsatisfied AU
+    assert api.post(f"/api/v1/sessions/{session['id']}/cmi5/abandon", headers=acme.headers).json()["abandoned"] == [
+        nxt["au_session_id"]
+    ]
+    for au_id in aus[1:]:
+        answer = api.post(
+            f"/api/v1/sessions/{session['id']}/cmi5/waive",
+            json={"au": au_id, "reason": "Administrative"},
+            headers=acme.headers,
+        )
+        assert answer.status_code == 200, answer.text
+    assert answer.json()["satisfied"][-1] == package["course"]["id"]
+    shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert shown["completion_status"] == "completed" and shown["cmi5"]["satisfied"] is True
+    assert len(lms_statements(api, acme, first["registration"], v.WAIVED)) == len(aus) - 1
