@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
-from appliance import jobs, outbound, packages, quota_events, sessions, webhooks
+from appliance import cmi5_registrations, jobs, outbound, packages, quota_events, sessions, webhooks
 from appliance.api.analytics import AnalyticsController
 from appliance.api.cmi5 import Cmi5FetchController, Cmi5SessionController
 from appliance.api.commit_endpoint import CommitEndpoint, commit_token
@@ -90,6 +90,7 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
     scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)
+    scheduler.every("cmi5-abandon", inst.config.expiry_sweep_seconds, cmi5_registrations.abandon_stale)
     scheduler.register(webhooks.DELIVER_JOB, webhooks.deliver)
     scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhooks.dispatch_all)
     scheduler.every("webhook-recover", 60.0, webhooks.recover_deliveries)

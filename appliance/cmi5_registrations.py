@@ -658,6 +658,8 @@ def authenticate(inst: Instance, authorization: str | None) -> AuGrant | None:
     ):
         raise Denied(401, "the cmi5 auth token is not valid (not fetched, or not this AU session's)")
     row, reg, au_row = found
+    if row["ended"] is None and row["launched_at"] <= inst.clock.now() - inst.config.launch_token_ttl_seconds:
+        raise Denied(401, "the AU session is past its TTL (it is abandoned)")
     from appliance.tenants import get_tenant
 
     tenant = get_tenant(inst, tenant_id)
@@ -862,6 +864,32 @@ def abandon(inst: Instance, tenant: Tenant, session_id: str) -> dict[str, Any]:
         return {"session_id": session_id, "abandoned": [r["id"] for r in found]}
 
     return inst.tenant_db(tenant.id).write_sync(write)
+
+
+def abandon_stale(inst: Instance) -> int:
+    """Periodic sweep (§9.3.6): `abandoned` for AU sessions launched and not ended within the AU session
+    TTL (`launch_token_ttl_seconds`: the AU's launch URL stops working then) or whose session expired."""
+    now = inst.clock.now()
+    cutoff = now - inst.config.launch_token_ttl_seconds
+    total = 0
+    for tenant_id in [r["id"] for r in inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants"))]:
+
+        def sweep(conn: apsw.Connection) -> int:
+            stale = rows(
+                conn,
+                "SELECT a.* FROM cmi5_au_sessions a JOIN sessions s ON s.id = a.session_id "
+                "WHERE a.ended IS NULL AND (a.launched_at <= ? OR s.expires_at <= ?)",
+                (cutoff, now),
+            )
+            for row in stale:
+                session = _session(conn, row["session_id"])
+                course = _course_for_session(conn, session)
+                _abandon(inst, conn, course, session, _registration(conn, session["id"]), row, now)
+                _refresh(conn, course, session["id"], now)
+            return len(stale)
+
+        total += inst.tenant_db(tenant_id).write_sync(sweep)
+    return total
 
 
 def waive(inst: Instance, tenant: Tenant, session_id: str, au: str, reason: str) -> dict[str, Any]:

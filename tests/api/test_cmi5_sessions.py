@@ -12,7 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from litestar.testing import TestClient
 
+from appliance import cmi5_registrations
+from appliance.clock import FixedClock
 from appliance.cmi5 import vocabulary as v
+from appliance.config import Config
+from appliance.instance import Instance
 from tests.api.test_lrs_credentials import basic, issue
 from tests.api.test_packages import upload_ready
 from tests.conftest import TenantKey
@@ -98,7 +102,7 @@ def lms_statements(api: TestClient, who: TenantKey, registration: str, verb: str
     cred = issue(api, who, name="reader", scope="read")
     found = api.get(
         "/xapi/statements",
-        params={"registration": registration, "verb": verb},
+        params={"registration": registration, "verb": verb, "ascending": "true"},
         headers=basic(cred["id"], cred["secret"]),
     )
     assert found.status_code == 200, found.text
@@ -197,3 +201,92 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
     shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
     assert shown["completion_status"] == "completed" and shown["cmi5"]["satisfied"] is True
     assert len(lms_statements(api, acme, first["registration"], v.WAIVED)) == len(aus) - 1
+
+
+def not_applicable_course() -> bytes:
+    """A two-AU course: one NotApplicable (satisfied at registration), one Completed."""
+    import io
+    import zipfile
+
+    xml = b"""<?xml version="1.0" encoding="utf-8"?>
+<courseStructure xmlns="https://w3id.org/xapi/profiles/cmi5/v1/CourseStructure.xsd">
+  <course id="https://example.com/course/na"><title><langstring>NA</langstring></title>
+    <description><langstring>d</langstring></description></course>
+  <block id="https://example.com/block/1"><title><langstring>B</langstring></title>
+    <description><langstring>d</langstring></description>
+    <au id="https://example.com/au/na" moveOn="NotApplicable"><title><langstring>A</langstring></title>
+      <description><langstring>d</langstring></description><url>index.html?x=1</url></au>
+  </block>
+  <au id="https://example.com/au/done" moveOn="Completed"><title><langstring>B</langstring></title>
+    <description><langstring>d</langstring></description><url>index.html</url></au>
+</courseStructure>"""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("cmi5.xml", xml)
+        archive.writestr("index.html", "<!doctype html><title>AU</title>")
+    return buffer.getvalue()
+
+
+def test_not_applicable_aus_are_satisfied_at_registration(api: TestClient, acme: TenantKey, config: Config) -> None:
+    package = upload_ready(api, acme, not_applicable_course())
+    session = api.post(
+        "/api/v1/sessions", json={"package_id": package["id"], "learner": {"id": "bo"}}, headers=acme.headers
+    ).json()
+    shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()["cmi5"]
+    assert [a["satisfied"] for a in shown["aus"]] == [True, False]
+    assert shown["blocks"] == [{"block_id": "https://example.com/block/1", "satisfied": True}]
+    assert shown["satisfied"] is False
+    satisfied = lms_statements(api, acme, shown["registration"], v.SATISFIED)
+    assert [s["object"].get("definition", {}).get("type") for s in satisfied] == [None, v.TYPE_BLOCK]
+    # the launch picks the first unsatisfied AU; the player page frames it (AnyWindow) and serves its file
+    page = api.get(session["launch_url"].replace("http://testserver.local", ""))
+    assert page.status_code == 200 and '<iframe id="cmi5-au"' in page.text
+    launched = json.loads(page.text.split('id="cmi5-launch">', 1)[1].split("</script>", 1)[0])
+    assert launched["au_id"] == "https://example.com/au/done"
+    au = Au(api, launched["url"])
+    content = api.get(launched["url"].replace("http://testserver.local", ""))
+    assert content.status_code == 200 and "<title>AU</title>" in content.text
+    au.start()
+    # the token reads its own registration's statements only, and not one by id
+    own = api.get("/xapi/statements", headers=au.auth)
+    assert own.status_code == 200
+    assert {s["context"]["registration"] for s in own.json()["statements"]} == {shown["registration"]}
+    other = api.get("/xapi/statements", params={"registration": str(uuid.uuid4())}, headers=au.auth)
+    assert other.status_code == 403
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 200
+    assert au.send(au.statement(v.COMPLETED, completion=True)).status_code == 200
+    after = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert after["cmi5"]["satisfied"] is True and after["status"] == "completed"
+    # the same session event as a SCORM session's
+    inst = Instance(config)
+    try:
+        events = inst.tenant_db(acme.tenant_id).read_sync(
+            lambda c: [r[0] for r in c.execute("SELECT type FROM events WHERE subject_id = ?", (session["id"],))]
+        )
+    finally:
+        inst.close()
+    assert events == ["session.created", "session.completed"]
+
+
+@needs_examples
+def test_own_window_redirects_and_stale_au_sessions_are_abandoned(
+    api: TestClient, acme: TenantKey, config: Config, clock: FixedClock
+) -> None:
+    _, session = start(api, acme, "masteryscore_framed.zip")
+    page = api.get(session["launch_url"].replace("http://testserver.local", ""), follow_redirects=False)
+    assert page.status_code == 302 and "fetch=" in page.headers["location"]
+    au = Au(api, page.headers["location"])
+    au.start()
+    forged = {**XAPI, "Authorization": "Basic " + au.auth["Authorization"].split()[1][:-4] + "AAAA"}
+    assert api.get("/xapi/activities/state", params=au.state_params(), headers=forged).status_code == 401
+    inst = Instance(config, clock)
+    try:
+        assert cmi5_registrations.abandon_stale(inst) == 0  # within its TTL
+        clock.advance(config.launch_token_ttl_seconds + 1)
+        assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 401
+        assert cmi5_registrations.abandon_stale(inst) == 1
+        assert cmi5_registrations.abandon_stale(inst) == 0
+    finally:
+        inst.close()
+    registration = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()["cmi5"]["registration"]
+    assert len(lms_statements(api, acme, registration, v.ABANDONED)) == 1
