@@ -685,7 +685,9 @@ def authenticate(inst: Instance, authorization: str | None) -> AuGrant | None:
     )
 
 
-def restrict(grant: AuGrant, method: str, resource: str, params: dict[str, str]) -> None:
+def restrict(
+    grant: AuGrant, method: str, resource: str, params: dict[str, str], content_type: str = "", body: bytes = b""
+) -> None:
     """What the token may reach (§8.1.2-8.1.4): its own registration's statements (sent through the AU
     rules), its AU's state in its registration, its actor's agent profile, the activities; nothing of
     other learners. After the session ended only statements are answered (and refused by the rules)."""
@@ -712,11 +714,35 @@ def restrict(grant: AuGrant, method: str, resource: str, params: dict[str, str])
             raise Denied(403, "LMS.LaunchData is written by the LMS only")
         return
     if resource in ("agents/profile", "agents"):
-        _check_agent(grant, params.get("agent"))
+        if "agent" in params:  # without one the LRS answers 400 itself (xAPI's rule, CATAPULT 11.0.0.0-1)
+            _check_agent(grant, params.get("agent"))
+        if params.get("profileId") == v.LEARNER_PREFERENCES_PROFILE_ID and method in ("PUT", "POST"):
+            _check_learner_preferences(content_type, body)
         return
     if resource in ("activities/profile", "activities") and reading:
         return
     raise Denied(403, f"an AU session's token may not {method} {resource}")
+
+
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _check_learner_preferences(content_type: str, body: bytes) -> None:
+    """cmi5LearnerPreferences (§11): a JSON object with languagePreference, a comma-separated list of
+    language tags, and audioPreference "on" or "off"; anything else is refused (403)."""
+    if content_type != "application/json":
+        raise Denied(403, "cmi5LearnerPreferences is an application/json document (cmi5 11.0.0.0-5)")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or "languagePreference" not in document or "audioPreference" not in document:
+        raise Denied(403, "cmi5LearnerPreferences needs languagePreference and audioPreference (cmi5 11.0.0.0-5)")
+    languages = document["languagePreference"]
+    if not isinstance(languages, str) or not all(_LANGUAGE_TAG.match(tag) for tag in languages.split(",")):
+        raise Denied(403, "languagePreference is a comma-separated list of language tags (cmi5 11.1.0.0-1)")
+    if document["audioPreference"] not in ("on", "off"):
+        raise Denied(403, 'audioPreference is "on" or "off" (cmi5 11.2.0.0-1)')
 
 
 def _check_agent(grant: AuGrant, raw: str | None) -> None:

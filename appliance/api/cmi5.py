@@ -44,11 +44,11 @@ class Cmi5FetchController(Controller):
         self, inst: InstanceDep, tenant_id: FromPath[str], au_session_id: FromPath[str], k: FromQuery[str] = ""
     ) -> Response[dict[str, Any]]:
         """`{"auth-token": …}` the first time; cmi5's error JSON (`error-code` 1: already fetched, 2: the
-        AU session ended, 3: not a fetch URL) with 400 otherwise (§8.2.3)."""
+        AU session ended, 3: not a fetch URL), still with 200, otherwise (§8.2.3, CATAPULT 8.2.2.0-3)."""
         try:
             return Response(cmi5_registrations.fetch(inst, tenant_id, au_session_id, k), headers=CORS)
         except cmi5_registrations.FetchRefused as refused:
-            return Response(refused.body(), status_code=400, headers=CORS)
+            return Response(refused.body(), status_code=200, headers=CORS)  # §8.2.3: an error object, 200
 
     @route("/", http_method="OPTIONS", status_code=204, summary="CORS preflight of the fetch URL")
     async def preflight(self) -> Response[None]:

@@ -128,13 +128,24 @@ def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: Ten
     # before fetch the token does not exist; the fetch answers once
     au.start()
     again = au.fetch()
-    assert again.status_code == 400 and again.json()["error-code"] == "1"
+    assert again.status_code == 200 and again.json()["error-code"] == "1" and "auth-token" not in again.json()
     assert au.launch_data["launchMode"] == "Normal" and au.launch_data["masteryScore"] == 0.3
     assert au.launch_data["moveOn"] == "CompletedOrPassed" and au.launch_data["launchMethod"] == "OwnWindow"
     # the AU may not write LaunchData, nor read another registration's state
     assert api.put("/xapi/activities/state", params=au.state_params(), json={}, headers=au.auth).status_code == 403
     other = {**au.state_params(), "registration": str(uuid.uuid4())}
     assert api.get("/xapi/activities/state", params=other, headers=au.auth).status_code == 403
+    # learner preferences: its own actor's, in cmi5's form only (§11)
+    prefs = {"profileId": v.LEARNER_PREFERENCES_PROFILE_ID, "agent": au.params["actor"]}
+    good = {"languagePreference": "en-US,fr-FR", "audioPreference": "on"}
+    fresh_doc = {**au.auth, "If-None-Match": "*"}  # 1.0.3 profiles need a precondition
+    assert api.put("/xapi/agents/profile", params=prefs, json=good, headers=fresh_doc).status_code == 204
+    for bad in ({"languagePreference": "not comma separated", "audioPreference": "on"}, {"languagePreference": "en"}):
+        assert api.put("/xapi/agents/profile", params=prefs, json=bad, headers=au.auth).status_code == 403
+    no_agent = {"profileId": v.LEARNER_PREFERENCES_PROFILE_ID}
+    assert api.put("/xapi/agents/profile", params=no_agent, json=good, headers=au.auth).status_code == 400
+    wrong = {**prefs, "agent": json.dumps({"mbox": "mailto:catapult@example.com"})}
+    assert api.put("/xapi/agents/profile", params=wrong, json=good, headers=au.auth).status_code == 403
     # the AU's statements: the rules refuse what cmi5 forbids (403 with the requirement)
     refused = au.send(au.statement(v.COMPLETED, completion=True))
     assert refused.status_code == 403 and "9.3.0.0-4" in refused.text  # nothing before initialized

@@ -331,7 +331,7 @@ def _authorize_cmi5(inst: Instance, req: XapiRequest) -> bool:
         grant = cmi5_registrations.authenticate(inst, req.headers.get("authorization"))
         if grant is None:
             return False
-        cmi5_registrations.restrict(grant, req.method, req.resource, req.params)
+        cmi5_registrations.restrict(grant, req.method, req.resource, req.params, req.content_type, req.body)
     except cmi5_registrations.Denied as exc:
         raise XapiError(exc.status, exc.message) from None
     req.tenant, req.credential, req.cmi5 = grant.tenant, grant.credential, grant
