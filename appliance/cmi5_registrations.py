@@ -27,7 +27,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import apsw
 
@@ -36,7 +36,7 @@ from appliance.clock import rfc3339
 from appliance.cmi5 import au_rules, move_on
 from appliance.cmi5 import packaging as cmi5_packaging
 from appliance.cmi5 import vocabulary as v
-from appliance.cmi5.course_structure import Au, Course
+from appliance.cmi5.course_structure import LAUNCH_PARAMETERS, Au, Course
 from appliance.db.connection import one, rows
 from appliance.errors import NotFound, SessionExpired, ValidationFailed
 from appliance.events import emit
@@ -343,7 +343,8 @@ def launch(
             now,
             extensions={
                 v.EXT_LAUNCH_MODE: launch_mode,
-                v.EXT_LAUNCH_URL: url.split("?", 1)[0],
+                v.EXT_LAUNCH_URL: _without_launch_parameters(url),
+                **({v.EXT_MASTERY_SCORE: chosen.mastery_score} if chosen.mastery_score is not None else {}),
                 v.EXT_MOVE_ON: chosen.move_on,
                 **({v.EXT_LAUNCH_PARAMETERS: chosen.launch_parameters} if chosen.launch_parameters else {}),
             },
@@ -416,6 +417,14 @@ def _au_url(
     )
     url = f"{base}?{query}&{params}" if query else f"{base}?{params}"
     return f"{url}#{fragment}" if fragment else url
+
+
+def _without_launch_parameters(url: str) -> str:
+    """The launch URL as the `launched` statement's launchurl: the AU's own query kept, the five launch
+    parameters (a fetch URL among them, a credential) left out."""
+    parts = urlsplit(url)
+    kept = [(k, val) for k, val in parse_qsl(parts.query, keep_blank_values=True) if k not in LAUNCH_PARAMETERS]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
 
 
 def _au_state(
@@ -498,7 +507,8 @@ def _write_lms_statement(
 def _write_satisfied(
     inst: Instance, conn: apsw.Connection, course: Course, session_id: str, au_session_id: str, now: float
 ) -> list[str]:
-    """`satisfied` for every AU, block and the course newly satisfied (AUs first, the course last)."""
+    """`satisfied` for every block and the course newly satisfied (inner blocks first, the course last:
+    §9.3.9); the AUs newly satisfied are recorded without a statement. Returns every id newly satisfied."""
     aus = _aus(conn, session_id)
     reg = _registration(conn, session_id)
     done = _satisfied_nodes(conn, session_id)
@@ -507,10 +517,13 @@ def _write_satisfied(
     positions = {b.id: i for i, b in enumerate(course.blocks())}
     first_au = next(iter(aus.values()))
     for node_id in order:
-        if node_id in aus:
-            au_row = aus[node_id]
-            object_id, object_type, publisher = au_row["activity_id"], None, node_id
-        elif node_id == course.id:
+        if node_id in aus:  # an AU's satisfaction is its own statements': `satisfied` is for blocks and the course
+            conn.execute(
+                "INSERT OR IGNORE INTO cmi5_satisfied (session_id, node_id, satisfied_at) VALUES (?, ?, ?)",
+                (session_id, node_id, now),
+            )
+            continue
+        if node_id == course.id:
             object_id, object_type, publisher = _lms_id(inst, reg["registration"], "course"), v.TYPE_COURSE, node_id
         else:
             object_id = _lms_id(inst, reg["registration"], "block", positions[node_id])
@@ -518,7 +531,7 @@ def _write_satisfied(
         state = au_rules.AuSession(
             registration=reg["registration"],
             session_id=au_session_id,
-            activity_id=(aus.get(node_id, first_au))["activity_id"],
+            activity_id=first_au["activity_id"],
             publisher_id=publisher,
             actor=json.loads(reg["actor"]),
         )

@@ -111,7 +111,7 @@ def lms_statements(api: TestClient, who: TenantKey, registration: str, verb: str
 
 @needs_examples
 def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: TenantKey) -> None:
-    _, session = start(api, acme, "masteryscore_framed.zip")
+    package, session = start(api, acme, "masteryscore_framed.zip")
     fresh = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
     assert fresh["status"] == "not_started" and fresh["cmi5"]["satisfied"] is False
     assert [a["completion_status"] for a in fresh["cmi5"]["aus"]] == ["unknown"]
@@ -165,9 +165,12 @@ def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: Ten
     registration = cmi5["registration"]
     assert len(lms_statements(api, acme, registration, v.LAUNCHED)) == 1
     satisfied = lms_statements(api, acme, registration, v.SATISFIED)
-    assert len(satisfied) == 2
-    types = {s["object"].get("definition", {}).get("type") for s in satisfied}
-    assert v.TYPE_COURSE in types
+    assert [s["object"]["definition"]["type"] for s in satisfied] == [v.TYPE_COURSE]  # no block; none for an AU
+    assert satisfied[0]["object"]["id"] != package["course"]["id"]  # LMS-generated (9.3.9.0-8)
+    assert {"id": package["course"]["id"]} in satisfied[0]["context"]["contextActivities"]["grouping"]
+    launched_st = lms_statements(api, acme, registration, v.LAUNCHED)[0]
+    assert launched_st["context"]["extensions"][v.EXT_MASTERY_SCORE] == 0.3
+    assert "fetch=" not in launched_st["context"]["extensions"][v.EXT_LAUNCH_URL]
     assert all(s["context"]["extensions"][v.EXT_SESSION_ID] == cmi5["au_session_id"] for s in satisfied)
     # progress in the sessions API
     shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
@@ -248,7 +251,7 @@ def test_not_applicable_aus_are_satisfied_at_registration(api: TestClient, acme:
     assert shown["blocks"] == [{"block_id": "https://example.com/block/1", "satisfied": True}]
     assert shown["satisfied"] is False
     satisfied = lms_statements(api, acme, shown["registration"], v.SATISFIED)
-    assert [s["object"].get("definition", {}).get("type") for s in satisfied] == [None, v.TYPE_BLOCK]
+    assert [s["object"]["definition"]["type"] for s in satisfied] == [v.TYPE_BLOCK]
     # the launch picks the first unsatisfied AU; the player page frames it (AnyWindow) and serves its file
     page = api.get(session["launch_url"].replace("http://testserver.local", ""))
     assert page.status_code == 200 and '<iframe id="cmi5-au"' in page.text
