@@ -14,7 +14,7 @@ from litestar.static_files import create_static_files_router
 
 from appliance import cmi5_registrations, jobs, outbound, packages, quota_events, sessions, webhooks
 from appliance.api.analytics import AnalyticsController
-from appliance.api.cmi5 import Cmi5FetchController, Cmi5SessionController
+from appliance.api.cmi5 import Cmi5AuSessionController, Cmi5FetchController, Cmi5SessionController
 from appliance.api.commit_endpoint import CommitEndpoint, commit_token
 from appliance.api.deps import provide_instance, provide_principal
 from appliance.api.dispatch import DispatchController, DispatchRelayController
@@ -70,6 +70,7 @@ ROUTE_HANDLERS: list[Any] = [
     DispatchRelayController,
     Cmi5FetchController,
     Cmi5SessionController,
+    Cmi5AuSessionController,
 ]
 
 

@@ -54,6 +54,7 @@ from appliance.xapi.agents import agent_ifi
 USER_PREFIX = "cmi5."  # Basic username of an AU session's token: cmi5.<tenant id>.<AU session id>
 XAPI_VERSION = "1.0.3"
 AUTHORITY = {"objectType": "Agent", "name": "cmi5 LMS", "account": {"homePage": AUTHORITY_HOME_PAGE, "name": "cmi5"}}
+RESULT_EXT_REASON = "https://w3id.org/xapi/cmi5/result/extensions/reason"  # a waived statement's reason (§9.5.5.1)
 RESULT_EVENTS = {"completed": "session.completed", "passed": "session.passed", "failed": "session.failed"}
 # §8.2.3: the fetch URL's error codes
 FETCH_ALREADY_USED = 1
@@ -475,13 +476,17 @@ def _write_lms_statement(
     object_type: str | None = None,
     extensions: dict[str, Any] | None = None,
     result: dict[str, Any] | None = None,
+    move_on: bool = False,
 ) -> str:
     """A statement the LMS writes (launched, satisfied, abandoned, waived): cmi5 defined, in the AU
     session's context (its session id, registration, the publisher grouping)."""
     context = state.context_template()
     context = {
         "registration": state.registration,
-        "contextActivities": {**context["contextActivities"], "category": [{"id": v.CATEGORY_CMI5}]},
+        "contextActivities": {
+            **context["contextActivities"],
+            "category": [{"id": v.CATEGORY_CMI5}, *([{"id": v.CATEGORY_MOVE_ON}] if move_on else [])],
+        },
         "extensions": {**context["extensions"], **(extensions or {})},
     }
     obj: dict[str, Any] = {"objectType": "Activity", "id": object_id or state.activity_id}
@@ -887,15 +892,25 @@ def _abandon(
     )
 
 
-def abandon(inst: Instance, tenant: Tenant, session_id: str) -> dict[str, Any]:
-    """The API's abandon: every open AU session of the registration is abandoned; returns their ids."""
+def abandon(inst: Instance, tenant: Tenant, session_id: str | None, au_session_id: str | None = None) -> dict[str, Any]:
+    """The API's abandon: the open AU sessions of the registration (or the one AU session named, by
+    its cmi5 session id) are abandoned; returns their ids."""
     now = inst.clock.now()
 
     def write(conn: apsw.Connection) -> dict[str, Any]:
+        nonlocal session_id
+        if au_session_id is not None:
+            named = one(conn, "SELECT session_id FROM cmi5_au_sessions WHERE id = ?", (au_session_id,))
+            if named is None or (session_id is not None and named["session_id"] != session_id):
+                raise NotFound(f"no AU session {au_session_id!r}", {"au_session_id": au_session_id})
+            session_id = str(named["session_id"])
+        assert session_id is not None
         session = _session(conn, session_id)
         course = _course_for_session(conn, session)
         reg = _registration(conn, session_id)
         found = rows(conn, "SELECT * FROM cmi5_au_sessions WHERE session_id = ? AND ended IS NULL", (session_id,))
+        if au_session_id is not None:
+            found = [r for r in found if r["id"] == au_session_id]
         for row in found:
             _abandon(inst, conn, course, session, reg, row, now)
         if found:
@@ -948,9 +963,8 @@ def waive(inst: Instance, tenant: Tenant, session_id: str, au: str, reason: str)
             raise ValidationFailed("the AU is already satisfied", {"errors": [{"field": "au"}], "au": chosen.id})
         au_session_id = str(uuid.uuid4())
         state = _au_state(reg, au_row, chosen, au_session_id, "Normal")
-        _write_lms_statement(
-            conn, state, v.WAIVED, now, extensions={v.EXT_REASON: reason}, result={"success": True, "completion": True}
-        )
+        result = {"success": True, "completion": True, "extensions": {RESULT_EXT_REASON: reason}}
+        _write_lms_statement(conn, state, v.WAIVED, now, result=result, move_on=True)
         conn.execute(
             "UPDATE cmi5_aus SET waived = 1, waive_reason = ? WHERE session_id = ? AND au_id = ?",
             (reason, session_id, chosen.id),

@@ -76,9 +76,34 @@ class Cmi5SessionController(Controller):
         summary="Abandon the open AU session",
         opt={"roles": SESSION_STARTERS},
     )
-    def abandon(self, principal: PrincipalDep, inst: InstanceDep, session_id: FromPath[str]) -> dict[str, Any]:
-        """`abandoned` for each AU session launched and not terminated; their tokens stop working."""
-        return cmi5_registrations.abandon(inst, principal.tenant, session_id)
+    def abandon(
+        self,
+        principal: PrincipalDep,
+        inst: InstanceDep,
+        session_id: FromPath[str],
+        au_session_id: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        """`abandoned` for each AU session launched and not terminated (or the one `au_session_id`, the
+        cmi5 session id); their tokens stop working."""
+        return cmi5_registrations.abandon(inst, principal.tenant, session_id, au_session_id)
+
+
+class Cmi5AuSessionController(Controller):
+    """An AU session by its cmi5 session id (the `sessionid` context extension the AU sees)."""
+
+    path = "/api/v1/cmi5/au-sessions/{au_session_id:str}"
+    tags = ["sessions"]
+
+    @post(
+        "/abandon",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Abandon an AU session",
+        opt={"roles": SESSION_STARTERS},
+    )
+    def abandon(self, principal: PrincipalDep, inst: InstanceDep, au_session_id: FromPath[str]) -> dict[str, Any]:
+        """`abandoned` for the AU session if it is open (`abandoned: []` when it had already ended)."""
+        return cmi5_registrations.abandon(inst, principal.tenant, None, au_session_id)
 
 
 def api_base(request: Request[Any, Any, Any]) -> str:

@@ -201,9 +201,9 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
     assert au2.send(au2.statement(v.TERMINATED)).status_code == 200
     nxt = launch(api, acme, session["id"])["cmi5"]
     assert nxt["au_id"] == aus[1]  # the first unsatisfied AU
-    assert api.post(f"/api/v1/sessions/{session['id']}/cmi5/abandon", headers=acme.headers).json()["abandoned"] == [
-        nxt["au_session_id"]
-    ]
+    by_id = api.post(f"/api/v1/cmi5/au-sessions/{nxt['au_session_id']}/abandon", headers=acme.headers)
+    assert by_id.status_code == 200 and by_id.json()["abandoned"] == [nxt["au_session_id"]]
+    assert api.post(f"/api/v1/sessions/{session['id']}/cmi5/abandon", headers=acme.headers).json()["abandoned"] == []
     for au_id in aus[1:]:
         answer = api.post(
             f"/api/v1/sessions/{session['id']}/cmi5/waive",
@@ -214,7 +214,10 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
     assert answer.json()["satisfied"][-1] == package["course"]["id"]
     shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
     assert shown["completion_status"] == "completed" and shown["cmi5"]["satisfied"] is True
-    assert len(lms_statements(api, acme, first["registration"], v.WAIVED)) == len(aus) - 1
+    waived = lms_statements(api, acme, first["registration"], v.WAIVED)
+    assert len(waived) == len(aus) - 1
+    assert waived[0]["result"]["extensions"][cmi5_registrations.RESULT_EXT_REASON] == "Administrative"
+    assert {"id": v.CATEGORY_MOVE_ON} in waived[0]["context"]["contextActivities"]["category"]
 
 
 def not_applicable_course() -> bytes:
