@@ -26,7 +26,7 @@ LAUNCH_UNAVAILABLE = "CMI5_LAUNCH_UNAVAILABLE"
 
 
 class Cmi5LaunchUnavailable(ApplianceError):
-    """A session (registration) asked for on a cmi5 package version: cmi5 launch is not implemented yet."""
+    """A SCORM path (the SCORM player's course, migrating SCORM sessions) asked of a cmi5 version."""
 
     code = LAUNCH_UNAVAILABLE
 
@@ -83,8 +83,8 @@ def _warnings(aus: list[Au], *, packaged: bool) -> list[PackageProblem]:
 
 
 def capabilities(course: Course) -> dict[str, Capability]:
-    """What the course uses. `launch` is used by every course and not yet supported: the appliance
-    accepts, stores and validates cmi5 packages, but cannot start a registration (launch) yet."""
+    """What the course uses, all supported: `launch` (every course) is a registration and its AU
+    launches (appliance.cmi5_registrations)."""
     aus = course.aus()
     used = {
         "multi_au": len(aus) > 1,
@@ -97,7 +97,7 @@ def capabilities(course: Course) -> dict[str, Capability]:
         "entitlement_key": any(au.entitlement_key is not None for au in aus),
         "launch": True,
     }
-    return {key: Capability(used=value, supported=key != "launch") for key, value in used.items()}
+    return {key: Capability(used=value, supported=True) for key, value in used.items()}
 
 
 def title(course: Course) -> str | None:

@@ -147,7 +147,7 @@ def test_catapult_example_courses_are_accepted(api: TestClient, acme: TenantKey,
         assert au["url"].split("?")[0] in files  # relative URLs name files of the package (§14.1)
         assert au["move_on"] in {"CompletedOrPassed", "CompletedAndPassed"}
     capabilities = ready["capabilities"]
-    assert capabilities["launch"] == {"used": True, "supported": False}
+    assert capabilities["launch"] == {"used": True, "supported": True}
     assert capabilities["multi_au"]["used"] is (len(aus) > 1)
     if name.startswith("masteryscore"):
         assert [au["mastery_score"] for au in aus] == [0.3]
