@@ -691,12 +691,14 @@ def _matching(
 ) -> list[StoredStatement]:
     """Up to `want` statements matching every filter, not voided, in `seq` order.
 
-    First the `seq`s, from the key table alone: the driver's range (two merged for a related_*
+    One filter: `_matching_one`. Several: first the `seq`s, from the key table alone: the driver's range (two merged for a related_*
     filter) with the other filters checked by primary-key lookups; then the rows of those `seq`s
     only, so a statement the other filters reject is never read. Voided statements (rare) leave a
     page short, and the next `seq`s are read until it is full or the range ends.
     """
     (key, level), rest = filters[0], filters[1:]
+    if not rest:
+        return _matching_one(conn, key, level, low, high, ascending, want)
     checks = "".join(
         f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.related "
         f"{_levels(other)} AND k{n}.seq = k0.seq)"
@@ -732,6 +734,24 @@ def _matching(
             low = seqs[-1]
         else:
             high = seqs[-1] - 1
+    return found[:want]
+
+
+def _matching_one(
+    conn: apsw.Connection, key: int, level: int, low: int, high: int, ascending: bool, want: int
+) -> list[StoredStatement]:
+    """One filter: its range joined with the statements' rows (every row read is answered, bar voided ones)."""
+    order = "ASC" if ascending else "DESC"
+    sql = (
+        "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
+        "ON s.seq = k0.seq WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? AND k0.seq <= ? "
+        f"AND s.voided = 0 ORDER BY k0.seq {order} LIMIT ?"
+    )
+    found: list[StoredStatement] = []
+    for related in range(level + 1):
+        found.extend(StoredStatement(*row) for row in conn.execute(sql, (key, related, low, high, want)))
+    if level:
+        found.sort(key=lambda s: s.seq, reverse=not ascending)
     return found[:want]
 
 

@@ -227,6 +227,8 @@ def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
 def test_a_page_short_of_voided_statements_reads_on(db: Database) -> None:
     ids = insert(db, [statement() for _ in range(6)])
     voiders = insert(db, [voiding(sid) for sid in ids[3:]])  # they match what their targets match
-    q = st.StatementQuery(verb=VERB, limit=4, ascending=True)
+    q = st.StatementQuery(verb=VERB, activity="http://example.com/a", limit=4, ascending=True)
     page = db.read_sync(lambda c: st.query_statements(c, q))
     assert [json.loads(s.body)["id"] for s in page.statements] == [*ids[:3], voiders[0]] and page.more
+    one = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(verb=VERB, limit=4, ascending=True)))
+    assert [s.seq for s in one.statements] == [s.seq for s in page.statements] and one.more
