@@ -50,7 +50,7 @@ def read_baseline(version: str) -> set[str]:
     path = baseline_path(version)
     if not path.exists():
         return set()
-    lines = (line.rstrip("\n") for line in path.read_text("utf-8").splitlines())
+    lines = path.read_text("utf-8").split("\n")  # not splitlines: a title may hold U+2028 and the like
     return {line for line in lines if line.strip() and not line.startswith("#")}
 
 
