@@ -13,11 +13,12 @@ import html
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response
 
 from appliance import cmi5_registrations
-from appliance.api.middleware import player_page_headers
+from appliance.api.middleware import PLAYER_PAGE_POLICY, player_page_headers
 from appliance.db.connection import one
 from appliance.errors import NotFound
 from appliance.instance import Instance
@@ -51,7 +52,7 @@ def page(
     launched = cmi5_registrations.launch(
         inst, tenant, session_id, api_base=cmi5_registrations.api_origin(inst, _request_base(request)), au=au
     )
-    headers = {**player_page_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+    headers = _frame_page_headers(inst, launched.url)
     if launched.launch_method == "OwnWindow":
         return Response("", status_code=302, headers={"Location": launched.url, "Cache-Control": "no-store"})
     body = FRAME_PAGE.format(
@@ -60,6 +61,19 @@ def page(
         launch=json.dumps(launched.json()).replace("</", "<\\/"),
     )
     return Response(body, media_type="text/html", headers=headers)
+
+
+def _frame_page_headers(inst: Instance, au_url: str) -> dict[str, str]:
+    """The player page's headers with a policy of its own: nothing but the AU's frame (its origin: the
+    player's own for a packaged AU, the AU's host for an external one) and the page's inline style."""
+    headers = {**player_page_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+    parts = urlsplit(au_url)
+    frame = f"{parts.scheme}://{parts.netloc}"
+    policy = (
+        f"default-src 'none'; style-src 'unsafe-inline'; frame-src 'self' {frame}; base-uri 'none'; form-action 'none'"
+    )
+    headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(PLAYER_PAGE_POLICY, policy)
+    return headers
 
 
 def package_files(inst: Instance, tenant_id: str, session_id: str) -> Path:

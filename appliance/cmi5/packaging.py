@@ -32,10 +32,10 @@ class Cmi5LaunchUnavailable(ApplianceError):
 
 
 def launch_unavailable(package_id: str, version: int) -> Cmi5LaunchUnavailable:
-    """The error every session route answers for a cmi5 version until registrations and launch exist."""
+    """The error a SCORM operation (the SCORM course, CMI, migrating SCORM sessions) answers on a cmi5 version."""
     return Cmi5LaunchUnavailable(
-        f"version {version} of package {package_id} is a cmi5 course: the appliance stores and validates "
-        "cmi5 packages, but cannot launch them yet (no cmi5 registrations)",
+        f"version {version} of package {package_id} is a cmi5 course: it has no SCORM course or CMI data "
+        "(its sessions are cmi5 registrations)",
         {"package_id": package_id, "version": version, "standard": STANDARD},
     )
 

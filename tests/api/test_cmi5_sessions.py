@@ -258,6 +258,8 @@ def test_not_applicable_aus_are_satisfied_at_registration(api: TestClient, acme:
     # the launch picks the first unsatisfied AU; the player page frames it (AnyWindow) and serves its file
     page = api.get(session["launch_url"].replace("http://testserver.local", ""))
     assert page.status_code == 200 and '<iframe id="cmi5-au"' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "frame-src 'self' http://testserver.local" in policy and "frame-ancestors" in policy
     launched = json.loads(page.text.split('id="cmi5-launch">', 1)[1].split("</script>", 1)[0])
     assert launched["au_id"] == "https://example.com/au/done"
     au = Au(api, launched["url"])
