@@ -959,8 +959,8 @@ def waive(inst: Instance, tenant: Tenant, session_id: str, au: str, reason: str)
         reg = _registration(conn, session_id)
         chosen = _pick_au(course, set(), au)
         au_row = _aus(conn, session_id)[chosen.id]
-        if au_row["waived"] or chosen.id in _satisfied_nodes(conn, session_id):
-            raise ValidationFailed("the AU is already satisfied", {"errors": [{"field": "au"}], "au": chosen.id})
+        if au_row["waived"]:
+            raise ValidationFailed("the AU is already waived", {"errors": [{"field": "au"}], "au": chosen.id})
         au_session_id = str(uuid.uuid4())
         state = _au_state(reg, au_row, chosen, au_session_id, "Normal")
         result = {"success": True, "completion": True, "extensions": {RESULT_EXT_REASON: reason}}

@@ -212,6 +212,16 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
         )
         assert answer.status_code == 200, answer.text
     assert answer.json()["satisfied"][-1] == package["course"]["id"]
+    again = api.post(
+        f"/api/v1/sessions/{session['id']}/cmi5/waive",
+        json={"au": aus[-1], "reason": "Administrative"},
+        headers=acme.headers,
+    )
+    assert again.status_code == 422  # already waived
+    bad = api.post(
+        f"/api/v1/sessions/{session['id']}/cmi5/waive", json={"au": "0", "reason": "Bored"}, headers=acme.headers
+    )
+    assert bad.status_code == 422
     shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
     assert shown["completion_status"] == "completed" and shown["cmi5"]["satisfied"] is True
     waived = lms_statements(api, acme, first["registration"], v.WAIVED)
