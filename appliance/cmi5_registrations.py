@@ -920,6 +920,12 @@ def abandon(inst: Instance, tenant: Tenant, session_id: str | None, au_session_i
     return inst.tenant_db(tenant.id).write_sync(write)
 
 
+_STALE = (
+    "SELECT a.* FROM cmi5_au_sessions a JOIN sessions s ON s.id = a.session_id "
+    "WHERE a.ended IS NULL AND (a.launched_at <= ? OR s.expires_at <= ?)"
+)
+
+
 def abandon_stale(inst: Instance) -> int:
     """Periodic sweep (§9.3.6): `abandoned` for AU sessions launched and not ended within the AU session
     TTL (`launch_token_ttl_seconds`: the AU's launch URL stops working then) or whose session expired."""
@@ -929,12 +935,7 @@ def abandon_stale(inst: Instance) -> int:
     for tenant_id in [r["id"] for r in inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants"))]:
 
         def sweep(conn: apsw.Connection) -> int:
-            stale = rows(
-                conn,
-                "SELECT a.* FROM cmi5_au_sessions a JOIN sessions s ON s.id = a.session_id "
-                "WHERE a.ended IS NULL AND (a.launched_at <= ? OR s.expires_at <= ?)",
-                (cutoff, now),
-            )
+            stale = rows(conn, _STALE, (cutoff, now))
             for row in stale:
                 session = _session(conn, row["session_id"])
                 course = _course_for_session(conn, session)
@@ -942,7 +943,9 @@ def abandon_stale(inst: Instance) -> int:
                 _refresh(conn, course, session["id"], now)
             return len(stale)
 
-        total += inst.tenant_db(tenant_id).write_sync(sweep)
+        db = inst.tenant_db(tenant_id)
+        if db.read_sync(lambda c: one(c, _STALE.replace("a.*", "1 AS x") + " LIMIT 1", (cutoff, now))) is not None:
+            total += db.write_sync(sweep)  # a write transaction only for a tenant with something to abandon
     return total
 
 
