@@ -239,7 +239,10 @@ def test_upload_cancel_then_upload_with_progress(console: Console, corpus: Path)
     assert len(middle) >= 5, seen  # the bar moved through many values on the way
     assert seen == sorted(seen), "it only moves forward"
     console.package_id = page.url.rsplit("/", 1)[1]
-    page.wait_for_function("() => document.getElementById('package-status').textContent === 'ready'", timeout=30_000)
+    # The badge turns "ready" first, then the page reloads itself: wait for the reloaded page (its
+    # server-rendered status), or the next test's navigation would race that reload.
+    page.wait_for_function("() => document.querySelector('[data-poll]')?.dataset.status === 'ready'", timeout=30_000)
+    page.wait_for_load_state()
     assert console.api.get(f"/api/v1/packages/{console.package_id}").json()["status"] == "ready"
 
 
