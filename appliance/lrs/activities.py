@@ -60,57 +60,62 @@ def merge_definition(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> d
     return merged
 
 
-def statement_activities(statement: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """Every Activity object of a statement: its object, its context activities, a SubStatement's."""
+def statement_activities(statement: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every Activity object of a statement: its object, its context activities, a SubStatement's.
+
+    Plain dict checks (statements arrive decoded from JSON): the store calls this for every statement.
+    """
     obj = statement.get("object")
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):
         kind = obj.get("objectType", "Activity")
         if kind == "Activity":
             yield obj
         elif kind == "SubStatement":
             yield from statement_activities(obj)
     context = statement.get("context")
-    if isinstance(context, Mapping) and isinstance(context.get("contextActivities"), Mapping):
+    if isinstance(context, dict) and isinstance(context.get("contextActivities"), dict):
         for group in context["contextActivities"].values():
             for activity in group if isinstance(group, list) else [group]:
-                if isinstance(activity, Mapping):
+                if isinstance(activity, dict):
                     yield activity
 
 
-def merge_activity_definitions(conn: apsw.Connection, statements: Iterable[Mapping[str, Any]], updated: float) -> int:
+def merge_activity_definitions(conn: apsw.Connection, statements: Iterable[dict[str, Any]], updated: float) -> int:
     """Merge the definitions a batch of statements carries into xapi_activities; the rows written.
 
-    Inside the caller's write transaction; one SELECT and one executemany whatever the batch's size.
+    Inside the caller's write transaction (the statement store's insert); one SELECT per 500 ids and
+    one executemany whatever the batch's size. A definition sent again as the LRS already has it (the
+    usual case: every statement of a course carries the same) writes nothing.
     """
-    incoming: dict[str, list[Mapping[str, Any]]] = {}
+    incoming: dict[str, dict[str, Any]] = {}
     for statement in statements:
         for activity in statement_activities(statement):
             definition = activity.get("definition")
-            if isinstance(activity.get("id"), str) and isinstance(definition, Mapping) and definition:
-                incoming.setdefault(activity["id"], []).append(definition)
+            if isinstance(definition, dict) and definition and isinstance(activity.get("id"), str):
+                aid = activity["id"]
+                incoming[aid] = merge_definition(incoming[aid], definition) if aid in incoming else definition
     if not incoming:
         return 0
     ids = list(incoming)
-    known: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    known: dict[str, str] = {}
+    for start_at in range(0, len(ids), 500):
+        chunk = ids[start_at : start_at + 500]
         marks = ",".join("?" * len(chunk))
-        for activity_id, definition in conn.execute(
-            f"SELECT id, definition FROM xapi_activities WHERE id IN ({marks})", chunk
-        ):
-            known[activity_id] = _decode(definition)
-    written = []
-    for activity_id, definitions in incoming.items():
-        merged = known.get(activity_id)
-        for definition in definitions:
-            merged = merge_definition(merged, definition)
-        written.append((activity_id, _encode(merged).decode(), updated))
+        known.update(conn.execute(f"SELECT id, definition FROM xapi_activities WHERE id IN ({marks})", chunk))
+    changed: list[tuple[str, str, float]] = []
+    for aid, definition in incoming.items():
+        text = _encode(definition).decode()
+        before = known.get(aid)
+        if before is not None and before != text:
+            text = _encode(merge_definition(_decode(before), definition)).decode()
+        if text != before:
+            changed.append((aid, text, updated))
     conn.executemany(
         "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
-        written,
+        changed,
     )
-    return len(written)
+    return len(changed)
 
 
 def activity_object(conn: apsw.Connection, activity_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import math
 import os
 import re
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ import apsw
 import msgspec
 
 from appliance.errors import ValidationFailed, VersionConflict
-from appliance.lrs.activities import merge_definition
+from appliance.lrs.activities import merge_activity_definitions
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or more than this
@@ -315,7 +315,7 @@ def insert_statements(
     _write_rows(conn, fresh, stored_ms, credential_id)
     _inherit_keys(conn, fresh)
     _apply_voiding(conn, fresh)
-    _write_activities(conn, fresh, stored_ms / 1000)
+    merge_activity_definitions(conn, (p.statement for p in fresh), stored_ms / 1000)
     if attachments:
         _write_attachments(conn, fresh, attachments)
     return ids
@@ -475,56 +475,6 @@ def _apply_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
             f"(SELECT voids FROM xapi_statements WHERE voids IN ({marks}))",
             chunk,
         )
-
-
-def _write_activities(conn: apsw.Connection, fresh: list[_Pending], stored: float) -> None:
-    """Each activity's canonical definition (appliance.lrs.activities.merge_definition: language maps,
-    extensions and interaction components merged, the rest replaced), which the Activities resource
-    answers. A definition sent again as the LRS already has it (the usual case: every statement of a
-    course carries the same) writes nothing."""
-    incoming: dict[str, dict[str, Any]] = {}
-    for p in fresh:
-        for activity in _activities(p.statement):
-            definition = activity.get("definition")
-            if isinstance(definition, dict) and definition and isinstance(activity.get("id"), str):
-                aid = activity["id"]
-                incoming[aid] = merge_definition(incoming[aid], definition) if aid in incoming else definition
-    if not incoming:
-        return
-    known: dict[str, str] = {}
-    for chunk in _in_chunks(list(incoming)):
-        marks = ",".join("?" * len(chunk))
-        known.update(conn.execute(f"SELECT id, definition FROM xapi_activities WHERE id IN ({marks})", chunk))
-    changed: list[tuple[str, str, float]] = []
-    for aid, definition in incoming.items():
-        text = _plain.encode(definition).decode()
-        before = known.get(aid)
-        if before is not None and before != text:
-            text = _plain.encode(merge_definition(_decode(before), definition)).decode()
-        if text != before:
-            changed.append((aid, text, stored))
-    conn.executemany(
-        "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
-        changed,
-    )
-
-
-def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Every Activity object of a statement (object, context activities, a SubStatement's)."""
-    obj = statement.get("object")
-    if isinstance(obj, dict):
-        kind = obj.get("objectType", "Activity")
-        if kind == "Activity":
-            yield obj
-        elif kind == "SubStatement":
-            yield from _activities(obj)
-    context = statement.get("context")
-    if isinstance(context, dict) and isinstance(context.get("contextActivities"), dict):
-        for group in context["contextActivities"].values():
-            for activity in group if isinstance(group, list) else [group]:
-                if isinstance(activity, dict):
-                    yield activity
 
 
 def _write_attachments(conn: apsw.Connection, fresh: list[_Pending], parts: dict[str, tuple[str, bytes]]) -> None:
