@@ -105,7 +105,7 @@ def _validated(req: XapiRequest, value: Any, parts: dict[str, multipart.Part]) -
 def _validate(value: Any, version: str) -> list[dict[str, Any]]:
     """appliance.xapi.validation's batch check; its StatementError is the client's 400."""
     try:
-        return [validation.normalize_statement(s) for s in validation.validate_statement_batch(value, version)]
+        return [validation.normalize_statement(s, version) for s in validation.validate_statement_batch(value, version)]
     except validation.StatementError as exc:
         details = {"path": exc.path} if getattr(exc, "path", None) else {}
         raise XapiError(400, str(exc), details) from None

@@ -223,3 +223,19 @@ def test_another_tenant_sees_nothing(api: TestClient, lrs: LrsClient, lrs_globex
     # the same id in the other tenant is its own statement, no conflict
     r = api.put(URL, params={"statementId": sid}, headers=headers(lrs_globex), content=json.dumps(statement("zed")))
     assert r.status_code == 204
+
+
+def test_a_2_0_timestamp_is_stored_in_utc_and_a_1_0_3_one_as_sent(api: TestClient, lrs: LrsClient) -> None:
+    """xAPI 2.0 §4.2.7: the LRS converts timestamps to UTC; 1.0.3 returns them as they were sent."""
+    sent = "2026-12-03T12:30:00.000+02:00"
+    for version, expected in (("2.0.0", "2026-12-03T10:30:00.000Z"), ("1.0.3", sent)):
+        r = api.post(
+            URL,
+            headers=headers(lrs, **{"X-Experience-API-Version": version}),
+            content=json.dumps(statement(timestamp=sent)),
+        )
+        assert r.status_code == 200, r.text
+        got = api.get(
+            URL, headers={**lrs.headers, "X-Experience-API-Version": version}, params={"statementId": r.json()[0]}
+        )
+        assert got.json()["timestamp"] == expected, version
