@@ -447,8 +447,13 @@ def _write_launch_data(
     conn: apsw.Connection, state: au_rules.AuSession, au: Au, launch_mode: str, return_url: str, now: float
 ) -> None:
     """LMS.LaunchData (§10.2), in the State API under the AU's activity id, actor and registration."""
+    template = state.context_template()
+    if (
+        au.mastery_score is not None
+    ):  # what the AU's passed and failed must carry (9.6.3.2), as CATAPULT's player has it
+        template["extensions"][v.EXT_MASTERY_SCORE] = au.mastery_score
     data: dict[str, Any] = {
-        "contextTemplate": state.context_template(),
+        "contextTemplate": template,
         "launchMode": launch_mode,
         "launchMethod": au.launch_method,
         "moveOn": au.move_on,

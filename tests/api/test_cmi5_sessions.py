@@ -319,3 +319,17 @@ def test_own_window_redirects_and_stale_au_sessions_are_abandoned(
         inst.close()
     registration = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()["cmi5"]["registration"]
     assert len(lms_statements(api, acme, registration, v.ABANDONED)) == 1
+
+
+def test_a_browser_s_401_carries_no_challenge(api: TestClient) -> None:
+    """An AU's script handles a refused token itself: a Basic challenge would open the browser's prompt."""
+    bogus = {**XAPI, "Authorization": "Basic Y2F0YXB1bHQ6ZmlyZQ=="}
+    from_page = api.put(
+        "/xapi/statements",
+        params={"statementId": str(uuid.uuid4())},
+        json={},
+        headers={**bogus, "Origin": "http://au.example"},
+    )
+    assert from_page.status_code == 401 and "www-authenticate" not in from_page.headers
+    plain = api.get("/xapi/statements", headers=bogus)
+    assert plain.status_code == 401 and plain.headers["www-authenticate"].startswith("Basic")

@@ -204,6 +204,10 @@ class XapiApp:
             return answer.status, *_encode_answer(answer, version)
         except XapiError as exc:
             headers = {**_base_headers(version, exc.status), **exc.headers}
+            if exc.status == 401 and any(k == b"origin" for k, _ in scope["headers"]):
+                # A browser's script (a cmi5 AU) handles its 401 itself: a challenge would make the browser
+                # open a credentials prompt and hold the request (a headless one forever).
+                headers.pop("WWW-Authenticate", None)
             if exc.status == 405 and resource in ALLOWED_METHODS:
                 headers.setdefault("Allow", ALLOWED_METHODS[resource])
             return exc.status, _error(exc.status, exc.message, exc.details), headers
