@@ -41,7 +41,7 @@ def person_of(conn: apsw.Connection, agent: dict[str, Any]) -> dict[str, Any]:
     if ifi is not None:
         bodies = conn.execute(
             "SELECT s.body FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq "
-            "WHERE k.key = ? ORDER BY k.seq DESC LIMIT ?",
+            "WHERE k.key = ? AND k.related = 0 ORDER BY k.seq DESC LIMIT ?",  # one range of the primary key
             (filter_key("a", ifi), NAMES_FROM),
         )
         for (body,) in bodies:
