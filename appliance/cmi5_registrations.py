@@ -682,7 +682,7 @@ def authenticate(inst: Instance, authorization: str | None) -> AuGrant | None:
         raise Denied(401, "the cmi5 auth token is not valid (not fetched, or not this AU session's)")
     row, reg, au_row = found
     if row["ended"] is None and row["launched_at"] <= inst.clock.now() - inst.config.launch_token_ttl_seconds:
-        raise Denied(401, "the AU session is past its TTL (it is abandoned)")
+        raise Denied(403, "the AU session is past its TTL (it is abandoned)")
     from appliance.tenants import get_tenant
 
     tenant = get_tenant(inst, tenant_id)
@@ -716,7 +716,8 @@ def restrict(
     other learners. After the session ended only statements are answered (and refused by the rules)."""
     reading = method in ("GET", "HEAD")
     if grant.ended is not None and not (resource == "statements" and not reading):
-        raise Denied(401, f"the AU session was {grant.ended}: its auth token is no longer valid")
+        # 403, not 401: a 401's Basic challenge would hold the AU's browser at a credentials prompt
+        raise Denied(403, f"the AU session was {grant.ended}: its auth token is no longer valid")
     if resource == "statements":
         if not reading:
             return
@@ -737,6 +738,8 @@ def restrict(
             raise Denied(403, "LMS.LaunchData is written by the LMS only")
         return
     if resource in ("agents/profile", "agents"):
+        if reading and params.get("profileId") == v.LEARNER_PREFERENCES_PROFILE_ID:
+            _note_preferences_read(grant.au_session_id)
         if "agent" in params:  # without one the LRS answers 400 itself (xAPI's rule, CATAPULT 11.0.0.0-1)
             _check_agent(grant, params.get("agent"))
         if params.get("profileId") == v.LEARNER_PREFERENCES_PROFILE_ID and method in ("PUT", "POST"):
@@ -745,6 +748,19 @@ def restrict(
     if resource in ("activities/profile", "activities") and reading:
         return
     raise Denied(403, f"an AU session's token may not {method} {resource}")
+
+
+# AU sessions whose AU asked for cmi5LearnerPreferences (§11: before `initialized`, 11.0.0.0-3). Kept in
+# memory, newest last and bounded: an AU asks moments before it initializes, in the same process.
+_PREFERENCES_READ: dict[str, None] = {}
+MAX_PREFERENCES_READ = 100_000
+
+
+def _note_preferences_read(au_session_id: str) -> None:
+    _PREFERENCES_READ.pop(au_session_id, None)
+    _PREFERENCES_READ[au_session_id] = None
+    while len(_PREFERENCES_READ) > MAX_PREFERENCES_READ:
+        del _PREFERENCES_READ[next(iter(_PREFERENCES_READ))]
 
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
@@ -811,6 +827,10 @@ def store_statements(
     duration = 0.0
     for statement in statements:
         au_rules.check(statement, state, registration)
+        if not state.initialized and grant.au_session_id not in _PREFERENCES_READ:  # the check passed: initialized
+            raise au_rules.Rejected(
+                "11.0.0.0-3 (d2)", "the AU must ask for cmi5LearnerPreferences (the Agent Profile) before initialized"
+            )
         state, registration = au_rules.record(statement, state, registration)
         if au_rules.cmi5_defined(statement):
             verb = statement["verb"]["id"]

@@ -56,6 +56,8 @@ class Au:
         data = self.api.get("/xapi/activities/state", params=self.state_params(), headers=self.auth)
         assert data.status_code == 200, data.text
         self.launch_data = data.json()
+        prefs = {"profileId": v.LEARNER_PREFERENCES_PROFILE_ID, "agent": self.params["actor"]}
+        assert self.api.get("/xapi/agents/profile", params=prefs, headers=self.auth).status_code in (200, 404)
 
     def state_params(self, state_id: str = v.LAUNCH_DATA_STATE_ID) -> dict[str, str]:
         return {
@@ -160,7 +162,7 @@ def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: Ten
     assert au.send(au.statement(v.TERMINATED)).status_code == 200
     after = au.send(au.statement(v.COMPLETED, completion=True))
     assert after.status_code == 403  # after terminated
-    assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 401
+    assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 403
     # the LMS wrote launched and satisfied (the AU and the course)
     registration = cmi5["registration"]
     assert len(lms_statements(api, acme, registration, v.LAUNCHED)) == 1
@@ -200,6 +202,12 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
     assert au2.send(au2.statement(v.COMPLETED, completion=True)).status_code == 200
     assert au2.send(au2.statement(v.TERMINATED)).status_code == 200
     nxt = launch(api, acme, session["id"])["cmi5"]
+    hasty = Au(api, nxt["url"])  # initialized before asking for the learner preferences (11.0.0.0-3)
+    token = hasty.fetch().json()["auth-token"]
+    hasty.auth = {**XAPI, "Authorization": f"Basic {token}"}
+    hasty.launch_data = api.get("/xapi/activities/state", params=hasty.state_params(), headers=hasty.auth).json()
+    early = hasty.send(hasty.statement(v.INITIALIZED))
+    assert early.status_code == 403 and "11.0.0.0-3" in early.text
     assert nxt["au_id"] == aus[1]  # the first unsatisfied AU
     by_id = api.post(f"/api/v1/cmi5/au-sessions/{nxt['au_session_id']}/abandon", headers=acme.headers)
     assert by_id.status_code == 200 and by_id.json()["abandoned"] == [nxt["au_session_id"]]
@@ -312,7 +320,7 @@ def test_own_window_redirects_and_stale_au_sessions_are_abandoned(
     try:
         assert cmi5_registrations.abandon_stale(inst) == 0  # within its TTL
         clock.advance(config.launch_token_ttl_seconds + 1)
-        assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 401
+        assert api.get("/xapi/activities/state", params=au.state_params(), headers=au.auth).status_code == 403
         assert cmi5_registrations.abandon_stale(inst) == 1
         assert cmi5_registrations.abandon_stale(inst) == 0
     finally:
