@@ -421,6 +421,9 @@ def write_failures(run: LtsRun, path: Path = DEFAULT_FAILURES) -> Path:
     header += "".join(f"# {note}\n" for note in run.notes)
     if run.state != "finished":
         header += "# jest output ends:\n" + "".join(f"#   {line}\n" for line in run.output_tail.splitlines()[-30:])
+    if run.failed and not run.console:  # the suite's 007 tests pop the messages of earlier failed AU runs
+        header += "# for the AUs' own reasons, run a package alone: .venv/bin/python -m tests.conformance.cmi5_lts"
+        header += " --file runtime -t '001-essentials'\n"
     if run.console:
         header += "# what the test files logged (for a failed AU run: the requirement the AU checked, its message):\n"
         header += "".join(f"#   {line[:1000]}\n" for line in run.console)
