@@ -101,8 +101,9 @@ def test_the_openapi_schema_names_each_operations_roles(api: TestClient) -> None
             allowed = allowed_roles(handler.opt, method.upper())
             assert set(roles) == allowed, (method, path)
             assert operation["description"].endswith(f"Roles: {', '.join(roles)}."), (method, path)
-    # The player (a launch token), the LTI tool (the platform's signed messages), the dispatch relay (its token).
-    public = ("/player/", "/lti/", "/dispatch/")
+    # The player (a launch token), the LTI tool (the platform's signed messages), the dispatch relay (its
+    # token), a cmi5 AU's fetch URL (its one-time secret); no other /api/v1 route but the health check.
+    public = ("/player/", "/lti/", "/dispatch/", "/cmi5/fetch/")
     assert all(p == "/api/v1/health" or p.startswith(public) for p in unauthenticated), unauthenticated
     webhooks = schema["paths"]["/api/v1/webhooks"]["post"]
     assert webhooks["x-roles"] == ["admin"]
