@@ -54,7 +54,12 @@ STEP_TIMEOUT = 60.0
 # The schema's operation groups that every client must cover, by path prefix.
 COVERED = ("/api/v1/packages", "/api/v1/sessions", "/api/v1/analytics", "/api/v1/webhooks", "/api/v1/xapi/credentials")
 # (method, path) of covered groups that the clients leave out on purpose, with the reason (docs/integration.md).
-EXCLUDED: dict[tuple[str, str], str] = {}
+EXCLUDED: dict[tuple[str, str], str] = {
+    # An administrator's decisions on a cmi5 registration (docs/cmi5.md), not an integrator's
+    # walk-through; they came with cmi5 after the clients (docs/integration.md says so).
+    ("POST", "/api/v1/sessions/{session_id}/cmi5/waive"): "cmi5 administration (docs/cmi5.md), not wrapped yet",
+    ("POST", "/api/v1/sessions/{session_id}/cmi5/abandon"): "cmi5 administration (docs/cmi5.md), not wrapped yet",
+}
 # Where each client's calls are: `call("METHOD", "/path/{param}", ...)` with the schema's templates.
 SOURCES = {
     "python": CLIENTS / "python" / "src" / "scorm_appliance_client" / "_ops.py",
