@@ -323,7 +323,7 @@ def launch(
         )
         actor = json.loads(reg["actor"])
         state = _au_state(reg, au_row, chosen, au_session_id, launch_mode)
-        return_url = return_url_of(inst, tenant.id, session, api_base)
+        return_url = launch_url_of(inst, tenant.id, session, api_base)
         _write_launch_data(conn, state, chosen, launch_mode, return_url, now)
         url = _au_url(
             inst,
@@ -363,17 +363,8 @@ def launch(
 
 
 def launch_url_of(inst: Instance, tenant_id: str, session: dict[str, Any], api_base: str) -> str:
-    """The session's player URL (its `launch_url`)."""
+    """The session's player URL (its `launch_url`), the AUs' returnURL."""
     return f"{_player_base(inst, tenant_id, api_base)}/player/{_token(inst, tenant_id, session)}"
-
-
-RETURNED = "returned"  # the player URL's query parameter of the AUs' returnURL (appliance.api.cmi5_player)
-
-
-def return_url_of(inst: Instance, tenant_id: str, session: dict[str, Any], api_base: str) -> str:
-    """The AUs' returnURL: the player's overview of the course (appliance.api.cmi5_player.overview), which
-    launches nothing by itself, so an AU's Exit ends on the course's progress, not on a new AU session."""
-    return f"{launch_url_of(inst, tenant_id, session, api_base)}?{RETURNED}=1"
 
 
 def _token(inst: Instance, tenant_id: str, session: dict[str, Any]) -> str:
