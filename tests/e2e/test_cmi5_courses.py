@@ -199,7 +199,9 @@ def play(
         what=f"AU {position} {wanted} (page errors: {errors})",
     )
     registration = lms.session(session["id"])["cmi5"]["registration"]
-    frame.evaluate("() => course.exit()")  # what the Exit button does (terminated, then the return URL)
+    # What the Exit button does (terminated, then the return URL). Started from a timer so that the
+    # evaluate returns at once: awaited, it could wait forever on a frame that navigates away.
+    frame.evaluate("() => { setTimeout(() => course.exit(), 0); }")
     wait_until(
         lambda: [
             s
