@@ -183,6 +183,12 @@ def play(
     assert au_session["au_id"] == au_progress(lms, session["id"], position)["au_id"], au_session
     frame = au_frame(page, launch_method)
     frame.wait_for_selector("#content", state="attached")
+    # The course is ready once its cmi5 start-up has run to the end: it shows its first page, or asks
+    # whether to resume. Navigating before that loses the page to the start-up's own gotoPage(0).
+    frame.wait_for_function(
+        "() => document.getElementById('content').innerHTML.trim() !== ''"
+        " || document.querySelector('#bookmark-overlay.full-overlay-visible') !== null"
+    )
     if quiz:
         if frame.query_selector("#bookmark-overlay.full-overlay-visible") is not None:  # a second launch
             frame.click("#bookmark-overlay .restart-button")
