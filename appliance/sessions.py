@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from appliance import analytics, cmi5_registrations
+from appliance import analytics_index, cmi5_registrations
 from appliance.clock import parse_rfc3339, rfc3339
 from appliance.courses import Course, load_course
 from appliance.db.connection import one, rows
@@ -331,7 +331,7 @@ def refresh_results(
     # The row as stored is the row read plus these columns (no trigger touches sessions): no re-read.
     updated = {**session, **fields}
     single = changed if len(course.launchable) == 1 else None
-    analytics.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
+    analytics_index.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
         scorm_statements.on_result(conn, course, session["status"], updated, now)

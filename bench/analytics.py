@@ -10,7 +10,7 @@ It then times, each `--runs` times after one cold run:
 * `analytics.package_report` called in process (the service alone);
 * `GET /api/v1/analytics/packages/{id}` and `GET /api/v1/analytics/summary` from a real
   `scorm-appliance serve` process over HTTP on 127.0.0.1 (target: the package report within 300 ms);
-* `analytics.index_session` on one commit with ten interactions (the cost added to the run-time).
+* `analytics_index.index_session` on one commit with ten interactions (the cost added to the run-time).
 
 Run: `python -m bench.analytics [--sessions 100000] [--interactions 10] [--packages 1] [--runs 20]
 [--keep DIR] [--json]`.
@@ -34,7 +34,7 @@ from typing import Any
 import apsw
 import httpx
 
-from appliance import analytics
+from appliance import analytics, analytics_index
 from appliance.apikeys import create_key
 from appliance.config import Config
 from appliance.instance import Instance
@@ -242,7 +242,7 @@ def _time_index(inst: Instance, tenant: Tenant) -> list[float]:
 
     def commit(conn: apsw.Connection, data: dict[str, str]) -> None:
         started = time.perf_counter()
-        analytics.index_session(conn, session, NOW, ("item1", data))
+        analytics_index.index_session(conn, session, NOW, ("item1", data))
         times.append(time.perf_counter() - started)
 
     for n in range(20):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apsw
 
+from appliance.analytics_index import backfill
 from appliance.db.migrations import Migrations
 
 tenant_migrations = Migrations("tenant")
@@ -314,11 +315,7 @@ def m007_analytics(conn: apsw.Connection) -> None:
         CREATE INDEX sessions_package_time ON sessions(package_id, total_time_seconds);
         """
     )
-    # Index the sessions recorded before this migration. Imported here, not at the top: the analytics
-    # module imports the services, which import this module.
-    from appliance.analytics import backfill
-
-    backfill(conn)
+    backfill(conn)  # index the sessions recorded before this migration
 
 
 @tenant_migrations

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from appliance import analytics
+from appliance import analytics, analytics_index
 from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.db.connection import rows
@@ -155,7 +155,7 @@ def test_backfill_rebuilds_the_same_figures(
             conn.execute("DELETE FROM session_interactions")
             conn.execute("DELETE FROM session_completions")
             assert rows(conn, "SELECT * FROM interaction_stats") == []  # the triggers emptied the counters
-            return analytics.backfill(conn)
+            return analytics_index.backfill(conn)
 
         assert inst.tenant_db(acme.tenant_id).write_sync(rebuild) == 4
     finally:
