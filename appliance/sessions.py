@@ -8,6 +8,7 @@ changes, in the same transaction, and status changes emit events into the outbox
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import apsw
@@ -147,6 +148,10 @@ def _cmi_view(row: dict[str, Any], acts: dict[str, dict[str, Any]]) -> tuple[dic
     return (every[main]["cmi"] if main in every else {}), every
 
 
+MAX_SEARCH = 200
+_LIKE_SPECIAL = re.compile(r"[\\%_]")  # LIKE's wildcards and its escape, matched literally in a search
+
+
 def list_sessions(
     inst: Instance,
     tenant: Tenant,
@@ -156,7 +161,12 @@ def list_sessions(
     limit: int | None,
     cursor: str | None,
 ) -> dict[str, Any]:
-    """A page of sessions, oldest first, filtered by package, learner and status."""
+    """A page of sessions, oldest first, filtered by package, learner and status.
+
+    `learner_id` is an exact id; `learner` is a search: the sessions whose learner id or name contains
+    it, ignoring the case of ASCII letters (a prefix is one such part), for people who know a name or
+    the start of an id. Both may be given.
+    """
     status = filters.get("status")
     if status is not None and status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}", {"errors": [{"field": "status"}]})
@@ -167,6 +177,13 @@ def list_sessions(
         if filters.get(key):
             where.append(f"{column} = ?")
             args.append(filters[key])
+    search = (filters.get("learner") or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise ValidationFailed(f"learner search is at most {MAX_SEARCH} characters", {"errors": [{"field": "learner"}]})
+    if search:
+        pattern = "%" + _LIKE_SPECIAL.sub(r"\\\g<0>", search) + "%"
+        where.append("(learner_id LIKE ? ESCAPE '\\' OR learner_name LIKE ? ESCAPE '\\')")
+        args.extend((pattern, pattern))
     sql = f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?"
     found = inst.tenant_db(tenant.id).read_sync(lambda c: rows(c, sql, (*args, page.limit + 1)))
     return page_result(found, page, lambda r: session_json(r, None))

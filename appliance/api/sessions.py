@@ -106,9 +106,11 @@ class SessionController(Controller):
         status: FromQuery[str | None] = None,
         limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
         cursor: FromQuery[str | None] = None,
+        learner: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        """Sessions, oldest first, filtered by `package_id`, `learner_id`, `status`."""
-        filters = {"package_id": package_id, "learner_id": learner_id, "status": status}
+        """Sessions, oldest first, filtered by `package_id`, `learner_id` (exact), `status`, and `learner`
+        (a search: learner id or name containing it, ASCII case ignored)."""
+        filters = {"package_id": package_id, "learner_id": learner_id, "status": status, "learner": learner}
         return sessions.list_sessions(
             inst, principal.tenant, base_url(request), filters=filters, limit=limit, cursor=cursor
         )
