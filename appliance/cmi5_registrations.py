@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import apsw
 
-from appliance import analytics
+from appliance import analytics_index
 from appliance.clock import rfc3339
 from appliance.cmi5 import au_rules, move_on
 from appliance.cmi5 import packaging as cmi5_packaging
@@ -323,7 +323,7 @@ def launch(
         )
         actor = json.loads(reg["actor"])
         state = _au_state(reg, au_row, chosen, au_session_id, launch_mode)
-        return_url = launch_url_of(inst, tenant.id, session, api_base)
+        return_url = return_url_of(inst, tenant.id, session, api_base)
         _write_launch_data(conn, state, chosen, launch_mode, return_url, now)
         url = _au_url(
             inst,
@@ -363,8 +363,17 @@ def launch(
 
 
 def launch_url_of(inst: Instance, tenant_id: str, session: dict[str, Any], api_base: str) -> str:
-    """The session's player URL (its `launch_url`), the AUs' returnURL."""
+    """The session's player URL (its `launch_url`)."""
     return f"{_player_base(inst, tenant_id, api_base)}/player/{_token(inst, tenant_id, session)}"
+
+
+RETURNED = "returned"  # the player URL's query parameter of the AUs' returnURL (appliance.api.cmi5_player)
+
+
+def return_url_of(inst: Instance, tenant_id: str, session: dict[str, Any], api_base: str) -> str:
+    """The AUs' returnURL: the player's overview of the course (appliance.api.cmi5_player.overview), which
+    launches nothing by itself, so an AU's Exit ends on the course's progress, not on a new AU session."""
+    return f"{launch_url_of(inst, tenant_id, session, api_base)}?{RETURNED}=1"
 
 
 def _token(inst: Instance, tenant_id: str, session: dict[str, Any]) -> str:
@@ -604,7 +613,7 @@ def _update_session(conn: apsw.Connection, session: dict[str, Any], fields: dict
         f"UPDATE sessions SET {assignments}, version = version + 1 WHERE id = ?", (*fields.values(), session["id"])
     )
     updated = _session(conn, session["id"])
-    analytics.index_session(conn, updated, now, None, interactions=False)
+    analytics_index.index_session(conn, updated, now, None, interactions=False)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
         from appliance.sessions import session_json  # late: appliance.sessions imports this module
 

@@ -13,7 +13,7 @@ import html
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from litestar import Request, Response
 
@@ -61,6 +61,69 @@ def page(
         launch=json.dumps(launched.json()).replace("</", "<\\/"),
     )
     return Response(body, media_type="text/html", headers=headers)
+
+
+OVERVIEW_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+</head>
+<body>
+<main>
+<h1>{title}</h1>
+<p id="cmi5-course-status">{status}</p>
+<ul id="cmi5-aus">
+{items}
+</ul>
+</main>
+</body>
+</html>
+"""
+
+
+def overview(inst: Instance, tenant_id: str, session_id: str, player_path: str) -> Response[str]:
+    """The AUs' returnURL: the course's progress and a link to launch each AU (cmi5 §10.2.1 returnURL).
+
+    It launches nothing by itself: an AU's Exit lands here instead of on a new AU session of the
+    first unsatisfied AU. Plain HTML under the player page's own policy (no script, no style).
+    """
+    db = inst.tenant_db(tenant_id)
+    progress = db.read_sync(lambda c: cmi5_registrations.progress_json(c, session_id))
+    session = db.read_sync(
+        lambda c: one(c, "SELECT package_id, package_version FROM sessions WHERE id = ?", (session_id,))
+    )
+    course = (
+        db.read_sync(lambda c: cmi5_registrations.course_of(c, session["package_id"], session["package_version"]))
+        if session
+        else None
+    )
+    if progress is None or course is None:
+        raise NotFound("no such launch")
+    titles = {au.id: _title(au.title) for au in course.aus()}
+    items = []
+    for au in progress["aus"]:
+        state = "satisfied" if au["satisfied"] else au["completion_status"]
+        href = html.escape(f"{player_path}?au={quote(au['au_id'], safe='')}", quote=True)
+        name = html.escape(titles.get(au["au_id"], au["au_id"]))
+        items.append(
+            f'<li data-au="{html.escape(au["au_id"], quote=True)}" data-state="{state}"><a href="{href}">{name}</a> ({state})</li>'
+        )
+    status = "Course complete." if progress["satisfied"] else "Choose what to open next."
+    body = OVERVIEW_PAGE.format(
+        title=html.escape(_title(course.title) or "Course"), status=status, items="\n".join(items)
+    )
+    headers = {**player_page_headers(inst.config.frame_ancestors), "Cache-Control": "no-store"}
+    return Response(body, media_type="text/html", headers=headers)
+
+
+def _title(text: dict[str, str]) -> str:
+    """A course structure text: English if there is one, else any."""
+    for lang, value in text.items():
+        if lang.lower().startswith("en") and value:
+            return value
+    return next((value for value in text.values() if value), "")
 
 
 def _frame_page_headers(inst: Instance, au_url: str) -> dict[str, str]:

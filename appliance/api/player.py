@@ -86,14 +86,22 @@ class PlayerController(Controller):
 
     @get("/", sync_to_thread=True, summary="The player page")
     def page(
-        self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], au: FromQuery[str | None] = None
+        self,
+        request: Request[Any, Any, Any],
+        inst: InstanceDep,
+        token: FromPath[str],
+        au: FromQuery[str | None] = None,
+        returned: FromQuery[str | None] = None,
     ) -> Response[str]:
         """HTML that installs the SCORM API and loads the content in a same-origin frame; for a cmi5
-        session, the launch of an AU (`au`, else the first unsatisfied one: appliance.api.cmi5_player)."""
+        session, the launch of an AU (`au`, else the first unsatisfied one: appliance.api.cmi5_player),
+        or, at the AUs' returnURL (`returned`), the course's overview, which launches nothing."""
         tenant_id, session_id = _session_of(inst, token)
         try:
             boot = runtime.bootstrap(inst, tenant_id, session_id)
         except Cmi5LaunchUnavailable:
+            if returned is not None and au is None:
+                return cmi5_player.overview(inst, tenant_id, session_id, request.url.path)
             return cmi5_player.page(request, inst, tenant_id, session_id, au)
         boot["token"] = token
         html = PAGE.format(

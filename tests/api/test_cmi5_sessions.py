@@ -180,6 +180,24 @@ def test_a_mastery_score_course_from_launch_to_passed(api: TestClient, acme: Ten
     assert shown["score"]["scaled"] == 0.8 and shown["score"]["raw"] == 8
     assert shown["cmi5"]["satisfied"] is True
     assert shown["cmi5"]["aus"][0]["success_status"] == "passed" and shown["cmi5"]["aus"][0]["satisfied"]
+    # the AU's Exit goes to the returnURL: the course's overview, which launches nothing by itself
+    back = urlsplit(au.launch_data["returnURL"])
+    assert back.query == "returned=1"
+    overview = api.get(f"{back.path}?{back.query}")
+    assert overview.status_code == 200 and "Course complete." in overview.text
+    assert 'data-state="satisfied"' in overview.text and "?au=" in overview.text
+    # the player's own policy, nothing inline (no script, no style) that it would have to allow
+    policy = overview.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script" not in overview.text and "<style" not in overview.text and " style=" not in overview.text
+    again = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert again["cmi5"]["aus"][0]["launches"] == shown["cmi5"]["aus"][0]["launches"]  # no new AU session
+    assert len(lms_statements(api, acme, registration, v.LAUNCHED)) == 1
+    # its link launches the AU: a new AU session, as the learner chose
+    link = overview.text.split('<a href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    relaunched = api.get(link, follow_redirects=False)
+    assert relaunched.status_code in (200, 302), relaunched.text  # the AU's frame, or its own window
+    assert len(lms_statements(api, acme, registration, v.LAUNCHED)) == 2
 
 
 @needs_examples
