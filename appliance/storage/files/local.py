@@ -1,0 +1,252 @@
+"""The embedded file store: a data directory, laid out as `appliance.datadir` describes.
+
+A file of tenant T at path P is `<data_dir>/tenants/T/P`, so the store reads and writes the very files
+the rest of the appliance uses today (`packages/<pkg>/<version>/…`, `uploads/<pkg>-<version>.zip`).
+New files are written to `<data_dir>/tmp/` (emptied at every start) and renamed into place, so a path
+shows either nothing or the whole file. With `durable` the file is fsynced before the rename and its
+folder after it, as `appliance.archive` does for extracted packages.
+
+Confinement goes beyond the path check of `base.check_path`: a file or folder is used only when its
+real path (symlinks resolved) is exactly the expected one, so a symlink planted inside a tenant's
+folder, pointing anywhere, makes that path "not found" rather than followed.
+
+ETags are `"<size hex>-<mtime_ns hex>"`, the same validator `appliance.content` sends today, so moving
+the content route onto this store changes no cached response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat as stat_module
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from appliance.ids import new_secret
+from appliance.storage.files.base import (
+    READ_CHUNK,
+    Deleted,
+    FileMissing,
+    FileStat,
+    FileStore,
+    FileWriter,
+    StoredFile,
+    check_folder,
+    check_path,
+    check_tenant_id,
+)
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def local_etag(size: int, mtime_ns: int) -> str:
+    """The strong validator of a file that never changes in place (appliance.content's format)."""
+    return f'"{size:x}-{mtime_ns:x}"'
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _LocalWriter(FileWriter):
+    """Writes to a temp file in tmp/, renamed onto the target by `commit`."""
+
+    def __init__(
+        self,
+        store: LocalFileStore,
+        tenant_id: str,
+        path: str,
+        max_bytes: int,
+        check_size: Callable[[int], None] | None,
+    ) -> None:
+        super().__init__(path, max_bytes, check_size)
+        self._store = store
+        self._tenant_id = tenant_id
+        store.tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp = store.tmp / f"put-{new_secret(12)}.part"
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        self._file = os.fdopen(fd, "wb")
+        self._done = False
+
+    def _write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def commit(self) -> StoredFile:
+        if self._done:
+            raise RuntimeError("writer already finished")
+        self._file.flush()
+        if self._store.durable:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        target = self._store.place(self._tenant_id, self.path)
+        os.replace(self._tmp, target)
+        if self._store.durable:
+            _fsync_dir(target.parent)
+        self._done = True
+        info = os.stat(target, follow_symlinks=False)
+        return StoredFile(self.path, self.size, self.sha256, local_etag(info.st_size, info.st_mtime_ns))
+
+    def abort(self) -> None:
+        self._done = True
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+
+class LocalFileStore(FileStore):
+    """Files under a data directory; `durable` (the `durability` setting) fsyncs what it writes."""
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root = Path(root)
+        self.durable = durable
+
+    @property
+    def tmp(self) -> Path:
+        """Where files being written wait (`DataDir.tmp`)."""
+        return self.root / "tmp"
+
+    def _tenant_dir(self, tenant_id: str) -> Path:
+        return self.root / "tenants" / check_tenant_id(tenant_id)
+
+    def _expected(self, tenant_id: str, relative: str) -> tuple[Path, Path]:
+        """(the path as named, the real path it must resolve to) for a checked relative path."""
+        tenant_dir = self._tenant_dir(tenant_id)
+        parts = relative.split("/") if relative else []
+        return tenant_dir.joinpath(*parts), tenant_dir.resolve().joinpath(*parts)
+
+    def _existing(self, tenant_id: str, relative: str) -> Path | None:
+        """The real path of an existing file or folder there, None if missing; FileMissing if it
+        escapes through a symlink (anything but exactly the expected real path)."""
+        named, expected = self._expected(tenant_id, relative)
+        try:
+            real = named.resolve(strict=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:  # a symlink loop, a name too long
+            raise FileMissing("no such file") from exc
+        if real != expected:
+            raise FileMissing("no such file")
+        return real
+
+    def _file(self, tenant_id: str, path: str) -> tuple[Path, os.stat_result]:
+        real = self._existing(tenant_id, check_path(path))
+        if real is None:
+            raise FileMissing("no such file")
+        info = os.stat(real, follow_symlinks=False)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise FileMissing("no such file")
+        return real, info
+
+    def place(self, tenant_id: str, path: str) -> Path:
+        """The target of a new file: its folders created (and synced when durable), none a symlink."""
+        path = check_path(path)
+        named, expected = self._expected(tenant_id, path)
+        created: list[Path] = []
+        folder = named.parent
+        while not folder.exists():
+            created.append(folder)
+            folder = folder.parent
+        named.parent.mkdir(parents=True, exist_ok=True)
+        if named.parent.resolve(strict=True) != expected.parent:
+            raise FileMissing("no such file")
+        if self.durable:
+            for new in created:
+                _fsync_dir(new.parent)
+        return expected
+
+    def writer(
+        self,
+        tenant_id: str,
+        path: str,
+        *,
+        max_bytes: int,
+        check_size: Callable[[int], None] | None = None,
+        content_type: str | None = None,
+    ) -> FileWriter:
+        check_tenant_id(tenant_id)
+        return _LocalWriter(self, tenant_id, check_path(path), max_bytes, check_size)
+
+    def stat(self, tenant_id: str, path: str) -> FileStat:
+        _, info = self._file(tenant_id, path)
+        return FileStat(path, info.st_size, local_etag(info.st_size, info.st_mtime_ns), info.st_mtime)
+
+    def read(self, tenant_id: str, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        real, info = self._file(tenant_id, path)
+        last = info.st_size - 1 if end is None else min(end, info.st_size - 1)
+        return _read_range(real, start, last - start + 1)
+
+    def list(self, tenant_id: str, folder: str = "") -> Iterator[FileStat]:
+        folder = check_folder(folder)
+        real = self._existing(tenant_id, folder)
+        if real is None or not real.is_dir():
+            return iter(())
+        found: list[FileStat] = []
+        for dirpath, _dirs, names in os.walk(real):  # does not descend into symlinked folders
+            for name in names:
+                full = Path(dirpath) / name
+                info = os.stat(full, follow_symlinks=False)
+                if stat_module.S_ISREG(info.st_mode):
+                    relative = full.relative_to(real).as_posix()
+                    found.append(
+                        FileStat(
+                            f"{folder}/{relative}" if folder else relative,
+                            info.st_size,
+                            local_etag(info.st_size, info.st_mtime_ns),
+                            info.st_mtime,
+                        )
+                    )
+        return iter(sorted(found, key=lambda f: f.path))
+
+    def delete(self, tenant_id: str, path: str) -> Deleted:
+        try:
+            real, info = self._file(tenant_id, path)
+        except FileMissing:
+            return Deleted(0, 0)
+        real.unlink()
+        if self.durable:
+            _fsync_dir(real.parent)
+        return Deleted(1, info.st_size)
+
+    def delete_folder(self, tenant_id: str, folder: str) -> Deleted:
+        folder = check_folder(folder)
+        if not folder:
+            raise ValueError("delete_folder needs a folder: a tenant's whole space is not deleted this way")
+        real = self._existing(tenant_id, folder)
+        if real is None:
+            return Deleted(0, 0)
+        files = freed = 0
+        for dirpath, dirs, names in os.walk(real, topdown=False):
+            for name in names:
+                full = Path(dirpath) / name
+                info = os.stat(full, follow_symlinks=False)
+                full.unlink()  # a symlink is removed, never followed; it held no bytes of ours
+                if stat_module.S_ISREG(info.st_mode):
+                    files, freed = files + 1, freed + info.st_size
+            for name in dirs:
+                full = Path(dirpath) / name
+                (full.unlink if full.is_symlink() else full.rmdir)()
+        real.rmdir()
+        if self.durable:
+            _fsync_dir(real.parent)
+        return Deleted(files, freed)
+
+
+def _read_range(real: Path, start: int, length: int) -> Iterator[bytes]:
+    """Yield `length` bytes from `start`. The file is opened on the first `next`, so an iterator
+    never started holds no descriptor; it is closed however the iteration ends."""
+    fd = os.open(real, os.O_RDONLY | _NOFOLLOW)
+    try:
+        os.lseek(fd, start, os.SEEK_SET)
+        remaining = length
+        while remaining > 0:
+            chunk = os.read(fd, min(READ_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        os.close(fd)
