@@ -1,0 +1,254 @@
+"""The services' view of a database, on PostgreSQL: an apsw-shaped connection and a Database-shaped object.
+
+`PgConnection` offers the part of apsw's Connection the services use — `execute(sql, params)` returning
+an iterable cursor of tuples with `get_description()`, `fetchone`/`fetchall`, `executemany`, `changes()`,
+savepoints through plain SQL — and translates each statement (appliance.storage.postgres.translate),
+so `appliance.db.connection.rows`/`one` and the services' functions run on it unchanged.
+
+`PgDatabase` is one tenant's (or the registry's) database with `appliance.db.database.Database`'s
+`read_sync`/`write_sync`/`read`/`write`. Every transaction sets `app.tenant_id` for itself only
+(`set_config(..., true)`, the SET LOCAL of a function call), so a pooled connection never carries a
+tenant into the next transaction. A write transaction first takes a transaction-scoped advisory lock on
+its tenant: writes to one tenant are serialised across every worker, as SQLite's one writer per file
+serialises them in one process, so the services' read-then-write transactions (numbering statements,
+compare-and-swap of a session) stay correct. A read runs in a REPEATABLE READ, READ ONLY transaction: one
+snapshot, as a SQLite read transaction sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import apsw
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from appliance.storage.postgres.catalog import Catalog, registry_catalog, tenant_catalog
+from appliance.storage.postgres.schema import SETTING
+from appliance.storage.postgres.translate import TENANT_COLUMN, Untranslatable, translate
+
+T = TypeVar("T")
+# PRAGMAs the services send that mean nothing on PostgreSQL (cache size, foreign keys: always on there).
+_HARMLESS_PRAGMAS = ("cache_size", "foreign_keys")
+_DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _value(v: Any) -> Any:
+    """A PostgreSQL value as SQLite would have returned it: numeric sums as int (or float), booleans 0/1."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+def _param(v: Any) -> Any:
+    """A parameter as SQLite stores it: a bool is 0 or 1 (PostgreSQL would refuse a boolean in a bigint)."""
+    return int(v) if isinstance(v, bool) else v
+
+
+class PgCursor:
+    """The rows of one statement, read at once, as apsw's cursor yields them (tuples)."""
+
+    def __init__(self, found: list[tuple[Any, ...]], description: list[tuple[str, str]]) -> None:
+        self._rows = iter(found)
+        self._description = description
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return self._rows
+
+    def __next__(self) -> tuple[Any, ...]:
+        return next(self._rows)
+
+    def get_description(self) -> list[tuple[str, str]]:
+        """(name, declared type) per column, as apsw's."""
+        return self._description
+
+    @property
+    def description(self) -> list[tuple[str, str]]:
+        return self._description
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return next(self._rows, None)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+
+class PgConnection:
+    """One psycopg connection inside one transaction, speaking the SQLite dialect the services write.
+
+    On a tenant's connection, the `tenant_id` column that PostgreSQL adds is left out of every result
+    (a `SELECT *` answers what it answers on SQLite, where the tenant is the file).
+    """
+
+    def __init__(self, raw: psycopg.Connection, catalog: Catalog) -> None:
+        self.raw = raw
+        self.catalog = catalog
+        self._changes = 0
+        self._hide_tenant = catalog.tenant_owned
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def _params(self, params: Sequence[Any] | Mapping[str, Any] | None, named: bool) -> Any:
+        if params is None:
+            return {} if named else ()
+        if isinstance(params, Mapping):
+            return {k: _param(v) for k, v in params.items()}
+        return tuple(_param(v) for v in params)
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = ()) -> PgCursor:
+        """Run one statement (translated) and return its rows."""
+        head = sql.lstrip()[:6].upper()
+        if head == "PRAGMA":
+            return self._pragma(sql)
+        statement = translate(sql, self.catalog)
+        with self.raw.cursor() as cursor:
+            try:
+                cursor.execute(statement.sql, self._params(params, statement.named))
+            except psycopg.errors.IntegrityError as exc:
+                raise apsw.ConstraintError(str(exc).strip()) from exc
+            if head.startswith(_DML):
+                self._changes = max(cursor.rowcount, 0)
+            if cursor.description is None:
+                return PgCursor([], [])
+            names = [(d.name, str(d.type_code)) for d in cursor.description]
+            found = cursor.fetchall()
+        keep = [i for i, (name, _) in enumerate(names) if not (self._hide_tenant and name == TENANT_COLUMN)]
+        if len(keep) == len(names):
+            return PgCursor([tuple(_value(v) for v in row) for row in found], names)
+        return PgCursor([tuple(_value(row[i]) for i in keep) for row in found], [names[i] for i in keep])
+
+    def executemany(self, sql: str, seq: Sequence[Sequence[Any] | Mapping[str, Any]]) -> PgCursor:
+        """Run one statement per parameter set (psycopg pipelines them)."""
+        statement = translate(sql, self.catalog)
+        with self.raw.cursor() as cursor:
+            try:
+                cursor.executemany(statement.sql, [self._params(p, statement.named) for p in seq])
+            except psycopg.errors.IntegrityError as exc:
+                raise apsw.ConstraintError(str(exc).strip()) from exc
+            self._changes = max(cursor.rowcount, 0)
+        return PgCursor([], [])
+
+    def changes(self) -> int:
+        """Rows changed by the last INSERT, UPDATE or DELETE (a SELECT leaves it as it was, as in SQLite)."""
+        return self._changes
+
+    def _pragma(self, sql: str) -> PgCursor:
+        name = sql.strip().split(None, 1)[1].split("=")[0].split("(")[0].strip().lower()
+        if name in _HARMLESS_PRAGMAS:
+            return PgCursor([], [])
+        raise Untranslatable(f"PRAGMA {name} has no PostgreSQL meaning here")
+
+
+class PgDatabase:
+    """One tenant's rows (or the registry's) on PostgreSQL, with `Database`'s read/write interface."""
+
+    def __init__(self, pool: ConnectionPool, catalog: Catalog, tenant_id: str | None) -> None:
+        if catalog.tenant_owned and not tenant_id:
+            raise ValueError("a tenant database needs its tenant id")
+        self.pool = pool
+        self.catalog = catalog
+        self.tenant_id = tenant_id
+        self._local = threading.local()  # the connection of the write (or read) this thread is inside
+
+    def _begin(self, raw: psycopg.Connection, *, write: bool, local: bool = True) -> None:
+        if self.tenant_id is not None:
+            raw.execute("SELECT set_config(%s, %s, %s)", (SETTING, self.tenant_id, local))
+        if write:  # one writer per tenant across every worker, as SQLite has one per file
+            raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.tenant_id or "",))
+
+    def write_sync(self, fn: Callable[[PgConnection], T], *, transaction: bool = True, durable: bool = False) -> T:
+        """Run `fn(conn)` in one transaction with the tenant set and its write lock held; `fn` raising rolls
+        it all back. Called inside a write or read on this thread, it joins it. `durable` is implied:
+        PostgreSQL's commit is flushed (synchronous_commit on) before it returns."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            return fn(current)
+        with self.pool.connection() as raw:
+            if not transaction:
+                return self._autocommit(raw, fn)
+            raw.execute("BEGIN")
+            try:
+                self._begin(raw, write=True)
+                self._local.conn = conn = PgConnection(raw, self.catalog)
+                result = fn(conn)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.conn = None
+            raw.execute("COMMIT")
+            return result
+
+    def _autocommit(self, raw: psycopg.Connection, fn: Callable[[PgConnection], T]) -> T:
+        """`transaction=False`: each statement commits by itself, the tenant set for the session meanwhile."""
+        self._begin(raw, write=False, local=False)
+        try:
+            self._local.conn = conn = PgConnection(raw, self.catalog)
+            return fn(conn)
+        finally:
+            self._local.conn = None
+            if self.tenant_id is not None:
+                raw.execute("SELECT set_config(%s, '', false)", (SETTING,))
+
+    def read_sync(self, fn: Callable[[PgConnection], T]) -> T:
+        """Run `fn(conn)` in one read-only snapshot of the tenant's rows (inside a write: in that write)."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            return fn(current)
+        with self.pool.connection() as raw:
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                self._begin(raw, write=False)
+                self._local.conn = conn = PgConnection(raw, self.catalog)
+                return fn(conn)
+            finally:
+                self._local.conn = None
+                raw.execute("ROLLBACK")  # nothing to keep; ends the snapshot
+
+    async def write(self, fn: Callable[[PgConnection], T]) -> T:
+        """Async form of `write_sync`, in a thread (the pool's connections are synchronous)."""
+        return await asyncio.to_thread(self.write_sync, fn)
+
+    async def read(self, fn: Callable[[PgConnection], T]) -> T:
+        """Async form of `read_sync`, in a thread."""
+        return await asyncio.to_thread(self.read_sync, fn)
+
+    def close(self) -> None:
+        """Nothing of its own to close: the connections belong to the store's pool."""
+
+
+class PgStore:
+    """The pool of connections to one PostgreSQL schema, and the databases the services open on it."""
+
+    def __init__(self, conninfo: str, *, schema: str, min_size: int = 1, max_size: int = 8) -> None:
+        self.schema = schema
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "options": f"-c search_path={schema}"},
+            open=True,
+        )
+        self._tenants: dict[str, PgDatabase] = {}
+        self._lock = threading.Lock()
+        self.registry = PgDatabase(self.pool, registry_catalog(), None)
+
+    def tenant_db(self, tenant_id: str) -> PgDatabase:
+        """The tenant's database (one object per tenant, all on the one pool)."""
+        with self._lock:
+            db = self._tenants.get(tenant_id)
+            if db is None:
+                db = self._tenants[tenant_id] = PgDatabase(self.pool, tenant_catalog(), tenant_id)
+            return db
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self.pool.close()
