@@ -6,6 +6,13 @@ the session's result to the SCO by `postMessage`, to the origin that said `hello
 window only (appliance.dispatch). A refused launch (disabled, expired, full) is a page that says why,
 and tells the SCO, which shows it in the LMS. The relay reads results from `/dispatch/{token}/result`,
 authorised by the player's launch token. No cookie anywhere.
+
+The relay reads the player's end from the player's window (`scormPlayer.ended`), so it is served where
+the player is: with a `content_origin`, on the tenant's content host (appliance.api.hosts lets
+`/dispatch/...` through there), and the ZIP points at that origin. Served on the API's origin instead,
+the relay could not read the player, and the player and its content frame would refuse to be framed
+by it (`frame-ancestors` names every ancestor, and the API's origin is not the content's `'self'`).
+On the API's host in that mode the relay answers a refusal that says the ZIP must be downloaded again.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from appliance.errors import ApplianceError, NotFound, ValidationFailed
 from appliance.instance import Instance
 from appliance.launch_tokens import open_launch
 from appliance.lti.launch import active_tenant
+from appliance.origins import host_name, parse_content_origin
 from appliance.roles import WRITERS
 
 RELAY = """<!DOCTYPE html>
@@ -39,7 +47,7 @@ RELAY = """<!DOCTYPE html>
   var RESULT = __RESULT__, parentOrigin = null, last = null;
   function playerEnded() {
     try { var p = document.getElementById("player").contentWindow.scormPlayer; return Boolean(p && p.ended); }
-    catch (e) { return false; }  // the player on another (content) origin: the server's status decides
+    catch (e) { return false; }  // never on another origin: the relay is served where the player is
   }
   function poll() {
     if (!parentOrigin) return;
@@ -104,6 +112,25 @@ def _refused(inst: Instance, exc: ApplianceError) -> Response[str]:
     return _page(inst, body, nonce, None, status)
 
 
+def _check_relay_host(inst: Instance, request: Request[Any, Any, Any]) -> None:
+    """With a content origin, the relay answers on a content host only (see the module docstring): a
+    ZIP downloaded before the setting was turned on frames the API's host, and learns it is out of date."""
+    if inst.config.content_origin is None:
+        return
+    if not parse_content_origin(inst.config.content_origin).classify(host_name(request.headers.get("host", "")))[0]:
+        raise NotFound(
+            "this course package is out of date: its provider must download the dispatch ZIP again",
+            {"reason": "content_origin"},
+        )
+
+
+def relay_base(inst: Instance, request: Request[Any, Any, Any], tenant_id: str) -> str:
+    """Where a tenant's dispatch ZIPs find the relay: its content origin, else the API's public URL."""
+    if inst.config.content_origin is not None:
+        return parse_content_origin(inst.config.content_origin).url_for(tenant_id)
+    return tool_urls(inst, request, tenant_id).base
+
+
 class DispatchRelayController(Controller):
     """What a dispatch ZIP in another LMS talks to (the dispatch's signed token is the credential)."""
 
@@ -123,6 +150,7 @@ class DispatchRelayController(Controller):
         base = tool_urls(inst, request, "").base
         try:
             tenant_id, dispatch_id = dispatch.open_token(inst, token)
+            _check_relay_host(inst, request)
             tenant = active_tenant(inst, tenant_id)
             session = dispatch.start(inst, tenant, dispatch_id, learner_id, learner_name, base)
         except ApplianceError as exc:
@@ -142,9 +170,12 @@ class DispatchRelayController(Controller):
         return _page(inst, body, nonce, frame_src)
 
     @get("/result", sync_to_thread=True, summary="The session's result, for the relay")
-    def result(self, inst: InstanceDep, token: FromPath[str], launch: FromQuery[str]) -> Response[Any]:
+    def result(
+        self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], launch: FromQuery[str]
+    ) -> Response[Any]:
         """Status, completion, success, score, total time and location of the launch token's session."""
         tenant_id, dispatch_id = dispatch.open_token(inst, token)
+        _check_relay_host(inst, request)
         launch_tenant, session_id, _ = open_launch(inst, launch)
         if launch_tenant != tenant_id:
             raise NotFound("no such session for this dispatch")
@@ -221,7 +252,7 @@ class DispatchController(Controller):
         format: Annotated[str, QueryParameter(pattern=r"^(1\.2|2004)$")] = "1.2",  # noqa: A002 (the query name)
     ) -> Response[bytes]:
         """A SCORM 1.2 (default) or 2004 ZIP to import into another LMS."""
-        base = tool_urls(inst, request, principal.tenant.id).base
+        base = relay_base(inst, request, principal.tenant.id)
         name, data = dispatch.package_zip(inst, principal.tenant.id, dispatch_id, format, base)
         return Response(
             data,

@@ -5,10 +5,12 @@ the xAPI face or the framework see it (`Appliance.__call__`, appliance.app):
 
 - **A content host** (the configured name, or with a wildcard any name under it) serves only the
   player: `/player/{token}` with its runtime calls (`launch`, `commit`, `navigate`, `state`) and its
-  package files, and `/static` (the player's modules and stylesheet). Everything else — the API, its
-  docs and schema, the xAPI face — answers `404 NOT_FOUND` there. With a wildcard, a launch token is
-  served only on its own tenant's label (`appliance.origins.tenant_label`): a token of tenant A sent
-  to tenant B's host is not found, so A's player never runs on an origin that B's courses share.
+  package files, `/static` (the player's modules and stylesheet), and a dispatch's relay
+  `/dispatch/{token}/...` (appliance.api.dispatch), which frames the player and reads its end, so it
+  shares the player's origin. Everything else — the API, its docs and schema, the xAPI face —
+  answers `404 NOT_FOUND` there. With a wildcard, a launch token (and a dispatch token) is served
+  only on its own tenant's label (`appliance.origins.tenant_label`): a token of tenant A sent to
+  tenant B's host is not found, so A's player never runs on an origin that B's courses share.
 - **Any other host** is the API's and serves no player: the player page `/player/{token}` redirects
   (302) to the same path on the token's content origin (launch links issued before the setting was
   turned on keep working), every other `/player/...` path and `/static` are not found.
@@ -50,6 +52,7 @@ from appliance.origins import ContentOrigin, host_name, parse_content_origin, te
 
 PLAYER = "/player/"
 STATIC = "/static/"
+DISPATCH = "/dispatch/"  # a dispatch's relay frames the player, so it is served where the player is
 MAX_TOKEN_CHARS = 1024  # an appliance token is ~130; a longer one is never decoded (nor cached)
 _HOST = b"host"
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")  # base64url payload and signature
@@ -139,11 +142,14 @@ class HostRouter:
     def _on_content_host(self, path: str, label: str | None) -> Answer | None:
         if path.startswith(STATIC):
             return None
-        if not path.startswith(PLAYER):
+        player = path.startswith(PLAYER)
+        if not player and not path.startswith(DISPATCH):
             return _CONTENT_ONLY
         if not self.origin.wildcard:
             return None
-        tenant = _tenant_of(_token_and_rest(path)[0])
+        # A dispatch token is `<tenant>.<dispatch>.<signature>` (appliance.dispatch), a launch token's
+        # payload names its tenant: either is served on its own tenant's label only.
+        tenant = _tenant_of(_token_and_rest(path)[0]) if player else path[len(DISPATCH) :].partition(".")[0]
         if tenant is None or label is None or tenant_label(tenant) != label:
             return _WRONG_HOST
         return None

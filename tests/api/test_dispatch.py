@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import zipfile
@@ -10,8 +11,11 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from appliance.app import create_app
 from appliance.clock import FixedClock, rfc3339
+from appliance.config import Config
 from appliance.dispatch import learner_id
+from appliance.origins import tenant_label
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.api.test_sessions import create
 from tests.conftest import TenantKey
@@ -107,3 +111,30 @@ def test_relay_launches_counts_and_refuses_with_reasons(api: TestClient, acme: T
     disabled = api.get(f"{relay}/play", params={"learner_id": "remote-1"})
     assert disabled.status_code == 403 and "withdrawn" in disabled.text
     assert '"refused"' in disabled.text  # and the SCO is told, to show it in the LMS
+
+
+def test_with_a_content_origin_the_relay_is_served_on_its_tenants_content_host(
+    config: Config, clock: FixedClock, acme: TenantKey, globex: TenantKey
+) -> None:
+    """The relay frames the player and reads its end, so it is where the player is (appliance.api.hosts)."""
+    app = create_app(
+        dataclasses.replace(config, content_origin="http://*.content.test:8080"), clock=clock, start_scheduler=False
+    )
+    with TestClient(app, base_url="http://127.0.0.1:8080", raise_server_exceptions=False) as api:
+        dispatch = new_dispatch(api, acme)
+        data = api.get(f"{API}/{dispatch['id']}/package", headers=acme.headers).content
+        page = zipfile.ZipFile(io.BytesIO(data)).read("index.html").decode()
+        mine = f"http://{tenant_label(acme.tenant_id)}.content.test:8080"
+        assert f'"base": "{mine}"' in page  # the ZIP frames the relay on the tenant's content origin
+        relay = relay_path(api, acme, dispatch)
+        played = api.get(f"{mine}{relay}/play", params={"learner_id": "remote-1"})
+        assert played.status_code == 200 and f"{mine}/player/" in played.text
+        assert "frame-src 'self'" in played.headers["content-security-policy"]  # the player: its own origin
+        launch_token = re.search(r"/player/([A-Za-z0-9_\-.]+)", played.text).group(1)  # type: ignore[union-attr]
+        assert api.get(f"{mine}{relay}/result", params={"launch": launch_token}).status_code == 200
+        # Another tenant's content host serves no relay of Acme's; nor does the API's host.
+        theirs = f"http://{tenant_label(globex.tenant_id)}.content.test:8080"
+        assert_error(api.get(f"{theirs}{relay}/play", params={"learner_id": "remote-1"}), 404, "NOT_FOUND")
+        stale = api.get(f"{relay}/play", params={"learner_id": "remote-1"})
+        assert stale.status_code == 404 and "download the dispatch ZIP again" in stale.text
+        assert_error(api.get(f"{relay}/result", params={"launch": launch_token}), 404, "NOT_FOUND")

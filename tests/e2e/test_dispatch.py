@@ -6,11 +6,16 @@ package and launches it for its own learner in headless Chromium: B's player →
 content) → A's relay page (cross-origin) → A's player → the golf content. The learner plays to the end;
 the result is in both: A keeps the full session, B gets status, score, time and location through its own
 SCORM API. A disabled dispatch then refuses a new launch with a clear message inside B.
+
+The same again with A's player and courses on a separate content origin (http://127.0.0.2:PORT, A
+serving 0.0.0.0 as tests/e2e/test_content_origin_split.py does): the ZIP frames A's relay on that
+origin, where the player is, so the relay sees the player's end and B's SCO finishes.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,22 +33,71 @@ from tests.e2e.test_player import BASIC_CALLS, answer_quiz, golf_next, seconds
 pytestmark = BROWSER_TESTS
 
 
+CONTENT_IP = "127.0.0.2"  # A's content origin in the split test (another name of the loopback)
+
+
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[tuple[Appliance, Appliance]]:
-    """(A, the provider; B, the other LMS), each a real server on its own port and data directory."""
-    root = tmp_path_factory.mktemp("dispatch")
-    remote = ServerProcess(root / "b", port=free_port())
-    provider = ServerProcess(root / "a", env={"SCORM_APPLIANCE_FRAME_ANCESTORS": f"'self' {remote.url}"})
+def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """B, the other LMS: a real server on its own port (its own origin) and data directory."""
+    server = ServerProcess(tmp_path_factory.mktemp("dispatch-b") / "data", port=free_port())
     try:
-        provider.start()
-        remote.start()
-        a, b = Appliance(provider, corpus, "Provider"), Appliance(remote, corpus, "Remote")
-        yield a, b
-        a.close()
-        b.close()
+        server.start()
+        yield server
     finally:
-        provider.close()
-        remote.close()
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def remote(remote_server: ServerProcess, corpus: Path) -> Iterator[Appliance]:
+    b = Appliance(remote_server, corpus, "Remote")
+    yield b
+    b.close()
+
+
+def provider(directory: Path, corpus: Path, remote: ServerProcess, *, split: bool) -> tuple[ServerProcess, Appliance]:
+    """A, the provider, framed by B; with `split`, its player and courses on http://127.0.0.2:PORT."""
+    env = {"SCORM_APPLIANCE_FRAME_ANCESTORS": f"'self' {remote.url}"}
+    args: tuple[str, ...] = ()
+    port = free_port()
+    if split:  # as tests/e2e/test_content_origin_split.py: both loopback names reach the one process
+        env["SCORM_APPLIANCE_CONTENT_ORIGIN"] = f"http://{CONTENT_IP}:{port}"
+        args = ("--host", "0.0.0.0")
+    server = ServerProcess(directory, port=port, args=args, env=env)
+    server.start()
+    return server, Appliance(server, corpus, "Provider")
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Path, remote_server: ServerProcess, remote: Appliance
+) -> Iterator[tuple[Appliance, Appliance]]:
+    """(A, the provider on one origin; B, the other LMS)."""
+    server, a = provider(tmp_path_factory.mktemp("dispatch-a") / "data", corpus, remote_server, split=False)
+    try:
+        yield a, remote
+    finally:
+        a.close()
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def split_pair(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Path, remote_server: ServerProcess, remote: Appliance
+) -> Iterator[tuple[Appliance, Appliance]]:
+    """(A with a separate content origin; B, the other LMS)."""
+    server, a = provider(tmp_path_factory.mktemp("dispatch-split") / "data", corpus, remote_server, split=True)
+    try:
+        yield a, remote
+    finally:
+        a.close()
+        server.close()
+
+
+def zip_page(a: Appliance, dispatch_id: str) -> str:
+    """The SCO page of A's SCORM 1.2 ZIP of a dispatch."""
+    data = a.http.get(f"/api/v1/dispatches/{dispatch_id}/package", params={"format": "1.2"}).content
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("index.html").decode()
 
 
 def import_zip(b: Appliance, data: bytes, name: str) -> dict[str, Any]:
@@ -61,10 +115,9 @@ def import_zip(b: Appliance, data: bytes, name: str) -> dict[str, Any]:
     return dict(body)
 
 
-def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
-    pair: tuple[Appliance, Appliance], context: BrowserContext
-) -> None:
-    a, b = pair
+def play_a_dispatch(a: Appliance, b: Appliance, context: BrowserContext, content_origin: str) -> dict[str, Any]:
+    """A's golf 1.2 dispatched, imported into B and played to the end in B's player, with A's relay
+    and player on `content_origin`; checks the result in both; the dispatch."""
     spec = BASIC_CALLS["1.2"]
     package_id = a.package(spec["package"])
     created = a.http.post("/api/v1/dispatches", json={"package_id": package_id, "learner_cap": 5})
@@ -75,8 +128,9 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     assert "attachment" in download.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         assert sorted(archive.namelist()) == ["imsmanifest.xml", "index.html"]
-        assert a.server.url in archive.read("index.html").decode()
+        assert f'"base": "{content_origin}"' in archive.read("index.html").decode()  # the relay is there
     imported = import_zip(b, download.content, "golf-dispatch.zip")
+    dispatch["imported"] = imported["id"]
     assert imported["scorm_version"] == "1.2"
     # The 2004 flavour imports too (B's own validation of the manifest).
     zip2004 = a.http.get(f"/api/v1/dispatches/{dispatch['id']}/package", params={"format": "2004"}).content
@@ -90,7 +144,8 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     player.wait_running()  # the dispatch SCO initialised B's API
     frames = Frames(player.page)
     launch = frames.frame("/content/shared/launchpage.html")  # A's golf content, three frames down
-    assert launch.url.startswith(a.server.url)
+    assert launch.url.startswith(content_origin)
+    assert frames.frame("/dispatch/").url.startswith(content_origin)  # the relay, where the player is
     golf_next(launch, spec["pages"] - 1)
     score, _ = answer_quiz(frames, 6)  # type: ignore[arg-type]
     assert score == 60
@@ -117,11 +172,20 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     assert counts["learners"] == 1 and counts["sessions"] == 1 and counts["completed"] == 1
     assert counts["launches"] >= 1
     player.close()
+    return dispatch
+
+
+def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
+    pair: tuple[Appliance, Appliance], context: BrowserContext
+) -> None:
+    a, b = pair
+    dispatch = play_a_dispatch(a, b, context, a.server.url)
 
     # Disabled: a new launch in B shows the provider's message, and nothing starts in A.
     assert a.http.patch(f"/api/v1/dispatches/{dispatch['id']}", json={"enabled": False}).json()["enabled"] is False
     other = b.http.post(
-        "/api/v1/sessions", json={"package_id": imported["id"], "learner": {"id": "remote-bob", "name": "Bob"}}
+        "/api/v1/sessions",
+        json={"package_id": dispatch["imported"], "learner": {"id": "remote-bob", "name": "Bob"}},
     ).json()
     refused = Player(context, other["launch_url"])
     sco = Frames(refused.page).frame("/content/index.html")
@@ -130,3 +194,17 @@ def test_a_dispatch_zip_plays_in_another_appliance_and_the_result_is_in_both(
     assert "withdrawn" in message.inner_text()
     found = a.http.get("/api/v1/sessions", params={"learner_id": learner_id(dispatch["id"], "remote-bob")}).json()
     assert found["data"] == []
+
+
+def test_with_a_content_origin_the_relay_shares_the_players_origin_and_sees_its_end(
+    split_pair: tuple[Appliance, Appliance], context: BrowserContext
+) -> None:
+    a, b = split_pair
+    content = f"http://{CONTENT_IP}:{a.server.port}"
+    play_a_dispatch(a, b, context, content)  # B's LMSFinish came from the relay's "ended"
+    # The API's host serves no relay in this mode: a ZIP made before the setting says it is out of date.
+    dispatch = a.http.post("/api/v1/dispatches", json={"package_id": a.package(BASIC_CALLS["1.2"]["package"])})
+    token = re.search(r'"token": "([^"]+)"', zip_page(a, dispatch.json()["id"]))
+    assert token is not None
+    stale = a.http.get(f"/dispatch/{token.group(1)}/play", params={"learner_id": "x"})
+    assert stale.status_code == 404 and "download the dispatch ZIP again" in stale.text
