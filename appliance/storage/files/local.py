@@ -116,7 +116,8 @@ class LocalFileStore(FileStore):
         """(the path as named, the real path it must resolve to) for a checked relative path."""
         tenant_dir = self._tenant_dir(tenant_id)
         parts = relative.split("/") if relative else []
-        return tenant_dir.joinpath(*parts), tenant_dir.resolve().joinpath(*parts)
+        real_tenant_dir = tenant_dir.parent.resolve() / tenant_dir.name  # the tenant's folder may not be a link
+        return tenant_dir.joinpath(*parts), real_tenant_dir.joinpath(*parts)
 
     def _existing(self, tenant_id: str, relative: str) -> Path | None:
         """The real path of an existing file or folder there, None if missing; FileMissing if it
