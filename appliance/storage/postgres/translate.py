@@ -36,6 +36,8 @@ _REFUSED_CALLS = {
 }  # fmt: skip
 _CAST_TYPES = {"INTEGER": "bigint", "INT": "bigint", "REAL": "double precision", "TEXT": "text", "BLOB": "bytea"}
 _ORDER_END = {"LIMIT", "OFFSET", "FOR", "WINDOW", "UNION", "EXCEPT", "INTERSECT", ")", ";"}
+_IS_RIGHT_END = {"AND", "OR", ")", ",", ";", "THEN", "ELSE", "END", "WHEN", "ORDER", "GROUP", "LIMIT", "HAVING", "IS"}
+_IS_RIGHT_END |= {"=", "==", "<>", "!=", "<", ">", "<=", ">=", "IN", "LIKE", "BETWEEN"}
 _BOOL_BEFORE = {"WHERE", "AND", "OR", "ON", "HAVING", "WHEN"}
 _BOOL_AFTER = {"ORDER", "GROUP", "LIMIT", "AND", "OR", "HAVING", "THEN", ")", ";", None}
 
@@ -212,10 +214,8 @@ def _is_distinct(t: _Tokens) -> None:
         if negated:
             t.set(p + 1, "")
         left_json = t.word(p - 1) == ")" and t.word(t.match[p - 1] - 1) == "JSON_EXTRACT"
-        if left_json:
-            last = t.match[q] if t.word(q) == "(" else q
-            while t.word(last + 1) == "." and t.kind(last + 2) == "word":
-                last += 2
+        if left_json:  # IS binds as loosely as `=`: the other side runs to the next comparison or AND/OR
+            last = t.depth_end(q, _IS_RIGHT_END) - 1
             t.set(q, "(" + t.get(q))
             t.set(last, t.get(last) + ")::text")
 
