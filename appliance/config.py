@@ -73,6 +73,7 @@ class Config:
     tenant_learner_requests_per_minute: int = 120_000
     auth_failures_per_minute: int = 20
     auth_block_seconds: float = 300.0
+    sequencing_workers: int = 1
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         """Return a copy with the given settings replaced, each converted to the field's type."""

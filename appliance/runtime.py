@@ -12,15 +12,18 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import apsw
 import msgspec
 
+from appliance import sequencing_pool
+from appliance.config import Config
 from appliance.courses import Course, load_course
 from appliance.db.connection import one
 from appliance.db.database import Database
-from appliance.errors import CmiValidationFailed, NotFound, SequencingTooCostly, ValidationFailed
+from appliance.errors import ApplianceError, CmiValidationFailed, NotFound, SequencingTooCostly, ValidationFailed
 from appliance.instance import Instance
 from appliance.lrs import scorm_statements
 from appliance.packages import scorm12_suspend_data_limit
@@ -32,6 +35,7 @@ from appliance.scorm.model import SCORM_12
 from appliance.scorm.sequencing import outline
 from appliance.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.scorm.sequencing.navigation import NAV_REQUESTS
+from appliance.sequencing_snapshot import Read, Snapshot, Write, on_snapshot, swap
 from appliance.sessions import check_live, check_version, refresh_results, session_row
 from appliance.tenants import tenant_status, tenant_suspend_data_limit
 
@@ -310,59 +314,13 @@ SEQUENCING_CPU_SECONDS = 2.0
 SEQUENCING_ATTEMPTS = 3
 
 
-class _Snapshot:
-    """A read connection for one sequencing step: it remembers every row the step read and holds back every
-    write, so the step runs outside the tenant's writer lock and its writes are applied later, in one short
-    write transaction, only if everything it read is still as it was (`still_current`)."""
-
-    def __init__(self, conn: apsw.Connection) -> None:
-        self.conn = conn
-        self.reads: list[tuple[str, Any, list[tuple[Any, ...]]]] = []
-        self.writes: list[tuple[str, Any]] = []
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql.lstrip()[:6].upper() != "SELECT":
-            self.writes.append((sql, params))
-            return None
-        cursor = self.conn.execute(sql, params)
-        first = next(cursor, None)
-        description = cursor.get_description() if first is not None else ()
-        found = [] if first is None else [first, *cursor]
-        self.reads.append((sql, params, found))
-        return _Replay(found, description)
-
-    def still_current(self, conn: apsw.Connection) -> bool:
-        """The compare of the compare-and-swap: the session row (its version and every other column), the
-        learner's global objectives and shared data, the delivered activity's record, read again."""
-        return all(list(conn.execute(sql, params)) == found for sql, params, found in self.reads)
-
-    def apply(self, conn: apsw.Connection) -> None:
-        for sql, params in self.writes:
-            conn.execute(sql, params)
-
-
-class _Replay:
-    """The rows of one recorded query, as the cursor `db.connection.rows` reads them."""
-
-    def __init__(self, found: list[tuple[Any, ...]], description: Any) -> None:
-        self._rows = iter(found)
-        self._description = description
-
-    def __iter__(self) -> _Replay:
-        return self
-
-    def __next__(self) -> tuple[Any, ...]:
-        return next(self._rows)
-
-    def get_description(self) -> Any:
-        return self._description
-
-
 class _Computed(msgspec.Struct):
-    """What a sequencing step decided, before anything is written."""
+    """What a sequencing step decided, before anything is written (`rollup`: the root's, for the results).
+
+    From a worker process the answer's values arrive encoded (`msgspec.Raw`), the delivery decoded."""
 
     session: dict[str, Any]
-    engine: SequencingEngine
+    rollup: dict[str, Any] | None
     delivery: dict[str, Any] | None
     answer: dict[str, Any]
 
@@ -371,18 +329,39 @@ class _Retry(Exception):
     """The snapshot is stale (the session changed, or its package version): compute again."""
 
 
-def _cpu_budget(course: Course) -> Callable[[], None]:
-    """The engine's budget check: SEQUENCING_TOO_COSTLY once this thread has spent its CPU seconds."""
-    deadline = time.thread_time() + SEQUENCING_CPU_SECONDS
+def _cpu_budget(course: Course, seconds: float | None = None) -> Callable[[], None]:
+    """The engine's budget check: SEQUENCING_TOO_COSTLY once this thread has spent its CPU seconds
+    (SEQUENCING_CPU_SECONDS, or `seconds`: the server's setting, given to a worker process)."""
+    budget = SEQUENCING_CPU_SECONDS if seconds is None else seconds
+    deadline = time.thread_time() + budget
 
     def check() -> None:
         if time.thread_time() > deadline:
             raise SequencingTooCostly(
                 "sequencing this course took longer than the server allows for one request",
-                {"budget_seconds": SEQUENCING_CPU_SECONDS, "activities": len(course.tree.preorder)},
+                {"budget_seconds": budget, "activities": len(course.tree.preorder)},
             )
 
     return check
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The launch step (plain data, so a worker process can be told to run it)."""
+
+    def __call__(self, engine: SequencingEngine, now: float) -> NavResult:
+        return engine.launch(now=now)
+
+
+@dataclass(frozen=True)
+class Navigate:
+    """A navigation request as a step (plain data, as `Launch`)."""
+
+    request: str
+    target: str | None = None
+
+    def __call__(self, engine: SequencingEngine, now: float) -> NavResult:
+        return engine.navigate(self.request, self.target, now=now)
 
 
 def _compute_step(
@@ -396,7 +375,7 @@ def _compute_step(
     toc_key: str | None = None,
 ) -> _Computed:
     """Run the step and everything the answer needs (delivery CMI, controls, TOC, request_valid) on `conn`:
-    a `_Snapshot`, or the writer's connection when the step runs under the lock."""
+    a `Snapshot`, or the writer's connection when the step runs under the lock."""
     session = session_row(conn, session_id)
     check_live(session, now)
     if version is not None:
@@ -411,7 +390,7 @@ def _compute_step(
         _save_engine(conn, course, session, engine, now)
         answer = {"delivery": delivery, **_player_state(course, session, engine, nav, toc_key)}
     engine.tracking.budget = None
-    return _Computed(session=session, engine=engine, delivery=delivery, answer=answer)
+    return _Computed(session=session, rollup=_rollup(engine), delivery=delivery, answer=answer)
 
 
 def _finish_step(
@@ -423,7 +402,7 @@ def _finish_step(
     _touch(conn, session, ttl, now, launching=launching)
     if session["status"] == "not_started" and done.delivery is not None:
         conn.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session["id"],))
-    updated = refresh_results(conn, course, session_row(conn, session["id"]), now, _rollup(done.engine))
+    updated = refresh_results(conn, course, session_row(conn, session["id"]), now, done.rollup)
     return {**done.answer, "version": updated["version"], "status": updated["status"]}
 
 
@@ -443,7 +422,9 @@ def _sequencing_step(
     the tenant's writer lock, so other learners' writes never wait for them; the writes are then applied in
     a short transaction if nothing the step read has changed (compare-and-swap), else the step is computed
     again. After SEQUENCING_ATTEMPTS lost races it runs inside the write transaction, as a plain request
-    would. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS (SEQUENCING_TOO_COSTLY)."""
+    would. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS (SEQUENCING_TOO_COSTLY). A large
+    course's step (`Launch`, `Navigate`) is computed in a worker process (`_in_worker`), so it never holds
+    this process's GIL."""
     now = inst.clock.now()
     ttl = _ttl(inst, tenant_id)
     db = inst.tenant_db(tenant_id)
@@ -452,7 +433,10 @@ def _sequencing_step(
     budget = _cpu_budget(course)
     for _ in range(SEQUENCING_ATTEMPTS):
         try:
-            answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching, toc_key)
+            if isinstance(step, Launch | Navigate) and _in_process(inst, course):
+                answer = _worker_step(inst, tenant_id, session_id, course, step, now, version, ttl, launching, toc_key)
+            else:
+                answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching, toc_key)
         except _Retry:
             course = _current_course(inst, tenant_id, session_id)
             continue
@@ -468,6 +452,23 @@ def _sequencing_step(
     return db.write_sync(locked)
 
 
+def _worker_step(
+    inst: Instance,
+    tenant_id: str,
+    session_id: str,
+    course: Course,
+    step: Launch | Navigate,
+    now: float,
+    version: int | None,
+    ttl: int,
+    launching: bool,
+    toc_key: str | None,
+) -> dict[str, Any] | None:
+    """One attempt, computed by a worker process, swapped in here; None when someone changed what it read."""
+    job = _Job.of_step(inst, tenant_id, session_id, course, now, ttl, step, version, toc_key)
+    return _swap_in(inst, tenant_id, job, lambda conn, done: _finish_step(conn, course, done, ttl, now, launching))
+
+
 def _optimistic_step(
     db: Database,
     course: Course,
@@ -481,35 +482,11 @@ def _optimistic_step(
     toc_key: str | None,
 ) -> dict[str, Any] | None:
     """One attempt: compute on a snapshot, then swap its writes in; None when someone changed what it read."""
-    return _on_snapshot(
+    return on_snapshot(
         db,
         lambda snapshot: _compute_step(snapshot, course, session_id, step, now, version, budget, toc_key),
         lambda conn, done: _finish_step(conn, course, done, ttl, now, launching),
     )
-
-
-def _on_snapshot(
-    db: Database, compute: Callable[[_Snapshot], T], finish: Callable[[apsw.Connection, T], dict[str, Any]]
-) -> dict[str, Any] | None:
-    """Run `compute` on a read snapshot (no writer lock), then, in a short write transaction, apply its
-    held-back writes and `finish` — or answer None when any row it read has changed meanwhile."""
-    snapshot: _Snapshot | None = None
-
-    def read(conn: apsw.Connection) -> T:
-        nonlocal snapshot
-        snapshot = _Snapshot(conn)
-        return compute(snapshot)
-
-    done = db.read_sync(read)
-
-    def swap(conn: apsw.Connection) -> dict[str, Any] | None:
-        assert snapshot is not None
-        if not snapshot.still_current(conn):
-            return None
-        snapshot.apply(conn)
-        return finish(conn, done)
-
-    return db.write_sync(swap)
 
 
 def _current_course(inst: Instance, tenant_id: str, session_id: str) -> Course:
@@ -520,7 +497,7 @@ def _current_course(inst: Instance, tenant_id: str, session_id: str) -> Course:
 
 def launch(inst: Instance, tenant_id: str, session_id: str) -> dict[str, Any]:
     """Start or resume the course: the activity to deliver with its CMI, and the player state."""
-    return _sequencing_step(inst, tenant_id, session_id, lambda engine, now: engine.launch(now=now), launching=True)
+    return _sequencing_step(inst, tenant_id, session_id, Launch(), launching=True)
 
 
 def commit(inst: Instance, tenant_id: str, session_id: str, body: CommitIn, ttl: int | None = None) -> dict[str, Any]:
@@ -556,16 +533,18 @@ def _commit_txn(
     *,
     off_lock: bool = False,
     budget: Callable[[], None] | None = None,
+    now: float | None = None,
 ) -> Callable[[Any], Any]:
     """The commit transaction. A plain Commit only stores data (it does not trigger sequencing,
     rte-rules 2), so it takes the short path: validate, store, refresh the session's results.
 
     A Terminate of a running SCO sequences (`_terminate_compute`, then `_terminate_finish`). With
-    `off_lock` the transaction runs on a `_Snapshot` and stops there, returning the computed
+    `off_lock` the transaction runs on a `Snapshot` and stops there, returning the computed
     `_Terminated` for `_terminate_step` to swap in; any other case raises `_UnderLock` (it is short, and
-    its reads follow its own writes: it runs as a whole under the lock)."""
+    its reads follow its own writes: it runs as a whole under the lock). `now` is the server's time (for a
+    worker process)."""
     _check_nav_request(body)
-    now = inst.clock.now()
+    now = inst.clock.now() if now is None else now
     ttl = ttl if ttl is not None else _ttl(inst, tenant_id)
 
     def txn(conn: apsw.Connection) -> Any:
@@ -651,7 +630,8 @@ class _Terminated(msgspec.Struct):
     course: Course
     session: dict[str, Any]
     seqs: dict[str, int]
-    engine: SequencingEngine
+    rollup: dict[str, Any] | None
+    delivery: dict[str, Any] | None
     answer: dict[str, Any]
     now: float
 
@@ -673,7 +653,7 @@ def _terminate_compute(
     now: float,
     budget: Callable[[], None] | None,
 ) -> _Terminated:
-    """The costly part of a Terminate, on `conn` (a `_Snapshot`, or the writer's connection): the attempt
+    """The costly part of a Terminate, on `conn` (a `Snapshot`, or the writer's connection): the attempt
     rules, sequencing, the next delivery, the engine's state, and the player state from one look-ahead."""
     engine = _engine(conn, course, session)
     engine.tracking.budget = budget
@@ -684,15 +664,17 @@ def _terminate_compute(
         state = _player_state(course, session, engine, nav, body.toc_key)
     engine.tracking.budget = None
     answer = {"replayed": False, "delivery": delivery, **state}
-    return _Terminated(course=course, session=session, seqs=seqs, engine=engine, answer=answer, now=now)
+    return _Terminated(
+        course=course, session=session, seqs=seqs, rollup=_rollup(engine), delivery=delivery, answer=answer, now=now
+    )
 
 
 def _terminate_finish(conn: apsw.Connection, done: _Terminated, ttl: int) -> dict[str, Any]:
     """The rest of a Terminate's write transaction: sign of life and results; the answer takes the new version."""
     _touch(conn, done.session, ttl, done.now, seqs=done.seqs)
     session = session_row(conn, done.session["id"])
-    updated = refresh_results(conn, done.course, session, done.now, _rollup(done.engine))
-    scorm_statements.on_step(conn, done.course, session, done.answer["delivery"], done.now)
+    updated = refresh_results(conn, done.course, session, done.now, done.rollup)
+    scorm_statements.on_step(conn, done.course, session, done.delivery, done.now)
     return {**done.answer, "version": updated["version"], "status": updated["status"]}
 
 
@@ -700,16 +682,22 @@ def _terminate_step(inst: Instance, tenant_id: str, session_id: str, body: Commi
     """A commit that terminates the SCO, sequenced like `_sequencing_step`: on a read snapshot, outside the
     tenant's writer lock, its writes swapped in if nothing it read has changed; after SEQUENCING_ATTEMPTS
     lost races, or for a commit that does not sequence (a replay, a SCO already terminated), the plain
-    transaction under the lock. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS."""
+    transaction under the lock. The engine's CPU time is bounded by SEQUENCING_CPU_SECONDS. A large
+    course's Terminate is computed in a worker process, as its launch is."""
     _check_nav_request(body)  # before anything is read, as for a plain commit
     ttl = ttl if ttl is not None else _ttl(inst, tenant_id)
     db = inst.tenant_db(tenant_id)
-    budget = _cpu_budget(_current_course(inst, tenant_id, session_id))
+    course = _current_course(inst, tenant_id, session_id)
+    budget = _cpu_budget(course)
     for _ in range(SEQUENCING_ATTEMPTS):
         try:
-            answer = _optimistic_terminate(
-                db, _commit_txn(inst, tenant_id, session_id, body, ttl, off_lock=True, budget=budget), ttl
-            )
+            if _in_process(inst, course):
+                job = _Job.of_terminate(inst, tenant_id, session_id, course, inst.clock.now(), ttl, body)
+                answer = _swap_in(inst, tenant_id, job, lambda conn, done: _terminate_finish(conn, done, ttl))
+            else:
+                answer = _optimistic_terminate(
+                    db, _commit_txn(inst, tenant_id, session_id, body, ttl, off_lock=True, budget=budget), ttl
+                )
         except _UnderLock:
             break
         if answer is not None:
@@ -719,7 +707,131 @@ def _terminate_step(inst: Instance, tenant_id: str, session_id: str, body: Commi
 
 def _optimistic_terminate(db: Database, txn: Callable[[Any], Any], ttl: int) -> dict[str, Any] | None:
     """One attempt: the Terminate computed on a snapshot, then swapped in; None when someone changed what it read."""
-    return _on_snapshot(db, txn, lambda conn, done: _terminate_finish(conn, done, ttl))
+    return on_snapshot(db, txn, lambda conn, done: _terminate_finish(conn, done, ttl))
+
+
+# -- large courses: the step computed in a worker process (appliance.sequencing_pool) ------------------------
+
+
+def _in_process(inst: Instance, course: Course) -> bool:
+    """Whether this course's steps go to a worker process: the pool is on and the course is large."""
+    return inst.config.sequencing_workers > 0 and len(course.tree.preorder) > sequencing_pool.PROCESS_MIN_ACTIVITIES
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A step for a worker process, as plain data: whose session, which course, the server's clock and
+    settings, and either the sequencing step (launch, navigate) or the Terminate's commit."""
+
+    config: Config
+    tenant_id: str
+    session_id: str
+    package: tuple[str, int]
+    now: float
+    ttl: int
+    budget_seconds: float
+    step: Launch | Navigate | None = None
+    version: int | None = None
+    toc_key: str | None = None
+    body: CommitIn | None = None
+
+    @classmethod
+    def of_step(
+        cls,
+        inst: Instance,
+        tenant_id: str,
+        session_id: str,
+        course: Course,
+        now: float,
+        ttl: int,
+        step: Launch | Navigate,
+        version: int | None,
+        toc_key: str | None,
+    ) -> _Job:
+        package = (course.package_id, course.version)
+        return cls(
+            inst.config, tenant_id, session_id, package, now, ttl, SEQUENCING_CPU_SECONDS, step, version, toc_key
+        )
+
+    @classmethod
+    def of_terminate(
+        cls, inst: Instance, tenant_id: str, session_id: str, course: Course, now: float, ttl: int, body: CommitIn
+    ) -> _Job:
+        package = (course.package_id, course.version)
+        return cls(inst.config, tenant_id, session_id, package, now, ttl, SEQUENCING_CPU_SECONDS, body=body)
+
+
+@dataclass
+class _Outcome:
+    """What a worker sends back: the snapshot's reads (the compare) and held-back writes (the swap), what
+    the rest of the transaction needs, and the answer's values encoded (the server adds version and
+    status); or the error the step raised (`failed`: an ApplianceError with its details, which pickling
+    an exception would drop)."""
+
+    reads: list[Read]
+    writes: list[Write]
+    session: dict[str, Any]
+    seqs: dict[str, int] | None
+    rollup: dict[str, Any] | None
+    delivery: dict[str, Any] | None
+    answer: dict[str, bytes]
+    failed: tuple[type[ApplianceError], str, dict[str, Any]] | None = None
+
+
+def _in_worker(job: _Job) -> _Outcome:
+    """The step on a snapshot of the worker's own read-only connection (runs in a worker process)."""
+    inst: Any = sequencing_pool.worker_instance(job.config)
+    try:
+        course = load_course(inst, job.tenant_id, *job.package)  # kept by the worker, as in the server
+        budget = _cpu_budget(course, job.budget_seconds)
+
+        def read(conn: apsw.Connection) -> tuple[Snapshot, _Computed | _Terminated]:
+            snapshot = Snapshot(conn)
+            if job.body is None:
+                assert job.step is not None
+                done = _compute_step(
+                    snapshot, course, job.session_id, job.step, job.now, job.version, budget, job.toc_key
+                )
+                return snapshot, done
+            txn = _commit_txn(
+                inst, job.tenant_id, job.session_id, job.body, job.ttl, off_lock=True, budget=budget, now=job.now
+            )
+            return snapshot, txn(snapshot)
+
+        snapshot, done = inst.tenant_db(job.tenant_id).read_sync(read)
+    except ApplianceError as exc:
+        return _Outcome([], [], {}, None, None, None, {}, failed=(type(exc), exc.message, exc.details))
+    seqs = done.seqs if isinstance(done, _Terminated) else None
+    answer = {key: _encode(value) for key, value in done.answer.items()}
+    return _Outcome(snapshot.reads, snapshot.writes, done.session, seqs, done.rollup, done.delivery, answer)
+
+
+def _swap_in(
+    inst: Instance, tenant_id: str, job: _Job, finish: Callable[[apsw.Connection, Any], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """One attempt of a large course's step: computed by a worker process, then swapped in here (None when
+    what it read has changed meanwhile). The answer's values stay as the worker encoded them."""
+    outcome = sequencing_pool.run(inst.config.sequencing_workers, _in_worker, job)
+    if outcome.failed is not None:
+        error, message, details = outcome.failed
+        raise error(message, details)
+    session = outcome.session
+    answer = {key: msgspec.Raw(value) for key, value in outcome.answer.items()}
+    done: _Computed | _Terminated
+    if outcome.seqs is None:
+        done = _Computed(session=session, rollup=outcome.rollup, delivery=outcome.delivery, answer=answer)
+    else:
+        course = load_course(inst, tenant_id, session["package_id"], session["package_version"])
+        done = _Terminated(
+            course=course,
+            session=session,
+            seqs=outcome.seqs,
+            rollup=outcome.rollup,
+            delivery=outcome.delivery,
+            answer=answer,
+            now=job.now,
+        )
+    return swap(inst.tenant_db(tenant_id), Snapshot(None, outcome.reads, outcome.writes), lambda c: finish(c, done))
 
 
 _encode = msgspec.json.encode
@@ -840,7 +952,7 @@ def navigate(inst: Instance, tenant_id: str, session_id: str, body: NavigateIn) 
         inst,
         tenant_id,
         session_id,
-        lambda engine, now: engine.navigate(body.request, body.target, now=now),
+        Navigate(body.request, body.target),
         version=body.version,
         toc_key=body.toc_key,
     )

@@ -9,6 +9,7 @@ import sys
 import click
 import uvicorn
 
+from appliance import sequencing_pool
 from appliance.app import create_app
 from appliance.cli.common import build_config, data_dir_option
 from appliance.instance import Instance
@@ -85,16 +86,19 @@ def serve(host: str | None, port: int | None, log_format: str | None, data_dir: 
     app = create_app(config)
     settle_garbage_collector()
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="auto",  # uvloop and httptools where installed (Linux, macOS); asyncio and h11 on Windows
-        http="auto",
-        lifespan="on",
-        log_level=config.log_level,
-        log_config=None,  # keep the handlers configure_logging installed
-        access_log=False,  # appliance.logging_setup writes the access lines, with the request id
-        server_header=False,  # no "Server: uvicorn": the software behind the API is nobody's business
-        timeout_graceful_shutdown=config.shutdown_timeout_seconds,  # type: ignore[arg-type]  # a float works
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.port,
+            loop="auto",  # uvloop and httptools where installed (Linux, macOS); asyncio and h11 on Windows
+            http="auto",
+            lifespan="on",
+            log_level=config.log_level,
+            log_config=None,  # keep the handlers configure_logging installed
+            access_log=False,  # appliance.logging_setup writes the access lines, with the request id
+            server_header=False,  # no "Server: uvicorn": the software behind the API is nobody's business
+            timeout_graceful_shutdown=config.shutdown_timeout_seconds,  # type: ignore[arg-type]  # a float works
+        )
+    finally:
+        sequencing_pool.shutdown()  # the worker processes of large courses' sequencing, if any started

@@ -1,0 +1,173 @@
+"""Worker processes for the sequencing of large courses, so it never holds the server's GIL.
+
+`serve` is one process with one GIL: a 5,000-activity launch or navigation computed on a thread holds it
+for 3-19 ms at a time, and every other tenant's request waits that long (bench/README.md, "Sequencing").
+Above `PROCESS_MIN_ACTIVITIES` activities the run-time service (`appliance.runtime`) hands the computation
+to a worker process instead: the worker reads the tenant's SQLite file on a read-only connection of its
+own (WAL lets readers in other processes run beside the writer), keeps the courses it loaded, computes
+the step on its snapshot with the writes held back, and sends back the writes, what it read (the
+compare of the compare-and-swap) and the answer already encoded. The server then swaps the writes in
+under the tenant's writer lock as for a step computed on a thread.
+
+The pool is started on first use, from a `forkserver` (a clean single-threaded process that forks the
+workers; the server itself, which has threads, is never forked), and shut down with the server
+(`shutdown`). A worker that dies (killed, out of memory) breaks the pool: the request in flight is
+answered SEQUENCING_WORKER_FAILED's 500 with `retry: true`, and the next request gets a new pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from appliance.clock import SystemClock
+from appliance.config import Config
+from appliance.datadir import DataDir
+from appliance.db.connection import connect
+from appliance.errors import ApplianceError
+
+T = TypeVar("T")
+
+# Courses with more activities than this are sequenced in a worker process when the pool is on (the
+# `sequencing_workers` setting). Below it a step costs well under 2 ms of CPU on a thread, less than
+# the hop to a process and back; at 1,000 activities it is 3-6 ms, at 5,000 9-19 ms.
+PROCESS_MIN_ACTIVITIES = 500
+# What a worker process imports before it is forked from the forkserver, so a new worker is ready at once.
+PRELOAD = ["appliance.runtime"]
+# Read-only views of data directories a worker keeps (one per served appliance; tests make many).
+WORKER_INSTANCES = 4
+
+
+class SequencingWorkerFailed(ApplianceError):
+    """The worker process computing this request stopped (it was killed, or ran out of memory); nothing
+    was written, and the same request sent again is computed by a new worker."""
+
+    code = "INTERNAL_ERROR"
+
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def _executor(workers: int) -> ProcessPoolExecutor:
+    """The pool, started on first use with `workers` processes (restarted if the setting differs)."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != workers:
+            old, _pool = _pool, None
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            _pool, _pool_size = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
+        return _pool
+
+
+def _discard(broken: ProcessPoolExecutor) -> None:
+    """Drop a broken pool (unless another request already replaced it): the next call starts a new one."""
+    global _pool
+    with _lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def run(workers: int, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker process, waited for on this thread (which holds no GIL meanwhile).
+
+    `fn` and its arguments are pickled: a module-level function and plain data. A worker that dies
+    raises SequencingWorkerFailed here; the exceptions `fn` raises are raised here as they are."""
+    pool = _executor(workers)
+    try:
+        return pool.submit(fn, *args).result()
+    except BrokenProcessPool:
+        _discard(pool)
+        raise SequencingWorkerFailed(
+            "the worker process sequencing this request stopped before it answered; nothing was written: "
+            "send the request again",
+            {"retry": True},
+        ) from None
+
+
+def shutdown() -> None:
+    """Stop the worker processes (the server is stopping); a later call to `run` starts them again."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def worker_pids() -> list[int]:
+    """The worker processes' ids (for tests and diagnostics); empty when the pool is not running."""
+    with _lock:
+        processes = dict(getattr(_pool, "_processes", None) or {})
+    return sorted(processes)
+
+
+# -- inside a worker ---------------------------------------------------------------------------------
+
+
+class ReadOnlyDatabase:
+    """A tenant's (or the registry's) SQLite file as a worker sees it: one read-only connection, reads only.
+
+    It offers `read_sync` as `appliance.db.database.Database` does; a read nested in another (the course
+    loaded inside a step) joins the open read transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: apsw.Connection | None = None
+
+    def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = connect(self.path, readonly=True)
+        conn = self._conn
+        if conn.in_transaction:
+            return fn(conn)
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    def write_sync(self, fn: Callable[[apsw.Connection], Any], **_: Any) -> Any:
+        raise RuntimeError(f"a sequencing worker does not write ({self.path}): its writes go back to the server")
+
+
+class WorkerInstance:
+    """The part of `appliance.instance.Instance` a sequencing step reads through: config, clock, data
+    directory, the registry and the tenants' files, all read-only (no migrations, no writer)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.clock = SystemClock()
+        self.data = DataDir(Path(config.data_dir))
+        self.registry = ReadOnlyDatabase(self.data.registry_db)
+        self._tenant_dbs: dict[str, ReadOnlyDatabase] = {}
+
+    def tenant_db(self, tenant_id: str) -> ReadOnlyDatabase:
+        db = self._tenant_dbs.get(tenant_id)
+        if db is None:
+            db = self._tenant_dbs[tenant_id] = ReadOnlyDatabase(self.data.tenant_db(tenant_id))
+        return db
+
+
+_instances: dict[Config, WorkerInstance] = {}
+
+
+def worker_instance(config: Config) -> WorkerInstance:
+    """This worker's read-only view of the appliance `config` describes (kept: its courses stay cached)."""
+    inst = _instances.get(config)
+    if inst is None:
+        while len(_instances) >= WORKER_INSTANCES:
+            del _instances[next(iter(_instances))]
+        inst = _instances[config] = WorkerInstance(config)
+    return inst

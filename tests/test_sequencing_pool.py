@@ -1,0 +1,149 @@
+"""Large courses sequenced in a worker process (`appliance.sequencing_pool`): the same answers, byte for byte,
+as in the request's thread; the CPU budget inside the worker; a killed worker answered with a retry and
+replaced. Real app, real SQLite files, real worker processes (forkserver)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance import runtime, sequencing_pool
+from appliance.config import Config
+from appliance.instance import Instance
+from tests.api.test_activity_limit import wide_course
+from tests.api.test_packages import make_client, upload_ready
+from tests.api.test_sessions import Player, create, read
+from tests.conftest import TenantKey
+
+LARGE = 2000  # over sequencing_pool.PROCESS_MIN_ACTIVITIES, and a course load long enough to be caught at
+
+
+@pytest.fixture
+def api(config: Config) -> Iterator[TestClient]:
+    with make_client(config) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pool() -> Iterator[None]:
+    """Each test starts its own pool (so a worker has no course cached yet) and stops it."""
+    sequencing_pool.shutdown()
+    yield
+    sequencing_pool.shutdown()
+
+
+def _instance(api: TestClient) -> Instance:
+    return api.app.state.instance
+
+
+def _set_workers(monkeypatch: pytest.MonkeyPatch, inst: Instance, workers: int) -> None:
+    monkeypatch.setattr(inst, "config", dataclasses.replace(inst.config, sequencing_workers=workers))
+
+
+def _session(api: TestClient, who: TenantKey, package_id: str, learner: str) -> dict[str, Any]:
+    response = create(api, who, package_id, learner=learner)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _steps(api: TestClient, session: dict[str, Any]) -> list[bytes]:
+    """The answers' bodies of a launch, three navigations and a Terminate with continue."""
+    player = Player(api, session)
+    bodies = [api.post(f"{player.path}/launch").content]
+    for request in ({"request": "continue"}, {"request": "choice", "target": "i1500"}, {"request": "previous"}):
+        response = api.post(f"{player.path}/navigate", json=request)
+        assert response.status_code == 200, response.text
+        bodies.append(response.content)
+    player.launch()  # the player's state after navigating (version, activity)
+    terminated = player.commit({"cmi.completion_status": "completed"}, terminate=True, nav="continue")
+    assert terminated.status_code == 200, terminated.text
+    bodies.append(terminated.content)
+    return bodies
+
+
+def test_answers_from_a_worker_are_byte_identical_to_the_threads(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = _instance(api)
+    package = upload_ready(api, acme, wide_course(LARGE, flow=True))
+    _set_workers(monkeypatch, inst, 0)
+    in_thread = _steps(api, _session(api, acme, package["id"], "learner-a"))
+    assert sequencing_pool.worker_pids() == []  # nothing went to a process
+    _set_workers(monkeypatch, inst, 1)
+    in_worker = _steps(api, _session(api, acme, package["id"], "learner-b"))
+    assert len(sequencing_pool.worker_pids()) == 1
+    assert [body.replace(b"learner-b", b"learner-a") for body in in_worker] == in_thread
+    assert b'"activity":"i1499"' in in_worker[3]  # previous from i1500
+
+
+def test_the_cpu_budget_applies_inside_the_worker(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = upload_ready(api, acme, wide_course(LARGE, flow=True))
+    session = _session(api, acme, package["id"], "learner-1")
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    response = api.post(f"{Player(api, session).path}/launch")
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "SEQUENCING_TOO_COSTLY"
+    assert response.json()["details"] == {"budget_seconds": 0.0, "activities": LARGE + 1}
+    assert len(sequencing_pool.worker_pids()) == 1
+    assert read(api, acme, session["id"], cmi=False)["current_activity"] is None
+    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    assert Player(api, session).launch()["delivery"]["activity"] == "i0"
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def kill_when_busy(pids: Any, timeout: float = 10.0) -> int | None:
+    """SIGKILL the first worker (of `pids()`) seen spending CPU, before `timeout`; its pid, or None."""
+    deadline = time.monotonic() + timeout
+    start: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        for pid in pids():
+            try:
+                ticks = cpu_ticks(pid)
+            except FileNotFoundError:
+                continue
+            if ticks > start.setdefault(pid, ticks):
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        time.sleep(0.001)
+    return None
+
+
+def test_a_worker_killed_mid_step_answers_a_retry_and_is_replaced(api: TestClient, acme: TenantKey) -> None:
+    """SIGKILL of the worker while it computes a launch (loading the course, then sequencing): the request
+    is a 500 that says to send it again, nothing was written, and the retry gets a new worker and succeeds."""
+    package = upload_ready(api, acme, wide_course(5000, flow=True))
+    session = _session(api, acme, package["id"], "learner-1")
+    player = Player(api, session)
+    sequencing_pool.run(1, os.getpid)  # the pool started, its worker idle
+    (first,) = sequencing_pool.worker_pids()
+    answers: list[Any] = []
+    request = threading.Thread(target=lambda: answers.append(api.post(f"{player.path}/launch")))
+    request.start()
+    killed = kill_when_busy(sequencing_pool.worker_pids)
+    request.join(30)
+    assert killed == first, "the worker never started computing"
+    response = answers[0]
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["code"] == "INTERNAL_ERROR" and body["details"] == {"retry": True}
+    assert "send the request again" in body["error"]
+    assert read(api, acme, session["id"], cmi=False)["current_activity"] is None
+    assert player.launch()["delivery"]["activity"] == "i0"
+    (replacement,) = sequencing_pool.worker_pids()
+    assert replacement != first
