@@ -34,7 +34,7 @@ from appliance.instance import Instance
 from appliance.jwtauth import JwksCache
 from appliance.lti import claims as c
 from appliance.lti.registrations import Registration, find_registration, get_registration
-from appliance.sessions import create_session
+from appliance.sessions import create_session, launch_url, session_json
 from appliance.tenants import JwtConfig, Tenant, get_tenant, tenant_status
 
 STATE_TTL_SECONDS = 600.0  # a login must come back within ten minutes
@@ -320,18 +320,45 @@ def resource_link_launch(
     if not isinstance(link_id, str) or not link_id:
         raise _refuse("a resource link launch needs resource_link.id", "resource_link")
     package_id = _package_of(claims)
-    session, _ = create_session(
-        inst,
-        tenant,
-        base_url,
-        package_id=package_id,
-        learner_id=learner_id(reg.issuer, str(claims["sub"])),
-        learner_name=learner_name(claims),
-        package_version=None,
-        resume=True,
-    )
+    session = _resumable(inst, tenant, reg, link_id, str(claims["sub"]), package_id, base_url)
+    if session is None:
+        session, _ = create_session(
+            inst,
+            tenant,
+            base_url,
+            package_id=package_id,
+            learner_id=learner_id(reg.issuer, str(claims["sub"])),
+            learner_name=learner_name(claims),
+            package_version=None,
+            resume=False,
+        )
     _record_launch(inst, tenant.id, reg, claims, link_id, session["id"], package_id)
     return str(session["launch_url"])
+
+
+def _resumable(
+    inst: Instance, tenant: Tenant, reg: Registration, link_id: str, sub: str, package_id: str, base_url: str
+) -> dict[str, Any] | None:
+    """The user's incomplete session launched from this resource link, if any.
+
+    Sessions are per resource link, not per learner and package: in the platform each link is an
+    assignment of its own, with its own line item and grade, so two links to one package are two
+    sessions (and two scores). Only the link's own incomplete session is resumed; a finished one is
+    never reopened (the next launch of the link is a new attempt, as anywhere in the appliance).
+    """
+    now = inst.clock.now()
+
+    def read(conn: apsw.Connection) -> dict[str, Any] | None:
+        return one(
+            conn,
+            "SELECT s.* FROM lti_launches l JOIN sessions s ON s.id = l.session_id "
+            "WHERE l.registration_id = ? AND l.resource_link_id = ? AND l.sub = ? AND s.package_id = ? "
+            "AND s.status IN ('not_started', 'incomplete') AND s.expires_at > ? ORDER BY s.created_at DESC LIMIT 1",
+            (reg.id, link_id, sub, package_id, now),
+        )
+
+    row = inst.tenant_db(tenant.id).read_sync(read)
+    return None if row is None else session_json(row, launch_url(inst, base_url, tenant.id, row))
 
 
 def _record_launch(

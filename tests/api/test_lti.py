@@ -23,6 +23,7 @@ from appliance.config import Config
 from appliance.db.connection import rows
 from appliance.instance import Instance
 from appliance.lti.ags import SCORE_JOB
+from appliance.lti.launch import learner_id
 from tests.api.conftest import make_api
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.api.test_sessions import Player
@@ -244,3 +245,44 @@ def test_login_initiation_by_post_as_canvas_sends_it(api: TestClient, acme: Tena
     assert answer.headers["location"].startswith(f"{platform.browser}/auth?")
     wrong = {**platform.login_query(hint), "lti_deployment_id": "not-registered"}
     assert_error(api.post(urlsplit(platform.tool_login).path, data=wrong), 401, "UNAUTHORIZED")
+
+
+def test_each_resource_link_has_its_own_session_line_item_and_score(
+    api: TestClient, acme: TenantKey, clock: FixedClock, platform: LtiPlatform
+) -> None:
+    """Two links to one package are two assignments: independent sessions, line items and grades; each
+    link resumes its own incomplete session only."""
+    register(api, acme, platform)
+    package = upload_ready(api, acme, package_12())
+    custom = {"package_id": package["id"]}
+    first = Message("LtiResourceLinkRequest", "user-2", link_id="link-a", custom=custom)
+    second = Message("LtiResourceLinkRequest", "user-2", link_id="link-b", custom=custom)
+
+    player_a = Player(api, {"launch_url": launch(api, platform, first, clock)})
+    player_a.launch()
+    assert player_a.commit({"cmi.core.score.raw": "40", "cmi.core.lesson_status": "incomplete"}).status_code == 200
+    player_b = Player(api, {"launch_url": launch(api, platform, second, clock)})
+    data_b = player_b.launch()
+    assert data_b["delivery"]["cmi"].get("cmi.core.score.raw", "") == ""  # not link A's session
+    assert player_b.commit({"cmi.core.score.raw": "90", "cmi.core.lesson_status": "passed"}).status_code == 200
+    pump(api, clock)
+
+    sessions = api.get(
+        "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-2")}, headers=acme.headers
+    ).json()["data"]
+    assert sorted((s["status"], s["score"]["raw"]) for s in sessions) == [("incomplete", 40.0), ("passed", 90.0)]
+    items = {i["resourceLinkId"]: i["id"] for i in platform.lineitems}
+    assert set(items) == {"link-a", "link-b"} and items["link-a"] != items["link-b"]
+    scores = {s["lineitem"]: (s["scoreGiven"], s["gradingProgress"]) for s in platform.scores}
+    assert scores == {items["link-a"]: (40.0, "Pending"), items["link-b"]: (90.0, "FullyGraded")}
+
+    # Link A again: its own incomplete session resumes (link B's passed one is not touched).
+    again = Player(api, {"launch_url": launch(api, platform, first, clock)}, client_id="page-2")
+    assert again.launch()["delivery"]["cmi"]["cmi.core.score.raw"] == "40"
+    assert again.commit({"cmi.core.score.raw": "70", "cmi.core.lesson_status": "passed"}).status_code == 200
+    pump(api, clock)
+    assert platform.scores[-1]["lineitem"] == items["link-a"] and platform.scores[-1]["scoreGiven"] == 70.0
+    after = api.get(
+        "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-2")}, headers=acme.headers
+    ).json()["data"]
+    assert len(after) == 2 and len(platform.scores) == 3
