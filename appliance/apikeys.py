@@ -17,6 +17,7 @@ from appliance.db.connection import one, rows
 from appliance.errors import NotFound, Unauthorized
 from appliance.ids import new_id, new_secret, sha256_hex
 from appliance.instance import Instance
+from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.roles import DEFAULT_KEY_ROLE, check_role_name
 from appliance.tenants import Tenant, find_tenant, get_tenant
 
@@ -86,6 +87,20 @@ def list_keys(inst: Instance, tenant_ref: str) -> list[ApiKey]:
         lambda c: rows(c, "SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id", (tenant.id,))
     )
     return [_from_row(r) for r in found]
+
+
+def page_keys(inst: Instance, tenant_id: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    """A page of a tenant's keys, oldest first, revoked ones included (`data` of ApiKey, `next_cursor`)."""
+    page = parse_page(limit, cursor)
+    where, params = keyset_clause(page)
+    found = inst.registry.read_sync(
+        lambda c: rows(
+            c,
+            f"SELECT * FROM api_keys WHERE tenant_id = ? AND {where} ORDER BY created_at, id LIMIT ?",
+            (tenant_id, *params, page.limit + 1),
+        )
+    )
+    return page_result(found, page, _from_row)
 
 
 def revoke_key(inst: Instance, key_id: str) -> ApiKey:

@@ -36,6 +36,7 @@ from appliance.errors import Forbidden, NotFound, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
+from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.sessions import create_session
 from appliance.tenants import Tenant
 
@@ -174,6 +175,18 @@ def list_dispatches(inst: Instance, tenant_id: str, package_id: str | None = Non
         if package_id:
             sql, args = sql + " WHERE package_id = ?", (package_id,)
         return [dispatch_json(conn, r) for r in rows(conn, sql + " ORDER BY created_at, id", args)]
+
+    return inst.tenant_db(tenant_id).read_sync(read)
+
+
+def page_dispatches(inst: Instance, tenant_id: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    """A page of the tenant's dispatches, oldest first, with their counts (`data`, `next_cursor`)."""
+    page = parse_page(limit, cursor)
+    where, params = keyset_clause(page)
+
+    def read(conn: apsw.Connection) -> dict[str, Any]:
+        sql = f"SELECT * FROM dispatches WHERE {where} ORDER BY created_at, id LIMIT ?"
+        return page_result(rows(conn, sql, (*params, page.limit + 1)), page, lambda r: dispatch_json(conn, r))
 
     return inst.tenant_db(tenant_id).read_sync(read)
 

@@ -13,6 +13,7 @@ from appliance.db.connection import one, rows
 from appliance.errors import NotFound, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
+from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.quotas import PLANS
 from appliance.roles import DEFAULT_JWT_ROLE, check_role_name
 from appliance.scorm.elements import SUSPEND_DATA_12_MAX, SUSPEND_DATA_12_SPM
@@ -150,6 +151,18 @@ def list_tenants(inst: Instance) -> list[Tenant]:
     """Every tenant, oldest first."""
     found = inst.registry.read_sync(lambda c: rows(c, "SELECT * FROM tenants ORDER BY created_at, id"))
     return [_from_row(r) for r in found]
+
+
+def page_tenants(inst: Instance, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    """A page of tenants, oldest first (`data` of Tenant, `next_cursor`)."""
+    page = parse_page(limit, cursor)
+    where, params = keyset_clause(page)
+    found = inst.registry.read_sync(
+        lambda c: rows(
+            c, f"SELECT * FROM tenants WHERE {where} ORDER BY created_at, id LIMIT ?", (*params, page.limit + 1)
+        )
+    )
+    return page_result(found, page, _from_row)
 
 
 def find_tenant(conn: apsw.Connection, ref: str) -> Tenant | None:

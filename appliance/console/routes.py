@@ -29,12 +29,16 @@ from appliance.console import auth
 from appliance.console.auth import SessionDep
 from appliance.console.render import page
 from appliance.console.views.analytics import AnalyticsPages
+from appliance.console.views.dispatches import DispatchPages
+from appliance.console.views.jwt import JwtPages
 from appliance.console.views.keys import KeyPages
+from appliance.console.views.lti import LtiPages
 from appliance.console.views.packages import PackagePages
 from appliance.console.views.server import ServerPages
 from appliance.console.views.sessions import SessionPages
 from appliance.console.views.tenants import TenantPages
 from appliance.console.views.webhooks import WebhookPages
+from appliance.console.views.xapi import XapiPages
 from appliance.errors import ApplianceError, RateLimited, Unauthorized
 from appliance.ratelimit import AuthFailureLimiter
 
@@ -150,6 +154,10 @@ def console_router() -> Router:
             AnalyticsPages,
             WebhookPages,
             KeyPages,
+            XapiPages,
+            LtiPages,
+            DispatchPages,
+            JwtPages,
             ServerPages,
             static,
         ],

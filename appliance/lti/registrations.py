@@ -21,6 +21,7 @@ from appliance.db.connection import one, rows
 from appliance.errors import NotFound, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
+from appliance.pagination import keyset_clause, page_result, parse_page
 
 URL_FIELDS = ("jwks_url", "auth_url", "token_url")
 MAX_TEXT = 2048
@@ -180,6 +181,20 @@ def list_registrations(inst: Instance, tenant_id: str) -> list[Registration]:
         lambda c: rows(c, "SELECT * FROM lti_registrations ORDER BY created_at, id")
     )
     return [_from_row(r) for r in found]
+
+
+def page_registrations(inst: Instance, tenant_id: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    """A page of the tenant's registrations, oldest first (`data` of Registration, `next_cursor`)."""
+    page = parse_page(limit, cursor)
+    where, params = keyset_clause(page)
+    found = inst.tenant_db(tenant_id).read_sync(
+        lambda c: rows(
+            c,
+            f"SELECT * FROM lti_registrations WHERE {where} ORDER BY created_at, id LIMIT ?",
+            (*params, page.limit + 1),
+        )
+    )
+    return page_result(found, page, _from_row)
 
 
 def find_registration(inst: Instance, tenant_id: str, issuer: str, client_id: str | None) -> Registration | None:

@@ -15,6 +15,11 @@ async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def lines_of(text: str | None) -> list[str]:
+    """A textarea's list: one entry a line (or comma-separated), blanks dropped."""
+    return [part.strip() for line in (text or "").splitlines() for part in line.split(",") if part.strip()]
+
+
 def optional_int(value: str | None, field: str) -> int | None:
     """A whole number, or None when blank; a ValidationFailed naming `field` otherwise."""
     if value is None or not value.strip():

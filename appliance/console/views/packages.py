@@ -8,17 +8,16 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from appliance import packages, sessions
 from appliance.api.packages import _declared_length
 from appliance.api.sessions import base_url
 from appliance.console.auth import SessionDep, TenantDep, instance
+from appliance.console.paging import PAGE_SIZE, Pager
 from appliance.console.render import page
 from appliance.console.views.forms import form_of, optional_int
-
-LIST_LIMIT = 100
 
 
 class PackagePages(Controller):
@@ -27,10 +26,17 @@ class PackagePages(Controller):
     path = "/t/{tenant_id:str}/packages"
 
     @get("/", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
-        """The tenant's packages and the upload form."""
-        found = packages.list_packages(instance(request), tenant, status=None, limit=LIST_LIMIT, cursor=None)
-        return page(request, "packages.html", packages=found["data"])
+    def list_(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: TenantDep,
+        cursor: FromQuery[str | None] = None,
+        back: FromQuery[str | None] = None,
+    ) -> Template:
+        """The tenant's packages, a page at a time, and the upload form."""
+        pager = Pager.of(cursor, back)
+        found = packages.list_packages(instance(request), tenant, status=None, limit=PAGE_SIZE, cursor=pager.cursor)
+        return page(request, "packages.html", packages=found["data"], pager=pager.with_result(found))
 
     @post("/upload", status_code=202, request_max_body_size=None)
     async def upload(self, request: Request[Any, Any, Any], tenant: TenantDep) -> dict[str, Any]:

@@ -12,12 +12,14 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from appliance import sessions
+from appliance import cmi5_registrations, sessions
 from appliance.api.sessions import base_url
 from appliance.console.auth import TenantDep, instance
+from appliance.console.paging import PAGE_SIZE, Pager
 from appliance.console.render import page
+from appliance.console.views.forms import form_of
 
-LIST_LIMIT = 100
+WAIVE_REASONS = ("Tested Out", "Equivalent AU", "Equivalent Outside Activity", "Administrative")  # cmi5 9.5.5.1
 _INTERACTION = re.compile(r"^cmi\.interactions\.(\d+)\.(.+)$")
 
 
@@ -50,17 +52,20 @@ class SessionPages(Controller):
         package: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
+        back: FromQuery[str | None] = None,
     ) -> Template:
-        """Sessions by package, learner (exact id) and status, a page at a time."""
-        filters = {"learner_id": learner or None, "package_id": package or None, "status": status or None}
+        """Sessions by package, learner (a search of ids and names: sessions.list_sessions) and status,
+        a page at a time."""
+        filters = {"learner": learner or None, "package_id": package or None, "status": status or None}
+        pager = Pager.of(cursor, back)
         found = sessions.list_sessions(
-            instance(request), tenant, base_url(request), filters=filters, limit=LIST_LIMIT, cursor=cursor or None
+            instance(request), tenant, base_url(request), filters=filters, limit=PAGE_SIZE, cursor=pager.cursor
         )
         return page(
             request,
             "sessions.html",
             sessions=found["data"],
-            next_cursor=found.get("next_cursor"),
+            pager=pager.with_result(found, learner=learner, package=package, status=status),
             filters={"learner": learner or "", "package": package or "", "status": status or ""},
             statuses=sessions.STATUSES,
         )
@@ -78,7 +83,7 @@ class SessionPages(Controller):
             }
             for aid, a in found.get("activities", {}).items()
         ]
-        return page(request, "session.html", s=found, activities=activities)
+        return page(request, "session.html", s=found, activities=activities, waive_reasons=WAIVE_REASONS)
 
     @post("/{session_id:str}/attempt", status_code=303)
     async def new_attempt(
@@ -111,3 +116,18 @@ class SessionPages(Controller):
         """Delete the session and its run-time data."""
         await asyncio.to_thread(sessions.delete_session, instance(request), tenant, session_id)
         return Redirect(f"/admin/t/{tenant.id}/sessions", status_code=303)
+
+    @post("/{session_id:str}/cmi5/waive", status_code=303)
+    async def waive(self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]) -> Redirect:
+        """Waive one AU of a cmi5 registration (cmi5_registrations.waive checks the reason)."""
+        form = await form_of(request)
+        await asyncio.to_thread(
+            cmi5_registrations.waive, instance(request), tenant, session_id, form.get("au", ""), form.get("reason", "")
+        )
+        return Redirect(f"/admin/t/{tenant.id}/sessions/{session_id}#cmi5", status_code=303)
+
+    @post("/{session_id:str}/cmi5/abandon", status_code=303)
+    async def abandon(self, request: Request[Any, Any, Any], tenant: TenantDep, session_id: FromPath[str]) -> Redirect:
+        """Abandon the registration's open AU session (its token stops working)."""
+        await asyncio.to_thread(cmi5_registrations.abandon, instance(request), tenant, session_id)
+        return Redirect(f"/admin/t/{tenant.id}/sessions/{session_id}#cmi5", status_code=303)

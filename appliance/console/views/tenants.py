@@ -7,10 +7,12 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from appliance import admins, tenants, usage
 from appliance.console.auth import SessionDep, SuperuserDep, TenantDep, instance
+from appliance.console.paging import PAGE_SIZE, Pager
 from appliance.console.render import page
 from appliance.console.views.forms import form_of, optional_int
 from appliance.quotas import PLANS, parse_size
@@ -20,10 +22,20 @@ class TenantPages(Controller):
     """`/admin/tenants` and `/admin/t/{tenant_id}`."""
 
     @get("/tenants", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], session: SessionDep) -> Template:
-        """Every tenant a superuser may see (a tenant admin: their own)."""
-        found = admins.visible_tenants(instance(request), session.admin)
-        return page(request, "tenants.html", tenants=found, plans=list(PLANS))
+    def list_(
+        self,
+        request: Request[Any, Any, Any],
+        session: SessionDep,
+        cursor: FromQuery[str | None] = None,
+        back: FromQuery[str | None] = None,
+    ) -> Template:
+        """Every tenant, a page at a time, for a superuser; a tenant admin sees their own only."""
+        inst, pager = instance(request), Pager.of(cursor, back)
+        if session.admin.superuser:
+            found = tenants.page_tenants(inst, limit=PAGE_SIZE, cursor=pager.cursor)
+        else:
+            found = {"data": admins.visible_tenants(inst, session.admin), "next_cursor": None}
+        return page(request, "tenants.html", tenants=found["data"], pager=pager.with_result(found), plans=list(PLANS))
 
     @post("/tenants", status_code=303)
     async def create(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Redirect:

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 
 from appliance import webhooks
 from appliance.console.auth import TenantDep, instance
+from appliance.console.paging import PAGE_SIZE, Pager
 from appliance.console.render import page
 from appliance.console.views.forms import form_of
 from appliance.events import EVENT_TYPES
@@ -28,10 +29,24 @@ class WebhookPages(Controller):
     path = "/t/{tenant_id:str}/webhooks"
 
     @get("/", sync_to_thread=True)
-    def list_(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
-        """The endpoints and the form for a new one."""
-        found = webhooks.list_webhooks(instance(request), tenant, limit=100, cursor=None)
-        return page(request, "webhooks.html", webhooks=found["data"], event_types=EVENT_TYPES, secret=None)
+    def list_(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: TenantDep,
+        cursor: FromQuery[str | None] = None,
+        back: FromQuery[str | None] = None,
+    ) -> Template:
+        """The endpoints, a page at a time, and the form for a new one."""
+        pager = Pager.of(cursor, back)
+        found = webhooks.list_webhooks(instance(request), tenant, limit=PAGE_SIZE, cursor=pager.cursor)
+        return page(
+            request,
+            "webhooks.html",
+            webhooks=found["data"],
+            pager=pager.with_result(found),
+            event_types=EVENT_TYPES,
+            secret=None,
+        )
 
     @post("/", status_code=201)
     async def create(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Template:
@@ -46,9 +61,15 @@ class WebhookPages(Controller):
             events=events or ["*"],
             description=str(form.get("description", "")).strip() or None,
         )
-        found = await asyncio.to_thread(webhooks.list_webhooks, instance(request), tenant, limit=100, cursor=None)
+        found = await asyncio.to_thread(webhooks.list_webhooks, instance(request), tenant, limit=PAGE_SIZE, cursor=None)
         return page(
-            request, "webhooks.html", status_code=201, webhooks=found["data"], event_types=EVENT_TYPES, secret=created
+            request,
+            "webhooks.html",
+            status_code=201,
+            webhooks=found["data"],
+            pager=Pager.of(None, None).with_result(found),
+            event_types=EVENT_TYPES,
+            secret=created,
         )
 
     @get("/{webhook_id:str}", sync_to_thread=True)
@@ -58,12 +79,26 @@ class WebhookPages(Controller):
         tenant: TenantDep,
         webhook_id: FromPath[str],
         status: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        back: FromQuery[str | None] = None,
     ) -> Template:
-        """An endpoint with its delivery log (newest first)."""
+        """An endpoint with its delivery log (newest first), a page at a time, optionally by status."""
         inst = instance(request)
         hook = webhooks.get_webhook(inst, tenant, webhook_id)
-        log = webhooks.list_deliveries(inst, tenant, webhook_id, status=status or None, limit=50, cursor=None)
-        return page(request, "webhook.html", hook=hook, deliveries=log["data"], secret=None)
+        pager = Pager.of(cursor, back)
+        log = webhooks.list_deliveries(
+            inst, tenant, webhook_id, status=status or None, limit=PAGE_SIZE, cursor=pager.cursor
+        )
+        return page(
+            request,
+            "webhook.html",
+            hook=hook,
+            deliveries=log["data"],
+            pager=pager.with_result(log, status=status),
+            status=status or "",
+            statuses=webhooks.DELIVERY_STATUSES,
+            secret=None,
+        )
 
     @get("/{webhook_id:str}/deliveries/{delivery_id:str}", sync_to_thread=True)
     def delivery(
@@ -81,9 +116,18 @@ class WebhookPages(Controller):
         inst = instance(request)
         rotated = await asyncio.to_thread(webhooks.rotate_secret, inst, tenant, webhook_id)
         log = await asyncio.to_thread(
-            webhooks.list_deliveries, inst, tenant, webhook_id, status=None, limit=50, cursor=None
+            webhooks.list_deliveries, inst, tenant, webhook_id, status=None, limit=PAGE_SIZE, cursor=None
         )
-        return page(request, "webhook.html", hook=rotated, deliveries=log["data"], secret=rotated["secret"])
+        return page(
+            request,
+            "webhook.html",
+            hook=rotated,
+            deliveries=log["data"],
+            pager=Pager.of(None, None).with_result(log),
+            status="",
+            statuses=webhooks.DELIVERY_STATUSES,
+            secret=rotated["secret"],
+        )
 
     @post("/{webhook_id:str}/enabled", status_code=303)
     async def enabled(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Redirect:
