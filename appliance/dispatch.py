@@ -135,6 +135,26 @@ def _check_expiry(expires_at: str | None) -> float | None:
         raise ValidationFailed("expires_at must be an RFC 3339 time", {"errors": [{"field": "expires_at"}]}) from exc
 
 
+def _check_scorm(conn: apsw.Connection, package_id: str) -> None:
+    """VALIDATION_ERROR for a cmi5 package: a dispatch ZIP is a SCORM SCO relaying a SCORM player.
+
+    A cmi5 course's AUs report by xAPI to this appliance's LRS and may insist on their own window
+    (`launchMethod="OwnWindow"`), and its player has no SCORM end the relay could read, so the remote
+    LMS would get neither a reliable finish nor a location. Offer cmi5 courses by LTI instead."""
+    row = one(
+        conn,
+        "SELECT v.standard FROM packages p JOIN package_versions v ON v.package_id = p.id AND v.version = p.active_version "
+        "WHERE p.id = ?",
+        (package_id,),
+    )
+    if row is not None and row["standard"] == "cmi5":
+        raise ValidationFailed(
+            "a cmi5 package cannot be dispatched: a dispatch ZIP wraps SCORM content only "
+            "(launch cmi5 courses from another LMS by LTI 1.3)",
+            {"reason": "cmi5", "package_id": package_id, "errors": [{"field": "package_id", "message": "cmi5"}]},
+        )
+
+
 def create_dispatch(
     inst: Instance,
     tenant_id: str,
@@ -152,6 +172,7 @@ def create_dispatch(
     def insert(conn: apsw.Connection) -> dict[str, Any]:
         if one(conn, "SELECT id FROM packages WHERE id = ?", (package_id,)) is None:
             raise NotFound(f"no package {package_id!r}", {"package_id": package_id})
+        _check_scorm(conn, package_id)
         conn.execute(
             "INSERT INTO dispatches (id, package_id, name, learner_cap, expires_at, enabled, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -248,6 +269,7 @@ def start(
 
     def admit(conn: apsw.Connection) -> str:
         row = _row(conn, dispatch_id)
+        _check_scorm(conn, row["package_id"])  # its active version may have become cmi5 since
         if not row["enabled"]:
             raise Forbidden(
                 "this course has been withdrawn by its provider (the dispatch is disabled)", {"reason": "disabled"}
@@ -327,6 +349,7 @@ def package_zip(inst: Instance, tenant_id: str, dispatch_id: str, fmt: str, base
 
     def read(conn: apsw.Connection) -> tuple[dict[str, Any], dict[str, Any] | None]:
         row = _row(conn, dispatch_id)
+        _check_scorm(conn, row["package_id"])
         return row, one(conn, "SELECT title FROM packages WHERE id = ?", (row["package_id"],))
 
     row, package = inst.tenant_db(tenant_id).read_sync(read)

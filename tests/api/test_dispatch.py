@@ -16,6 +16,7 @@ from appliance.clock import FixedClock, rfc3339
 from appliance.config import Config
 from appliance.dispatch import learner_id
 from appliance.origins import tenant_label
+from tests.api.test_cmi5_sessions import EXAMPLES, needs_examples
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.api.test_sessions import create
 from tests.conftest import TenantKey
@@ -138,3 +139,14 @@ def test_with_a_content_origin_the_relay_is_served_on_its_tenants_content_host(
         stale = api.get(f"{relay}/play", params={"learner_id": "remote-1"})
         assert stale.status_code == 404 and "download the dispatch ZIP again" in stale.text
         assert_error(api.get(f"{relay}/result", params={"launch": launch_token}), 404, "NOT_FOUND")
+
+
+@needs_examples
+def test_a_cmi5_package_cannot_be_dispatched(api: TestClient, acme: TenantKey) -> None:
+    """A dispatch ZIP wraps SCORM content: a cmi5 course is refused with the reason (docs/dispatch.md)."""
+    package = upload_ready(api, acme, (EXAMPLES / "masteryscore_framed.zip").read_bytes())
+    refused = assert_error(
+        api.post(API, json={"package_id": package["id"]}, headers=acme.headers), 422, "VALIDATION_ERROR"
+    )
+    assert refused["details"]["reason"] == "cmi5" and "LTI" in refused["error"]
+    assert api.get(API, headers=acme.headers).json()["data"] == []  # nothing half-made

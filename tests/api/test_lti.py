@@ -19,12 +19,14 @@ from litestar.testing import TestClient
 
 from appliance.app import create_app
 from appliance.clock import FixedClock
+from appliance.cmi5 import vocabulary as v
 from appliance.config import Config
 from appliance.db.connection import rows
 from appliance.instance import Instance
 from appliance.lti.ags import SCORE_JOB
 from appliance.lti.launch import learner_id
 from tests.api.conftest import make_api
+from tests.api.test_cmi5_sessions import EXAMPLES, Au, needs_examples
 from tests.api.test_packages import assert_error, package_12, upload_ready
 from tests.api.test_sessions import Player
 from tests.conftest import TenantKey, make_tenant_key
@@ -286,3 +288,44 @@ def test_each_resource_link_has_its_own_session_line_item_and_score(
         "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-2")}, headers=acme.headers
     ).json()["data"]
     assert len(after) == 2 and len(platform.scores) == 3
+
+
+@needs_examples
+def test_a_cmi5_course_launches_as_a_registration_and_its_grade_is_posted(
+    api: TestClient, acme: TenantKey, clock: FixedClock, platform: LtiPlatform
+) -> None:
+    """A link to a cmi5 package: the launch starts a cmi5 registration (the same session model, one per
+    link), the player launches its AU, and the AU's result reaches the platform's gradebook."""
+    register(api, acme, platform)
+    package = upload_ready(api, acme, (EXAMPLES / "masteryscore_framed.zip").read_bytes())
+    message = Message("LtiResourceLinkRequest", "user-5", link_id="link-cmi5", custom={"package_id": package["id"]})
+    player = launch(api, platform, message, clock)
+    (session,) = api.get(
+        "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-5")}, headers=acme.headers
+    ).json()["data"]
+    assert session["cmi5"]["registration"] and session["status"] == "not_started"
+    # The player's page launches the course's AU (OwnWindow: a redirect to it) with its cmi5 parameters.
+    page = api.get(player, follow_redirects=False)
+    assert page.status_code == 302, page.text
+    au = Au(api, page.headers["location"])
+    assert au.params["registration"] == session["cmi5"]["registration"]
+    au.start()
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 200
+    passed = au.statement(v.PASSED, success=True, score={"scaled": 0.8, "raw": 8, "min": 0, "max": 10})
+    assert au.send(passed).status_code == 200
+    assert au.send(au.statement(v.COMPLETED, completion=True)).status_code == 200
+    assert au.send(au.statement(v.TERMINATED)).status_code == 200
+    pump(api, clock)
+    (score,) = platform.scores
+    assert (score["scoreGiven"], score["activityProgress"], score["gradingProgress"]) == (
+        80.0,
+        "Completed",
+        "FullyGraded",
+    )
+    assert platform.lineitems[0]["resourceLinkId"] == "link-cmi5"
+    # Launched again: the link's session is passed, so a new registration starts (a new attempt).
+    launch(api, platform, message, clock)
+    again = api.get(
+        "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-5")}, headers=acme.headers
+    ).json()["data"]
+    assert len({s["cmi5"]["registration"] for s in again}) == 2
