@@ -144,20 +144,31 @@ class LocalFileStore(FileStore):
 
     def place(self, tenant_id: str, path: str) -> Path:
         """The target of a new file: its folders created (and synced when durable), none a symlink."""
-        path = check_path(path)
-        named, expected = self._expected(tenant_id, path)
+        named, expected = self._expected(tenant_id, check_path(path))
+        self._make_folder(named.parent, expected.parent)
+        return expected
+
+    def place_folder(self, tenant_id: str, folder: str) -> Path:
+        """Where a folder is to be renamed into place: the folders above it created and confined."""
+        folder = check_folder(folder)
+        if not folder:
+            raise ValueError("a tenant's whole space is not a folder to place")
+        named, expected = self._expected(tenant_id, folder)
+        self._make_folder(named.parent, expected.parent)
+        return expected
+
+    def _make_folder(self, named: Path, expected: Path) -> None:
         created: list[Path] = []
-        folder = named.parent
+        folder = named
         while not folder.exists():
             created.append(folder)
             folder = folder.parent
-        named.parent.mkdir(parents=True, exist_ok=True)
-        if named.parent.resolve(strict=True) != expected.parent:
+        named.mkdir(parents=True, exist_ok=True)
+        if named.resolve(strict=True) != expected:
             raise FileMissing("no such file")
         if self.durable:
             for new in created:
                 _fsync_dir(new.parent)
-        return expected
 
     def writer(
         self,
