@@ -40,6 +40,8 @@ LOGIN_COOKIE = "sa_console_login"  # the login form's CSRF token (double-submit:
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+ADDRESS_FAILURES_PER_MINUTE = 10  # failed console logins per address per minute before it is blocked
+ADDRESS_BLOCK_SECONDS = 15 * 60
 
 
 def instance(request: Request[Any, Any, Any]) -> Instance:

@@ -53,8 +53,8 @@ CONSOLE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-ADDRESS_FAILURES_PER_MINUTE = 10  # failed console logins per address per minute before it is blocked
-ADDRESS_BLOCK_SECONDS = 15 * 60
+ADDRESS_FAILURES_PER_MINUTE = auth.ADDRESS_FAILURES_PER_MINUTE
+ADDRESS_BLOCK_SECONDS = auth.ADDRESS_BLOCK_SECONDS
 
 
 def _wants_json(request: Request[Any, Any, Any]) -> bool:

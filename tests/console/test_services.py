@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+from pathlib import Path
+
+import pytest
 
 from appliance import tenants, webhooks
+from appliance.admins import LOCK_AFTER
+from appliance.config import load_config
+from appliance.console.auth import ADDRESS_FAILURES_PER_MINUTE
 from appliance.console.charts import Bar, bar_chart, time_buckets
+from appliance.console.views.server import console_rows, settings_rows
 from appliance.instance import Instance
 from appliance.logging_setup import RecentLines, configure_logging
 from appliance.quotas import PLANS
@@ -74,3 +82,26 @@ def test_rotate_secret_replaces_the_signing_secret(inst: Instance) -> None:
         lambda c: next(c.execute("SELECT secret FROM webhooks WHERE id = ?", (made["id"],)))[0]
     )
     assert stored == rotated["secret"]
+
+
+def test_settings_show_each_values_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "settings.toml").write_text('log_level = "debug"\njob_poll_seconds = 2.5\n')
+    monkeypatch.setenv("SCORM_APPLIANCE_JOB_CONCURRENCY", "3")
+    monkeypatch.setenv("SCORM_APPLIANCE_JOB_POLL_SECONDS", "4")  # the environment beats the file
+    loaded = load_config({"data_dir": data, "port": 9999}, os.environ)
+    inst = Instance(loaded)
+    try:
+        rows = {name: (value, source) for name, value, source in settings_rows(inst)}
+        limits = {name: (value, source) for name, value, source in console_rows(inst)}
+    finally:
+        inst.close()
+    assert rows["log_level"] == ("debug", "settings.toml")
+    assert rows["job_concurrency"] == ("3", "environment (SCORM_APPLIANCE_JOB_CONCURRENCY)")
+    assert rows["job_poll_seconds"] == ("4.0", "environment (SCORM_APPLIANCE_JOB_POLL_SECONDS)")
+    assert rows["port"] == ("9999", "command line")
+    assert rows["host"] == ("127.0.0.1", "default")
+    assert limits["Backup location"][0] == str(tmp_path / "data-backups")
+    assert limits["Account lockout"][0] == f"{LOCK_AFTER} wrong passwords in a row"
+    assert limits["Address block"][0].startswith(f"{ADDRESS_FAILURES_PER_MINUTE} failed sign-ins")

@@ -24,8 +24,8 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, FromQuery
 from litestar.response import File, Template
 
-from appliance import backup, logging_setup
-from appliance.console.auth import SuperuserDep, instance
+from appliance import admins, backup, config, logging_setup
+from appliance.console.auth import ADDRESS_BLOCK_SECONDS, ADDRESS_FAILURES_PER_MINUTE, SuperuserDep, instance
 from appliance.console.render import page
 from appliance.errors import NotFound
 from appliance.instance import Instance
@@ -82,16 +82,72 @@ def pack_backup(inst: Instance, name: str) -> Path:
     return Path(tmp)
 
 
-def settings_rows(inst: Instance) -> list[tuple[str, str]]:
-    """Every setting with its effective value; anything that looks like a secret is masked."""
-    out = []
+def _sources(inst: Instance) -> dict[str, str]:
+    """Where each setting's value came from, by the order load_config applies them: a value the
+    settings file and the environment do not explain came from a command-line flag."""
+    data_dir = Path(inst.config.data_dir)
+    try:
+        from_file = config.file_overrides(data_dir)
+    except (OSError, ValueError):
+        from_file = {}
+    from_env = config.env_overrides(os.environ)
+    try:
+        explained = (
+            config.Config(data_dir=data_dir)
+            .with_overrides(from_file)
+            .with_overrides({k: v for k, v in from_env.items() if k != "data_dir"})
+        )
+    except (ValueError, TypeError):
+        explained = config.Config(data_dir=data_dir)
+    found = {}
+    for name in config.setting_names():
+        if name == "data_dir":
+            found[name] = "environment" if "data_dir" in from_env else "command line or default"
+        elif getattr(inst.config, name) != getattr(explained, name):
+            found[name] = "command line"
+        elif name in from_env:
+            found[name] = f"environment ({config.ENV_PREFIX}{name.upper()})"
+        elif name in from_file:
+            found[name] = f"{config.SETTINGS_FILE}"
+        else:
+            found[name] = "default"
+    return found
+
+
+def settings_rows(inst: Instance) -> list[tuple[str, str, str]]:
+    """Every setting with its effective value and its source; anything that looks like a secret is masked."""
+    sources, out = _sources(inst), []
     for f in dataclasses.fields(inst.config):
         value = getattr(inst.config, f.name)
         text = json.dumps(value, default=str) if not isinstance(value, str | Path) else str(value)
         if SECRET_SETTINGS.search(f.name) and value:
             text = "•••• (set)"
-        out.append((f.name, text))
+        out.append((f.name, text, sources.get(f.name, "")))
     return out
+
+
+def console_rows(inst: Instance) -> list[tuple[str, str, str]]:
+    """The console's own limits and its backup location: fixed in the code (or derived from
+    `data_dir`), so they are shown with that source rather than as settings one could change."""
+    return [
+        ("Backup location", str(backups_dir(inst)), "beside data_dir: <data_dir>-backups (never inside it)"),
+        ("Account lockout", f"{admins.LOCK_AFTER} wrong passwords in a row", "built in (appliance.admins)"),
+        ("Account locked for", f"{admins.LOCK_SECONDS // 60:g} minutes", "built in (appliance.admins)"),
+        (
+            "Address block",
+            f"{ADDRESS_FAILURES_PER_MINUTE} failed sign-ins in a minute from one address",
+            "built in (appliance.console.auth)",
+        ),
+        ("Address blocked for", f"{ADDRESS_BLOCK_SECONDS // 60:g} minutes", "built in (appliance.console.auth)"),
+        ("Session idle expiry", f"{admins.IDLE_SECONDS // 60:g} minutes", "built in (appliance.admins)"),
+        ("Session absolute expiry", f"{admins.ABSOLUTE_SECONDS // 3600:g} hours", "built in (appliance.admins)"),
+        (
+            "API authentication failures",
+            f"{inst.config.auth_failures_per_minute} a minute per address, then blocked "
+            f"{inst.config.auth_block_seconds:g} s",
+            "settings auth_failures_per_minute, auth_block_seconds (below)",
+        ),
+    ]
 
 
 class ServerPages(Controller):
@@ -141,4 +197,5 @@ class ServerPages(Controller):
     @get("/settings", sync_to_thread=False)
     def settings(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
         """The effective configuration (defaults < settings file < environment < flags), read-only."""
-        return page(request, "settings.html", settings=settings_rows(instance(request)))
+        inst = instance(request)
+        return page(request, "settings.html", settings=settings_rows(inst), console=console_rows(inst))
