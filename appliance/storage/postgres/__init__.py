@@ -35,8 +35,9 @@ Survey of the SQLite-specific SQL the services send (appliance/*.py, 2026-12) an
   statement aborts the PG transaction: none of the services continues after one today.
 - Not used by the services, and refused if they start to: RETURNING is the same on both (passes),
   `rowid`, `last_insert_rowid()`, datetime/strftime/julianday, GLOB/REGEXP, printf, iif, the json
-  constructors, numbered `?NNN`. LIKE is case-insensitive for ASCII in SQLite and case-sensitive in PG:
-  no service uses LIKE.
+  constructors, numbered `?NNN`.
+- `LIKE ? ESCAPE '\\'` (sessions' learner search): SQLite's LIKE ignores ASCII case -> `ILIKE`, which
+  on `COLLATE "C"` columns folds ASCII letters only, as SQLite does.
 
 Modules: catalog (the SQLite schemas as data), schema (the PG DDL with RLS, roles), translate (the
 SQL), adapter (the apsw-shaped connection, the Database-shaped object and the pool).

@@ -85,6 +85,15 @@ class Catalog:
         return frozenset(c.name for t in self.tables.values() for c in t.columns if not c.notnull)
 
     @functools.cached_property
+    def integer_columns(self) -> frozenset[str]:
+        """Column names declared INTEGER in every table that has them (SQLite's booleans among them)."""
+        types: dict[str, set[str]] = {}
+        for t in self.tables.values():
+            for c in t.columns:
+                types.setdefault(c.name, set()).add(c.type)
+        return frozenset(name for name, found in types.items() if found == {"INTEGER"})
+
+    @functools.cached_property
     def column_names(self) -> frozenset[str]:
         """Every column name of every table."""
         return frozenset(c.name for t in self.tables.values() for c in t.columns)

@@ -268,7 +268,8 @@ def _functions(t: _Tokens) -> None:
 
 
 def _literals(t: _Tokens) -> None:
-    """`WHERE 1` (a condition always true) is boolean on PostgreSQL; `LIMIT -1` is LIMIT ALL; `==` is `=`."""
+    """`WHERE 1` (a condition always true) is boolean on PostgreSQL; `LIMIT -1` is LIMIT ALL; `==` is `=`;
+    LIKE is ILIKE."""
     for p in range(len(t.sig)):
         w = t.word(p)
         if w in _BOOL_BEFORE and t.get(p + 1) in ("0", "1") and t.word(p + 2) in _BOOL_AFTER:
@@ -278,8 +279,28 @@ def _literals(t: _Tokens) -> None:
             t.set(p + 2, "")
         elif w == "==":
             t.set(p, "=")
+        elif w == "LIKE":  # SQLite's LIKE ignores ASCII case; ILIKE on COLLATE "C" text folds ASCII only too
+            t.set(p, "ILIKE")
         elif t.kind(p) == "word" and w.lower() in _REFUSED_WORDS and t.word(p + 1) != "(":
             raise Untranslatable(f"SQLite's {w.lower()} is not translated for PostgreSQL")
+
+
+def _truthiness(t: _Tokens, catalog: Catalog) -> None:
+    """An integer column standing alone as a condition (`WHEN active_pinned THEN`, `WHERE NOT enabled`) is
+    true when not 0 in SQLite; PostgreSQL wants a boolean: `(col <> 0)`."""
+    for p in range(len(t.sig)):
+        if t.word(p) not in _BOOL_BEFORE and t.word(p) != "NOT":
+            continue
+        last = p + 1
+        if t.kind(last) != "word":
+            continue
+        while t.word(last + 1) == "." and t.kind(last + 2) == "word":
+            last += 2
+        if t.word(last + 1) not in _BOOL_AFTER or t.word(p + 1) in ("TRUE", "FALSE", "NULL"):
+            continue
+        if t.get(last) in catalog.integer_columns:
+            t.set(p + 1, "(" + t.get(p + 1))
+            t.set(last, t.get(last) + " <> 0)")
 
 
 def _order_by(t: _Tokens, catalog: Catalog) -> None:
@@ -336,6 +357,7 @@ def translate(sql: str, catalog: Catalog) -> Translated:
     _is_distinct(t)
     _functions(t)
     _literals(t)
+    _truthiness(t, catalog)
     _order_by(t, catalog)
     named = _placeholders(t)
     return Translated(t.text(), named)

@@ -55,7 +55,7 @@ def _sql(text: str) -> str:
 
 def test_placeholders_and_literals() -> None:
     assert _sql("SELECT * FROM webhooks WHERE id = ? AND url = '?' AND description LIKE '5%'") == (
-        "SELECT * FROM webhooks WHERE id = %s AND url = '?' AND description LIKE '5%%'"
+        "SELECT * FROM webhooks WHERE id = %s AND url = '?' AND description ILIKE '5%%'"
     )
     assert _sql("SELECT * FROM webhooks WHERE id = :id -- a :comment") == (
         "SELECT * FROM webhooks WHERE id = %(id)s -- a :comment"
@@ -230,3 +230,18 @@ def test_nested_writes_and_reads_join_the_outer_transaction(both: Both) -> None:
         return db.write_sync(fn)
 
     assert outer(both.lite) == outer(both.pg) == [(1,), [("x",)]]
+
+
+def test_like_ignores_ascii_case_and_integers_stand_as_conditions(both: Both) -> None:
+    def fn(c) -> list[tuple]:
+        c.executemany(
+            "INSERT INTO packages (id, title, latest_version, active_version, active_pinned, created_at, updated_at) "
+            "VALUES (?, ?, 1, 1, ?, 0, 0)",
+            [("p1", "Ada Lovelace", 1), ("p2", "ÄDA", 0), ("p3", "grace", 0)],
+        )
+        like = list(c.execute("SELECT id FROM packages WHERE title LIKE ? ESCAPE '\\' ORDER BY id", ("%ada%",)))
+        c.execute("UPDATE packages SET active_version = CASE WHEN active_pinned THEN active_version ELSE 2 END")
+        pinned = list(c.execute("SELECT id, active_version FROM packages WHERE NOT active_pinned ORDER BY id"))
+        return [*like, *pinned]
+
+    assert same(both, fn) == [("p1",), ("p2", 2), ("p3", 2)]  # "ÄDA": SQLite folds ASCII letters only
