@@ -18,6 +18,7 @@ answered SEQUENCING_WORKER_FAILED's 500 with `retry: true`, and the next request
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -65,10 +66,18 @@ def _executor(workers: int) -> ProcessPoolExecutor:
             old, _pool = _pool, None
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=True)
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
+            context = _context()
             _pool, _pool_size = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
         return _pool
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where there is one (Linux, macOS), with the run-time service imported once; else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:
@@ -120,18 +129,24 @@ class ReadOnlyDatabase:
     """A tenant's (or the registry's) SQLite file as a worker sees it: one read-only connection, reads only.
 
     It offers `read_sync` as `appliance.db.database.Database` does; a read nested in another (the course
-    loaded inside a step) joins the open read transaction."""
+    loaded inside a step) joins the open read transaction. A file replaced on disk (a restore from
+    backup, a tenant deleted and its files removed) is opened again rather than read as it was."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: apsw.Connection | None = None
+        self._inode = 0
 
     def read_sync(self, fn: Callable[[apsw.Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = connect(self.path, readonly=True)
         conn = self._conn
-        if conn.in_transaction:
+        if conn is not None and conn.in_transaction:
             return fn(conn)
+        inode = os.stat(self.path).st_ino  # FileNotFoundError for a file that is gone
+        if conn is None or inode != self._inode:
+            if conn is not None:
+                conn.close()
+            conn, self._inode = connect(self.path, readonly=True), inode
+            self._conn = conn
         conn.execute("BEGIN")
         try:
             return fn(conn)

@@ -17,7 +17,10 @@ tenant, first for 2 s with the server idle (the machine's noise floor), then dur
 
 Targets (2 cores): p95 < 20 ms at 1,000 activities and < 100 ms at 5,000; the other tenant's p99 < 10 ms.
 
-    python -m bench sequencing [--sizes 100,1000,5000] [--shapes flat,deep] [--rounds 30] [--json]
+With `--workers 0,1` the whole run is made twice in turn, each on a new server: large courses sequenced in
+the request's thread (`sequencing_workers` 0), then in a worker process (1, `serve`'s default).
+
+    python -m bench sequencing [--sizes 100,1000,5000] [--shapes flat,deep] [--rounds 30] [--workers 0,1] [--json]
 """
 
 from __future__ import annotations
@@ -243,21 +246,54 @@ class Row:
 
 class ServerCpu:
     """The server's CPU time per kind of request: /proc's user+system time around each request, summed (10 ms
-    ticks, so only the sum over many requests means something; the probe's requests add a little)."""
+    ticks, so only the sum over many requests means something; the probe's requests add a little), its
+    sequencing worker processes' included (the process tree is looked up again every TREE_SECONDS)."""
+
+    TREE_SECONDS = 1.0
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.spent: dict[str, float] = {}
+        self._tree: list[int] = [pid]
+        self._tree_at = 0.0
 
     def timed(
         self, op: str, client: httpx.Client, path: str, body: dict[str, Any] | None = None
     ) -> tuple[float, httpx.Response]:
-        cpu = cpu_seconds(self.pid)
+        if time.monotonic() - self._tree_at > self.TREE_SECONDS:
+            self._tree, self._tree_at = process_tree(self.pid), time.monotonic()
+        cpu = self._cpu()
         started = time.perf_counter()
         response = client.post(path, json=body)
         elapsed = (time.perf_counter() - started) * 1000
-        self.spent[op] = self.spent.get(op, 0.0) + (cpu_seconds(self.pid) - cpu) * 1000
+        self.spent[op] = self.spent.get(op, 0.0) + (self._cpu() - cpu) * 1000
         return elapsed, response
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for pid in self._tree:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                continue  # a worker that ended meanwhile
+        return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it (the forkserver and the sequencing workers), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def summarise(
@@ -357,8 +393,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100,1000,5000", help="activities per generated course")
     parser.add_argument("--shapes", default="flat,deep", help="flat and/or deep (4 levels)")
     parser.add_argument("--rounds", type=int, default=30, help="launches per course (navigations: twice as many)")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="the server's sequencing_workers, one run each in turn (0: large courses in the request's thread)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    runs = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        if not args.json:
+            print(f"== sequencing_workers {workers}")
+        runs.append(run(args, workers))
+    if args.json:
+        print(json.dumps(runs if len(runs) > 1 else runs[0], indent=2))
+    return 0
+
+
+def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    """One server with `workers` sequencing workers, every course measured, the probes summarised."""
     rng = random.Random(21)
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-sequencing-") as tmp:
@@ -366,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         key, other_key = create_tenants(data_dir)
         port = free_port()
         url = f"http://{HOST}:{port}"
-        env = learner_load_env()
+        env = {**learner_load_env(), "SCORM_APPLIANCE_SEQUENCING_WORKERS": str(workers)}
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(server_command(data_dir, port), stdout=out, stderr=subprocess.DEVNULL, env=env)
@@ -405,16 +458,20 @@ def main(argv: list[str] | None = None) -> int:
     probes |= {
         f"{name}_inside": sorted(inside[rid] for rid, _ in values if rid in inside) for name, values in samples.items()
     }
-    if args.json:
-        summary = {
-            "rows": [asdict(row) for row in rows],
-            "probes": {
-                n: {"count": len(v), "p50": percentile(v, 0.5), "p99": percentile(v, 0.99)} for n, v in probes.items()
-            },
-            "load": [load_start, load_end],
-        }
-        print(json.dumps(summary, indent=2))
-        return 0
+    if not args.json:
+        print_probes(probes, load_start, load_end)
+    return {
+        "workers": workers,
+        "rows": [asdict(row) for row in rows],
+        "probes": {
+            n: {"count": len(v), "p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "p99": percentile(v, 0.99)}
+            for n, v in probes.items()
+        },
+        "load": [load_start, load_end],
+    }
+
+
+def print_probes(probes: dict[str, list[float]], load_start: float, load_end: float) -> None:
     print()
     for name, label in (
         ("idle_other", "other tenant's commit, server idle"),
@@ -431,7 +488,6 @@ def main(argv: list[str] | None = None) -> int:
             f"max {(values[-1] if values else float('nan')):7.2f} ms"
         )
     print(f"load average: {load_start:.1f} at the start, {load_end:.1f} at the end, on {os.cpu_count()} CPUs")
-    return 0
 
 
 def server_times(log: Path) -> dict[str, float]:

@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(21)
     with tempfile.TemporaryDirectory(prefix="bench-seq-cpu-") as tmp:
-        config = Config(data_dir=Path(tmp) / "data")
+        # In this thread (`sequencing_workers` 0): the figure is the sequencing's own CPU, not a worker's wait.
+        config = Config(data_dir=Path(tmp) / "data", sequencing_workers=0)
         with TestClient(create_app(config, start_scheduler=False)) as client:
             inst = client.app.state.instance
             settle_garbage_collector()  # as `serve` runs: the app frozen, young collections less often
