@@ -19,10 +19,12 @@ block, the course). This module is the LMS around them, on the tenant database:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ from appliance.lrs.statements import insert_statements
 from appliance.origins import parse_content_origin
 from appliance.tenants import Tenant, tenant_status
 from appliance.xapi.agents import agent_ifi
+
+logger = logging.getLogger(__name__)
 
 USER_PREFIX = "cmi5."  # Basic username of an AU session's token: cmi5.<tenant id>.<AU session id>
 XAPI_VERSION = "1.0.3"
@@ -96,6 +100,8 @@ class AuGrant:
     activity_id: str
     actor: dict[str, Any]
     ended: str | None
+    preferences_read: bool = False
+    inst: Instance | None = None  # where the grant holds: restrict records the learner preferences' read there
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -155,13 +161,20 @@ def _satisfied_nodes(conn: apsw.Connection, session_id: str) -> set[str]:
     return {r["node_id"] for r in rows(conn, "SELECT node_id FROM cmi5_satisfied WHERE session_id = ?", (session_id,))}
 
 
-def progress_json(conn: apsw.Connection, session_id: str) -> dict[str, Any] | None:
-    """The session JSON's `cmi5` member: the registration and each AU's progress (None for SCORM)."""
+def progress_json(
+    conn: apsw.Connection, session_id: str, courses: dict[tuple[str, int], Course | None] | None = None
+) -> dict[str, Any] | None:
+    """The session JSON's `cmi5` member: the registration and each AU's progress (None for SCORM).
+    `courses` keeps the course structures read, by (package, version), for a page of sessions."""
     reg = one(conn, "SELECT * FROM cmi5_registrations WHERE session_id = ?", (session_id,))
     if reg is None:
         return None
     session = _session(conn, session_id)
-    course = course_of(conn, session["package_id"], session["package_version"])
+    key = (session["package_id"], session["package_version"])
+    courses = {} if courses is None else courses
+    if key not in courses:
+        courses[key] = course_of(conn, *key)
+    course = courses[key]
     satisfied = _satisfied_nodes(conn, session_id)
     aus = []
     for r in _aus(conn, session_id).values():
@@ -207,6 +220,18 @@ def progress_json(conn: apsw.Connection, session_id: str) -> dict[str, Any] | No
             else None
         ),
     }
+
+
+def progress_of(conn: apsw.Connection, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The `cmi5` member of each registration among the sessions, by session id (SCORM ones have none):
+    one query finds the registrations of a page of sessions, each course structure is read once."""
+    if not session_ids:
+        return {}
+    marks = ", ".join("?" * len(session_ids))
+    found = rows(conn, f"SELECT session_id FROM cmi5_registrations WHERE session_id IN ({marks})", tuple(session_ids))
+    courses: dict[tuple[str, int], Course | None] = {}
+    progress = {r["session_id"]: progress_json(conn, r["session_id"], courses) for r in found}
+    return {session_id: p for session_id, p in progress.items() if p is not None}
 
 
 # -- registering ---------------------------------------------------------------------------------------
@@ -595,14 +620,28 @@ def _results(course: Course, aus: dict[str, dict[str, Any]], satisfied: set[str]
     }
 
 
-def _refresh(conn: apsw.Connection, course: Course, session_id: str, now: float) -> None:
+def _refresh(conn: apsw.Connection, course: Course, session_id: str, now: float, spent: float = 0.0) -> None:
+    """The session's results from its AUs; `spent` seconds of the AU's own activity added to its server time."""
     session = _session(conn, session_id)
     aus = _aus(conn, session_id)
     launched = any(r["launches"] for r in aus.values())
     fields = _results(course, aus, _satisfied_nodes(conn, session_id), launched)
     fields = {k: val for k, val in fields.items() if session.get(k) != val}
     fields["last_activity_at"] = now
+    if spent:
+        fields["server_time_seconds"] = session["server_time_seconds"] + spent
     _update_session(conn, session, fields, now)
+
+
+IDLE_SECONDS = 30 * 60  # a gap this long is not counted as time spent (as appliance.runtime's SCORM sessions)
+
+
+def _time_spent(session: dict[str, Any], now: float) -> float:
+    """The server time an AU's statement adds (the session's `server_time_seconds`, as for SCORM): the time
+    since the last sign of life (the AU's launch or its previous statement), a gap over IDLE_SECONDS not
+    counted. A launch is a sign of life, never time spent: nothing runs between one AU session and the next."""
+    last = session["last_activity_at"]
+    return 0.0 if last is None else min(max(0.0, now - last), IDLE_SECONDS)
 
 
 def _update_session(conn: apsw.Connection, session: dict[str, Any], fields: dict[str, Any], now: float) -> None:
@@ -714,6 +753,8 @@ def authenticate(inst: Instance, authorization: str | None) -> AuGrant | None:
         activity_id=au_row["activity_id"],
         actor=json.loads(reg["actor"]),
         ended=row["ended"],
+        preferences_read=row["preferences_read_at"] is not None,
+        inst=inst,
     )
 
 
@@ -748,7 +789,7 @@ def restrict(
         return
     if resource in ("agents/profile", "agents"):
         if reading and params.get("profileId") == v.LEARNER_PREFERENCES_PROFILE_ID:
-            _note_preferences_read(grant.au_session_id)
+            _note_preferences_read(grant)
         if "agent" in params:  # without one the LRS answers 400 itself (xAPI's rule, CATAPULT 11.0.0.0-1)
             _check_agent(grant, params.get("agent"))
         if params.get("profileId") == v.LEARNER_PREFERENCES_PROFILE_ID and method in ("PUT", "POST"):
@@ -759,17 +800,41 @@ def restrict(
     raise Denied(403, f"an AU session's token may not {method} {resource}")
 
 
-# AU sessions whose AU asked for cmi5LearnerPreferences (§11: before `initialized`, 11.0.0.0-3). Kept in
-# memory, newest last and bounded: an AU asks moments before it initializes, in the same process.
-_PREFERENCES_READ: dict[str, None] = {}
-MAX_PREFERENCES_READ = 100_000
+def _note_preferences_read(grant: AuGrant) -> None:
+    """Record that the AU asked for cmi5LearnerPreferences (§11: before `initialized`, 11.0.0.0-3) with its
+    AU session, once: a restart between the read and `initialized` must not refuse the AU."""
+    if grant.preferences_read or grant.inst is None:
+        return
+    now = grant.inst.clock.now()
+    db = grant.inst.tenant_db(grant.tenant.id)
+
+    def record(conn: apsw.Connection) -> None:
+        conn.execute(
+            "UPDATE cmi5_au_sessions SET preferences_read_at = ? WHERE id = ? AND preferences_read_at IS NULL",
+            (now, grant.au_session_id),
+        )
+
+    grant.preferences_read = True
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # called outside the LRS face's event loop (a job, a test)
+        db.write_sync(record)
+        return
+    # On the event loop (the LRS face authorizes there) a blocking write could wait on a lock an async
+    # flush holds until the loop runs again; queued instead, it is written before the AU's next write
+    # (the initialized it precedes), since the database runs async writes in the order they came.
+    task = loop.create_task(db.write(record))
+    _RECORDING.add(task)
+    task.add_done_callback(_recorded)
 
 
-def _note_preferences_read(au_session_id: str) -> None:
-    _PREFERENCES_READ.pop(au_session_id, None)
-    _PREFERENCES_READ[au_session_id] = None
-    while len(_PREFERENCES_READ) > MAX_PREFERENCES_READ:
-        del _PREFERENCES_READ[next(iter(_PREFERENCES_READ))]
+_RECORDING: set[asyncio.Task[None]] = set()  # the queued writes, referenced until done
+
+
+def _recorded(task: asyncio.Task[None]) -> None:
+    _RECORDING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("cmi5: recording a learner preferences read failed: %s", task.exception())
 
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
@@ -836,7 +901,7 @@ def store_statements(
     duration = 0.0
     for statement in statements:
         au_rules.check(statement, state, registration)
-        if not state.initialized and grant.au_session_id not in _PREFERENCES_READ:  # the check passed: initialized
+        if not state.initialized and row["preferences_read_at"] is None:  # the check passed: initialized
             raise au_rules.Rejected(
                 "11.0.0.0-3 (d2)", "the AU must ask for cmi5LearnerPreferences (the Agent Profile) before initialized"
             )
@@ -849,7 +914,13 @@ def store_statements(
             if verb == v.TERMINATED:
                 duration = _seconds(result.get("duration"))
     ids = insert(statements)
-    if (state, registration) == before:
+    spent = _time_spent(session, now)
+    if (state, registration) == before:  # a statement of the AU's own (or one that moved nothing): time only
+        conn.execute(
+            "UPDATE sessions SET server_time_seconds = server_time_seconds + ?, last_activity_at = ?, "
+            "updated_at = ?, version = version + 1 WHERE id = ?",
+            (spent, now, now, grant.session_id),
+        )
         return ids
     conn.execute(
         "UPDATE cmi5_au_sessions SET initialized = ?, verbs = ?, ended = ?, ended_at = ? WHERE id = ?",
@@ -879,7 +950,7 @@ def store_statements(
         ),
     )
     _write_satisfied(inst, conn, course, grant.session_id, grant.au_session_id, now)
-    _refresh(conn, course, grant.session_id, now)
+    _refresh(conn, course, grant.session_id, now, spent)
     return ids
 
 
@@ -913,17 +984,16 @@ def _abandon(
     row: dict[str, Any],
     now: float,
 ) -> None:
-    """`abandoned` (§9.3.6) for an AU session launched and never terminated, with its duration."""
+    """`abandoned` (§9.3.6) for an AU session launched and never terminated, with its duration (launch
+    to now). The AU reported no time (no `terminated`), so the AU's `time_seconds` (the session's
+    `total_time`, what the content reported, as for SCORM) is left as it was; the session's
+    `server_time_seconds` already holds the time up to the AU's last statement."""
     au = next(a for a in course.aus() if a.id == row["au_id"])
     au_row = _aus(conn, session["id"])[row["au_id"]]
     state = _au_state(reg, au_row, au, row["id"], row["launch_mode"])
     elapsed = max(0.0, now - row["launched_at"])
     _write_lms_statement(conn, state, v.ABANDONED, now, result={"duration": _iso(elapsed)})
     conn.execute("UPDATE cmi5_au_sessions SET ended = 'abandoned', ended_at = ? WHERE id = ?", (now, row["id"]))
-    conn.execute(
-        "UPDATE cmi5_aus SET time_seconds = time_seconds + ? WHERE session_id = ? AND au_id = ?",
-        (elapsed, session["id"], row["au_id"]),
-    )
 
 
 def abandon(inst: Instance, tenant: Tenant, session_id: str | None, au_session_id: str | None = None) -> dict[str, Any]:

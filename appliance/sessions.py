@@ -131,11 +131,19 @@ def get_session(
         return row, acts, cmi5_registrations.progress_json(conn, session_id)
 
     row, acts, cmi5 = inst.tenant_db(tenant.id).read_sync(read)
-    data = session_json(row, launch_url(inst, base_url, tenant.id, row) if row["status"] != "expired" else None)
-    if cmi5 is not None:
-        data["cmi5"] = cmi5
+    data = _with_cmi5(
+        session_json(row, launch_url(inst, base_url, tenant.id, row) if row["status"] != "expired" else None), cmi5
+    )
     if include_cmi:
         data["cmi"], data["activities"] = _cmi_view(row, acts)
+    return data
+
+
+def _with_cmi5(data: dict[str, Any], cmi5: dict[str, Any] | None) -> dict[str, Any]:
+    """A cmi5 registration's session object adds `cmi5` (appliance.cmi5_registrations.progress_json),
+    wherever a session is answered: create, resume, read, list, PATCH."""
+    if cmi5 is not None:
+        data["cmi5"] = cmi5
     return data
 
 
@@ -185,8 +193,13 @@ def list_sessions(
         where.append("(learner_id LIKE ? ESCAPE '\\' OR learner_name LIKE ? ESCAPE '\\')")
         args.extend((pattern, pattern))
     sql = f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?"
-    found = inst.tenant_db(tenant.id).read_sync(lambda c: rows(c, sql, (*args, page.limit + 1)))
-    return page_result(found, page, lambda r: session_json(r, None))
+
+    def read(conn: apsw.Connection) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        found = rows(conn, sql, (*args, page.limit + 1))
+        return found, cmi5_registrations.progress_of(conn, [r["id"] for r in found[: page.limit]])
+
+    found, cmi5 = inst.tenant_db(tenant.id).read_sync(read)
+    return page_result(found, page, lambda r: _with_cmi5(session_json(r, None), cmi5.get(r["id"])))
 
 
 # -- creating ----------------------------------------------------------------------------------------
@@ -255,7 +268,8 @@ def create_session(
         return session_row(conn, session_id), True
 
     row, created = db.write_sync(insert)
-    return session_json(row, launch_url(inst, base_url, tenant.id, row)), created
+    cmi5 = db.read_sync(lambda c: cmi5_registrations.progress_json(c, row["id"]))
+    return _with_cmi5(session_json(row, launch_url(inst, base_url, tenant.id, row)), cmi5), created
 
 
 # -- results -------------------------------------------------------------------------------------------
@@ -433,8 +447,8 @@ def patch_session(
         updated = session_row(conn, session_id)
         return refresh_results(conn, course, updated, now) if course else updated
 
-    updated = db.write_sync(update)
-    return session_json(updated, launch_url(inst, base_url, tenant.id, updated))
+    updated, cmi5 = db.write_sync(lambda c: (update(c), cmi5_registrations.progress_json(c, session_id)))
+    return _with_cmi5(session_json(updated, launch_url(inst, base_url, tenant.id, updated)), cmi5)
 
 
 def _parse_expiry(value: str, now: float) -> float:

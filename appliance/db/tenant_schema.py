@@ -697,3 +697,13 @@ def m017_cmi5_registrations(conn: apsw.Connection) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@tenant_migrations
+def m018_cmi5_preferences_read(conn: apsw.Connection) -> None:
+    """When an AU session's AU asked for cmi5LearnerPreferences (§11: before its `initialized`, 11.0.0.0-3).
+
+    Kept with the AU session rather than in a process's memory, so an appliance restarted (or another
+    worker) between the AU's read and its `initialized` still admits it.
+    """
+    conn.execute("ALTER TABLE cmi5_au_sessions ADD COLUMN preferences_read_at REAL")

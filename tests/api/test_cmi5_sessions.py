@@ -17,6 +17,7 @@ from appliance.clock import FixedClock
 from appliance.cmi5 import vocabulary as v
 from appliance.config import Config
 from appliance.instance import Instance
+from tests.api.conftest import make_api
 from tests.api.test_lrs_credentials import basic, issue
 from tests.api.test_packages import upload_ready
 from tests.conftest import TenantKey
@@ -254,6 +255,102 @@ def test_a_multi_au_course_new_launch_abandons_and_waive_satisfies(api: TestClie
     assert len(waived) == len(aus) - 1
     assert waived[0]["result"]["extensions"][cmi5_registrations.RESULT_EXT_REASON] == "Administrative"
     assert {"id": v.CATEGORY_MOVE_ON} in waived[0]["context"]["contextActivities"]["category"]
+
+
+@needs_examples
+def test_the_registration_s_time_as_a_scorm_session_s(api: TestClient, acme: TenantKey, clock: FixedClock) -> None:
+    """`total_time_seconds` is what the AUs reported (terminated's duration), `server_time_seconds` the
+    appliance's clock from each launch to the AU's last statement, a gap over 30 minutes not counted."""
+    _, session = start(api, acme, "masteryscore_framed.zip")
+    au = Au(api, launch(api, acme, session["id"])["cmi5"]["url"])
+    au.start()
+    clock.advance(10)
+    assert au.send(au.statement(v.INITIALIZED)).status_code == 200
+    clock.advance(20)
+    assert au.send(au.statement(v.COMPLETED, completion=True)).status_code == 200
+    clock.advance(7200)  # the learner went away: 30 minutes of it are counted, as for SCORM
+    assert au.send(au.statement(v.TERMINATED, duration="PT2H30S")).status_code == 200
+    shown = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert shown["server_time_seconds"] == 10 + 20 + cmi5_registrations.IDLE_SECONDS
+    assert shown["total_time_seconds"] == 7230.0 and shown["total_time"] == "PT2H30S"
+    assert shown["cmi5"]["aus"][0]["time_seconds"] == 7230.0
+    clock.advance(600)
+    second = Au(api, launch(api, acme, session["id"])["cmi5"]["url"])  # a launch adds no time of its own
+    second.start()
+    clock.advance(5)
+    assert second.send(second.statement(v.INITIALIZED)).status_code == 200
+    again = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert again["server_time_seconds"] == shown["server_time_seconds"] + 5
+    clock.advance(100)
+    launch(api, acme, session["id"])  # abandons the second AU session, which reported no time
+    last = api.get(f"/api/v1/sessions/{session['id']}", headers=acme.headers).json()
+    assert last["total_time_seconds"] == 7230.0 and last["cmi5"]["aus"][0]["time_seconds"] == 7230.0
+    assert last["server_time_seconds"] == again["server_time_seconds"]  # up to its last statement
+    registration = last["cmi5"]["registration"]
+    assert lms_statements(api, acme, registration, v.ABANDONED)[0]["result"]["duration"] == "PT105S"
+
+
+def test_every_answer_with_a_session_has_its_cmi5_block(api: TestClient, acme: TenantKey) -> None:
+    """create, resume, read, list and PATCH answer the same session object (docs/api.md, sessions)."""
+    from tests.api.test_sessions import create, package_12
+
+    package = upload_ready(api, acme, not_applicable_course())
+    created = api.post(
+        "/api/v1/sessions", json={"package_id": package["id"], "learner": {"id": "cy"}}, headers=acme.headers
+    )
+    assert created.status_code == 201 and created.json()["cmi5"]["aus"][0]["satisfied"] is True
+    block = created.json()["cmi5"]
+    resumed = api.post(
+        "/api/v1/sessions", json={"package_id": package["id"], "learner": {"id": "cy"}}, headers=acme.headers
+    )
+    assert resumed.status_code == 200 and resumed.json()["id"] == created.json()["id"]
+    assert resumed.json()["cmi5"] == block
+    shown = api.get(f"/api/v1/sessions/{created.json()['id']}", headers=acme.headers).json()
+    assert shown["cmi5"] == block
+    scorm = create(api, acme, upload_ready(api, acme, package_12())["id"]).json()
+    listed = {s["id"]: s for s in api.get("/api/v1/sessions", headers=acme.headers).json()["data"]}
+    assert listed[created.json()["id"]]["cmi5"] == block
+    assert "cmi5" not in listed[scorm["id"]]  # a SCORM session's object is unchanged
+    patched = api.patch(
+        f"/api/v1/sessions/{shown['id']}",
+        json={"version": shown["version"], "expires_at": "2099-01-01T00:00:00Z"},
+        headers=acme.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["cmi5"] == block and patched.json()["expires_at"].startswith("2099-01-01")
+    scorm_patched = api.patch(
+        f"/api/v1/sessions/{scorm['id']}",
+        json={"version": scorm["version"], "expires_at": "2099-01-01T00:00:00Z"},
+        headers=acme.headers,
+    )
+    assert scorm_patched.status_code == 200 and "cmi5" not in scorm_patched.json()
+
+
+def test_the_idle_gap_is_the_scorm_runtime_s() -> None:
+    from appliance import runtime
+
+    assert cmi5_registrations.IDLE_SECONDS == runtime.IDLE_SECONDS
+
+
+@needs_examples
+def test_the_learner_preferences_read_survives_a_restart(config: Config, clock: FixedClock, acme: TenantKey) -> None:
+    """11.0.0.0-3 (initialized only after the AU asked for cmi5LearnerPreferences) across a restart."""
+    with make_api(config, clock) as api:
+        _, session = start(api, acme, "masteryscore_framed.zip")
+        au = Au(api, launch(api, acme, session["id"])["cmi5"]["url"])
+        au.start()  # asks for cmi5LearnerPreferences
+    inst = Instance(config, clock)
+    try:
+        recorded = inst.tenant_db(acme.tenant_id).read_sync(
+            lambda c: [r[0] for r in c.execute("SELECT preferences_read_at FROM cmi5_au_sessions")]
+        )
+    finally:
+        inst.close()
+    assert recorded == [clock.now()]
+    with make_api(config, clock) as restarted:
+        au.api = restarted
+        answer = au.send(au.statement(v.INITIALIZED))
+        assert answer.status_code == 200, answer.text
 
 
 def not_applicable_course() -> bytes:
