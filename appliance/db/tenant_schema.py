@@ -707,3 +707,10 @@ def m018_cmi5_preferences_read(conn: apsw.Connection) -> None:
     worker) between the AU's read and its `initialized` still admits it.
     """
     conn.execute("ALTER TABLE cmi5_au_sessions ADD COLUMN preferences_read_at REAL")
+
+
+@tenant_migrations
+def m019_lti_memberships(conn: apsw.Connection) -> None:
+    """A launch's Names and Roles memberships URL (appliance.lti.nrps): the platform's
+    `context_memberships_url` from the id_token's NRPS claim, what the members route reads."""
+    conn.execute("ALTER TABLE lti_launches ADD COLUMN memberships_url TEXT")
