@@ -19,6 +19,10 @@ Survey of the SQLite-specific SQL the services send (appliance/*.py, 2026-12) an
 - `a IS b` / `a IS NOT b` between values (lti/ags) -> `IS [NOT] DISTINCT FROM` (beside json_extract the
   other side is cast to text).
 - `WHERE 1` (webhooks' first page) -> `WHERE true`; `LIMIT -1` -> `LIMIT ALL`; `==` -> `=`.
+- An integer column standing as a condition (`CASE WHEN active_pinned`, packages) -> `(col <> 0)`;
+  a sum of a condition (`sum(status = 'passed')`, dispatch) -> `sum((…)::int)`.
+- `CROSS JOIN t ON …` (lrs/statements: SQLite keeps that join order) -> `JOIN t ON …`; a subquery in
+  FROM without a name (analytics) gets one (PostgreSQL 15 requires it).
 - `CAST(x AS INTEGER)` (analytics' days) -> `CAST(trunc(x) AS bigint)` (SQLite truncates, PG rounds).
 - NULL ordering: SQLite sorts NULLs first ascending; every ORDER BY term that can be NULL gets
   `NULLS FIRST` (ASC) / `NULLS LAST` (DESC); the schema's indexes are built the same way.
@@ -41,4 +45,6 @@ Survey of the SQLite-specific SQL the services send (appliance/*.py, 2026-12) an
 
 Modules: catalog (the SQLite schemas as data), schema (the PG DDL with RLS, roles), translate (the
 SQL), adapter (the apsw-shaped connection, the Database-shaped object and the pool).
+tests/storage/postgres/test_service_sql.py prepares every constant statement of the services on
+PostgreSQL, so this survey is checked, not only written.
 """

@@ -38,6 +38,10 @@ _CAST_TYPES = {"INTEGER": "bigint", "INT": "bigint", "REAL": "double precision",
 _ORDER_END = {"LIMIT", "OFFSET", "FOR", "WINDOW", "UNION", "EXCEPT", "INTERSECT", ")", ";"}
 _IS_RIGHT_END = {"AND", "OR", ")", ",", ";", "THEN", "ELSE", "END", "WHEN", "ORDER", "GROUP", "LIMIT", "HAVING", "IS"}
 _IS_RIGHT_END |= {"=", "==", "<>", "!=", "<", ">", "<=", ">=", "IN", "LIKE", "BETWEEN"}
+_AGGREGATES = {"sum", "total", "avg", "max", "min"}
+_COMPARISONS = {"=", "==", "<>", "!=", "<", ">", "<=", ">=", "IN", "IS", "LIKE", "BETWEEN", "AND", "OR", "NOT"}
+_NOT_ALIAS = {"WHERE", "GROUP", "ORDER", "LIMIT", "JOIN", "LEFT", "INNER", "CROSS", "ON", "UNION", "HAVING",
+              "WINDOW", "OFFSET", "EXCEPT", "INTERSECT", ")", ",", ";", None}  # fmt: skip
 _BOOL_BEFORE = {"WHERE", "AND", "OR", "ON", "HAVING", "WHEN"}
 _BOOL_AFTER = {"ORDER", "GROUP", "LIMIT", "AND", "OR", "HAVING", "THEN", ")", ";", None}
 
@@ -91,7 +95,7 @@ class _Tokens:
         self.texts[self.sig[p]] = text
 
     def get(self, p: int) -> str:
-        return self.texts[self.sig[p]]
+        return self.texts[self.sig[p]] if 0 <= p < len(self.sig) else ""
 
     def args(self, open_p: int) -> list[tuple[int, int]]:
         """The top-level arguments of the call whose "(" is at `open_p`, as (first, last) positions."""
@@ -231,6 +235,26 @@ def _json_path(literal: str) -> str:
     return "'{" + ",".join(a or b for a, b in parts) + "}'"
 
 
+def _is_condition(t: _Tokens, first: int, last: int) -> bool:
+    """Whether the expression from `first` to `last` is a comparison (boolean on PostgreSQL)."""
+    p = first
+    while p <= last:
+        if t.word(p) == "(":
+            p = t.match[p] + 1
+            continue
+        if t.word(p) in _COMPARISONS:
+            return True
+        p += 1
+    return False
+
+
+def _cross_join_on(t: _Tokens) -> None:
+    """SQLite's `CROSS JOIN t ON …` (a join order the planner keeps) is a plain JOIN … ON on PostgreSQL."""
+    for p in range(len(t.sig) - 1):
+        if t.word(p) == "CROSS" and t.word(p + 1) == "JOIN" and "ON" in (t.word(p + 3), t.word(p + 4)):
+            t.set(p, "")
+
+
 def _functions(t: _Tokens) -> None:
     """max/min of several values, total, ifnull, json_extract and CAST as PostgreSQL spells them."""
     for p in range(len(t.sig) - 1):
@@ -241,6 +265,9 @@ def _functions(t: _Tokens) -> None:
             raise Untranslatable(f"SQLite's {name}() is not translated for PostgreSQL")
         args = t.args(p + 1)
         close = t.match[p + 1]
+        if name in _AGGREGATES and len(args) == 1 and _is_condition(t, *args[0]):
+            t.set(args[0][0], "(" + t.get(args[0][0]))  # sum(status = 'passed'): SQLite adds its 0/1
+            t.set(args[0][1], t.get(args[0][1]) + ")::int")
         if name in ("max", "min") and len(args) > 1:
             t.set(p, "GREATEST" if name == "max" else "LEAST")
         elif name == "total":
@@ -303,6 +330,35 @@ def _truthiness(t: _Tokens, catalog: Catalog) -> None:
             t.set(last, t.get(last) + " <> 0)")
 
 
+def _subquery_aliases(t: _Tokens) -> None:
+    """A subquery in FROM or JOIN needs a name on PostgreSQL 15 (SQLite does without)."""
+    n = 0
+    for p in range(len(t.sig)):
+        if t.word(p) == "(" and t.word(p - 1) in ("FROM", "JOIN", ",") and t.word(p + 1) in ("SELECT", "WITH"):
+            close = t.match[p]
+            if t.word(p - 1) == "," and not _in_from(t, p):
+                continue
+            if t.word(close + 1) in _NOT_ALIAS:
+                n += 1
+                t.set(close, f") AS _subquery{n}")
+
+
+def _in_from(t: _Tokens, p: int) -> bool:
+    """Whether position `p` is in a FROM list (a comma there separates tables, not select items)."""
+    q = p - 1
+    while q >= 0:
+        w = t.word(q)
+        if w == ")":
+            q = t.match[q] - 1
+            continue
+        if w in ("FROM", "JOIN"):
+            return True
+        if w in ("SELECT", "(", "WHERE", "SET", "VALUES", "BY"):
+            return False
+        q -= 1
+    return False
+
+
 def _order_by(t: _Tokens, catalog: Catalog) -> None:
     """SQLite sorts NULL first ascending (last descending), PostgreSQL the other way: say so on each
     ORDER BY term that can be NULL. A term that is a column NOT NULL in every table is left as it is, so
@@ -358,6 +414,8 @@ def translate(sql: str, catalog: Catalog) -> Translated:
     _functions(t)
     _literals(t)
     _truthiness(t, catalog)
+    _subquery_aliases(t)
+    _cross_join_on(t)
     _order_by(t, catalog)
     named = _placeholders(t)
     return Translated(t.text(), named)

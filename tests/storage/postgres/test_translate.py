@@ -245,3 +245,23 @@ def test_like_ignores_ascii_case_and_integers_stand_as_conditions(both: Both) ->
         return [*like, *pinned]
 
     assert same(both, fn) == [("p1",), ("p2", 2), ("p3", 2)]  # "ÄDA": SQLite folds ASCII letters only
+
+
+def test_sums_of_conditions_cross_join_on_and_unnamed_subqueries(both: Both) -> None:
+    def fn(c) -> list[tuple]:
+        c.executemany(
+            "INSERT INTO sessions (id, package_id, package_version, learner_id, status, created_at, updated_at, "
+            "expires_at) VALUES (?, 'p', 1, ?, ?, 0, 0, 0)",
+            [("s1", "a", "passed"), ("s2", "b", "failed"), ("s3", "a", "incomplete")],
+        )
+        c.execute("INSERT INTO session_completions (session_id, package_id, completed_at) VALUES ('s1', 'p', 5)")
+        sums = c.execute(
+            "SELECT count(*), sum(status IN ('passed', 'failed')), total(status = 'passed') FROM sessions"
+        ).fetchall()
+        joined = c.execute(
+            "SELECT s.id, k.completed_at FROM session_completions k CROSS JOIN sessions s ON s.id = k.session_id"
+        ).fetchall()
+        sub = c.execute("SELECT count(*) FROM (SELECT learner_id FROM sessions GROUP BY learner_id)").fetchall()
+        return [*sums, *joined, *sub]
+
+    assert same(both, fn) == [(3, 2, 1.0), ("s1", 5.0), (2,)]
