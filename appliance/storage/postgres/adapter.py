@@ -159,10 +159,15 @@ class PgDatabase:
         self._local = threading.local()  # the connection of the write (or read) this thread is inside
 
     def _begin(self, raw: psycopg.Connection, *, write: bool, local: bool = True) -> None:
-        if self.tenant_id is not None:
+        """Set the tenant (for this transaction only when `local`) and, for a write, take the tenant's lock:
+        one writer per tenant across every worker, as SQLite has one per file. One round trip."""
+        if write:
+            raw.execute(
+                "SELECT set_config(%s, %s, %s), pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (SETTING, self.tenant_id or "", local, self.tenant_id or ""),
+            )
+        elif self.tenant_id is not None:
             raw.execute("SELECT set_config(%s, %s, %s)", (SETTING, self.tenant_id, local))
-        if write:  # one writer per tenant across every worker, as SQLite has one per file
-            raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.tenant_id or "",))
 
     def write_sync(self, fn: Callable[[PgConnection], T], *, transaction: bool = True, durable: bool = False) -> T:
         """Run `fn(conn)` in one transaction with the tenant set and its write lock held; `fn` raising rolls
