@@ -5,8 +5,9 @@ No registry this machine can use offers MinIO, so the object-store tests talk to
 requests, multipart uploads, ranged GETs, presigned URLs. It runs as a subprocess (not moto's
 in-process mock), so nothing in the client is patched.
 
-Use the `moto_s3` fixture (one server per test session) and give each test a bucket of its own
-(`MotoS3.new_bucket`), so tests never see each other's objects. `MotoS3.reset()` empties the server.
+Use the `moto_s3` fixture (one server per test session) and `s3_bucket` (a bucket of the test's own,
+dropped after it), so tests never see each other's objects and the server's memory stays small.
+Import both into the conftest that needs them.
 """
 
 from __future__ import annotations
@@ -110,9 +111,16 @@ class MotoS3:
         self.client().create_bucket(Bucket=name)
         return name
 
-    def reset(self) -> None:
-        """Forget every bucket and object."""
-        httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=10.0).raise_for_status()
+    def drop_bucket(self, name: str) -> None:
+        """Delete a bucket with everything in it (moto keeps objects in memory: tests give it back)."""
+        client = self.client()
+        for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if objects:
+                client.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+        client.delete_bucket(Bucket=name)
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +131,11 @@ def moto_s3() -> Iterator[MotoS3]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: MotoS3) -> Iterator[str]:
+    """A fresh bucket on the session's server for one test, dropped (with its objects) after it."""
+    name = moto_s3.new_bucket()
+    yield name
+    moto_s3.drop_bucket(name)

@@ -35,6 +35,7 @@ __all__ = [
     "check_folder",
     "check_path",
     "check_tenant_id",
+    "tenant_folder_key",
     "tenant_key",
 ]
 

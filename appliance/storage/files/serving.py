@@ -28,6 +28,7 @@ from pathlib import PurePosixPath
 from appliance.content import media_type_of, parse_range
 from appliance.errors import NotFound
 from appliance.storage.files.base import FileMissing, FileStat, FileStore, check_path
+from appliance.storage.files.config import FilesConfig, S3FilesConfig
 
 CACHE_CONTROL = "private, max-age=3600"
 REDIRECT_TYPES = ("image/", "audio/", "video/")
@@ -39,6 +40,13 @@ class RedirectPolicy:
 
     expires_seconds: int = 60
     min_bytes: int = 1024 * 1024
+
+
+def redirect_policy(config: FilesConfig) -> RedirectPolicy | None:
+    """The redirect policy the `files` settings ask for (None: stream everything, as a local store does)."""
+    if isinstance(config, S3FilesConfig) and config.serve == "redirect":
+        return RedirectPolicy(expires_seconds=config.signed_url_seconds, min_bytes=config.redirect_min_bytes)
+    return None
 
 
 @dataclass(frozen=True)

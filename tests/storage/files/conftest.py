@@ -10,7 +10,7 @@ import pytest
 from appliance.storage.files.base import FileStore
 from appliance.storage.files.config import LocalFilesConfig, S3FilesConfig, open_file_store
 from appliance.storage.files.s3 import S3FileStore
-from tests.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3, moto_s3  # noqa: F401 (fixture)
+from tests.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3, moto_s3, s3_bucket  # noqa: F401 (fixtures)
 
 
 def s3_config(server: MotoS3, bucket: str, prefix: str = "deployment/", **extra: object) -> S3FilesConfig:
@@ -34,12 +34,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStore]
         yield open_file_store(LocalFilesConfig(root=tmp_path / "data"))
         return
     server: MotoS3 = request.getfixturevalue("moto_s3")
-    yield open_file_store(s3_config(server, server.new_bucket()))
+    yield open_file_store(s3_config(server, request.getfixturevalue("s3_bucket")))
 
 
 @pytest.fixture
-def s3_store(moto_s3: MotoS3) -> S3FileStore:  # noqa: F811 (the fixture above, by name)
+def s3_store(moto_s3: MotoS3, s3_bucket: str) -> S3FileStore:  # noqa: F811 (the fixtures above, by name)
     """An S3FileStore alone, for what only an object store has (multipart uploads, presigned URLs)."""
-    store = open_file_store(s3_config(moto_s3, moto_s3.new_bucket()))
+    store = open_file_store(s3_config(moto_s3, s3_bucket))
     assert isinstance(store, S3FileStore)
     return store

@@ -88,8 +88,8 @@ def test_bad_settings_name_the_setting(values: dict[str, str], message: str) -> 
         parse_files(values, data_dir=DATA)
 
 
-def test_the_parsed_config_reaches_a_real_server(moto_s3: MotoS3) -> None:
-    bucket = moto_s3.new_bucket()
+def test_the_parsed_config_reaches_a_real_server(moto_s3: MotoS3, s3_bucket: str) -> None:
+    bucket = s3_bucket
     values = files_settings(
         {"files": f"s3://{bucket}/deploy?endpoint={moto_s3.endpoint_url}"},
         {"SCORM_APPLIANCE_FILES_ACCESS_KEY_ID": "k", "SCORM_APPLIANCE_FILES_SECRET_ACCESS_KEY": "s"},

@@ -18,6 +18,7 @@ from appliance.content import resolve
 from appliance.datadir import DataDir
 from appliance.errors import NotFound
 from appliance.storage.files.base import FileStore
+from appliance.storage.files.config import parse_files
 from appliance.storage.files.local import LocalFileStore
 from appliance.storage.files.s3 import S3FileStore
 from appliance.storage.files.serving import (
@@ -25,6 +26,7 @@ from appliance.storage.files.serving import (
     RedirectPolicy,
     answer_content,
     find_version_file,
+    redirect_policy,
     stream_chunks,
     version_folder,
 )
@@ -163,3 +165,13 @@ def test_large_media_can_be_redirected_to_a_signed_url(tmp_path: Path, s3_store:
     local = LocalFileStore(tmp_path / "data")
     publish(local)
     assert through_store(local, "media/clip.mp4", {}, policy)[0].status == 200  # type: ignore[index]
+
+
+def test_the_redirect_policy_comes_from_the_files_settings() -> None:
+    data = Path("/srv/data")
+    assert redirect_policy(parse_files({}, data_dir=data)) is None
+    assert redirect_policy(parse_files({"files": "s3://bucket"}, data_dir=data)) is None
+    chosen = {"files": "s3://bucket", "files_serve": "redirect", "files_signed_url_seconds": "45"}
+    assert redirect_policy(parse_files(chosen, data_dir=data)) == RedirectPolicy(
+        expires_seconds=45, min_bytes=1024 * 1024
+    )
