@@ -11,6 +11,9 @@ It has its own RSA keys and serves, from a thread (`LtiPlatform.start`):
   tool's JWKS before it issues a bearer token;
 - `/lineitems` (GET by `resource_link_id`, POST to create) and `/lineitems/{n}/scores`: AGS, recording
   every line item and score it receives (only with a token it issued, and the right media types);
+- `/memberships?page=n`: Names and Roles 2.0, the course's members `members_page` at a time, each page
+  pointing at the next by a `Link: <...>; rel="next"` header (only with a token it issued for the
+  membership scope, and the membership container media type asked for);
 - `/deep-link-return`: verifies the tool's signed LtiDeepLinkingResponse (signature against the tool's
   JWKS, iss, aud, deployment, message type, version) and records its content items as new links.
 
@@ -38,10 +41,13 @@ from jwt.algorithms import RSAAlgorithm
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 SCOPES = [
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
     "https://purl.imsglobal.org/spec/lti-ags/scope/score",
 ]
+MEMBERSHIP_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+MEMBERSHIP_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 
@@ -83,6 +89,14 @@ class LtiPlatform:
         self.deep_link_errors: list[str] = []
         self.leeway = 900  # seconds of clock difference allowed (the route tests move the tool's clock on)
         self.fail_scores = 0  # answer this many score posts with 503 (the tool must retry)
+        self.nrps = True  # offer Names and Roles in resource link launches
+        self.members: list[dict[str, Any]] = [
+            {"user_id": f"user-{n}", "name": f"Member {n}", "email": f"member{n}@example.org", "roles": [LEARNER]}
+            for n in range(1, 6)
+        ] + [{"user_id": "teacher-1", "name": "Grace Hopper", "roles": [INSTRUCTOR], "status": "Active"}]
+        self.members_page = 2
+        self.next_base = ""  # where the next page links point (empty: this platform)
+        self.membership_requests: list[dict[str, str]] = []
         self.tool_keys: Callable[[], dict[str, Any]] | None = None  # the tool's JWKS without HTTP (route tests)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -163,6 +177,8 @@ class LtiPlatform:
             claims[LTI + "resource_link"] = {"id": message.link_id, "title": "A course"}
             claims[LTI + "custom"] = message.custom
             claims[AGS] = {"scope": SCOPES, "lineitems": f"{self.internal}/lineitems"}
+            if self.nrps:
+                claims[NRPS] = {"context_memberships_url": f"{self.internal}/memberships", "service_versions": ["2.0"]}
         else:
             claims[LTI + "target_link_uri"] = self.tool_launch
             claims[DL + "deep_linking_settings"] = {
@@ -248,6 +264,8 @@ def _handler(platform: LtiPlatform) -> type[BaseHTTPRequestHandler]:
                 self._send(200, page, "text/html")
             elif url.path == "/auth":
                 self._auth(query)
+            elif url.path == "/memberships":
+                self._memberships(query)
             elif url.path == "/lineitems":
                 if self._bearer() is None:
                     return self._json(401, {"error": "no token"})
@@ -321,12 +339,33 @@ def _handler(platform: LtiPlatform) -> type[BaseHTTPRequestHandler]:
                 or not claims.get("jti")
             ):
                 return self._json(401, {"error": "invalid_client"})
-            scopes = [s for s in form.get("scope", "").split() if s in SCOPES]
+            scopes = [s for s in form.get("scope", "").split() if s in (*SCOPES, MEMBERSHIP_SCOPE)]
             token = secrets.token_urlsafe(16)
             platform.tokens[token] = scopes
             self._json(
                 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": " ".join(scopes)}
             )
+            return None
+
+        def _memberships(self, query: dict[str, str]) -> None:
+            scopes = self._bearer()
+            platform.membership_requests.append({**query, "accept": self.headers.get("accept", "")})
+            if scopes is None or MEMBERSHIP_SCOPE not in scopes:
+                return self._json(401, {"error": "no membership scope"})
+            if self.headers.get("accept") != MEMBERSHIP_TYPE:
+                return self._json(406, {"error": "media type"})
+            page, size = int(query.get("page", "1")), platform.members_page
+            members = platform.members[(page - 1) * size : page * size]
+            headers = {}
+            if page * size < len(platform.members):
+                base = platform.next_base or platform.internal
+                headers["link"] = f'<{base}/memberships?page={page + 1}>; rel="next"'
+            body = {
+                "id": f"{platform.internal}/memberships",
+                "context": {"id": "course-101", "label": "GOLF101", "title": "Golf 101"},
+                "members": members,
+            }
+            self._send(200, json.dumps(body), MEMBERSHIP_TYPE, headers)
             return None
 
         def _create_lineitem(self) -> None:

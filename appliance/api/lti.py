@@ -10,7 +10,7 @@ third-party cookies are blocked. The pages may be framed by the `frame_ancestors
 player.
 
 Admin (`/api/v1/lti/...`): registrations (CRUD), the tool's URLs to paste into a platform, the signing
-keys and their rotation.
+keys and their rotation, and a resource link's context members (Names and Roles, appliance.lti.nrps).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from appliance.api.middleware import _framing
 from appliance.errors import ApplianceError, ValidationFailed
 from appliance.instance import Instance
 from appliance.lti import claims as c
-from appliance.lti import deep_linking, keys, launch, registrations
+from appliance.lti import deep_linking, keys, launch, nrps, registrations
 from appliance.lti.deep_linking import Page
 from appliance.roles import ADMINS
 
@@ -239,6 +239,17 @@ class LtiAdminController(Controller):
     def remove(self, principal: PrincipalDep, inst: InstanceDep, registration_id: FromPath[str]) -> None:
         """Its launches stop; their sessions stay."""
         registrations.delete_registration(inst, principal.tenant.id, registration_id)
+
+    @get(
+        "/registrations/{registration_id:str}/links/{link_id:str}/members",
+        sync_to_thread=True,
+        summary="A resource link's context members (Names and Roles)",
+    )
+    def members(
+        self, principal: PrincipalDep, inst: InstanceDep, registration_id: FromPath[str], link_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """The platform's membership of the link's context, every page read (docs/lti.md, "Names and Roles")."""
+        return nrps.link_members(inst, principal.tenant.id, registration_id, link_id)
 
     @get("/keys", sync_to_thread=True, summary="The tool's signing keys")
     def keys_(self, principal: PrincipalDep, inst: InstanceDep) -> dict[str, Any]:

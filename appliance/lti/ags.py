@@ -219,7 +219,12 @@ AGS_SCOPES = (c.SCOPE_LINEITEM, c.SCOPE_SCORE, c.SCOPE_LINEITEM_READONLY)
 
 def access_token(inst: Instance, tenant_id: str, reg: Registration, granted: list[str]) -> str:
     """An OAuth 2 access token for the AGS scopes the launch granted, cached until shortly before it expires."""
-    wanted = [s for s in AGS_SCOPES if s in granted] or [c.SCOPE_SCORE]
+    return service_token(inst, tenant_id, reg, [s for s in AGS_SCOPES if s in granted] or [c.SCOPE_SCORE])
+
+
+def service_token(inst: Instance, tenant_id: str, reg: Registration, wanted: list[str]) -> str:
+    """An access token of the platform for `wanted` scopes (AGS, or Names and Roles: appliance.lti.nrps),
+    cached per registration and scopes until shortly before it expires."""
     key, now = (tenant_id, reg.id, " ".join(wanted)), inst.clock.now()
     with _tokens_lock:
         cached = _tokens.get(key)

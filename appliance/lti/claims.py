@@ -1,4 +1,4 @@
-"""The LTI 1.3 claim names and message constants (1EdTech LTI Core 1.3, Deep Linking 2.0, AGS 2.0)."""
+"""The LTI 1.3 claim names and message constants (1EdTech LTI Core 1.3, Deep Linking 2.0, AGS 2.0, NRPS 2.0)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ DL_CONTENT_ITEMS = DL + "content_items"
 DL_DATA = DL + "data"
 DL_MSG = DL + "msg"
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 
 LTI_VERSION = "1.3.0"
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
@@ -26,5 +27,6 @@ DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
 SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+SCOPE_MEMBERSHIPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 
 PACKAGE_PARAMETER = "package_id"  # the custom parameter naming the package a link launches

@@ -370,11 +370,14 @@ def _record_launch(
     session_id: str,
     package_id: str,
 ) -> None:
-    """Link the session to the platform's resource link, with its AGS endpoint (appliance.lti.ags)."""
+    """Link the session to the platform's resource link, with its AGS endpoint (appliance.lti.ags) and its
+    Names and Roles memberships URL (appliance.lti.nrps)."""
     ags = claims.get(c.AGS_ENDPOINT) if isinstance(claims.get(c.AGS_ENDPOINT), dict) else {}
     context = claims.get(c.CONTEXT) if isinstance(claims.get(c.CONTEXT), dict) else {}
     scopes = [s for s in ags.get("scope", []) if isinstance(s, str)] if isinstance(ags.get("scope"), list) else []
     now = inst.clock.now()
+
+    memberships = memberships_url(claims)
 
     def upsert(conn: apsw.Connection) -> None:
         existing = one(
@@ -382,18 +385,18 @@ def _record_launch(
             "SELECT id FROM lti_launches WHERE registration_id = ? AND resource_link_id = ? AND session_id = ?",
             (reg.id, link_id, session_id),
         )
-        values = (ags.get("lineitem"), ags.get("lineitems"), json.dumps(scopes), context.get("id"), now)
+        values = (ags.get("lineitem"), ags.get("lineitems"), json.dumps(scopes), context.get("id"), memberships, now)
         if existing is not None:
             conn.execute(
                 "UPDATE lti_launches SET lineitem_url = COALESCE(?, lineitem_url), lineitems_url = ?, ags_scopes = ?, "
-                "context_id = ?, updated_at = ? WHERE id = ?",
+                "context_id = ?, memberships_url = ?, updated_at = ? WHERE id = ?",
                 (*values, existing["id"]),
             )
             return
         conn.execute(
             "INSERT INTO lti_launches (id, registration_id, deployment_id, resource_link_id, sub, session_id, package_id, "
-            "lineitem_url, lineitems_url, ags_scopes, context_id, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "lineitem_url, lineitems_url, ags_scopes, context_id, memberships_url, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new_id("ltl"),
                 reg.id,
@@ -402,13 +405,24 @@ def _record_launch(
                 str(claims["sub"]),
                 session_id,
                 package_id,
-                *values[:4],
+                *values[:5],
                 now,
                 now,
             ),
         )
 
     inst.tenant_db(tenant_id).write_sync(upsert)
+
+
+def memberships_url(claims: dict[str, Any]) -> str | None:
+    """The launch's `context_memberships_url`, when it offers NRPS 2.0 (a missing version list is 2.0)."""
+    claim = claims.get(c.NRPS)
+    if not isinstance(claim, dict) or not isinstance(claim.get("context_memberships_url"), str):
+        return None
+    versions = claim.get("service_versions")
+    if isinstance(versions, list) and "2.0" not in versions:
+        return None
+    return str(claim["context_memberships_url"]) or None
 
 
 def is_teacher(claims: dict[str, Any]) -> bool:

@@ -329,3 +329,48 @@ def test_a_cmi5_course_launches_as_a_registration_and_its_grade_is_posted(
         "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-5")}, headers=acme.headers
     ).json()["data"]
     assert len({s["cmi5"]["registration"] for s in again}) == 2
+
+
+def test_names_and_roles_lists_a_links_context_members_page_by_page(
+    api: TestClient, acme: TenantKey, clock: FixedClock, platform: LtiPlatform, config: Config
+) -> None:
+    """NRPS 2.0: the members of the link's context, read with the membership scope's token and every
+    page of the platform followed by its Link header; each with its appliance learner id."""
+    reg = register(api, acme, platform)
+    package = upload_ready(api, acme, package_12())
+    message = Message("LtiResourceLinkRequest", "user-1", link_id="link-m", custom={"package_id": package["id"]})
+    launch(api, platform, message, clock)
+    members_url = f"{API}/registrations/{reg['id']}/links/link-m/members"
+
+    answer = api.get(members_url, headers=acme.headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["context"] == {"id": "course-101", "label": "GOLF101", "title": "Golf 101"}
+    assert [m["user_id"] for m in body["data"]] == [m["user_id"] for m in platform.members]  # 6 members, 3 pages
+    assert (body["pages"], body["truncated"], body["next_cursor"]) == (3, False, None)
+    first = body["data"][0]
+    assert first["learner_id"] == learner_id(platform.issuer, "user-1") and first["status"] == "Active"
+    assert first["email"] == "member1@example.org" and first["roles"] == platform.members[0]["roles"]
+    assert [r.get("page") for r in platform.membership_requests] == [None, "2", "3"]
+    assert {r["accept"] for r in platform.membership_requests} == {
+        "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+    }
+    assert any(
+        "contextmembership.readonly" in r["scope"] and "lti-ags" not in r["scope"] for r in platform.token_requests
+    )
+
+    # A second read uses the cached token; a next page on another origin is not followed (the token stays).
+    tokens = len(platform.token_requests)
+    platform.next_base = "http://127.0.0.2:9"
+    refused = assert_error(api.get(members_url, headers=acme.headers), 500, "INTERNAL_ERROR")
+    assert refused["details"]["reason"] == "next_origin" and len(platform.token_requests) == tokens
+    platform.next_base = ""
+
+    # An unknown link, another tenant, a link launched without the service.
+    assert_error(api.get(f"{API}/registrations/{reg['id']}/links/nope/members", headers=acme.headers), 404, "NOT_FOUND")
+    other = make_tenant_key(config, "Globex-nrps")
+    assert_error(api.get(members_url, headers=other.headers), 404, "NOT_FOUND")
+    platform.nrps = False
+    launch(api, platform, Message("LtiResourceLinkRequest", "user-2", link_id="link-x", custom=message.custom), clock)
+    plain = api.get(f"{API}/registrations/{reg['id']}/links/link-x/members", headers=acme.headers)
+    assert assert_error(plain, 422, "VALIDATION_ERROR")["details"]["reason"] == "no_nrps"
