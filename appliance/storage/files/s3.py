@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from appliance.errors import ApplianceError
 from appliance.storage.files.base import (
@@ -122,7 +122,10 @@ class _S3Writer(FileWriter):
         self._done = True
         self._buffer = bytearray()
         if self._upload_id is not None:
-            with contextlib.suppress(ClientError):  # NoSuchUpload: already aborted or completed
+            # Best effort: NoSuchUpload (already aborted or completed), or the store unreachable, must
+            # not hide why the upload failed. Parts left behind are aborted by the next delete of the
+            # folder, or by the bucket's AbortIncompleteMultipartUpload lifecycle rule.
+            with contextlib.suppress(ClientError, BotoCoreError):
                 self._store.client.abort_multipart_upload(
                     Bucket=self._store.bucket, Key=self._key, UploadId=self._upload_id
                 )

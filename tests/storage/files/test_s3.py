@@ -117,3 +117,36 @@ def test_the_presigned_url_serves_ranges_and_etags(s3_store: S3FileStore) -> Non
         assert http.get(url, headers={"If-None-Match": stored.etag}).status_code == 304
         unsigned = url.split("?", 1)[0]
         assert http.get(unsigned).status_code == 403  # the bucket is private: only the signature opens it
+
+
+def test_presigned_urls_of_awkward_names(s3_store: S3FileStore) -> None:
+    for path in ("media/été clip+1 %20.mp4", "media/a&b=c?d#e.mp3", "media/日本語.png"):
+        s3_store.put(TEN_A, path, iter([path.encode()]), max_bytes=100)
+        url = s3_store.signed_url(TEN_A, path, expires_seconds=30)
+        assert url is not None
+        fetched = httpx.get(url, timeout=10.0)
+        assert (fetched.status_code, fetched.content) == (200, path.encode()), path
+
+
+def test_a_failing_abort_does_not_hide_why_the_upload_failed(
+    s3_store: S3FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(**kwargs: object) -> None:
+        raise EndpointConnectionError(endpoint_url=s3_store.config.endpoint_url or "")
+
+    real_abort = s3_store.client.abort_multipart_upload
+    monkeypatch.setattr(s3_store.client, "abort_multipart_upload", unreachable)
+
+    def broken() -> Iterator[bytes]:
+        yield from chunks_of(pattern(PART_BYTES + 5), 1 * MiB)
+        raise ConnectionResetError("client gone")
+
+    with pytest.raises(ConnectionResetError):
+        s3_store.put(TEN_A, "uploads/x.zip", broken(), max_bytes=64 * MiB)
+    monkeypatch.setattr(s3_store.client, "abort_multipart_upload", real_abort)
+    assert keys(s3_store) == []
+    assert len(unfinished_uploads(s3_store)) == 1  # left for the folder delete or the bucket's lifecycle rule
+    assert s3_store.delete_folder(TEN_A, "uploads") == Deleted(0, 0)
+    assert unfinished_uploads(s3_store) == []
