@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import apsw
 import psycopg
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
 from appliance.storage.postgres.catalog import Catalog, registry_catalog, tenant_catalog
@@ -157,17 +158,19 @@ class PgDatabase:
         self.catalog = catalog
         self.tenant_id = tenant_id
         self._local = threading.local()  # the connection of the write (or read) this thread is inside
+        self._open_write, self._open_read = self._opening(True), self._opening(False)
 
-    def _begin(self, raw: psycopg.Connection, *, write: bool, local: bool = True) -> None:
-        """Set the tenant (for this transaction only when `local`) and, for a write, take the tenant's lock:
-        one writer per tenant across every worker, as SQLite has one per file. One round trip."""
+    def _opening(self, write: bool) -> bytes:
+        """The statements that open a transaction, sent in one round trip: BEGIN (a read: one snapshot,
+        read-only), the tenant for this transaction only, and for a write the tenant's lock — one writer
+        per tenant across every worker, as SQLite has one writer per file."""
+        tenant = pgsql.Literal(self.tenant_id or "")
+        parts = [pgsql.SQL("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")]
+        if self.tenant_id is not None:
+            parts.append(pgsql.SQL("SELECT set_config({}, {}, true)").format(pgsql.Literal(SETTING), tenant))
         if write:
-            raw.execute(
-                "SELECT set_config(%s, %s, %s), pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (SETTING, self.tenant_id or "", local, self.tenant_id or ""),
-            )
-        elif self.tenant_id is not None:
-            raw.execute("SELECT set_config(%s, %s, %s)", (SETTING, self.tenant_id, local))
+            parts.append(pgsql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(tenant))
+        return pgsql.SQL("; ").join(parts).as_bytes(None)
 
     def write_sync(self, fn: Callable[[PgConnection], T], *, transaction: bool = True, durable: bool = False) -> T:
         """Run `fn(conn)` in one transaction with the tenant set and its write lock held; `fn` raising rolls
@@ -179,9 +182,8 @@ class PgDatabase:
         with self.pool.connection() as raw:
             if not transaction:
                 return self._autocommit(raw, fn)
-            raw.execute("BEGIN")
             try:
-                self._begin(raw, write=True)
+                raw.execute(self._open_write)
                 self._local.conn = conn = PgConnection(raw, self.catalog)
                 result = fn(conn)
             except BaseException:
@@ -194,7 +196,8 @@ class PgDatabase:
 
     def _autocommit(self, raw: psycopg.Connection, fn: Callable[[PgConnection], T]) -> T:
         """`transaction=False`: each statement commits by itself, the tenant set for the session meanwhile."""
-        self._begin(raw, write=False, local=False)
+        if self.tenant_id is not None:
+            raw.execute("SELECT set_config(%s, %s, false)", (SETTING, self.tenant_id))
         try:
             self._local.conn = conn = PgConnection(raw, self.catalog)
             return fn(conn)
@@ -209,9 +212,8 @@ class PgDatabase:
         if current is not None:
             return fn(current)
         with self.pool.connection() as raw:
-            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try:
-                self._begin(raw, write=False)
+                raw.execute(self._open_read)
                 self._local.conn = conn = PgConnection(raw, self.catalog)
                 return fn(conn)
             finally:
