@@ -308,3 +308,54 @@ def test_a_refused_launch_is_a_readable_page_in_the_platforms_frame(
     tool_frame.locator("#error").wait_for()
     assert tool_frame.locator("h1").inner_text() == "The course could not be opened"
     assert "names no package" in tool_frame.locator("#error").inner_text()
+
+
+CMI5_COURSES = Path(__file__).resolve().parents[2].parent / "shared" / "suites" / "catapult" / "course_examples"
+
+
+@pytest.mark.cmi5
+@pytest.mark.skipif(not CMI5_COURSES.is_dir(), reason=f"the cmi5 example courses are not in {CMI5_COURSES}")
+def test_a_cmi5_course_launches_in_the_platforms_frame_and_posts_the_grade(
+    platform: LtiPlatform, tool: Appliance, context: BrowserContext
+) -> None:
+    """A link to CATAPULT's mastery-score course: the launch starts a cmi5 registration, the player sends
+    the platform's frame to the AU (OwnWindow), whose own cmi5 library talks to the appliance's LRS; the
+    passed quiz reaches the gradebook."""
+    with (CMI5_COURSES / "masteryscore_framed.zip").open("rb") as fh:
+        uploaded = tool.http.post(
+            "/api/v1/packages", files={"file": ("masteryscore_framed.zip", fh, "application/zip")}
+        )
+    assert uploaded.status_code == 202, uploaded.text
+    package_id = uploaded.json()["id"]
+    wait_until(
+        lambda: tool.http.get(f"/api/v1/packages/{package_id}").json()["status"] == "ready", 60.0, what="the course"
+    )
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    message = Message("LtiResourceLinkRequest", user, link_id="link-cmi5", custom={"package_id": package_id})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(platform.course_page(message))
+    au = Frames(page).frame("/content/")  # the AU, in the platform's iframe
+    assert au.parent_frame == page.main_frame and "registration=" in au.url
+    au.wait_for_function(
+        "() => document.getElementById('content') && document.getElementById('content').innerHTML.trim() !== ''"
+    )
+    au.evaluate("() => course.gotoPage(course.pageList.length - 1)")  # the quiz, the last page
+    au.wait_for_selector("#q0")
+    au.click("text=(Select correct answers)")
+    au.click("text=Submit Answers")
+
+    def graded() -> dict[str, Any] | None:
+        posted = scores_of(platform, user)
+        return posted[-1] if posted and posted[-1]["gradingProgress"] == "FullyGraded" else None
+
+    posted = wait_until(graded, 30.0, what="the platform to receive the cmi5 course's grade")
+    (session,) = tool.http.get("/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, user)}).json()[
+        "data"
+    ]
+    assert session["cmi5"]["registration"] and session["status"] == "passed"
+    assert posted["scoreGiven"] == pytest.approx(session["score"]["scaled"] * 100)
+    assert posted["activityProgress"] == "Completed"
+    assert next(i for i in platform.lineitems if i["resourceLinkId"] == "link-cmi5")["resourceId"] == package_id
+    assert context.cookies() == []
+    page.close()
