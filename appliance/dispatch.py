@@ -15,7 +15,7 @@ downloads a SCORM 1.2 or 2004 ZIP. Imported into any LMS, its one SCO (`index.ht
    completion and success, score, location, session time), commits, and finishes when the player ends.
 
 A disabled, expired or full dispatch refuses new launches with a page that says so (and a message the
-SCO shows in the LMS). Per-dispatch counts: launches, learners, sessions, completed and passed.
+SCO shows in the LMS). Only SCORM packages are dispatched: a cmi5 package is refused (`_check_scorm`). Per-dispatch counts: launches, learners, sessions, completed and passed.
 """
 
 from __future__ import annotations

@@ -97,6 +97,7 @@ class LtiPlatform:
         self.members_page = 2
         self.next_base = ""  # where the next page links point (empty: this platform)
         self.membership_requests: list[dict[str, str]] = []
+        self.fail_members = 0  # answer this many membership requests with 503
         self.tool_keys: Callable[[], dict[str, Any]] | None = None  # the tool's JWKS without HTTP (route tests)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -354,6 +355,9 @@ def _handler(platform: LtiPlatform) -> type[BaseHTTPRequestHandler]:
                 return self._json(401, {"error": "no membership scope"})
             if self.headers.get("accept") != MEMBERSHIP_TYPE:
                 return self._json(406, {"error": "media type"})
+            if platform.fail_members > 0:
+                platform.fail_members -= 1
+                return self._json(503, {"error": "try later"})
             page, size = int(query.get("page", "1")), platform.members_page
             members = platform.members[(page - 1) * size : page * size]
             headers = {}

@@ -365,6 +365,10 @@ def test_names_and_roles_lists_a_links_context_members_page_by_page(
     refused = assert_error(api.get(members_url, headers=acme.headers), 500, "INTERNAL_ERROR")
     assert refused["details"]["reason"] == "next_origin" and len(platform.token_requests) == tokens
     platform.next_base = ""
+    platform.fail_members = 1  # the platform down: said so, with its status
+    down = assert_error(api.get(members_url, headers=acme.headers), 500, "INTERNAL_ERROR")
+    assert (down["details"]["reason"], down["details"]["platform_status"]) == ("platform_error", 503)
+    assert api.get(members_url, headers=acme.headers).status_code == 200  # and back
 
     # An unknown link, another tenant, a link launched without the service.
     assert_error(api.get(f"{API}/registrations/{reg['id']}/links/nope/members", headers=acme.headers), 404, "NOT_FOUND")
