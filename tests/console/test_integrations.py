@@ -137,7 +137,9 @@ def test_xapi_credentials_and_forwarding(
         app_client.post(f"/admin/t/{world.globex}/xapi/credentials/{key}/revoke", data={"csrf_token": csrf}).status_code
         == 404
     )
-    assert app_client.post(f"{base}/credentials/{key}/revoke", data={"csrf_token": csrf}).status_code == 200
+    revoked = app_client.post(f"{base}/credentials/{key}/revoke", data={"csrf_token": csrf})
+    assert revoked.status_code == 200
+    assert re.search(rf"<code>{key}</code>.*?badge suspended\">revoked<", revoked.text, re.S)
     with offline(config, clock) as inst:
         assert credentials.get_credential(inst, key, world.acme).revoked
     # A forwarding target: created, shown, disabled, filtered log, deleted.

@@ -12,6 +12,8 @@ import json
 import re
 import subprocess
 import tarfile
+import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, CDPSession, Page
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from appliance import admins, apikeys, tenants
 from appliance.config import Config
@@ -27,6 +29,7 @@ from appliance.instance import Instance
 from tests.api.test_sessions import Player
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, chromium, wait_until
 from tests.e2e.conftest import CLI_TIMEOUT, ServerProcess, appliance_command
+from tests.lti_platform import LtiPlatform
 from tests.test_webhooks import Receiver
 
 pytestmark = BROWSER_TESTS
@@ -323,10 +326,17 @@ def test_sessions_filter_view_attempt_delete(console: Console) -> None:
     made = _learner_sessions(console)
     page = console.go(f"/admin/t/{console.acme}/sessions")
     assert page.locator("tbody tr").count() >= 7  # six learners and the preview
-    page.get_by_label("Learner id").fill("learner-2")
+    # The learner search: part of a name, any case (sessions.list_sessions' `learner` filter).
+    page.get_by_label(re.compile(r"^Learner")).fill("LEARNER 2")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"learner=LEARNER"))
     rows = page.locator("tbody tr")
-    assert rows.count() == 1 and "failed" in rows.inner_text()
+    expect(rows).to_have_count(1)
+    assert "failed" in rows.inner_text() and "learner-2" in rows.inner_text()
+    page.get_by_label(re.compile(r"^Learner")).fill("learner-")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"learner=learner-"))
+    expect(page.locator("tbody tr")).to_have_count(6)  # the six learners, not the preview
     console.go(f"/admin/t/{console.acme}/sessions")
     console.shot("sessions")
     page = console.go(f"/admin/t/{console.acme}/sessions/{made[0]}")
@@ -419,13 +429,12 @@ def test_api_keys_shown_once_and_revoked(console: Console) -> None:
         row = page.get_by_role("row").filter(has_text="from the console")
         page.once("dialog", lambda dialog: dialog.accept())
         row.get_by_role("button", name="Revoke").click()
-        page.wait_for_load_state()
-        assert "revoked" in page.get_by_role("row").filter(has_text="from the console").inner_text()
+        expect(page.get_by_role("row").filter(has_text="from the console")).to_contain_text("revoked")
         assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
 
 
 def test_lrs_credentials_shown_once_and_revoked(console: Console) -> None:
-    page = console.go(f"/admin/t/{console.acme}/keys")
+    page = console.go(f"/admin/t/{console.acme}/xapi")
     page.locator("#lrs-name").fill("xAPI from the console")
     page.get_by_label("Scope").select_option("read")
     page.get_by_role("button", name="Create LRS credential").click()
@@ -433,14 +442,134 @@ def test_lrs_credentials_shown_once_and_revoked(console: Console) -> None:
     headers = {"X-Experience-API-Version": "1.0.3"}
     with httpx.Client(base_url=console.server.url, trust_env=False, auth=(key, secret), headers=headers) as xapi:
         assert xapi.get("/xapi/statements").status_code == 200
-        console.go(f"/admin/t/{console.acme}/keys")
+        console.go(f"/admin/t/{console.acme}/xapi")
         assert secret not in page.content()
         row = page.get_by_role("row").filter(has_text="xAPI from the console")
         page.once("dialog", lambda dialog: dialog.accept())
         row.get_by_role("button", name="Revoke").click()
-        page.wait_for_load_state()
-        assert "revoked" in page.get_by_role("row").filter(has_text="xAPI from the console").inner_text()
+        expect(page.get_by_role("row").filter(has_text="xAPI from the console")).to_contain_text("revoked")
         assert xapi.get("/xapi/statements").status_code == 401
+
+
+def _statement(n: int) -> dict[str, object]:
+    return {
+        "actor": {"mbox": f"mailto:forward-{n}@example.com", "objectType": "Agent"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": f"https://example.com/activities/forwarded-{n}", "objectType": "Activity"},
+    }
+
+
+def test_xapi_forwarding_create_log_disable(console: Console) -> None:
+    made = console.api.post("/api/v1/xapi/credentials", json={"name": "e2e forwarding"}).json()
+    headers = {"X-Experience-API-Version": "1.0.3"}
+    with httpx.Client(base_url=console.server.url, trust_env=False, auth=(made["key"], made["secret"])) as xapi:
+        stored = xapi.post("/xapi/statements", json=[_statement(n) for n in range(3)], headers=headers)
+        assert stored.status_code == 200, stored.text
+    target = Receiver().start()  # another LRS, on 127.0.0.1 (outbound_allow lets the server reach it)
+    try:
+        page = console.go(f"/admin/t/{console.acme}/xapi")
+        page.get_by_label("Name", exact=True).last.fill("Warehouse LRS")
+        page.get_by_label(re.compile(r"^Endpoint")).fill(target.url)
+        page.get_by_label("Also forward the statements already stored").check()
+        page.get_by_role("button", name="Add forwarding target").click()
+        page.wait_for_url(re.compile(r"/xapi/forwarding/fwd_"))
+        target_id = page.url.rsplit("/", 1)[1]
+        wait_until(lambda: target.received, 20, what="the forwarded statements")
+        forwarded = [s for r in target.received for s in json.loads(r.body)]
+        assert set(stored.json()) <= {s["id"] for s in forwarded}
+
+        def delivered() -> bool:
+            page.reload()
+            return "delivered" in page.get_by_role("table", name=re.compile("Delivery log")).inner_text()
+
+        wait_until(delivered, 20, what="the delivery log's delivered entry")
+        console.shot("xapi-forwarding")
+        page.get_by_role("button", name="Disable").click()
+        expect(page.locator("#target-state")).to_contain_text("disabled")
+        assert console.api.get(f"/api/v1/xapi/forwarding/{target_id}").json()["enabled"] is False
+    finally:
+        target.stop()
+
+
+def test_dispatch_create_download_disable(console: Console) -> None:
+    page = console.go(f"/admin/t/{console.acme}/dispatches")
+    page.get_by_label("Package").select_option(console.package_id)
+    page.get_by_label("Name").fill("Partner LMS")
+    page.get_by_label(re.compile(r"^Learner cap")).fill("50")
+    page.get_by_role("button", name="Create dispatch").click()
+    page.wait_for_url(re.compile(r"/dispatches/dsp_"))
+    dispatch_id = page.url.rsplit("/", 1)[1]
+    assert "Launches" in page.locator("#dispatch-counts").inner_text()
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download SCORM 1.2 ZIP").click()
+    with zipfile.ZipFile(info.value.path()) as archive:
+        assert "imsmanifest.xml" in archive.namelist()
+    console.shot("dispatch")
+    page.get_by_role("button", name="Disable").click()
+    expect(page.locator("#dispatch-state")).to_have_text("disabled")
+    shown = console.api.get(f"/api/v1/dispatches/{dispatch_id}").json()
+    assert shown["enabled"] is False and shown["learner_cap"] == 50 and shown["name"] == "Partner LMS"
+    console.go(f"/admin/t/{console.acme}/dispatches")
+    assert "disabled" in page.get_by_role("row").filter(has_text="Partner LMS").inner_text()
+    with console.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True) as phone:
+        phone.add_cookies([c for c in console.context.cookies() if c["name"] == "sa_console"])
+        small = phone.new_page()
+        small.goto(console.url(f"/admin/t/{console.acme}/dispatches/{dispatch_id}"))
+        assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+
+
+def test_lti_register_and_remove_a_platform(console: Console) -> None:
+    platform = LtiPlatform()  # its identity and URLs, as the LMS's administrator would give them
+    platform.server.server_close()  # nothing calls it here: the registration is stored, not used
+    reg = platform.registration()
+    page = console.go(f"/admin/t/{console.acme}/lti")
+    assert f"/lti/{console.acme}/login" in page.locator("#tool-urls").inner_text()
+    page.get_by_label("Name").fill(reg["name"])
+    page.get_by_label(re.compile(r"^Issuer")).fill(reg["issuer"])
+    page.get_by_label("Client id").fill(reg["client_id"])
+    page.get_by_label(re.compile(r"^Deployment ids")).fill("\n".join(reg["deployment_ids"]))
+    page.get_by_label(re.compile(r"JWKS\) URL")).fill(reg["jwks_url"])
+    page.get_by_label(re.compile(r"^Authentication request")).fill(reg["auth_url"])
+    page.get_by_label("Access token URL").fill(reg["token_url"])
+    page.get_by_role("button", name="Register platform").click()
+    page.wait_for_url(re.compile(r"/lti/registrations/"))
+    listed = console.api.get("/api/v1/lti/registrations").json()["data"]
+    assert [(r["issuer"], r["client_id"], r["deployment_ids"]) for r in listed] == [
+        (reg["issuer"], reg["client_id"], reg["deployment_ids"])
+    ]
+    console.go(f"/admin/t/{console.acme}/lti")
+    console.shot("lti")
+    page.get_by_role("link", name=reg["name"]).click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove platform").click()
+    page.wait_for_url(re.compile(r"/lti$"))
+    assert "No platforms registered" in page.content()
+    assert console.api.get("/api/v1/lti/registrations").json()["data"] == []
+
+
+def test_jwt_settings_let_a_token_in(console: Console) -> None:
+    idp = LtiPlatform().start()  # its /jwks on 127.0.0.1 serves as the identity provider's keys
+    try:
+        page = console.go(f"/admin/t/{console.acme}/jwt")
+        page.get_by_label(re.compile(r"^Issuer")).fill("https://idp.example.com")
+        page.get_by_label(re.compile(r"^Audience")).fill("scorm-e2e")
+        page.get_by_label(re.compile(r"^JWKS URL")).fill(f"{idp.internal}/jwks")
+        page.get_by_role("button", name="Save JWT settings").click()
+        expect(page.locator("#jwt-current")).to_contain_text("https://idp.example.com")
+        console.shot("jwt")
+        now = int(time.time())
+        claims = {"iss": "https://idp.example.com", "aud": "scorm-e2e", "iat": now, "exp": now + 300}
+        token = idp.id_token({**claims, "sub": "app-user", "org_id": console.acme, "role": "read"})
+        with httpx.Client(base_url=console.server.url, trust_env=False) as client:
+            answer = client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["auth"]["kind"] == "jwt" and answer.json()["auth"]["role"] == "read"
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Stop accepting JWTs").click()
+            expect(page.locator("#jwt-current")).to_contain_text("accepts no JWTs")
+            assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    finally:
+        idp.close()
 
 
 def test_usage_gauges(console: Console) -> None:
