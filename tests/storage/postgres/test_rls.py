@@ -134,3 +134,14 @@ def test_the_app_role_is_not_owner_superuser_or_bypassrls(pg_schema: PgSchema, a
         "SELECT pg_has_role(%s, %s, 'MEMBER')", (pg_schema.app_role, pg_schema.owner)
     ).fetchone()
     assert member == (False,)
+
+
+def test_deleting_a_tenant_deletes_its_rows_only(pg_store: PgStore, admin_conn: psycopg.Connection) -> None:
+    for tenant_id in ("ten_gone", "ten_kept"):
+        add_tenant(pg_store, tenant_id)
+        pg_store.tenant_db(tenant_id).write_sync(lambda c, t=tenant_id: _session(c, f"ses_{t}"))
+    pg_store.registry.write_sync(lambda c: c.execute("DELETE FROM tenants WHERE id = 'ten_gone'"))
+    left = admin_conn.execute(  # as the administrator: past the policies, every tenant's rows
+        "SELECT tenant_id, id FROM sessions WHERE tenant_id IN ('ten_gone', 'ten_kept')"
+    ).fetchall()
+    assert left == [("ten_kept", "ses_ten_kept")]
