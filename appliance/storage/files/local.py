@@ -192,6 +192,8 @@ class LocalFileStore(FileStore):
         return _read_range(real, start, last - start + 1)
 
     def list(self, tenant_id: str, folder: str = "") -> Iterator[FileStat]:
+        """Files under `folder`. The tenant's whole space ("") holds its database files here too
+        (`tenant.db` and its WAL), which are not the store's: list `packages` or `uploads` instead."""
         folder = check_folder(folder)
         real = self._existing(tenant_id, folder)
         if real is None or not real.is_dir():
@@ -228,7 +230,7 @@ class LocalFileStore(FileStore):
         if not folder:
             raise ValueError("delete_folder needs a folder: a tenant's whole space is not deleted this way")
         real = self._existing(tenant_id, folder)
-        if real is None:
+        if real is None or not real.is_dir():  # a file's path is no folder: nothing under it, as on S3
             return Deleted(0, 0)
         files = freed = 0
         for dirpath, dirs, names in os.walk(real, topdown=False):

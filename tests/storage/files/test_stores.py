@@ -168,6 +168,13 @@ def test_delete_a_folder_reports_exactly_what_it_freed(store: FileStore) -> None
         store.delete_folder(TEN_A, "")
 
 
+def test_a_files_path_is_not_a_folder(store: FileStore) -> None:
+    put(store, TEN_A, "uploads/pkg_1-1.zip", pattern(10))
+    assert list(store.list(TEN_A, "uploads/pkg_1-1.zip")) == []
+    assert store.delete_folder(TEN_A, "uploads/pkg_1-1.zip") == Deleted(0, 0)
+    assert store.stat(TEN_A, "uploads/pkg_1-1.zip").size == 10
+
+
 def test_delete_one_file(store: FileStore) -> None:
     put(store, TEN_A, "uploads/pkg_1-1.zip", pattern(777))
     assert store.delete(TEN_A, "uploads/pkg_1-1.zip") == Deleted(1, 777)
