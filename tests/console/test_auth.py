@@ -175,7 +175,18 @@ def test_tenant_admin_sees_and_acts_on_own_tenant_only(app_client: TestClient, w
     assert app_client.get("/admin", follow_redirects=False).headers["location"] == f"/admin/t/{world.acme}"
     listed = app_client.get("/admin/tenants")
     assert "acme" in listed.text and "globex" not in listed.text
-    for path in ("", "/packages", "/sessions", "/analytics", "/webhooks", "/keys"):
+    for path in (
+        "",
+        "/packages",
+        "/sessions",
+        "/analytics",
+        "/webhooks",
+        "/keys",
+        "/xapi",
+        "/dispatches",
+        "/lti",
+        "/jwt",
+    ):
         assert app_client.get(f"/admin/t/{world.acme}{path}").status_code == 200, path
         assert app_client.get(f"/admin/t/{world.globex}{path}").status_code == 404, path
     # Actions on the other tenant, with a valid CSRF token: not found, and nothing happened.
