@@ -15,7 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from appliance import jobs, packages, runtime, sessions, webhooks
+from appliance import analytics, jobs, packages, runtime, sessions, webhooks
 from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.db.connection import rows
@@ -132,8 +132,9 @@ def test_webhook_endpoints_behave_alike_on_both_backends(tmp_path: Path, pg_stor
 
 
 def _learning(inst: Instance, name: str) -> list[Any]:
-    """A SCORM 1.2 package uploaded and processed, a session created (and resumed), launched, committed,
-    read and listed: the learner's path through packages, jobs, sessions and the run-time."""
+    """A SCORM 1.2 package uploaded and processed, a session created (and resumed), launched, committed
+    with two interactions, read and listed, and the package's analytics: the learner's path through
+    packages, jobs, sessions, the run-time and the reports."""
     tenant = create_tenant(inst, name)
     staged = inst.data.tmp / "staged.zip"
     staged.write_bytes(package_12("Safety first"))
@@ -150,11 +151,21 @@ def _learning(inst: Instance, name: str) -> list[Any]:
     launched = runtime.launch(inst, tenant.id, session["id"])
     out.append(launched)
     changes = {"cmi.core.lesson_status": "passed", "cmi.core.score.raw": "85", "cmi.suspend_data": "page=3"}
+    for n, (answer, result) in enumerate((("b", "correct"), ("c", "wrong"))):
+        changes |= {
+            f"cmi.interactions.{n}.id": f"q{n}",
+            f"cmi.interactions.{n}.type": "choice",
+            f"cmi.interactions.{n}.student_response": answer,
+            f"cmi.interactions.{n}.result": result,
+            f"cmi.interactions.{n}.latency": "0000:00:04.00",
+        }
     body = runtime.CommitIn(client_id="c1", seq=1, activity=launched["delivery"]["activity"], changes=changes)
     out.append(runtime.commit(inst, tenant.id, session["id"], body))
     out.append(sessions.get_session(inst, tenant, session["id"], BASE, include_cmi=True))
     filters = {"package_id": made["id"], "learner": "AD", "learner_id": None, "status": None}
     out.append(sessions.list_sessions(inst, tenant, BASE, filters=filters, limit=10, cursor=None))
+    out.append(analytics.package_report(inst, tenant, made["id"], days=7))
+    out.append(analytics.summary(inst, tenant, days=7))
     return out
 
 
@@ -171,6 +182,12 @@ def test_a_learner_session_behaves_alike_on_both_backends(tmp_path: Path, pg_sto
     finally:
         pg.close()
     assert _normalised(on_pg, set()) == _normalised(on_sqlite, set())
-    got = on_pg[-2]  # what the learner's commit left on PostgreSQL
+    got = on_pg[-4]  # what the learner's commit left on PostgreSQL
     assert (got["status"], got["score"]["scaled"], got["cmi"]["cmi.suspend_data"]) == ("passed", 0.85, "page=3")
-    assert [s["id"] for s in on_pg[-1]["data"]] == [got["id"]]  # found by a case-blind search for "AD"
+    assert [s["id"] for s in on_pg[-3]["data"]] == [got["id"]]  # found by a case-blind search for "AD"
+    report = on_pg[-2]  # the analytics triggers' counters and the per-day completions, on PostgreSQL
+    assert [(q["id"], q["correct"], q["results"]["incorrect"]) for q in report["interactions"]] == [
+        ("q0", 1, 0),
+        ("q1", 0, 1),
+    ]
+    assert sum(d["completions"] for d in report["completions_per_day"]) == 1
