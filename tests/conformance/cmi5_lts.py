@@ -21,7 +21,6 @@ tests/conformance/test_cmi5_conformance.py.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -30,17 +29,16 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
+from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, tool
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_SUITES = REPO.parent / "shared" / "suites"
 SUITE = SHARED_SUITES / "catapult" / "lts"
-SUITES_README = SHARED_SUITES / "README.md"
 ADAPTER_DIR = Path(__file__).resolve().parent / "cmi5"
 ADAPTER = ADAPTER_DIR / "lms.custom.js"
 PUPPETEER_CONFIG = ADAPTER_DIR / "jest-puppeteer.config.js"
@@ -55,8 +53,18 @@ SEPARATOR = " > "
 DEFAULT_FAILURES = Path(tempfile.gettempdir()) / "cmi5-lts-failures.txt"
 
 
-class SuiteError(AssertionError):
-    """The suite could not be installed or run (not a conformance result)."""
+SUITE_FILES = NpmSuite(
+    root=SUITE,
+    readme_name="CATAPULT",
+    cache_prefix=CACHE_PREFIX,
+    # not the suite's own: its results, a local .env, the packages webpack builds, the adapter copied in
+    skipped=lambda parts: (
+        parts[0] == "var" or parts == (".env",) or parts[:2] == ("pkg", "dist") or parts == ("lib", "lms.custom.js")
+    ),
+    # node_modules and pkg/dist: the manifest, the lock file, the test packages' sources, webpack's config
+    decisive_files=("package.json", "package-lock.json", "pkg/webpack.config.js"),
+    decisive_dirs=("pkg/src",),
+)
 
 
 # -- the suite's copy, its npm dependencies and its built packages -----------------------------------
@@ -69,103 +77,36 @@ def suite_available() -> bool:
 
 def suite_commit() -> str:
     """CATAPULT's upstream commit, as ../shared/suites/README.md records it ("" when it does not)."""
-    if not SUITES_README.exists():
-        return ""
-    found = re.search(r"CATAPULT\s*@\s*([0-9a-f]{7,40})", SUITES_README.read_text("utf-8"))
-    return found.group(1) if found else ""
-
-
-def _source_files(root: Path) -> Iterator[Path]:
-    """The suite's own files: not installed dependencies, built packages, results or a local .env."""
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        parts = rel.parts
-        if not path.is_file() or "node_modules" in parts or parts[0] == "var" or rel.as_posix() == ".env":
-            continue
-        if parts[:2] == ("pkg", "dist") or rel.as_posix() == "lib/lms.custom.js":
-            continue
-        yield path
+    return SUITE_FILES.commit()
 
 
 def dependency_key(root: Path = SUITE) -> str:
     """A hash of what decides node_modules and pkg/dist: manifest, lock file, package sources, webpack config."""
-    digest = hashlib.sha256()
-    decisive = [root / "package.json", root / "package-lock.json", root / "pkg" / "webpack.config.js"]
-    decisive += list(_source_files(root / "pkg" / "src")) if (root / "pkg" / "src").is_dir() else []
-    for path in decisive:
-        if path.is_file():
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:20]
+    return SUITE_FILES.dependency_key(root)
 
 
-def copy_sources(dest: Path, root: Path = SUITE) -> Path:
-    """Copy the suite's sources to `dest`, writable (the shared folder is read-only)."""
-    for path in _source_files(root):
-        target = dest / path.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    return dest
-
-
-def cache_dir() -> Path:
-    """The installed copy for the suite's current dependencies (stable across runs and sessions)."""
-    return Path(tempfile.gettempdir()) / f"{CACHE_PREFIX}{dependency_key()}"
-
-
-def _run_step(command: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
-    try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise SuiteError(f"{what} did not finish in {INSTALL_TIMEOUT:.0f} s") from None
-    if done.returncode != 0:
-        raise SuiteError(f"{what} exited {done.returncode}:\n{(done.stdout + done.stderr)[-4000:]}")
+def _install(scratch: Path) -> None:
+    """`npm ci` (no browser download), then `npx webpack` in pkg/ (webpack 5.45 hashes with MD4, which
+    Node 20's OpenSSL 3 only offers with --openssl-legacy-provider)."""
+    what = "CATAPULT's LMS test suite"
+    npm, node = tool("npm", what), tool("node", what)
+    env = {**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1", "PUPPETEER_SKIP_CHROMIUM_DOWNLOAD": "1"}
+    run_step([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], scratch, env, "npm ci", INSTALL_TIMEOUT)
+    webpack = scratch / "node_modules" / "webpack-cli" / "bin" / "cli.js"
+    build_env = {**env, "NODE_OPTIONS": "--openssl-legacy-provider"}
+    run_step([node, str(webpack)], scratch / "pkg", build_env, "npx webpack (pkg)", INSTALL_TIMEOUT)
 
 
 def installed_suite() -> Path:
-    """A copy of the suite with node_modules installed and pkg/dist built, from the cache or made now.
-
-    `npm ci` (no browser download), then `npx webpack` in pkg/ (webpack 5.45 hashes with MD4, which
-    Node 20's OpenSSL 3 only offers with --openssl-legacy-provider). The work happens in a scratch folder
-    renamed into place when both succeed, so an interrupted install never leaves a cache later runs trust.
-    """
-    cached = cache_dir()
-    if (cached / "node_modules" / ".scorm-appliance-installed").is_file():
-        return cached
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        raise SuiteError("node and npm are not installed: CATAPULT's LMS test suite needs Node.js 20 and npm")
-    scratch = Path(tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}install-"))
-    env = {**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1", "PUPPETEER_SKIP_CHROMIUM_DOWNLOAD": "1"}
-    try:
-        copy_sources(scratch)
-        _run_step([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], scratch, env, "npm ci")
-        webpack = scratch / "node_modules" / "webpack-cli" / "bin" / "cli.js"
-        build_env = {**env, "NODE_OPTIONS": "--openssl-legacy-provider"}
-        _run_step([node, str(webpack)], scratch / "pkg", build_env, "npx webpack (pkg)")
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    (scratch / "node_modules" / ".scorm-appliance-installed").write_text(dependency_key(), "utf-8")
-    try:
-        scratch.rename(cached)
-    except OSError:  # another run installed it meanwhile
-        shutil.rmtree(scratch, ignore_errors=True)
-    return cached
+    """A copy of the suite with node_modules installed and pkg/dist built, from the cache or made now
+    (tests.conformance.npm_suite: a scratch folder renamed into place when both steps succeed)."""
+    return SUITE_FILES.installed(_install)
 
 
 def prepare_run_dir(dest: Path) -> Path:
     """A fresh copy of the sources, the cached node_modules and pkg/dist linked in, the adapter copied in."""
     installed = installed_suite()
-    copy_sources(dest)
+    SUITE_FILES.copy_sources(dest)
     (dest / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
     (dest / "pkg" / "dist").symlink_to(installed / "pkg" / "dist", target_is_directory=True)
     shutil.copyfile(ADAPTER, dest / "lib" / "lms.custom.js")

@@ -19,7 +19,6 @@ writes the failure list; the pytest side is tests/conformance/test_lrs_conforman
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -28,16 +27,15 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, tool
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_SUITES = REPO.parent / "shared" / "suites"
 SUITE = SHARED_SUITES / "lrs-conformance-test-suite"
-SUITES_README = SHARED_SUITES / "README.md"
 VERSIONS = ("1.0.3", "2.0.0")
 BATTERY_TIMEOUT = float(os.environ.get("LRS_CTS_TIMEOUT", "1500"))  # seconds for one battery's node process
 # Seconds without one more finished test before the battery is interrupted. Mocha gives a test 15 s, but some
@@ -54,8 +52,13 @@ LOG_LINE = re.compile(r"Full run log written to (\S+\.log)")
 SUMMARY_LINE = re.compile(rb'^\{"total":\d+,"passed":(\d+),"failed":(\d+)', re.M)  # printed every 2 s
 
 
-class SuiteError(AssertionError):
-    """The suite could not be installed or run (not a conformance result)."""
+SUITE_FILES = NpmSuite(
+    root=SUITE,
+    readme_name="lrs-conformance-test-suite",
+    cache_prefix=CACHE_PREFIX,
+    skipped=lambda parts: parts[0] == "logs",  # the runner's logs
+    decisive_dirs=("local",),  # node_modules: the manifest, the lock file if any, the bundled packages
+)
 
 
 # -- the suite's copy and its npm dependencies --------------------------------------------------------
@@ -68,90 +71,33 @@ def suite_available() -> bool:
 
 def suite_commit() -> str:
     """The suite's upstream commit, as ../shared/suites/README.md records it ("" when it does not)."""
-    if not SUITES_README.exists():
-        return ""
-    found = re.search(r"lrs-conformance-test-suite\s*@\s*([0-9a-f]{7,40})", SUITES_README.read_text("utf-8"))
-    return found.group(1) if found else ""
-
-
-def _source_files(root: Path) -> Iterator[Path]:
-    """The suite's own files: everything but installed dependencies and the runner's logs."""
-    for path in sorted(root.rglob("*")):
-        parts = path.relative_to(root).parts
-        if path.is_file() and "node_modules" not in parts and parts[0] != "logs":
-            yield path
+    return SUITE_FILES.commit()
 
 
 def dependency_key(root: Path = SUITE) -> str:
     """A hash of what decides node_modules: the manifest, the lock file if any, and the bundled packages."""
-    digest = hashlib.sha256()
-    decisive = [root / "package.json", root / "package-lock.json"]
-    decisive += [p for p in _source_files(root / "local")] if (root / "local").is_dir() else []
-    for path in decisive:
-        if path.is_file():
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:20]
+    return SUITE_FILES.dependency_key(root)
 
 
-def copy_sources(dest: Path, root: Path = SUITE) -> Path:
-    """Copy the suite's sources (no node_modules, no logs) to `dest`."""
-    for path in _source_files(root):
-        target = dest / path.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    return dest
-
-
-def cache_dir() -> Path:
-    """The installed copy for the suite's current dependencies (stable across runs and sessions)."""
-    return Path(tempfile.gettempdir()) / f"{CACHE_PREFIX}{dependency_key()}"
+def _install(scratch: Path) -> None:
+    """`npm ci` when the suite has a lock file, else `npm install` (no browser download)."""
+    npm = tool("npm", "the LRS conformance suite")
+    command = [npm, "ci"] if (scratch / "package-lock.json").is_file() else [npm, "install"]
+    command += ["--no-audit", "--no-fund", "--loglevel=error"]
+    env = {**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"}
+    run_step(command, scratch, env, " ".join(command), INSTALL_TIMEOUT)
 
 
 def installed_suite() -> Path:
-    """A copy of the suite with node_modules installed, from the cache or installed now (`npm ci`/`install`).
-
-    The install happens in a scratch folder renamed into place when it succeeds, so an interrupted install
-    never leaves a half-filled cache that later runs would trust.
-    """
-    cached = cache_dir()
-    if (cached / "node_modules" / ".scorm-appliance-installed").is_file():
-        return cached
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SuiteError("npm is not installed: the LRS conformance suite needs Node.js 20 and npm")
-    scratch = Path(tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}install-"))
-    copy_sources(scratch)
-    command = [npm, "ci"] if (scratch / "package-lock.json").is_file() else [npm, "install"]
-    command += ["--no-audit", "--no-fund", "--loglevel=error"]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=scratch,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise SuiteError(f"{' '.join(command)} did not finish in {INSTALL_TIMEOUT:.0f} s") from None
-    if done.returncode != 0:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise SuiteError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
-    (scratch / "node_modules" / ".scorm-appliance-installed").write_text(dependency_key(), "utf-8")
-    try:
-        scratch.rename(cached)
-    except OSError:  # another run installed it meanwhile
-        shutil.rmtree(scratch, ignore_errors=True)
-    return cached
+    """A copy of the suite with node_modules installed, from the cache or installed now
+    (tests.conformance.npm_suite: a scratch folder renamed into place when the install succeeds)."""
+    return SUITE_FILES.installed(_install)
 
 
 def prepare_run_dir(dest: Path) -> Path:
     """A fresh copy of the current sources whose node_modules is the cached install (a symlink)."""
     installed = installed_suite()
-    copy_sources(dest)
+    SUITE_FILES.copy_sources(dest)
     (dest / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
     return dest
 
