@@ -17,6 +17,7 @@ answered SEQUENCING_WORKER_FAILED's 500 with `retry: true`, and the next request
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -44,6 +45,10 @@ PROCESS_MIN_ACTIVITIES = 500
 PRELOAD = ["appliance.runtime"]
 # Read-only views of data directories a worker keeps (one per served appliance; tests make many).
 WORKER_INSTANCES = 4
+# A worker's young-collection threshold, as `serve` sets its own (appliance.cli.serve.GC_YOUNG_THRESHOLD):
+# a step builds tens of thousands of short-lived containers, which at Python's default of 700 are promoted
+# while still in use and followed by full collections every few steps.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 class SequencingWorkerFailed(ApplianceError):
@@ -67,7 +72,8 @@ def _executor(workers: int) -> ProcessPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=True)
             context = _context()
-            _pool, _pool_size = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_settle_worker)
+            _pool_size = workers
         return _pool
 
 
@@ -78,6 +84,13 @@ def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
+
+
+def _settle_worker() -> None:
+    """A new worker's garbage collector, as `serve`'s: what it imported frozen, young collections rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:
