@@ -189,9 +189,11 @@ class S3FileStore(FileStore):
         return _stream(body)
 
     def list(self, tenant_id: str, folder: str = "") -> Iterator[FileStat]:
-        base = self.prefix + tenant_folder_key(tenant_id, "")
-        for item in self._objects(self.prefix + tenant_folder_key(tenant_id, folder)):
-            yield FileStat(item["Key"][len(base) :], int(item["Size"]), item["ETag"], item["LastModified"].timestamp())
+        base = self.prefix + tenant_folder_key(tenant_id, "")  # checked now, not when iterated
+        return (
+            FileStat(item["Key"][len(base) :], int(item["Size"]), item["ETag"], item["LastModified"].timestamp())
+            for item in self._objects(self.prefix + tenant_folder_key(tenant_id, folder))
+        )
 
     def _objects(self, key_prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
