@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expec
 from appliance import admins, apikeys, tenants
 from appliance.config import Config
 from appliance.instance import Instance
+from tests.api.test_cmi5_sessions import not_applicable_course
 from tests.api.test_sessions import Player
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, chromium, wait_until
 from tests.e2e.conftest import CLI_TIMEOUT, ServerProcess, appliance_command
@@ -570,6 +571,33 @@ def test_jwt_settings_let_a_token_in(console: Console) -> None:
             assert client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     finally:
         idp.close()
+
+
+def test_cmi5_registration_shows_its_aus_and_waives_one(console: Console) -> None:
+    uploaded = console.api.post(
+        "/api/v1/packages", content=not_applicable_course(), headers={"Content-Type": "application/zip"}
+    )
+    assert uploaded.status_code == 202, uploaded.text
+    package_id = uploaded.json()["id"]
+    wait_until(
+        lambda: console.api.get(f"/api/v1/packages/{package_id}").json()["status"] == "ready", 30, what="processing"
+    )
+    page = console.go(f"/admin/t/{console.acme}/packages")
+    assert page.locator(f'tr:has(a[href$="/packages/{package_id}"]) td').nth(2).inner_text() == "cmi5"
+    created = console.api.post(
+        "/api/v1/sessions", json={"package_id": package_id, "learner": {"id": "cmi5-learner", "name": "Five"}}
+    ).json()
+    page = console.go(f"/admin/t/{console.acme}/sessions/{created['id']}")
+    aus = page.get_by_role("table", name="Assignable units")
+    assert "https://example.com/au/na" in aus.inner_text()
+    row = aus.get_by_role("row").filter(has_text="https://example.com/au/done")
+    row.get_by_label("Reason").select_option("Tested Out")
+    row.get_by_role("button", name="Waive").click()
+    expect(page.get_by_role("table", name="Assignable units")).to_contain_text("waived (Tested Out)")
+    expect(page.locator("#cmi5")).to_contain_text("course satisfied")
+    console.shot("session-cmi5")
+    shown = console.api.get(f"/api/v1/sessions/{created['id']}").json()["cmi5"]
+    assert shown["satisfied"] and [a["waive_reason"] for a in shown["aus"] if a["waived"]] == ["Tested Out"]
 
 
 def test_usage_gauges(console: Console) -> None:
