@@ -76,6 +76,7 @@ class S3FilesConfig:
     signed_url_seconds: int = 60
     serve: str = "stream"
     redirect_min_bytes: int = 1024 * 1024
+    max_connections: int = 64  # per worker: content streamed from the store, publish puts, uploads
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
 

@@ -270,6 +270,7 @@ def make_client(config: S3FilesConfig) -> Any:
         connect_timeout=config.connect_timeout_seconds,
         read_timeout=config.read_timeout_seconds,
         retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=config.max_connections,  # a streamed response holds one while it lasts
     )
     return boto3.session.Session().client(
         "s3",
