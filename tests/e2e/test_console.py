@@ -638,6 +638,22 @@ def test_logs_and_settings(console: Console) -> None:
     console.shot("settings")
 
 
+def test_every_page_labels_its_controls(console: Console) -> None:
+    paths = ["/admin/tenants", "/admin/settings", "/admin/backups", "/admin/logs"] + [
+        f"/admin/t/{console.acme}{p}"
+        for p in ("", "/packages", "/sessions", "/webhooks", "/keys", "/xapi", "/dispatches", "/lti", "/jwt")
+    ]
+    for path in paths:
+        page = console.go(path)
+        unlabeled = page.evaluate(
+            "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+            ".filter(e => !e.labels.length).map(e => e.name)"
+        )
+        assert unlabeled == [], (path, unlabeled)
+        captions = page.evaluate("() => [...document.querySelectorAll('table')].filter(t => !t.caption).length")
+        assert captions == 0, path
+
+
 def test_csrf_and_cross_site_requests_are_refused(console: Console) -> None:
     page = console.go(f"/admin/t/{console.acme}/keys")
     # A script on the console's origin without the token (course content on a shared origin could try).
