@@ -138,6 +138,27 @@ def fill(data_dir: Path, tenant_id: str, total: int, start: float) -> float:
     return time.perf_counter() - began
 
 
+def prepared(reuse: Path | None, data_dir: Path, total: int) -> tuple[str, str, str, float, float]:
+    """A filled store in `data_dir`: (tenant id, key, secret, first `stored`, fill seconds).
+
+    With `reuse`, the store is filled there once (its facts in `bench.json`) and copied for each run,
+    so runs compare the same million statements and skip the minutes of filling.
+    """
+    facts = reuse / f"bench-{total}.json" if reuse else None
+    if facts is not None and facts.exists():
+        known = json.loads(facts.read_text())
+        shutil.copytree(reuse / f"data-{total}", data_dir)
+        return known["tenant_id"], known["key"], known["secret"], known["start"], 0.0
+    target = reuse / f"data-{total}" if reuse else data_dir
+    tenant_id, key, secret = create_lrs(target)
+    start = time.time() - total / 1000 - 60
+    seconds = fill(target, tenant_id, total, start) if total else 0.0
+    if facts is not None:
+        facts.write_text(json.dumps({"tenant_id": tenant_id, "key": key, "secret": secret, "start": start}))
+        shutil.copytree(target, data_dir)
+    return tenant_id, key, secret, start, seconds
+
+
 def write_load(url: str, auth: str, batch: int, connections: int, seconds: int, work: Path) -> dict[str, float]:
     """wrk POSTing `batch`-statement bodies; statements/s = requests/s × batch."""
     rng = random.Random(2)
@@ -219,15 +240,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--queries", type=int, default=200, help="GETs per filter kind")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a folder keeping a filled store between runs: filled there once, copied for each run",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench xapi needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-xapi-"))
     data_dir = work / "data"
-    tenant_id, key, secret = create_lrs(data_dir)
-    start = time.time() - args.statements / 1000 - 60
-    fill_seconds = fill(data_dir, tenant_id, args.statements, start) if args.statements else 0.0
+    tenant_id, key, secret, start, fill_seconds = prepared(args.reuse, data_dir, args.statements)
     auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     port = free_port()
     url = f"http://{HOST}:{port}"

@@ -8,7 +8,8 @@ interaction components (`choices`, `scale`, `source`, `target`, `steps`) by comp
 descriptions merged, every other property (`type`, `moreInfo`, `interactionType`,
 `correctResponsesPattern`) replaced by the newer value.
 
-The statement store calls `merge_activity_definitions` inside its insert transaction.
+The statement store collects a batch's definitions (`collect_definitions`) as it prepares the batch and
+writes them (`write_definitions`) inside its insert transaction.
 """
 
 from __future__ import annotations
@@ -80,20 +81,34 @@ def statement_activities(statement: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     yield activity
 
 
+def collect_definitions(
+    statements: Iterable[dict[str, Any]], into: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """activity id → the definition the statements carry for it, merged in their order (pure: the
+    statement store collects a batch's while it prepares the batch, before its transaction)."""
+    incoming = {} if into is None else into
+    for statement in statements:
+        for activity in statement_activities(statement):
+            definition = activity.get("definition")
+            if type(definition) is dict and definition and type(activity.get("id")) is str:
+                aid = activity["id"]
+                known = incoming.get(aid)
+                incoming[aid] = definition if known is None else merge_definition(known, definition)
+    return incoming
+
+
 def merge_activity_definitions(conn: apsw.Connection, statements: Iterable[dict[str, Any]], updated: float) -> int:
-    """Merge the definitions a batch of statements carries into xapi_activities; the rows written.
+    """Merge the definitions a batch of statements carries into xapi_activities; the rows written."""
+    return write_definitions(conn, collect_definitions(statements), updated)
+
+
+def write_definitions(conn: apsw.Connection, incoming: dict[str, dict[str, Any]], updated: float) -> int:
+    """Merge collected definitions into xapi_activities; the rows written.
 
     Inside the caller's write transaction (the statement store's insert); one SELECT per 500 ids and
     one executemany whatever the batch's size. A definition sent again as the LRS already has it (the
     usual case: every statement of a course carries the same) writes nothing.
     """
-    incoming: dict[str, dict[str, Any]] = {}
-    for statement in statements:
-        for activity in statement_activities(statement):
-            definition = activity.get("definition")
-            if isinstance(definition, dict) and definition and isinstance(activity.get("id"), str):
-                aid = activity["id"]
-                incoming[aid] = merge_definition(incoming[aid], definition) if aid in incoming else definition
     if not incoming:
         return 0
     ids = list(incoming)
@@ -110,11 +125,12 @@ def merge_activity_definitions(conn: apsw.Connection, statements: Iterable[dict[
             text = _encode(merge_definition(_decode(before), definition)).decode()
         if text != before:
             changed.append((aid, text, updated))
-    conn.executemany(
-        "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
-        changed,
-    )
+    if changed:
+        conn.executemany(
+            "INSERT INTO xapi_activities (id, definition, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
+            changed,
+        )
     return len(changed)
 
 

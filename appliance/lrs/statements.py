@@ -29,7 +29,8 @@ import apsw
 import msgspec
 
 from appliance.errors import ValidationFailed, VersionConflict
-from appliance.lrs.activities import merge_activity_definitions
+from appliance.lrs import bulk
+from appliance.lrs.activities import collect_definitions, merge_definition, write_definitions
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or more than this
@@ -257,6 +258,32 @@ class _Pending:
     assigned: int = 0  # ASSIGNED_* bits
     keys: dict[int, int] = field(default_factory=dict)
     seq: int = 0
+    target: str | None = None  # the id its StatementRef object names
+    voiding: bool = False
+    body: bytes = b""  # the statement as stored (JSON), with its `stored`
+
+
+@dataclass
+class Batch:
+    """A request's statements prepared for storing: ids, `stored`, authority, keys and JSON bodies
+    made without the database (`prepare_batch`), so the transaction (`write_batch`) is SQL.
+
+    `simple`: no id of the client's, no StatementRef, no attachment — nothing stored can conflict
+    with, void, refer to or be referred to by these statements, so batches like it are written
+    together in one set of inserts (`write_simple_batches`).
+    """
+
+    pending: list[_Pending]
+    stored_ms: int
+    authority: dict[str, Any]
+    credential_id: str | None
+    attachments: dict[str, tuple[str, bytes]]
+    definitions: dict[str, dict[str, Any]]
+    simple: bool
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.id for p in self.pending]
 
 
 def insert_statements(
@@ -271,37 +298,44 @@ def insert_statements(
 ) -> list[str]:
     """Store validated, normalised statements inside the caller's open tenant write transaction.
 
-    Assigns missing ids, `stored` (never before the last stored statement's), `authority` (the
-    credential's: the LRS overwrites what a client sent, as xAPI recommends), `version` when absent,
-    `timestamp` = `stored` when absent; applies voiding; writes the lookup keys and the activities'
-    definitions. A statement whose id is already stored with the same content is not stored again;
-    with different content the whole call raises StatementConflict, and a batch repeating an id or
-    voiding a voiding statement raises StatementRefused (the caller's transaction then rolls back:
-    all or nothing). `attachments` (sha2 → (content type, bytes)) are the raw parts sent alongside.
-    Returns the statements' ids in order.
+    `prepare_batch` and `write_batch` in one: see them. Returns the statements' ids in order.
     """
-    _tune(conn)
+    batch = prepare_batch(
+        statements,
+        stored=stored,
+        authority=authority,
+        credential_id=credential_id,
+        version=version,
+        attachments=attachments,
+    )
+    return write_batch(conn, batch)
+
+
+def prepare_batch(
+    statements: list[dict[str, Any]],
+    *,
+    stored: float,
+    authority: dict[str, Any],
+    credential_id: str | None,
+    version: str,
+    attachments: dict[str, tuple[str, bytes]] | None = None,
+) -> Batch:
+    """Everything of storing that needs no database, for validated, normalised statements.
+
+    Assigns missing ids (a batch repeating an id raises StatementRefused), `stored` (the request's
+    time: `write_batch` moves it later if the last stored statement is later), `authority` (the
+    credential's: the LRS overwrites what a client sent, as xAPI recommends), `version` when absent,
+    `timestamp` = `stored` when absent; computes the lookup keys and encodes each statement once.
+    `attachments` (sha2 → (content type, bytes)) are the raw parts sent alongside.
+    """
     pending = _prepare(statements)
-    ids = [p.id for p in pending]
-    existing = _stored_as_received(conn, [p.id for p in pending if p.given])
-    fresh: list[_Pending] = []
-    for p in pending:
-        known = existing.get(p.id)
-        if known is None:
-            fresh.append(p)
-        elif known != comparable(p.statement):
-            raise StatementConflict(
-                f"statement {p.id} is already stored with different content", {"statement_id": p.id}
-            )
-    if not fresh:
-        return ids
-    _check_voiding(conn, fresh)
-    stored_ms = max(math.floor(stored * 1000), last_stored_ms(conn) or 0)
+    stored_ms = math.floor(stored * 1000)
     stored_at = stored_text(stored_ms / 1000)
     default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
     authority_keys: dict[int, int] = {}
     _agent_keys(authority, 1, authority_keys)
-    for p in fresh:
+    simple = not attachments
+    for p in pending:
         s = p.statement
         s["stored"] = stored_at
         s["authority"] = authority
@@ -311,14 +345,128 @@ def insert_statements(
         if "timestamp" not in s:
             s["timestamp"] = stored_at
             p.assigned |= ASSIGNED_TIMESTAMP
+        p.target = _target(s)
+        p.voiding = p.target is not None and _is_voiding(s)
+        simple = simple and not p.given and p.target is None
         p.keys = statement_keys(s, authority_keys)
-    _write_rows(conn, fresh, stored_ms, credential_id)
+        p.body = _plain.encode(s)
+    definitions = collect_definitions(p.statement for p in pending)
+    return Batch(pending, stored_ms, authority, credential_id, attachments or {}, definitions, simple)
+
+
+def _restamp(batch: Batch, stored_ms: int) -> None:
+    """A later `stored` for the batch (the last stored statement is later than the request's time:
+    the clock stepped back, or another writer stored meanwhile): set and encoded again."""
+    batch.stored_ms = stored_ms
+    stored_at = stored_text(stored_ms / 1000)
+    for p in batch.pending:
+        p.statement["stored"] = stored_at
+        if p.assigned & ASSIGNED_TIMESTAMP:
+            p.statement["timestamp"] = stored_at
+        p.body = _plain.encode(p.statement)
+
+
+def _received(p: _Pending) -> bytes:
+    """The `comparable` form of a prepared statement as the client sent it."""
+    statement = dict(p.statement)
+    if p.assigned & ASSIGNED_VERSION:
+        statement.pop("version", None)
+    if p.assigned & ASSIGNED_TIMESTAMP:
+        statement.pop("timestamp", None)
+    return comparable(statement)
+
+
+def _last(conn: apsw.Connection) -> tuple[int, int]:
+    """(seq, stored ms) of the last statement stored, (0, 0) when there is none."""
+    for seq, stored in conn.execute("SELECT seq, stored FROM xapi_statements ORDER BY seq DESC LIMIT 1"):
+        return int(seq), int(stored)
+    return 0, 0
+
+
+def write_batch(conn: apsw.Connection, batch: Batch) -> list[str]:
+    """Store a prepared batch inside the caller's open tenant write transaction; its ids in order.
+
+    Applies voiding, writes the lookup keys and the activities' definitions. A statement whose id
+    is already stored with the same content is not stored again; with different content the whole
+    call raises StatementConflict, and voiding a voiding statement raises StatementRefused (the
+    caller's transaction then rolls back: all or nothing).
+    """
+    _tune(conn)
+    existing = _stored_as_received(conn, [p.id for p in batch.pending if p.given])
+    fresh: list[_Pending] = []
+    for p in batch.pending:
+        known = existing.get(p.id)
+        if known is None:
+            fresh.append(p)
+        elif known != _received(p):
+            raise StatementConflict(
+                f"statement {p.id} is already stored with different content", {"statement_id": p.id}
+            )
+    if not fresh:
+        return batch.ids
+    _check_voiding(conn, fresh)
+    top, last_ms = _last(conn)
+    if last_ms > batch.stored_ms:
+        _restamp(batch, last_ms)
+    for offset, p in enumerate(fresh, 1):
+        p.seq = top + offset
+    _write_rows(conn, fresh, batch.stored_ms, batch.credential_id)
     _inherit_keys(conn, fresh)
     _apply_voiding(conn, fresh)
-    merge_activity_definitions(conn, (p.statement for p in fresh), stored_ms / 1000)
-    if attachments:
-        _write_attachments(conn, fresh, attachments)
-    return ids
+    definitions = batch.definitions
+    if len(fresh) < len(batch.pending):
+        definitions = collect_definitions(p.statement for p in fresh)
+    write_definitions(conn, definitions, batch.stored_ms / 1000)
+    if batch.attachments:
+        _write_attachments(conn, fresh, batch.attachments)
+    return batch.ids
+
+
+def write_simple_batches(conn: apsw.Connection, batches: list[Batch]) -> None:
+    """Store `simple` prepared batches, in order, with one set of inserts for all of them (inside
+    the caller's open write transaction): each batch its own `stored`, never before the last."""
+    _tune(conn)
+    top, last_ms = _last(conn)
+    definitions: dict[str, dict[str, Any]] = {}
+    rows: list[_Pending] = []
+    stamps: list[int] = []
+    for batch in batches:
+        if last_ms > batch.stored_ms:
+            _restamp(batch, last_ms)
+        last_ms = batch.stored_ms
+        for p in batch.pending:
+            top += 1
+            p.seq = top
+            rows.append(p)
+            stamps.append(batch.stored_ms)
+        for aid, definition in batch.definitions.items():
+            known = definitions.get(aid)
+            definitions[aid] = definition if known is None else merge_definition(known, definition)
+    _insert_statement_rows(conn, rows, stamps, [b.credential_id for b in batches for _ in b.pending])
+    write_definitions(conn, definitions, last_ms / 1000)
+
+
+def run_queued(conn: apsw.Connection, items: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    """The writer thread's transaction (appliance.lrs.bulk.StatementWriter): queued items in order,
+    each `Batch` or callable of the connection in its own savepoint (one refused is undone alone),
+    consecutive simple batches written together. (result, error) per item: a batch's ids."""
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    at = 0
+    while at < len(items):
+        end = at
+        while end < len(items) and isinstance(items[end], Batch) and items[end].simple:
+            end += 1
+        if end > at:
+            group: list[Batch] = items[at:end]
+            _, error = bulk.in_savepoint(conn, lambda c, g=group: write_simple_batches(c, g))
+            outcomes.extend((None if error else b.ids, error) for b in group)
+            at = end
+            continue
+        item = items[at]
+        job = item if callable(item) else functools.partial(write_batch, batch=item)
+        outcomes.append(bulk.in_savepoint(conn, job))
+        at += 1
+    return outcomes
 
 
 def new_statement_id() -> str:
@@ -332,14 +480,21 @@ def new_statement_id() -> str:
 
 _tuned: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
 WRITER_CACHE_KIB = 65536
+WRITER_MMAP_BYTES = 1 << 30
+WRITER_CHECKPOINT_PAGES = 4000
 
 
 def _tune(conn: apsw.Connection) -> None:
-    """A larger page cache on the connection that writes statements (once per connection): each batch
-    touches the key index at every agent, verb and activity it names, pages a 2 MB default cache
-    would read again and again from a large store."""
+    """The connection that writes statements, tuned once: a larger page cache (each batch touches the
+    key index at every agent, verb and activity it names, pages a 2 MB default cache would read again
+    and again from a large store), reads memory-mapped (no read() per page missed), and a WAL
+    checkpointed every 4,000 pages rather than 1,000: a checkpoint writes each page once however many
+    commits changed it, and the key index's pages are changed by commit after commit (16 MB of WAL
+    at most, a checkpoint of some tens of milliseconds on the writer thread)."""
     if conn not in _tuned:
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        conn.execute(f"PRAGMA mmap_size={WRITER_MMAP_BYTES}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         _tuned.add(conn)
 
 
@@ -349,23 +504,23 @@ def _prepare(statements: list[dict[str, Any]]) -> list[_Pending]:
     seen: set[str] = set()
     for statement in statements:
         sid = statement.get("id")
-        given = isinstance(sid, str)
+        given = type(sid) is str
         sid = sid.lower() if given else new_statement_id()
         statement["id"] = sid
-        if sid in seen:
-            raise StatementRefused(f"statement id {sid} appears twice in the batch", {"statement_id": sid})
-        seen.add(sid)
+        if given:
+            if sid in seen:
+                raise StatementRefused(f"statement id {sid} appears twice in the batch", {"statement_id": sid})
+            seen.add(sid)
         pending.append(_Pending(sid, statement, given))
     return pending
 
 
 def _check_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
     """A voiding statement may not target a voiding statement (stored or in this batch)."""
-    targets = {_target(p.statement): p.id for p in fresh if _is_voiding(p.statement)}
-    targets.pop(None, None)
+    targets = {p.target: p.id for p in fresh if p.voiding}
     if not targets:
         return
-    batch_voiding = {p.id for p in fresh if _is_voiding(p.statement)}
+    batch_voiding = {p.id for p in fresh if p.voiding}
     stored_voiding = {sid for sid, (_, voids) in _existing(conn, list(targets)).items() if voids is not None}
     for target, sid in targets.items():
         if target in batch_voiding or target in stored_voiding:
@@ -376,30 +531,38 @@ def _check_voiding(conn: apsw.Connection, fresh: list[_Pending]) -> None:
 
 
 def _write_rows(conn: apsw.Connection, fresh: list[_Pending], stored_ms: int, credential_id: str | None) -> None:
-    """The statements' rows (their seq read back) and their own keys."""
-    first = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0]) + 1
-    for offset, p in enumerate(fresh):
-        p.seq = first + offset
-    conn.executemany(
-        "INSERT INTO xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, keys, body) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    """The statements' rows (their `seq` assigned) and their own keys."""
+    _insert_statement_rows(conn, fresh, [stored_ms] * len(fresh), [credential_id] * len(fresh))
+
+
+def _insert_statement_rows(
+    conn: apsw.Connection, fresh: list[_Pending], stamps: list[int], credentials: list[str | None]
+) -> None:
+    """The rows of `fresh` (seq assigned) and their key rows, the key rows in key order (each
+    index page visited once), both in multi-row INSERTs (appliance.lrs.bulk)."""
+    bulk.insert_rows(
+        conn,
+        "xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, keys, body)",
+        9,
         [
             (
                 p.seq,
                 p.id,
                 stored_ms,
-                _target(p.statement),
-                _target(p.statement) if _is_voiding(p.statement) else None,
+                p.target,
+                p.target if p.voiding else None,
                 credential_id,
                 p.assigned,
                 _pack_keys(p.keys),
-                _plain.encode(p.statement),
+                p.body,
             )
-            for p in fresh
+            for p, stored_ms, credential_id in zip(fresh, stamps, credentials, strict=True)
         ],
     )
-    conn.executemany(
-        "INSERT INTO xapi_statement_keys (key, related, seq) VALUES (?, ?, ?)",
+    bulk.insert_rows(
+        conn,
+        "xapi_statement_keys (key, related, seq)",
+        3,
         sorted((key, related, p.seq) for p in fresh for key, related in p.keys.items()),
     )
 
@@ -609,6 +772,19 @@ def _bounds(conn: apsw.Connection, q: StatementQuery, upper: int) -> tuple[int, 
     return low, high
 
 
+_mapped: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
+
+
+def _map(conn: apsw.Connection) -> None:
+    """Memory-mapped reads on a connection that answers queries (once per connection): a page of a
+    million statements' store is then read from the OS's cache in place, without a read() into this
+    connection's own page cache, which any write to the file empties (a query just after a burst of
+    writes otherwise reads every page it needs again)."""
+    if conn not in _mapped:
+        conn.execute(f"PRAGMA mmap_size={WRITER_MMAP_BYTES}")
+        _mapped.add(conn)
+
+
 def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
     """One page of the statements matching `q`, voided ones left out, newest first unless ascending.
 
@@ -616,6 +792,7 @@ def query_statements(conn: apsw.Connection, q: StatementQuery) -> Page:
     order, stopped after `limit` + 1 rows — one range for a plain filter, two merged for a related_*
     one (plain rows and related rows) — and the other filters are primary-key lookups.
     """
+    _map(conn)
     top = int(conn.execute("SELECT coalesce(max(seq), 0) FROM xapi_statements").fetchall()[0][0])
     consistent = last_stored_ms(conn)
     upper = min(q.upper, top) if q.upper is not None else top
