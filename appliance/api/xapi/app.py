@@ -137,6 +137,14 @@ def _resources() -> dict[str, Handler]:
     }
 
 
+def resource_of(path: str) -> str:
+    """The resource a path under /xapi/ names, runs of slashes read as one: an LRS endpoint configured
+    with its trailing slash (`…/xapi/`) makes some AU libraries ask for `/xapi//statements`."""
+    if not path.startswith(PREFIX):
+        return ""
+    return "/".join(part for part in path[len(PREFIX) :].split("/") if part)
+
+
 def xapi_path(path: str) -> bool:
     """Whether the application should hand this request to the LRS."""
     return path.startswith(PREFIX) or path == PREFIX.rstrip("/")
@@ -184,7 +192,7 @@ class XapiApp:
     async def _answer(self, scope: dict[str, Any], receive: Any, rid: str) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of the request: the handler's answer, or an error in the contract's form."""
         version = self._client_version(scope)
-        resource = scope["path"][len(PREFIX) :].strip("/")
+        resource = resource_of(scope["path"])
         try:
             if scope["method"] == "OPTIONS":  # a CORS preflight; every answer names its version, this one too
                 return 204, b"", {"Access-Control-Max-Age": "600", "X-Experience-API-Version": version}
@@ -255,7 +263,7 @@ def parse_request(scope: dict[str, Any], body: bytes, *, default_version: str = 
 
     `default_version` answers About when the request names no version (About needs none).
     """
-    resource = scope["path"][len(PREFIX) :].strip("/") if scope["path"].startswith(PREFIX) else ""
+    resource = resource_of(scope["path"])
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     method = scope["method"]

@@ -29,8 +29,10 @@ from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
 from appliance.cmi5.au_rules import Rejected
 from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
+from appliance.lrs import bulk
 from appliance.lrs import statements as store
 from appliance.xapi import agents, formats, multipart, validation
+from appliance.xapi.duplicate_keys import DuplicateKey, check_no_duplicate_keys
 from appliance.xapi.signatures import SignatureError, check_signatures
 
 PREFIX = "/xapi/statements"
@@ -82,9 +84,15 @@ def _body(req: XapiRequest) -> tuple[Any, dict[str, multipart.Part]]:
     elif req.content_type != "application/json" and not (req.alternate and not req.content_type):
         raise XapiError(400, "statements are sent as application/json or multipart/mixed")
     try:
-        return _decode(raw), parts
+        value = _decode(raw)
     except msgspec.DecodeError as exc:
         raise XapiError(400, f"the body is not valid JSON: {exc}") from None
+    if req.version.startswith("2."):
+        try:
+            check_no_duplicate_keys(raw, value, "statements" if isinstance(value, list) else "statement")
+        except DuplicateKey as exc:
+            raise XapiError(400, str(exc), {"path": exc.path}) from None
+    return value, parts
 
 
 def _validated(req: XapiRequest, value: Any, parts: dict[str, multipart.Part]) -> list[dict[str, Any]]:
@@ -112,7 +120,12 @@ def _validate(value: Any, version: str) -> list[dict[str, Any]]:
 
 
 async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, Any]], parts: dict) -> list[str]:
-    """One transaction for the batch: all stored, or nothing (409 conflict, 400 refused)."""
+    """One transaction for the batch: all stored, or nothing (409 conflict, 400 refused).
+
+    A credential's batch is prepared here on the loop and written by the tenant's LRS writer thread
+    (appliance.lrs.bulk), grouped with the batches queued meanwhile; an AU session's (cmi5) goes
+    through cmi5's rules in an ordinary write.
+    """
     assert req.credential is not None
     credential = req.credential
     stored = inst.clock.now()
@@ -134,14 +147,22 @@ async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, An
         )
 
     def write(c: Any) -> list[str]:
-        if req.cmi5 is None:
-            return insert(c)
         from appliance import cmi5_registrations  # an AU session's token: cmi5's rules and the LMS's statements
 
         return cmi5_registrations.store_statements(inst, c, req.cmi5, statements, lambda b: insert(c, b), stored)
 
     try:
-        return await db.write(write)
+        if req.cmi5 is not None:
+            return await db.write(write)
+        batch = store.prepare_batch(
+            statements,
+            stored=stored,
+            authority=credential.authority(),
+            credential_id=credential.id,
+            version=req.version,
+            attachments=attachments,
+        )
+        return await bulk.writer_for(db, store.run_queued).submit(batch)
     except Rejected as exc:  # cmi5's refusal of an AU's statement
         raise XapiError(403, str(exc), {"requirement": exc.requirement}) from None
     except store.StatementConflict as exc:
