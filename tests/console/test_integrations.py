@@ -223,7 +223,8 @@ def test_cmi5_registration_aus_waive_and_standard(
     package_id = upload(app_client, csrf, world.acme, not_applicable_course())
     listed = app_client.get(f"/admin/t/{world.acme}/packages/").text
     assert "<td>cmi5</td>" in listed
-    assert "cmi5 ·" in app_client.get(f"/admin/t/{world.acme}/packages/{package_id}").text
+    shown = app_client.get(f"/admin/t/{world.acme}/packages/{package_id}").text
+    assert "cmi5 ·" in shown and "AUs: 2, blocks: 1" in shown
     with offline(config, clock) as inst:
         acme = tenants.get_tenant(inst, world.acme)
         session_id = sessions.create_session(
