@@ -35,7 +35,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, tool
+from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, signal_group, stop, tool
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = SHARED_SUITES / "catapult" / "lts"
@@ -97,18 +97,10 @@ def _install(scratch: Path) -> None:
     run_step([node, str(webpack)], scratch / "pkg", build_env, "npx webpack (pkg)", INSTALL_TIMEOUT)
 
 
-def installed_suite() -> Path:
-    """A copy of the suite with node_modules installed and pkg/dist built, from the cache or made now
-    (tests.conformance.npm_suite: a scratch folder renamed into place when both steps succeed)."""
-    return SUITE_FILES.installed(_install)
-
-
 def prepare_run_dir(dest: Path) -> Path:
-    """A fresh copy of the sources, the cached node_modules and pkg/dist linked in, the adapter copied in."""
-    installed = installed_suite()
-    SUITE_FILES.copy_sources(dest)
-    (dest / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
-    (dest / "pkg" / "dist").symlink_to(installed / "pkg" / "dist", target_is_directory=True)
+    """A fresh copy of the sources, the cached node_modules and pkg/dist linked in (installed once:
+    tests.conformance.npm_suite), the adapter copied in."""
+    SUITE_FILES.run_copy(dest, _install, links=("node_modules", "pkg/dist"))
     shutil.copyfile(ADAPTER, dest / "lib" / "lms.custom.js")
     return dest
 
@@ -312,14 +304,9 @@ def run_suite(
             proc.wait(RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
             reason = f"interrupted at the run's deadline ({RUN_TIMEOUT:.0f} s)"
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(KILL_GRACE)
+            stop(proc, lambda: signal_group(proc.pid, signal.SIGTERM), KILL_GRACE)
         finally:
-            _signal_group(proc.pid, signal.SIGKILL)  # Chromium and anything else Jest left behind
+            signal_group(proc.pid, signal.SIGKILL)  # Chromium and anything else Jest left behind
     seconds = time.monotonic() - started
     output = out_path.read_text("utf-8", "replace")
     results: dict[str, TestResult] = {}
@@ -332,13 +319,6 @@ def run_suite(
     if reason:
         run.notes.append(reason)
     return run
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- failure lists ------------------------------------------------------------------------------------

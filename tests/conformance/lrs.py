@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, tool
+from tests.conformance.npm_suite import SHARED_SUITES, NpmSuite, SuiteError, run_step, signal_group, stop, tool
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = SHARED_SUITES / "lrs-conformance-test-suite"
@@ -88,18 +88,10 @@ def _install(scratch: Path) -> None:
     run_step(command, scratch, env, " ".join(command), INSTALL_TIMEOUT)
 
 
-def installed_suite() -> Path:
-    """A copy of the suite with node_modules installed, from the cache or installed now
-    (tests.conformance.npm_suite: a scratch folder renamed into place when the install succeeds)."""
-    return SUITE_FILES.installed(_install)
-
-
 def prepare_run_dir(dest: Path) -> Path:
-    """A fresh copy of the current sources whose node_modules is the cached install (a symlink)."""
-    installed = installed_suite()
-    SUITE_FILES.copy_sources(dest)
-    (dest / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
-    return dest
+    """A fresh copy of the current sources whose node_modules is the cached install (a symlink; installed
+    once: tests.conformance.npm_suite)."""
+    return SUITE_FILES.run_copy(dest, _install)
 
 
 # -- the server ----------------------------------------------------------------------------------------
@@ -237,14 +229,10 @@ def run_battery(
         try:
             reason = _watch(proc, out_path, started)
             if reason:
-                proc.send_signal(signal.SIGINT)  # the runner cancels, still writes its log, and exits
-                try:
-                    proc.wait(INTERRUPT_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(INTERRUPT_GRACE)
+                # SIGINT: the runner cancels, still writes its log, and exits
+                stop(proc, lambda: proc.send_signal(signal.SIGINT), INTERRUPT_GRACE)
         finally:
-            _kill_group(proc.pid)  # the runner's forked mocha process, if anything is left
+            signal_group(proc.pid, signal.SIGKILL)  # the runner's forked mocha process, if anything is left
     seconds = time.monotonic() - started
     output = out_path.read_text("utf-8", "replace")
     log_path = _log_path(run_dir, output)
@@ -293,13 +281,6 @@ def _log_path(run_dir: Path, output: str) -> Path | None:
         return Path(found[-1])
     logs = sorted((run_dir / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
     return logs[-1] if logs else None
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- failure lists ------------------------------------------------------------------------------------

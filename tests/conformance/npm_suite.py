@@ -12,6 +12,7 @@ trusts); and each step is a bounded subprocess whose failure is a SuiteError wit
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -104,6 +105,15 @@ class NpmSuite:
             shutil.rmtree(scratch, ignore_errors=True)
         return cached
 
+    def run_copy(self, dest: Path, install: Callable[[Path], None], links: tuple[str, ...] = ("node_modules",)) -> Path:
+        """A fresh copy of the current sources in `dest` whose `links` (node_modules, built folders) are
+        symlinks to the cached install's (`installed(install)`)."""
+        installed = self.installed(install)
+        self.copy_sources(dest)
+        for name in links:
+            (dest / name).symlink_to(installed / name, target_is_directory=True)
+        return dest
+
 
 def tool(name: str, why: str) -> str:
     """The path of a command the suite needs (`npm`, `node`), or SuiteError saying what for."""
@@ -130,3 +140,22 @@ def run_step(command: list[str], cwd: Path, env: dict[str, str], what: str, time
         raise SuiteError(f"{what} did not finish in {timeout:.0f} s") from None
     if done.returncode != 0:
         raise SuiteError(f"{what} exited {done.returncode}:\n{(done.stdout + done.stderr)[-4000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes], interrupt: Callable[[], None], grace: float) -> None:
+    """Ask a suite's run to stop (`interrupt`: the signal its runner handles), and kill it if it has not
+    exited `grace` seconds later."""
+    interrupt()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a run's process group (started with `start_new_session`): whatever it started goes too."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

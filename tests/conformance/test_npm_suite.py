@@ -106,3 +106,36 @@ def test_the_commit_is_read_from_the_suites_readme(tmp_path: Path, monkeypatch: 
 def test_both_harnesses_use_it() -> None:
     assert cmi5_lts.SUITE_FILES.root == cmi5_lts.SUITE and lrs.SUITE_FILES.root == lrs.SUITE
     assert cmi5_lts.SuiteError is lrs.SuiteError is SuiteError
+
+
+def test_a_run_copy_links_the_cached_install(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+
+    def install(scratch: Path) -> None:
+        (scratch / "node_modules" / "dep").mkdir(parents=True)
+        (scratch / "local" / "dist").mkdir()
+
+    run = suite.run_copy(tmp_path / "run", install, links=("node_modules", "local/dist"))
+    assert (run / "test.js").read_text() == "// a test"
+    assert (run / "node_modules").is_symlink() and (run / "node_modules").resolve() == (
+        suite.cache_dir() / "node_modules"
+    )
+    assert (run / "local" / "dist").resolve() == suite.cache_dir() / "local" / "dist"
+
+
+def test_a_run_asked_to_stop_is_killed_when_it_does_not(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    npm_suite.stop(proc, lambda: proc.send_signal(signal.SIGINT), grace=1)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    npm_suite.stop(polite, lambda: npm_suite.signal_group(polite.pid, signal.SIGTERM), grace=10)
+    assert polite.returncode == -signal.SIGTERM
+    npm_suite.signal_group(polite.pid, signal.SIGKILL)  # a group that is gone: nothing to do, no error
