@@ -106,8 +106,8 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = ()) -> PgCursor:
         """Run one statement (translated) and return its rows."""
-        head = sql.lstrip()[:6].upper()
-        if head == "PRAGMA":
+        head = sql.lstrip()[:7].upper()
+        if head.startswith("PRAGMA"):
             return self._pragma(sql)
         statement = translate(sql, self.catalog)
         with self.raw.cursor() as cursor:

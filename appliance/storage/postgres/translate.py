@@ -155,7 +155,8 @@ def _insert_or(t: _Tokens, catalog: Catalog) -> None:
         t.set(1, "")
         t.set(2, "")
     name_p, name = target
-    if t.depth_end(name_p, {"ON"}) < len(t.sig) and t.word(t.depth_end(name_p, {"ON"}) + 1) == "CONFLICT":
+    on = t.depth_end(name_p, {"ON"})
+    if t.word(on + 1) == "CONFLICT":
         raise Untranslatable(f"INSERT OR {verb} with its own ON CONFLICT")
     end = t.depth_end(name_p + 1, {"RETURNING", ";"})
     if verb == "IGNORE":

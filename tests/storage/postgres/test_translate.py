@@ -93,13 +93,16 @@ def test_insert_or_ignore_and_changes(both: Both) -> None:
 
 
 def test_insert_or_replace(both: Both) -> None:
-    def fn(c) -> list[tuple]:
-        for data in ("first", "second"):
-            c.execute("INSERT OR REPLACE INTO learner_state (learner_id, kind, data, updated_at) VALUES ('l', 'k', ?, ?)",
-                      (data, NOW))  # fmt: skip
-        return list(c.execute("SELECT learner_id, kind, data FROM learner_state"))
+    def fn(c) -> list:
+        counts = []
+        for verb, data in (("INSERT OR REPLACE", "first"), ("REPLACE", "second")):
+            c.execute(
+                f"{verb} INTO learner_state (learner_id, kind, data, updated_at) VALUES ('l', 'k', ?, ?)", (data, NOW)
+            )
+            counts.append(c.changes())
+        return [counts, list(c.execute("SELECT learner_id, kind, data FROM learner_state"))]
 
-    assert same(both, fn) == [("l", "k", "second")]
+    assert same(both, fn) == [[1, 1], [("l", "k", "second")]]
 
 
 def test_upsert_with_bare_columns_and_scalar_max_min(both: Both) -> None:
