@@ -67,6 +67,10 @@ def test_jwt_settings_set_change_and_remove(
     assert refused.status_code == 422 and "issuer" in refused.text
     assert app_client.post(f"/admin/t/{world.globex}/jwt/", data={**form, "csrf_token": csrf}).status_code == 404
     assert app_client.post(url, data={**form, "default_role": "emperor", "csrf_token": csrf}).status_code == 422
+    private = app_client.post(url, data={**form, "jwks_url": "http://169.254.169.254/jwks", "csrf_token": csrf})
+    assert private.status_code == 422 and "jwks_url" in private.text  # the outbound guard, before storing
+    with offline(config, clock) as inst:
+        assert tenants.get_tenant(inst, world.acme).jwt.jwks_url == form["jwks_url"]  # type: ignore[union-attr]
     removed = app_client.post(f"{url}remove", data={"csrf_token": csrf})
     assert removed.status_code == 200 and "accepts no JWTs" in removed.text
     # A superuser may give a file (tenants.set_jwt: exactly one of file and URL).

@@ -16,13 +16,25 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
-from appliance import tenants
+from appliance import outbound, tenants
 from appliance.console.auth import SessionDep, TenantDep, instance
 from appliance.console.render import page
 from appliance.console.views.forms import form_of
 from appliance.errors import Forbidden, ValidationFailed
+from appliance.instance import Instance
 from appliance.roles import DEFAULT_JWT_ROLE, ROLES
 from appliance.tenants import JwtConfig, Tenant
+
+
+def check_jwks_url(inst: Instance, url: str) -> None:
+    """Refuse at once a JWKS URL the outbound guard would refuse at every token (a clear error now,
+    rather than every JWT failing later), as LTI registrations' URLs are checked when stored."""
+    try:
+        outbound.check_url(url, outbound.policy_for(inst.config.outbound_allow))
+    except outbound.OutboundRefused as exc:
+        raise ValidationFailed(
+            f"jwks_url: {exc.message}", {"errors": [{"field": "jwks_url", "message": exc.message}]}
+        ) from exc
 
 
 def config_of(form: dict[str, str], tenant: Tenant, superuser: bool) -> JwtConfig:
@@ -66,6 +78,8 @@ class JwtPages(Controller):
         """Accept JWTs verified against these settings (replacing any before)."""
         form = await form_of(request)
         config = config_of(form, tenant, session.admin.superuser)
+        if config.jwks_url:
+            check_jwks_url(instance(request), config.jwks_url)
         await asyncio.to_thread(tenants.set_jwt, instance(request), tenant.id, config)
         return Redirect(f"/admin/t/{tenant.id}/jwt", status_code=303)
 
