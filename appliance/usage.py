@@ -25,15 +25,17 @@ def stored_bytes(conn: apsw.Connection) -> tuple[int, int]:
     Package bytes count what is kept on disk for every version (the received ZIP while processing,
     the extracted files once ready), so the quota covers everything a tenant makes us store. Session
     bytes are each session's `data_bytes` (its SCOs' CMI and its row's own data, kept up to date by
-    every write of run-time data, `sessions.refresh_results`) and the learners' global objectives and
-    shared data, which outlive any one session.
+    every write of run-time data, `sessions.refresh_results`), the learners' global objectives and
+    shared data, which outlive any one session, and what the tenant's xAPI LRS holds (statements,
+    attachments and documents, counted as they are written: table xapi_usage).
     """
     row = one(conn, "SELECT coalesce(sum(size_bytes + upload_bytes), 0) AS n FROM package_versions")
     package_bytes = int(row["n"]) if row else 0
     found = one(
         conn,
         "SELECT (SELECT coalesce(sum(data_bytes), 0) FROM sessions) "
-        "+ (SELECT coalesce(sum(length(data)), 0) FROM learner_state) AS n",
+        "+ (SELECT coalesce(sum(length(data)), 0) FROM learner_state) "
+        "+ (SELECT coalesce(sum(statement_bytes + document_bytes), 0) FROM xapi_usage) AS n",
     )
     session_bytes = int(found["n"]) if found else 0
     return package_bytes, session_bytes

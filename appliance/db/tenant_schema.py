@@ -714,3 +714,36 @@ def m019_lti_memberships(conn: apsw.Connection) -> None:
     """A launch's Names and Roles memberships URL (appliance.lti.nrps): the platform's
     `context_memberships_url` from the id_token's NRPS claim, what the members route reads."""
     conn.execute("ALTER TABLE lti_launches ADD COLUMN memberships_url TEXT")
+
+
+@tenant_migrations
+def m020_xapi_bytes(conn: apsw.Connection) -> None:
+    """The bytes the tenant's xAPI LRS holds, for its storage usage (appliance.usage.stored_bytes):
+    statements (their JSON, added by the statement store per batch), attachments and documents
+    (kept by triggers: documents are replaced and deleted in place). Counted from what is there."""
+    conn.execute(
+        """
+        CREATE TABLE xapi_usage (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            statement_bytes INTEGER NOT NULL,
+            document_bytes INTEGER NOT NULL
+        );
+        INSERT INTO xapi_usage (id, statement_bytes, document_bytes) VALUES (1,
+            (SELECT coalesce(sum(octet_length(body)), 0) FROM xapi_statements)
+            + (SELECT coalesce(sum(length), 0) FROM xapi_attachments),
+            (SELECT coalesce(sum(octet_length(content)), 0) FROM xapi_documents));
+        CREATE TRIGGER xapi_attachments_bytes AFTER INSERT ON xapi_attachments BEGIN
+            UPDATE xapi_usage SET statement_bytes = statement_bytes + NEW.length WHERE id = 1;
+        END;
+        CREATE TRIGGER xapi_documents_added AFTER INSERT ON xapi_documents BEGIN
+            UPDATE xapi_usage SET document_bytes = document_bytes + octet_length(NEW.content) WHERE id = 1;
+        END;
+        CREATE TRIGGER xapi_documents_replaced AFTER UPDATE OF content ON xapi_documents BEGIN
+            UPDATE xapi_usage SET document_bytes = document_bytes - octet_length(OLD.content)
+                + octet_length(NEW.content) WHERE id = 1;
+        END;
+        CREATE TRIGGER xapi_documents_deleted AFTER DELETE ON xapi_documents BEGIN
+            UPDATE xapi_usage SET document_bytes = document_bytes - octet_length(OLD.content) WHERE id = 1;
+        END;
+        """
+    )

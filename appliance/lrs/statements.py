@@ -565,6 +565,9 @@ def _insert_statement_rows(
         3,
         sorted((key, related, p.seq) for p in fresh for key, related in p.keys.items()),
     )
+    conn.execute(  # the tenant's storage usage (appliance.usage); attachments count by trigger
+        "UPDATE xapi_usage SET statement_bytes = statement_bytes + ? WHERE id = 1", (sum(len(p.body) for p in fresh),)
+    )
 
 
 def _pack_keys(keys: dict[int, int]) -> bytes:

@@ -22,6 +22,7 @@ from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
 from appliance.lrs import documents as docs
 from appliance.lrs.documents import Document, DocumentError, DocumentKey, Preconditions
+from appliance.lrs.quota import check_lrs_storage
 from appliance.xapi.agents import agent_ifi as agent_ifi_of
 
 
@@ -148,6 +149,9 @@ async def _write(inst: Instance, resource: Resource, target: Target, req: XapiRe
             conn, key.kind, activity_id=key.activity_id, agent_ifi=key.agent_ifi, registration=target.registration
         )
 
+    if req.method in ("PUT", "POST") and req.cmi5 is None:
+        assert req.tenant is not None
+        check_lrs_storage(inst, req.tenant, len(req.body))
     try:
         await db.write(run)
     except DocumentError as exc:

@@ -31,6 +31,7 @@ from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
 from appliance.lrs import bulk
 from appliance.lrs import statements as store
+from appliance.lrs.quota import check_lrs_storage
 from appliance.xapi import agents, formats, multipart, validation
 from appliance.xapi.duplicate_keys import DuplicateKey, check_no_duplicate_keys
 from appliance.xapi.signatures import SignatureError, check_signatures
@@ -154,6 +155,8 @@ async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, An
     try:
         if req.cmi5 is not None:
             return await db.write(write)
+        assert req.tenant is not None
+        check_lrs_storage(inst, req.tenant, len(req.body))
         batch = store.prepare_batch(
             statements,
             stored=stored,
