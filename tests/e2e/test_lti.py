@@ -337,9 +337,9 @@ def test_a_cmi5_course_launches_in_the_platforms_frame_and_posts_the_grade(
     page.goto(platform.course_page(message))
     au = Frames(page).frame("/content/")  # the AU, in the platform's iframe
     assert au.parent_frame == page.main_frame and "registration=" in au.url
-    au.wait_for_function(
-        "() => document.getElementById('content') && document.getElementById('content').innerHTML.trim() !== ''"
-    )
+    # The course's start-up is over once it has shown its first page (after its cmi5 initialized and the
+    # LaunchData it needs for every statement): going to the quiz before would race it.
+    au.wait_for_function("() => typeof course !== 'undefined' && course.pageViewedState.some(Boolean)")
     au.evaluate("() => course.gotoPage(course.pageList.length - 1)")  # the quiz, the last page
     au.wait_for_selector("#q0")
     au.click("text=(Select correct answers)")
