@@ -132,23 +132,32 @@ def _key_id_of(presented: str) -> str | None:
 
 
 def authenticate_key(conn: apsw.Connection, presented: str) -> tuple[Tenant, ApiKey]:
-    """Resolve a presented key to its tenant on an open registry connection, or raise Unauthorized.
+    """Resolve a presented key to its tenant on an open registry connection, or raise Unauthorized."""
+    tenant, row = verify_hashed_secret(
+        conn, "api_keys", "key_hash", _key_id_of(presented), presented, "invalid API key", "this API key was revoked"
+    )
+    return tenant, _from_row(row)
 
-    The hash comparison runs whether or not the key id exists, so timing does not tell them apart.
+
+def verify_hashed_secret(
+    conn: apsw.Connection, table: str, hash_column: str, row_id: str | None, secret: str, invalid: str, revoked: str
+) -> tuple[Tenant, dict[str, Any]]:
+    """(tenant, row) of a secret whose SHA-256 a registry table keeps (API keys, LRS credentials), or
+    Unauthorized: `invalid` for an unknown id, a wrong secret and a deleted tenant alike, `revoked` for
+    a revoked one. The hash comparison runs whether or not the id exists (constant time, and the same
+    time either way), so a caller cannot tell them apart.
     """
-    key_id = _key_id_of(presented)
-    row = one(conn, "SELECT * FROM api_keys WHERE id = ?", (key_id,)) if key_id else None
-    stored = row["key_hash"] if row else _DUMMY_HASH
-    matches = hmac.compare_digest(stored, sha256_hex(presented))
+    row = one(conn, f"SELECT * FROM {table} WHERE id = ?", (row_id,)) if row_id else None
+    stored = row[hash_column] if row else _DUMMY_HASH
+    matches = hmac.compare_digest(stored, sha256_hex(secret))
     if row is None or not matches:
-        raise Unauthorized("invalid API key")
-    key = _from_row(row)
-    if key.revoked:
-        raise Unauthorized("this API key was revoked")
-    tenant = find_tenant(conn, key.tenant_id)
+        raise Unauthorized(invalid)
+    if row["revoked_at"] is not None:
+        raise Unauthorized(revoked)
+    tenant = find_tenant(conn, row["tenant_id"])
     if tenant is None:
-        raise Unauthorized("invalid API key")
-    return tenant, key
+        raise Unauthorized(invalid)
+    return tenant, row
 
 
 def key_json(key: ApiKey, secret: str | None = None) -> dict[str, Any]:

@@ -87,8 +87,14 @@ def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     40 min, 2 h, 6 h, 8 h, 8 h. With the default 10 attempts the last one comes about 25 hours after the
     first.
     """
-    base = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * RETRY_FACTOR ** (attempt - 1))
-    return base * (0.8 + 0.4 * (rng or random).random())
+    return backoff_delay(attempt, RETRY_BASE_SECONDS, RETRY_FACTOR, RETRY_MAX_SECONDS, rng)
+
+
+def backoff_delay(attempt: int, base: float, factor: float, cap: float, rng: random.Random | None = None) -> float:
+    """`base` × `factor`^(attempt - 1) seconds, at most `cap`, times a jitter of 0.8-1.2, so receivers that
+    failed together are not retried together (webhook deliveries here, LRS forwarding in appliance.lrs)."""
+    delay = min(cap, base * factor ** min(attempt - 1, 60))
+    return delay * (0.8 + 0.4 * (rng or random).random())
 
 
 def matches(filters: list[str], event_type: str) -> bool:

@@ -8,13 +8,14 @@ to any URL.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from appliance.api.deps import InstanceDep, PrincipalDep
+from appliance.api.paging import PageCursor, PageLimit
 from appliance.lrs import credentials, forwarding
 from appliance.roles import ADMINS
 
@@ -58,6 +59,21 @@ class TargetPatch(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool | None = None
 
 
+def _target_fields(data: TargetIn | TargetPatch) -> dict[str, Any]:
+    """A target's fields as appliance.lrs.forwarding takes them (the filters' lists unpacked)."""
+    filters = data.filters or FiltersIn()
+    return {
+        "endpoint": data.endpoint,
+        "username": data.username,
+        "password": data.password,
+        "version": data.version,
+        "verbs": filters.verbs,
+        "activity_prefixes": filters.activity_prefixes,
+        "name": data.name,
+        "enabled": data.enabled,
+    }
+
+
 def _endpoint(request: Request[Any, Any, Any], inst: Any) -> str:
     return credentials.endpoint_url(inst, str(request.base_url))
 
@@ -87,8 +103,8 @@ class LrsCredentialController(Controller):
         request: Request[Any, Any, Any],
         principal: PrincipalDep,
         inst: InstanceDep,
-        limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
-        cursor: FromQuery[str | None] = None,
+        limit: PageLimit = None,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
         """Credentials, oldest first, revoked ones included (never their secrets)."""
         return credentials.page_credentials(
@@ -124,19 +140,8 @@ class LrsForwardingController(Controller):
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, data: JSONBody[TargetIn]
     ) -> dict[str, Any]:
         """201 with the target (its password is never shown)."""
-        filters = data.filters or FiltersIn()
         target = forwarding.create_target(
-            inst,
-            principal.tenant,
-            endpoint=data.endpoint,
-            username=data.username,
-            password=data.password,
-            version=data.version,
-            verbs=filters.verbs,
-            activity_prefixes=filters.activity_prefixes,
-            name=data.name,
-            enabled=data.enabled,
-            forward_existing=data.forward_existing,
+            inst, principal.tenant, **_target_fields(data), forward_existing=data.forward_existing
         )
         _wake(request)
         return target
@@ -146,8 +151,8 @@ class LrsForwardingController(Controller):
         self,
         principal: PrincipalDep,
         inst: InstanceDep,
-        limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
-        cursor: FromQuery[str | None] = None,
+        limit: PageLimit = None,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
         """Targets, oldest first, each with its cursor and backlog."""
         return forwarding.list_targets(inst, principal.tenant, limit=limit, cursor=cursor)
@@ -167,20 +172,7 @@ class LrsForwardingController(Controller):
         data: JSONBody[TargetPatch],
     ) -> dict[str, Any]:
         """Fields left out keep their value; a disabled target keeps its cursor and resumes from it."""
-        filters = data.filters or FiltersIn()
-        target = forwarding.update_target(
-            inst,
-            principal.tenant,
-            target_id,
-            endpoint=data.endpoint,
-            username=data.username,
-            password=data.password,
-            version=data.version,
-            verbs=filters.verbs,
-            activity_prefixes=filters.activity_prefixes,
-            name=data.name,
-            enabled=data.enabled,
-        )
+        target = forwarding.update_target(inst, principal.tenant, target_id, **_target_fields(data))
         _wake(request)
         return target
 
@@ -196,8 +188,8 @@ class LrsForwardingController(Controller):
         inst: InstanceDep,
         target_id: FromPath[str],
         outcome: FromQuery[str | None] = None,
-        limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
-        cursor: FromQuery[str | None] = None,
+        limit: PageLimit = None,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
         """Attempts, newest first: delivered, failed (retried with backoff) or rejected (passed over)."""
         return forwarding.list_log(inst, principal.tenant, target_id, outcome=outcome, limit=limit, cursor=cursor)

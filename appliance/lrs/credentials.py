@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from typing import Any
 
 import apsw
 import msgspec
 
+from appliance.apikeys import verify_hashed_secret
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
 from appliance.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from appliance.ids import new_id, new_secret, sha256_hex
 from appliance.instance import Instance
-from appliance.pagination import encode_cursor, keyset_clause, parse_page
-from appliance.tenants import Tenant, find_tenant, get_tenant
+from appliance.pagination import keyset_clause, page_result, parse_page
+from appliance.tenants import Tenant, get_tenant
 
 SCOPES = ("all", "read", "write")
 READ_METHODS = frozenset({"GET", "HEAD"})
 AUTHORITY_HOME_PAGE = "urn:scorm-appliance:lrs-credential"
-_DUMMY_HASH = sha256_hex("no such credential")
 LAST_USED_RESOLUTION = 60.0
 MAX_NAME_CHARS = 200
 
@@ -153,12 +152,7 @@ def page_credentials(
             (tenant_id, *params, page.limit + 1),
         )
     )
-    kept = found[: page.limit]
-    more = len(found) > page.limit and bool(kept)
-    return {
-        "data": [credential_json(_from_row(r), endpoint=endpoint) for r in kept],
-        "next_cursor": encode_cursor(kept[-1]["created_at"], kept[-1]["id"]) if more else None,
-    }
+    return page_result(found, page, lambda r: credential_json(_from_row(r), endpoint=endpoint))
 
 
 def endpoint_url(inst: Instance, base_url: str | None = None) -> str:
@@ -201,23 +195,19 @@ def basic_pair(authorization: str | None) -> tuple[str, str]:
 
 
 def verify_pair(conn: apsw.Connection, username: str, password: str) -> tuple[Tenant, LrsCredential]:
-    """Resolve a key and secret to its tenant and credential on an open registry connection.
-
-    One message for an unknown key, a wrong secret and a deleted tenant, so a caller cannot tell them
-    apart; the hash comparison runs in every case.
-    """
-    row = one(conn, "SELECT * FROM lrs_credentials WHERE id = ?", (username,)) if username.startswith("lrs_") else None
-    stored = row["secret_hash"] if row else _DUMMY_HASH
-    matches = hmac.compare_digest(stored, sha256_hex(password))
-    if row is None or not matches:
-        raise Unauthorized("invalid LRS credentials")
-    cred = _from_row(row)
-    if cred.revoked:
-        raise Unauthorized("these LRS credentials were revoked")
-    tenant = find_tenant(conn, cred.tenant_id)
-    if tenant is None:
-        raise Unauthorized("invalid LRS credentials")
-    return tenant, cred
+    """Resolve a key and secret to its tenant and credential on an open registry connection (API keys'
+    check, appliance.apikeys.verify_hashed_secret: one message for an unknown key, a wrong secret and a
+    deleted tenant)."""
+    tenant, row = verify_hashed_secret(
+        conn,
+        "lrs_credentials",
+        "secret_hash",
+        username if username.startswith("lrs_") else None,
+        password,
+        "invalid LRS credentials",
+        "these LRS credentials were revoked",
+    )
+    return tenant, _from_row(row)
 
 
 def authenticate(inst: Instance, authorization: str | None) -> tuple[Tenant, LrsCredential]:

@@ -51,8 +51,9 @@ from appliance.db.connection import one, rows
 from appliance.errors import NotFound, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
-from appliance.pagination import encode_cursor, parse_page
+from appliance.pagination import encode_cursor, keyset_clause, page_result, parse_page
 from appliance.tenants import Tenant
+from appliance.webhooks import backoff_delay
 
 log = logging.getLogger("appliance.lrs.forwarding")
 
@@ -84,8 +85,7 @@ def retry_delay(attempt: int, cap: float, rng: random.Random | None = None) -> f
     default), times a jitter of 0.8-1.2: a target that comes back is reached within minutes, and one
     that stays down costs one request every few minutes.
     """
-    base = min(cap, RETRY_BASE_SECONDS * 2 ** min(attempt - 1, 30))
-    return base * (0.8 + 0.4 * (rng or random).random())
+    return backoff_delay(attempt, RETRY_BASE_SECONDS, 2.0, cap, rng)
 
 
 @dataclass(frozen=True)
@@ -324,9 +324,9 @@ def create_target(
 
 
 def list_targets(inst: Instance, tenant: Tenant, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
-    """A page of targets, oldest first."""
+    """A page of targets, oldest first (the API's keyset paging, appliance.pagination)."""
     page = parse_page(limit, cursor)
-    where, params = ("(created_at, id) > (?, ?)", page.after) if page.after else ("1", ())
+    where, params = keyset_clause(page)
 
     def read(conn: apsw.Connection) -> dict[str, Any]:
         found = rows(
@@ -334,12 +334,7 @@ def list_targets(inst: Instance, tenant: Tenant, *, limit: int | None, cursor: s
             f"SELECT * FROM xapi_forwarding_targets WHERE {where} ORDER BY created_at, id LIMIT ?",
             (*params, page.limit + 1),
         )
-        kept = found[: page.limit]
-        more = len(found) > page.limit and bool(kept)
-        return {
-            "data": [_json_of(conn, r) for r in kept],
-            "next_cursor": encode_cursor(kept[-1]["created_at"], kept[-1]["id"]) if more else None,
-        }
+        return page_result(found, page, lambda r: _json_of(conn, r))
 
     return inst.tenant_db(tenant.id).read_sync(read)
 
