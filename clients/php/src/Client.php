@@ -170,8 +170,10 @@ final class Client
         ?string $status = null,
         ?int $limit = null,
         ?string $cursor = null,
+        ?string $learner = null,
     ): Page {
-        $query = ['package_id' => $packageId, 'learner_id' => $learnerId, 'status' => $status, 'limit' => $limit, 'cursor' => $cursor];
+        // $learnerId is an exact learner id; $learner finds learners whose id or name contains it.
+        $query = ['package_id' => $packageId, 'learner_id' => $learnerId, 'learner' => $learner, 'status' => $status, 'limit' => $limit, 'cursor' => $cursor];
         return self::page($this->call('GET', '/sessions', query: $query), Session::fromArray(...));
     }
 

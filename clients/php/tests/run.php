@@ -122,6 +122,9 @@ $tests['sessions: create, resume, launch, list, read, delete'] = function () use
     $expected = [$session->id, $fresh->id];
     sort($expected);
     check($ids === $expected, 'listed by learner');
+    $ids = array_map(static fn (Session $s) => $s->id, $client->listSessions(learner: strtoupper(substr($who, 2)))->data);
+    sort($ids);
+    check($ids === $expected, 'found by a part of the learner id, case ignored');
     $client->deleteSession($fresh->id);
     throws(NotFoundException::class, fn () => $client->getSession($fresh->id));
 };

@@ -85,6 +85,8 @@ def test_session_create_resume_launch_read(client: Client, ready_package: Packag
     assert launch.session_id == session.id and launch.launch_url.startswith(client.base_url)
     listed = client.list_sessions(package_id=ready_package.id, learner_id=who)
     assert {s.id for s in listed.data} == {session.id, fresh.id}
+    searched = client.list_sessions(learner=who[2:].upper())  # a part of the learner id, case ignored
+    assert {s.id for s in searched.data} == {session.id, fresh.id}
     client.delete_session(fresh.id)
     with pytest.raises(NotFound):
         client.get_session(fresh.id)

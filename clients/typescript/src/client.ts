@@ -215,8 +215,11 @@ export class Client {
     if (input.packageVersion !== undefined) json.package_version = input.packageVersion;
     return this.call("POST", "/sessions", { json });
   }
+  /** `learner_id` is an exact learner id; `learner` finds learners whose id or name contains it. */
   listSessions(
-    query: { package_id?: string; learner_id?: string; status?: string; limit?: number; cursor?: string } = {},
+    query: {
+      package_id?: string; learner_id?: string; learner?: string; status?: string; limit?: number; cursor?: string;
+    } = {},
   ): Promise<Page<Session>> {
     return this.call("GET", "/sessions", { query });
   }

@@ -95,6 +95,8 @@ test("sessions: create, resume, launch, list, read, delete", async () => {
   assert.ok(launch.launch_url.startsWith(client.baseUrl));
   const listed = await client.listSessions({ package_id: ready.id, learner_id: who });
   assert.deepEqual(new Set(listed.data.map((s) => s.id)), new Set([session.id, fresh.id]));
+  const searched = await client.listSessions({ learner: who.slice(2).toUpperCase() }); // a part of the id, case ignored
+  assert.deepEqual(new Set(searched.data.map((s) => s.id)), new Set([session.id, fresh.id]));
   await client.deleteSession(fresh.id);
   await assert.rejects(client.getSession(fresh.id), NotFound);
 });

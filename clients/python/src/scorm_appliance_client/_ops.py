@@ -156,9 +156,15 @@ def create_session(
 
 
 def list_sessions(
-    package_id: str | None, learner_id: str | None, status: str | None, limit: int | None, cursor: str | None
+    package_id: str | None,
+    learner_id: str | None,
+    learner: str | None,
+    status: str | None,
+    limit: int | None,
+    cursor: str | None,
 ) -> Call:
-    params = {"package_id": package_id, "learner_id": learner_id, "status": status, "limit": limit, "cursor": cursor}
+    params = {"package_id": package_id, "learner_id": learner_id, "learner": learner, "status": status}
+    params |= {"limit": limit, "cursor": cursor}
     return Call("GET", "/sessions", params=params, parse=_page(Session.from_json))
 
 

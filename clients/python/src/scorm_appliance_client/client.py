@@ -241,12 +241,14 @@ class Client(_Base):
         *,
         package_id: str | None = None,
         learner_id: str | None = None,
+        learner: str | None = None,
         status: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[Session]:
-        """One page of sessions, oldest first (`launch_url` is None in lists)."""
-        return self._call(_ops.list_sessions(package_id, learner_id, status, limit, cursor))
+        """One page of sessions, oldest first (`launch_url` is None in lists). `learner_id` is an exact
+        learner id; `learner` finds sessions whose learner id or name contains it (ASCII case ignored)."""
+        return self._call(_ops.list_sessions(package_id, learner_id, learner, status, limit, cursor))
 
     def get_session(self, session_id: str, *, include_cmi: bool = False) -> Session:
         """The session: status, score, progress; with `include_cmi` its CMI data too."""
@@ -500,11 +502,12 @@ class AsyncClient(_Base):
         *,
         package_id: str | None = None,
         learner_id: str | None = None,
+        learner: str | None = None,
         status: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[Session]:
-        return await self._call(_ops.list_sessions(package_id, learner_id, status, limit, cursor))
+        return await self._call(_ops.list_sessions(package_id, learner_id, learner, status, limit, cursor))
 
     async def get_session(self, session_id: str, *, include_cmi: bool = False) -> Session:
         return await self._call(_ops.get_session(session_id, include_cmi))
