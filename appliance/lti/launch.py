@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +46,20 @@ CLOCK_SKEW_SECONDS = 60.0
 ALGORITHM = "RS256"
 MESSAGE_TYPES = (c.RESOURCE_LINK_REQUEST, c.DEEP_LINKING_REQUEST)
 TEACHER_ROLES = ("#Instructor", "#ContentDeveloper", "#Administrator", "#TeachingAssistant", "/Instructor")
+
+# One lock per (tenant, registration, link, user) while a launch finds or starts its session: two launches
+# of one link at once (a double click, two tabs) must resume one session, not start two. Weak values: a lock
+# lives only while a launch holds or waits for it.
+_launch_locks: weakref.WeakValueDictionary[tuple[str, str, str, str], threading.Lock] = weakref.WeakValueDictionary()
+_launch_locks_guard = threading.Lock()
+
+
+def _launch_lock(key: tuple[str, str, str, str]) -> threading.Lock:
+    with _launch_locks_guard:
+        lock = _launch_locks.get(key)
+        if lock is None:
+            lock = _launch_locks[key] = threading.Lock()
+        return lock
 
 
 @dataclass(frozen=True)
@@ -320,19 +336,21 @@ def resource_link_launch(
     if not isinstance(link_id, str) or not link_id:
         raise _refuse("a resource link launch needs resource_link.id", "resource_link")
     package_id = _package_of(claims)
-    session = _resumable(inst, tenant, reg, link_id, str(claims["sub"]), package_id, base_url)
-    if session is None:
-        session, _ = create_session(
-            inst,
-            tenant,
-            base_url,
-            package_id=package_id,
-            learner_id=learner_id(reg.issuer, str(claims["sub"])),
-            learner_name=learner_name(claims),
-            package_version=None,
-            resume=False,
-        )
-    _record_launch(inst, tenant.id, reg, claims, link_id, session["id"], package_id)
+    sub = str(claims["sub"])
+    with _launch_lock((tenant.id, reg.id, link_id, sub)):
+        session = _resumable(inst, tenant, reg, link_id, sub, package_id, base_url)
+        if session is None:
+            session, _ = create_session(
+                inst,
+                tenant,
+                base_url,
+                package_id=package_id,
+                learner_id=learner_id(reg.issuer, sub),
+                learner_name=learner_name(claims),
+                package_version=None,
+                resume=False,
+            )
+        _record_launch(inst, tenant.id, reg, claims, link_id, session["id"], package_id)
     return str(session["launch_url"])
 
 

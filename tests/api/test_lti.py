@@ -378,3 +378,31 @@ def test_names_and_roles_lists_a_links_context_members_page_by_page(
     launch(api, platform, Message("LtiResourceLinkRequest", "user-2", link_id="link-x", custom=message.custom), clock)
     plain = api.get(f"{API}/registrations/{reg['id']}/links/link-x/members", headers=acme.headers)
     assert assert_error(plain, 422, "VALIDATION_ERROR")["details"]["reason"] == "no_nrps"
+
+
+def test_two_launches_of_one_link_at_once_resume_one_session(
+    api: TestClient, acme: TenantKey, clock: FixedClock, platform: LtiPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A double click in the platform: two launches of one link whose find-or-start overlap (the session's
+    creation is slowed so both would find none) end on one session, not two."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appliance.lti import launch as lti_launch
+
+    register(api, acme, platform)
+    package = upload_ready(api, acme, package_12())
+    message = Message("LtiResourceLinkRequest", "user-3", link_id="link-c", custom={"package_id": package["id"]})
+    create = lti_launch.create_session
+
+    def slow_create(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(lti_launch, "create_session", slow_create)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: launch(api, platform, message, clock), range(2)))
+    assert len(paths) == 2
+    sessions = api.get(
+        "/api/v1/sessions", params={"learner_id": learner_id(platform.issuer, "user-3")}, headers=acme.headers
+    ).json()["data"]
+    assert len(sessions) == 1, sessions
