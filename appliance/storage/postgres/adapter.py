@@ -33,8 +33,8 @@ from appliance.storage.postgres.schema import SETTING
 from appliance.storage.postgres.translate import TENANT_COLUMN, Untranslatable, translate
 
 T = TypeVar("T")
-# PRAGMAs the services send that mean nothing on PostgreSQL (cache size, foreign keys: always on there).
-_HARMLESS_PRAGMAS = ("cache_size", "foreign_keys")
+# PRAGMAs the services send that mean nothing on PostgreSQL (SQLite memory tuning; foreign keys: always on there).
+_HARMLESS_PRAGMAS = ("cache_size", "mmap_size", "temp_store", "wal_autocheckpoint", "foreign_keys")
 _DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
