@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 from litestar.testing import TestClient
 
@@ -147,3 +148,25 @@ def test_a_worker_killed_mid_step_answers_a_retry_and_is_replaced(api: TestClien
     assert player.launch()["delivery"]["activity"] == "i0"
     (replacement,) = sequencing_pool.worker_pids()
     assert replacement != first
+
+
+def test_a_worker_reopens_a_tenant_file_replaced_on_disk(tmp_path: Path) -> None:
+    """A restore from backup replaces the tenant's file: the worker reads the new one, not the old inode."""
+    path = tmp_path / "tenant.db"
+
+    def make(into: Path, value: str) -> None:
+        conn = apsw.Connection(str(into))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.execute("INSERT INTO t VALUES (?)", (value,))
+        conn.close()
+
+    make(path, "before")
+    db = sequencing_pool.ReadOnlyDatabase(path)
+    read = lambda conn: conn.execute("SELECT v FROM t").fetchall()  # noqa: E731
+    assert db.read_sync(read) == [("before",)]
+    make(tmp_path / "restored.db", "after")
+    os.replace(tmp_path / "restored.db", path)
+    assert db.read_sync(read) == [("after",)]
+    with pytest.raises(RuntimeError, match="does not write"):
+        db.write_sync(read)
