@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import re
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -470,12 +471,27 @@ def run_queued(conn: apsw.Connection, items: list[Any]) -> list[tuple[Any, BaseE
 
 
 def new_statement_id() -> str:
-    """A random (version 4) UUID as text, several times faster than str(uuid.uuid4())."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40
-    raw[8] = raw[8] & 0x3F | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """One id for a statement sent without one (`new_statement_ids`)."""
+    return new_statement_ids(1)[0]
+
+
+def new_statement_ids(count: int, now_ms: int | None = None) -> list[str]:
+    """`count` new time-ordered UUIDs (version 7, RFC 9562: 48 bits of Unix milliseconds, then 74
+    random bits), from one read of the OS's random source for all of them.
+
+    Time-ordered, so a batch's ids go to the end of the statements' id index instead of 50 random
+    places in it (a page written at each one); 74 random bits keep them unique and unguessable.
+    """
+    millis = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) & 0xFFFF_FFFF_FFFF
+    prefix = f"{millis:012x}"
+    head = f"{prefix[:8]}-{prefix[8:]}-7"
+    raw = os.urandom(10 * count)
+    ids: list[str] = []
+    for at in range(0, 10 * count, 10):
+        r = raw[at : at + 10].hex()
+        variant = "89ab"[int(r[3], 16) & 3]
+        ids.append(f"{head}{r[:3]}-{variant}{r[4:7]}-{r[8:20]}")
+    return ids
 
 
 _tuned: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
@@ -502,10 +518,11 @@ def _prepare(statements: list[dict[str, Any]]) -> list[_Pending]:
     """Ids assigned (lower-case UUIDs), duplicates refused."""
     pending: list[_Pending] = []
     seen: set[str] = set()
+    fresh = iter(new_statement_ids(sum(1 for s in statements if type(s.get("id")) is not str)))
     for statement in statements:
         sid = statement.get("id")
         given = type(sid) is str
-        sid = sid.lower() if given else new_statement_id()
+        sid = sid.lower() if given else next(fresh)
         statement["id"] = sid
         if given:
             if sid in seen:

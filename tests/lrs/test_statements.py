@@ -232,3 +232,73 @@ def test_a_page_short_of_voided_statements_reads_on(db: Database) -> None:
     assert [json.loads(s.body)["id"] for s in page.statements] == [*ids[:3], voiders[0]] and page.more
     one = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(verb=VERB, limit=4, ascending=True)))
     assert [s.seq for s in one.statements] == [s.seq for s in page.statements] and one.more
+
+
+def test_new_ids_are_time_ordered_version_7_uuids() -> None:
+    import uuid
+
+    ids = st.new_statement_ids(1000, now_ms=1_800_000_000_000)
+    assert len(set(ids)) == 1000
+    for sid in ids:
+        parsed = uuid.UUID(sid)
+        assert str(parsed) == sid and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == 1_800_000_000_000  # the millisecond, in the first 48 bits
+    assert max(st.new_statement_ids(5, now_ms=1_800_000_000_000)) < min(
+        st.new_statement_ids(5, now_ms=1_800_000_000_001)
+    )
+
+
+def prepared(batch: list[dict], stored: float, version: str = "1.0.3") -> st.Batch:
+    return st.prepare_batch(batch, stored=stored, authority=AUTHORITY, credential_id="lrs_test", version=version)
+
+
+def test_queued_batches_share_one_transaction_and_a_refused_one_is_undone_alone(db: Database) -> None:
+    sid = "e3c5f6a0-0000-4000-8000-0000000000aa"
+    insert(db, [statement(id=sid)])
+    items = [
+        prepared([statement("mailto:b@example.com"), statement("mailto:c@example.com")], 1_800_000_001.0),
+        prepared([statement("mailto:d@example.com")], 1_800_000_000.5),  # earlier: stored as the one before
+        prepared([statement(id=sid, activity="http://example.com/other")], 1_800_000_002.0),  # a conflict
+        lambda c: st.insert_statements(
+            c,
+            [statement("mailto:e@example.com")],
+            stored=1_800_000_003.0,
+            authority=AUTHORITY,
+            credential_id=None,
+            version="1.0.3",
+        ),
+    ]
+    assert [b.simple for b in items[:3]] == [True, True, False]
+    outcomes = db.write_sync(lambda c: st.run_queued(c, items))
+    assert [type(error).__name__ if error else None for _, error in outcomes] == [None, None, "StatementConflict", None]
+    assert outcomes[0][0] == items[0].ids and len(outcomes[3][0]) == 1
+    stored = [(s["actor"]["mbox"], s["stored"]) for s in bodies(db)]
+    assert stored == [
+        ("mailto:a@example.com", "2027-01-15T08:00:00.000Z"),
+        ("mailto:b@example.com", "2027-01-15T08:00:01.000Z"),
+        ("mailto:c@example.com", "2027-01-15T08:00:01.000Z"),
+        ("mailto:d@example.com", "2027-01-15T08:00:01.000Z"),  # never before the statement stored before it
+        ("mailto:e@example.com", "2027-01-15T08:00:03.000Z"),
+    ]
+    page = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(agent="mbox:mailto:d@example.com")))
+    assert len(page.statements) == 1  # the grouped batches' keys are written too
+
+
+def test_the_writer_thread_answers_each_caller(db: Database) -> None:
+    import asyncio
+
+    from appliance.lrs import bulk
+
+    async def main() -> list[object]:
+        writer = bulk.writer_for(db, st.run_queued)
+        batches = [
+            prepared([statement(f"mailto:w{n}@example.com") for _ in range(3)], 1_800_000_000.0 + n) for n in range(20)
+        ]
+        clash = prepared([statement(id=st.new_statement_id()), statement()], 1_800_000_100.0)
+        clash.pending[1].id = clash.pending[0].id  # the same id twice: the UNIQUE index refuses the batch
+        return await asyncio.gather(*(writer.submit(b) for b in [*batches, clash]), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, list) and len(r) == 3 for r in results[:20])
+    assert isinstance(results[20], Exception)
+    assert len(bodies(db)) == 60
