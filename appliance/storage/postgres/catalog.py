@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
@@ -64,6 +65,7 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...]
     indexes: tuple[Index, ...]
     rowid_alias: bool  # `x INTEGER PRIMARY KEY`: SQLite numbers new rows itself
+    seed_rows: tuple[tuple[Any, ...], ...] = ()  # rows the migrations themselves insert (every new file has them)
 
     def column(self, name: str) -> Column | None:
         """The column called `name`, or None."""
@@ -144,6 +146,7 @@ def _table(conn: apsw.Connection, name: str, create_sql: str) -> Table:
         foreign_keys,
         tuple(sorted(indexes, key=lambda i: i.name)),
         rowid_alias,
+        tuple(tuple(r) for r in conn.execute(f"SELECT * FROM {name}")),
     )
 
 

@@ -22,65 +22,12 @@ from psycopg import sql as pgsql
 
 from appliance.storage.postgres.catalog import PG_TYPES, Catalog, Table, registry_catalog, tenant_catalog
 from appliance.storage.postgres.translate import TENANT_COLUMN
+from appliance.storage.postgres.triggers import TRIGGERS_SQL, seed_rows_trigger
 
 SETTING = "app.tenant_id"
 POLICY = "tenant_isolation"
 TENANT_DEFAULT = f"current_setting('{SETTING}')"  # no tenant set: an INSERT fails rather than guess
 POLICY_TEST = f"{TENANT_COLUMN} = current_setting('{SETTING}', true)"  # no tenant set: no rows
-
-# The analytics triggers (tenant_schema.m007_analytics) in PL/pgSQL: SQLite's booleans are 0/1 integers,
-# PostgreSQL's are cast; each statement stays within the row's tenant.
-_TRIGGERS = """
-CREATE FUNCTION session_interactions_added() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO interaction_stats (tenant_id, package_id, interaction_id, type, description, attempts, correct,
-        incorrect, unanticipated, neutral, numeric, no_result, latency_total, latency_count)
-    VALUES (NEW.tenant_id, NEW.package_id, NEW.interaction_id, NEW.type, NEW.description, 1,
-        (NEW.outcome = 'correct')::int, (NEW.outcome = 'incorrect')::int, (NEW.outcome = 'unanticipated')::int,
-        (NEW.outcome = 'neutral')::int, (NEW.outcome = 'numeric')::int, (NEW.outcome = 'none')::int,
-        coalesce(NEW.latency_seconds, 0), (NEW.latency_seconds IS NOT NULL)::int)
-    ON CONFLICT (tenant_id, package_id, interaction_id) DO UPDATE SET
-        type = coalesce(EXCLUDED.type, interaction_stats.type),
-        description = coalesce(EXCLUDED.description, interaction_stats.description),
-        attempts = interaction_stats.attempts + 1, correct = interaction_stats.correct + EXCLUDED.correct,
-        incorrect = interaction_stats.incorrect + EXCLUDED.incorrect,
-        unanticipated = interaction_stats.unanticipated + EXCLUDED.unanticipated,
-        neutral = interaction_stats.neutral + EXCLUDED.neutral, numeric = interaction_stats.numeric + EXCLUDED.numeric,
-        no_result = interaction_stats.no_result + EXCLUDED.no_result,
-        latency_total = interaction_stats.latency_total + EXCLUDED.latency_total,
-        latency_count = interaction_stats.latency_count + EXCLUDED.latency_count;
-    IF NEW.response IS NOT NULL THEN
-        INSERT INTO interaction_responses (tenant_id, package_id, interaction_id, response, count)
-        VALUES (NEW.tenant_id, NEW.package_id, NEW.interaction_id, NEW.response, 1)
-        ON CONFLICT (tenant_id, package_id, interaction_id, response)
-        DO UPDATE SET count = interaction_responses.count + 1;
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER session_interactions_added AFTER INSERT ON session_interactions
-    FOR EACH ROW EXECUTE FUNCTION session_interactions_added();
-CREATE FUNCTION session_interactions_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE interaction_stats SET attempts = attempts - 1, correct = correct - (OLD.outcome = 'correct')::int,
-        incorrect = incorrect - (OLD.outcome = 'incorrect')::int,
-        unanticipated = unanticipated - (OLD.outcome = 'unanticipated')::int,
-        neutral = neutral - (OLD.outcome = 'neutral')::int, numeric = numeric - (OLD.outcome = 'numeric')::int,
-        no_result = no_result - (OLD.outcome = 'none')::int,
-        latency_total = latency_total - coalesce(OLD.latency_seconds, 0),
-        latency_count = latency_count - (OLD.latency_seconds IS NOT NULL)::int
-    WHERE tenant_id = OLD.tenant_id AND package_id = OLD.package_id AND interaction_id = OLD.interaction_id;
-    DELETE FROM interaction_stats WHERE tenant_id = OLD.tenant_id AND package_id = OLD.package_id
-        AND interaction_id = OLD.interaction_id AND attempts <= 0;
-    UPDATE interaction_responses SET count = count - 1 WHERE tenant_id = OLD.tenant_id
-        AND package_id = OLD.package_id AND interaction_id = OLD.interaction_id AND response = OLD.response;
-    DELETE FROM interaction_responses WHERE tenant_id = OLD.tenant_id AND package_id = OLD.package_id
-        AND interaction_id = OLD.interaction_id AND response = OLD.response AND count <= 0;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER session_interactions_removed AFTER DELETE ON session_interactions
-    FOR EACH ROW EXECUTE FUNCTION session_interactions_removed();
-"""
-TRIGGERS = ("session_interactions_added", "session_interactions_removed")
 
 
 def _q(name: str) -> str:
@@ -159,7 +106,8 @@ def schema_ddl(registry: Catalog | None = None, tenant: Catalog | None = None) -
     registry, tenant = registry or registry_catalog(), tenant or tenant_catalog()
     statements = [s for t in _in_dependency_order(registry) for s in table_ddl(t, False)]
     statements += [s for t in _in_dependency_order(tenant) for s in table_ddl(t, True)]
-    statements.append(_TRIGGERS)
+    statements.append(TRIGGERS_SQL)
+    statements.append(seed_rows_trigger(tenant))
     statements.append(
         "CREATE TABLE _migrations (migration_set text NOT NULL, name text NOT NULL, applied_at double precision "
         "NOT NULL, PRIMARY KEY (migration_set, name))"

@@ -268,3 +268,22 @@ def test_sums_of_conditions_cross_join_on_and_unnamed_subqueries(both: Both) -> 
         return [*sums, *joined, *sub]
 
     assert same(both, fn) == [(3, 2, 1.0), ("s1", 5.0), (2,)]
+
+
+def test_a_new_tenant_has_its_seed_rows_and_the_usage_triggers_count(both: Both) -> None:
+    def fn(c) -> list[tuple]:
+        start = c.execute("SELECT * FROM xapi_usage").fetchall()
+        c.execute(
+            "INSERT INTO xapi_attachments (sha2, content_type, length, content) VALUES ('h', 't', 5, ?)", (b"12345",)
+        )
+        c.execute(
+            "INSERT INTO xapi_documents (kind, activity_id, agent_ifi, registration, document_id, content_type, "
+            "content, etag, updated) VALUES ('state', 'a', '', '', 'd', 'text/plain', ?, 'e', 0)",
+            (b"abc",),
+        )
+        c.execute("UPDATE xapi_documents SET content = ? WHERE document_id = 'd'", (b"abcdefg",))
+        middle = c.execute("SELECT * FROM xapi_usage").fetchall()
+        c.execute("DELETE FROM xapi_documents")
+        return [*start, *middle, *c.execute("SELECT * FROM xapi_usage").fetchall()]
+
+    assert same(both, fn) == [(1, 0, 0), (1, 5, 7), (1, 5, 0)]
