@@ -89,3 +89,16 @@ def test_batches_from_many_connections_while_a_reader_pages(server: ServerProces
         assert client.get("/xapi/statements", params={"voidedStatementId": target}).json()["id"] == target
         head = client.head("/xapi/statements", params={"agent": json.dumps({"mbox": "mailto:w0@example.org"})})
         assert head.status_code == 200 and head.content == b"" and head.headers["last-modified"]
+
+
+def test_an_endpoint_with_its_trailing_slash_doubled_reaches_the_resources(server: ServerProcess) -> None:
+    """`…/xapi/` + `/statements` (some AU libraries join them so): the real server's path, runs of slashes as one."""
+    auth = credential(server)
+    with server.client(auth=auth, headers=HEADERS) as client:
+        r = client.post("/xapi//statements", content=json.dumps(statement(1, 1)))
+        assert r.status_code == 200, r.text
+        got = client.get("/xapi//statements", params={"statementId": r.json()[0]})
+        assert got.status_code == 200 and got.json()["id"] == r.json()[0]
+        params = {"activityId": ACTIVITY, "agent": json.dumps({"mbox": "mailto:w1@example.org"}), "stateId": "s"}
+        assert client.put("/xapi//activities//state", params=params, content=b"{}").status_code == 204
+        assert client.get("/xapi/activities/state", params=params).json() == {}
