@@ -435,6 +435,7 @@ def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             client.headers["Authorization"] = f"Bearer {key}"
             with client:
                 probe_package = upload(client, small_zip())
+                warm_up(client, url)
                 prober = Prober(url, other_path, key, probe_package)
                 prober.start()
                 time.sleep(2.0)  # idle baseline
@@ -469,6 +470,18 @@ def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         },
         "load": [load_start, load_end],
     }
+
+
+def warm_up(client: httpx.Client, url: str) -> None:
+    """One launch of a course just over the worker threshold before anything is measured: with
+    `sequencing_workers` the server then starts its worker pool (about a second of CPU for the forkserver
+    and the worker's imports, once per server), which would otherwise land in the first course's rows and
+    the probe's tail. With 0 it is one more launch in the request's thread."""
+    from appliance.sequencing_pool import PROCESS_MIN_ACTIVITIES
+
+    data, _, _ = course_zip("flat", PROCESS_MIN_ACTIVITIES + 1)
+    path = new_session(client, url, upload(client, data), "warm-up")
+    client.post(f"{path}/launch").raise_for_status()
 
 
 def print_probes(probes: dict[str, list[float]], load_start: float, load_end: float) -> None:
