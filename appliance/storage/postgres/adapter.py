@@ -21,6 +21,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 import apsw
@@ -157,6 +158,9 @@ class PgDatabase:
         self.pool = pool
         self.catalog = catalog
         self.tenant_id = tenant_id
+        # Database.path's other use: naming the database in logs and thread names (lrs.bulk's writer
+        # thread). No file is there; code that opens files by it is for the SQLite backend only.
+        self.path = PurePosixPath("postgresql", tenant_id or "registry")
         self._local = threading.local()  # the connection of the write (or read) this thread is inside
         self._open_write, self._open_read = self._opening(True), self._opening(False)
 
