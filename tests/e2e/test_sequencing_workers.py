@@ -138,6 +138,17 @@ def test_a_large_course_is_sequenced_by_the_worker_beside_another_tenant(
         assert stored["activities"]["i4000"]["cmi"]["cmi.completion_status"] == "completed"
         theirs = small.get(f"{API}/sessions/{other_session}?include=cmi").json()
         assert theirs["activities"]["i0"]["cmi"]["cmi.location"] == f"page-{other.commits}"
+    workers = worker_pids(server)
+    assert server.stop() == 0  # SIGTERM: the pool is shut down with the server
+    assert [pid for pid in workers if alive(pid)] == []
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a running (not a zombie) process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_worker_killed_mid_step_answers_a_retry_then_the_retry_succeeds(
