@@ -30,7 +30,7 @@ from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
 from appliance.storage.postgres.catalog import Catalog, registry_catalog, tenant_catalog
-from appliance.storage.postgres.schema import SETTING
+from appliance.storage.postgres.schema import SETTING, fingerprint, schema_ddl
 from appliance.storage.postgres.translate import TENANT_COLUMN, Untranslatable, translate
 
 T = TypeVar("T")
@@ -51,6 +51,10 @@ def _value(v: Any) -> Any:
 def _param(v: Any) -> Any:
     """A parameter as SQLite stores it: a bool is 0 or 1 (PostgreSQL would refuse a boolean in a bigint)."""
     return int(v) if isinstance(v, bool) else v
+
+
+class SchemaMismatch(RuntimeError):
+    """The schema in PostgreSQL is not the one this release's migrations describe."""
 
 
 class PgCursor:
@@ -251,6 +255,24 @@ class PgStore:
         self._tenants: dict[str, PgDatabase] = {}
         self._lock = threading.Lock()
         self.registry = PgDatabase(self.pool, registry_catalog(), None)
+        try:
+            self._check_schema()
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Refuse a schema made from other migrations than this release's (its DDL fingerprint differs):
+        the translated SQL would meet tables it does not expect. Upgrading a schema in place is to come."""
+        expected = fingerprint(schema_ddl())
+        found = self.registry.read_sync(
+            lambda c: [r[0] for r in c.execute("SELECT name FROM _migrations WHERE migration_set = 'postgres'")]
+        )
+        if found != [expected]:
+            raise SchemaMismatch(
+                f"the PostgreSQL schema {self.schema!r} was made by another release (schema {', '.join(found) or 'unknown'}, "
+                f"this release's is {expected}); install this release's schema or upgrade it first"
+            )
 
     def tenant_db(self, tenant_id: str) -> PgDatabase:
         """The tenant's database (one object per tenant, all on the one pool)."""

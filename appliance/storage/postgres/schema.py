@@ -116,7 +116,8 @@ def schema_ddl(registry: Catalog | None = None, tenant: Catalog | None = None) -
 
 
 def fingerprint(statements: list[str]) -> str:
-    """A digest of the DDL, recorded with the schema: a release whose schema differs refuses to start on it."""
+    """A digest of the DDL, recorded with the schema: a release whose schema differs refuses to start on it
+    (`PgStore`)."""
     return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from appliance.storage.postgres.adapter import PgStore
-from tests.storage.postgres.conftest import add_tenant
+import psycopg
+import pytest
+
+from appliance.storage.postgres.adapter import PgStore, SchemaMismatch
+from appliance.storage.postgres.schema import fingerprint, schema_ddl
+from tests.storage.postgres.conftest import PgSchema, add_tenant
 
 THREADS, ROUNDS = 4, 15
 
@@ -66,3 +70,15 @@ def test_async_forms(pg_store: PgStore) -> None:
         return await db.read(lambda c: c.execute("SELECT api_requests FROM usage_periods").fetchone())
 
     assert asyncio.run(main()) == (5,)
+
+
+def test_a_schema_of_another_release_is_refused(pg_schema: PgSchema, admin_conn: psycopg.Connection) -> None:
+    admin_conn.execute("UPDATE _migrations SET name = 'other' WHERE migration_set = 'postgres' RETURNING name")
+    try:
+        with pytest.raises(SchemaMismatch, match="made by another release"):
+            PgStore(pg_schema.app_conninfo, schema=pg_schema.schema)
+    finally:
+        admin_conn.execute(
+            "UPDATE _migrations SET name = %s WHERE migration_set = 'postgres'", (fingerprint(schema_ddl()),)
+        )
+    PgStore(pg_schema.app_conninfo, schema=pg_schema.schema).close()  # this release's schema: accepted
