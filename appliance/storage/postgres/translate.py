@@ -300,7 +300,7 @@ def _literals(t: _Tokens) -> None:
     LIKE is ILIKE."""
     for p in range(len(t.sig)):
         w = t.word(p)
-        if w in _BOOL_BEFORE and t.get(p + 1) in ("0", "1") and t.word(p + 2) in _BOOL_AFTER:
+        if w in _BOOL_BEFORE and t.get(p + 1) in ("0", "1") and t.word(p + 2) in _BOOL_AFTER and not _simple_case(t, p):
             t.set(p + 1, "true" if t.get(p + 1) == "1" else "false")
         elif w == "LIMIT" and t.word(p + 1) == "-" and t.word(p + 2) == "1":
             t.set(p + 1, "ALL")
@@ -313,11 +313,21 @@ def _literals(t: _Tokens) -> None:
             raise Untranslatable(f"SQLite's {w.lower()} is not translated for PostgreSQL")
 
 
+def _simple_case(t: _Tokens, p: int) -> bool:
+    """Whether the WHEN at `p` belongs to `CASE x WHEN v …`, where v is a value compared, not a condition."""
+    if t.word(p) != "WHEN":
+        return False
+    q = p - 1
+    while q >= 0 and t.word(q) != "CASE":
+        q = t.match[q] - 1 if t.word(q) == ")" else q - 1
+    return q >= 0 and t.word(q + 1) != "WHEN"
+
+
 def _truthiness(t: _Tokens, catalog: Catalog) -> None:
     """An integer column standing alone as a condition (`WHEN active_pinned THEN`, `WHERE NOT enabled`) is
     true when not 0 in SQLite; PostgreSQL wants a boolean: `(col <> 0)`."""
     for p in range(len(t.sig)):
-        if t.word(p) not in _BOOL_BEFORE and t.word(p) != "NOT":
+        if (t.word(p) not in _BOOL_BEFORE and t.word(p) != "NOT") or _simple_case(t, p):
             continue
         last = p + 1
         if t.kind(last) != "word":

@@ -287,3 +287,9 @@ def test_a_new_tenant_has_its_seed_rows_and_the_usage_triggers_count(both: Both)
         return [*start, *middle, *c.execute("SELECT * FROM xapi_usage").fetchall()]
 
     assert same(both, fn) == [(1, 0, 0), (1, 5, 7), (1, 5, 0)]
+
+
+def test_conditions_and_simple_case_values() -> None:
+    assert _sql("SELECT CASE WHEN 1 THEN 2 END, CASE enabled WHEN 1 THEN 'on' END FROM webhooks WHERE enabled") == (
+        "SELECT CASE WHEN true THEN 2 END, CASE enabled WHEN 1 THEN 'on' END FROM webhooks WHERE (enabled <> 0)"
+    )
