@@ -188,14 +188,17 @@ class WorkerInstance:
         return db
 
 
-_instances: dict[Config, WorkerInstance] = {}
+_instances: dict[str, WorkerInstance] = {}
 
 
 def worker_instance(config: Config) -> WorkerInstance:
-    """This worker's read-only view of the appliance `config` describes (kept: its courses stay cached)."""
-    inst = _instances.get(config)
-    if inst is None:
+    """This worker's read-only view of the appliance `config` describes, by data directory (kept: its
+    connections stay open and its courses cached; a changed config makes a new one)."""
+    key = str(config.data_dir)
+    inst = _instances.get(key)
+    if inst is None or inst.config != config:
+        _instances.pop(key, None)
         while len(_instances) >= WORKER_INSTANCES:
             del _instances[next(iter(_instances))]
-        inst = _instances[config] = WorkerInstance(config)
+        inst = _instances[key] = WorkerInstance(config)
     return inst
