@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -30,6 +31,10 @@ from appliance.db.database import Database
 ROWS_PER_INSERT = (256, 64, 16, 4, 1)  # the VALUES lists used, largest first
 GROUP_STATEMENTS = 500  # a transaction waits for this many statements when writers are queueing …
 GROUP_WAIT_SECONDS = 0.005  # … at most this long
+IDLE_SECONDS = 0.05  # the writer stops (and checkpoints) after this long without a batch
+BUSY_CHECKPOINT_PAGES = 16000  # the WAL's autocheckpoint while the writer writes (64 MB at most) …
+DEFAULT_CHECKPOINT_PAGES = 1000  # … and SQLite's own, set again when it stops
+log = logging.getLogger("appliance.lrs.bulk")
 
 
 @functools.lru_cache(maxsize=64)
@@ -83,37 +88,68 @@ class StatementWriter:
             self._queued += len(getattr(item, "pending", ())) or 1
             start = not self._running
             self._running = True
-            if self._queued >= GROUP_STATEMENTS:
-                self._lock.notify()
+            self._lock.notify()
         if start:
             self._thread.submit(self._drain)
         return await future
 
     def _drain(self) -> None:
-        """Write what is queued, again and again until the queue is empty.
+        """Write what is queued, again and again until nothing has been queued for IDLE_SECONDS.
 
         While several writers are queueing (the last transaction took more than one item), a
         transaction waits up to GROUP_WAIT_SECONDS for GROUP_STATEMENTS statements: a COMMIT writes
         each page the transaction changed once, and a batch's statements change pages all over the
         key index (a learner's, an activity's, a registration's), so a transaction of 2,000
         statements costs a third of what four of 500 do. A lone writer is never held back.
+
+        While it writes, the file's WAL is checkpointed every BUSY_CHECKPOINT_PAGES pages rather than
+        SQLite's 1,000: a checkpoint writes each page once however many commits changed it, and these
+        commits change the same index pages again and again. When it stops, it checkpoints what is
+        left on this thread and sets SQLite's default again, so no other writer of the file (a
+        learner's commit on the event loop) ever runs a large checkpoint.
         """
-        while True:
+        self._checkpoint_every(BUSY_CHECKPOINT_PAGES)
+        try:
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        self._lock.wait_for(lambda: bool(self._queue), IDLE_SECONDS)
+                    if self._last_group > 1 and self._queued < GROUP_STATEMENTS:
+                        self._lock.wait_for(lambda: self._queued >= GROUP_STATEMENTS, GROUP_WAIT_SECONDS)
+                    taken, self._queue, self._queued = self._queue, [], 0
+                    self._last_group = len(taken)
+                    if not taken:
+                        break
+                self._write(taken)
+        finally:
+            self._checkpoint_every(DEFAULT_CHECKPOINT_PAGES, now=True)
             with self._lock:
-                if self._last_group > 1 and self._queued < GROUP_STATEMENTS:
-                    self._lock.wait_for(lambda: self._queued >= GROUP_STATEMENTS, GROUP_WAIT_SECONDS)
-                taken, self._queue, self._queued = self._queue, [], 0
-                self._last_group = len(taken)
-                if not taken:
-                    self._running = False
-                    return
-            items = [item for item, _, _ in taken]
-            try:
-                outcomes = self._db.write_sync(functools.partial(self._run, items=items))
-            except BaseException as exc:  # the COMMIT (or the disk) failed: nothing of these was written
-                outcomes = [(None, exc)] * len(taken)
-            for (_, future, loop), (result, error) in zip(taken, outcomes, strict=True):
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                self._running = bool(self._queue)  # queued during the final checkpoint: go on
+                if self._running:
+                    self._thread.submit(self._drain)
+
+    def _write(self, taken: list[tuple[Any, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
+        """One transaction for the taken items; each caller answered after its COMMIT."""
+        items = [item for item, _, _ in taken]
+        try:
+            outcomes = self._db.write_sync(functools.partial(self._run, items=items))
+        except BaseException as exc:  # the COMMIT (or the disk) failed: nothing of these was written
+            outcomes = [(None, exc)] * len(taken)
+        for (_, future, loop), (result, error) in zip(taken, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    def _checkpoint_every(self, pages: int, *, now: bool = False) -> None:
+        """The writer connection's autocheckpoint (`now`: checkpoint first), under the file's write lock."""
+
+        def apply(conn: apsw.Connection) -> None:
+            if now:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn.execute(f"PRAGMA wal_autocheckpoint={pages}").fetchall()
+
+        try:
+            self._db.write_sync(apply, transaction=False)
+        except Exception:  # the database closed under us (shutdown): nothing left to tune
+            log.debug("LRS writer of %s: checkpoint setting not applied", self._db.path, exc_info=True)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -497,20 +497,16 @@ def new_statement_ids(count: int, now_ms: int | None = None) -> list[str]:
 _tuned: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
 WRITER_CACHE_KIB = 65536
 WRITER_MMAP_BYTES = 1 << 30
-WRITER_CHECKPOINT_PAGES = 4000
 
 
 def _tune(conn: apsw.Connection) -> None:
     """The connection that writes statements, tuned once: a larger page cache (each batch touches the
     key index at every agent, verb and activity it names, pages a 2 MB default cache would read again
-    and again from a large store), reads memory-mapped (no read() per page missed), and a WAL
-    checkpointed every 4,000 pages rather than 1,000: a checkpoint writes each page once however many
-    commits changed it, and the key index's pages are changed by commit after commit (16 MB of WAL
-    at most, a checkpoint of some tens of milliseconds on the writer thread)."""
+    and again from a large store) and reads memory-mapped (no read() per page missed). Its WAL
+    checkpoints while the LRS writes: appliance.lrs.bulk.StatementWriter."""
     if conn not in _tuned:
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         conn.execute(f"PRAGMA mmap_size={WRITER_MMAP_BYTES}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         _tuned.add(conn)
 
 

@@ -302,3 +302,30 @@ def test_the_writer_thread_answers_each_caller(db: Database) -> None:
     assert all(isinstance(r, list) and len(r) == 3 for r in results[:20])
     assert isinstance(results[20], Exception)
     assert len(bodies(db)) == 60
+
+
+def test_the_writer_checkpoints_sparsely_while_busy_and_leaves_sqlites_default_when_idle(db: Database) -> None:
+    import asyncio
+    import time
+
+    from appliance.lrs import bulk
+
+    def autocheckpoint() -> int:
+        return db.write_sync(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchall()[0][0], transaction=False)
+
+    async def main() -> int:
+        writer = bulk.writer_for(db, st.run_queued)
+        seen: list[int] = []
+
+        def look(c: object) -> None:  # a job of the writer's own transaction sees its setting
+            seen.append(autocheckpoint())
+
+        await writer.submit(prepared([statement()], 1_800_000_000.0))
+        await writer.submit(look)
+        return seen[0]
+
+    assert asyncio.run(main()) == bulk.BUSY_CHECKPOINT_PAGES
+    deadline = time.monotonic() + 5
+    while bulk.writer_for(db, st.run_queued)._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert autocheckpoint() == bulk.DEFAULT_CHECKPOINT_PAGES
