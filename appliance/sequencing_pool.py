@@ -20,7 +20,9 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import select
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,6 +51,8 @@ WORKER_INSTANCES = 4
 # a step builds tens of thousands of short-lived containers, which at Python's default of 700 are promoted
 # while still in use and followed by full collections every few steps.
 GC_YOUNG_THRESHOLD = 50_000
+# How often a worker checks that the server is still there, where it cannot wait on a pidfd (not Linux).
+WATCH_SECONDS = 1.0
 
 
 class SequencingWorkerFailed(ApplianceError):
@@ -72,7 +76,9 @@ def _executor(workers: int) -> ProcessPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=True)
             context = _context()
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_settle_worker)
+            _pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_settle_worker, initargs=(os.getpid(),)
+            )
             _pool_size = workers
         return _pool
 
@@ -86,11 +92,37 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _settle_worker() -> None:
-    """A new worker's garbage collector, as `serve`'s: what it imported frozen, young collections rarer."""
+def _settle_worker(server_pid: int) -> None:
+    """A new worker: its garbage collector as `serve`'s (what it imported frozen, young collections
+    rarer), and a watch on the server that ends the worker with it (`_exit_with`)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    threading.Thread(target=_exit_with, args=(server_pid,), name="server-watch", daemon=True).start()
+
+
+def _exit_with(server_pid: int) -> None:
+    """Exit once the server process is gone. A server stopped normally shuts its pool down; one that was
+    killed (SIGKILL, the out-of-memory killer) would leave its workers waiting for work forever (a worker
+    holds both ends of its task pipe, so it never reads end-of-file), and the forkserver alive with them."""
+    try:
+        watch = os.pidfd_open(server_pid)  # Linux: readable when the process has exited, whatever reuses its pid
+    except (AttributeError, OSError):
+        while _running(server_pid):
+            time.sleep(WATCH_SECONDS)
+    else:
+        select.select([watch], [], [])
+    os._exit(0)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:

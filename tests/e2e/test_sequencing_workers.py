@@ -6,6 +6,7 @@ succeeds on a new worker. Correctness only: timing is bench/sequencing.py's."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,26 @@ def test_a_worker_killed_mid_step_answers_a_retry_then_the_retry_succeeds(
         (replacement,) = worker_pids(server)
         assert replacement != first
         assert post(client, f"{warm_path}/navigate", {"request": "continue"})["delivery"]["activity"] == "i1"
+    pool = pool_pids(server)
+    assert len(pool) == 3  # the resource tracker, the forkserver and the worker
+    server.kill()  # no shutdown: the worker sees its server gone and exits, and the forkserver with it
+    deadline = time.monotonic() + 10
+    while [pid for pid in pool if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pool if alive(pid)] == []
+
+
+def pool_pids(server: ServerProcess) -> list[int]:
+    """The processes multiprocessing started for the server's pool (its children and their children)."""
+    assert server.proc is not None
+    parents = process_parents()
+    children = {pid for pid, parent in parents.items() if parent == server.proc.pid}
+    grandchildren = {pid for pid, parent in parents.items() if parent in children}
+    found = []
+    for pid in children | grandchildren:
+        try:
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return sorted(found)
