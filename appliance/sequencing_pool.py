@@ -11,8 +11,9 @@ under the tenant's writer lock as for a step computed on a thread.
 
 The pool is started on first use, from a `forkserver` (a clean single-threaded process that forks the
 workers; the server itself, which has threads, is never forked), and shut down with the server
-(`shutdown`). A worker that dies (killed, out of memory) breaks the pool: the request in flight is
-answered SEQUENCING_WORKER_FAILED's 500 with `retry: true`, and the next request gets a new pool.
+(`shutdown`); a worker whose server was killed exits by itself. A worker that dies (killed, out of
+memory) breaks the pool: the request in flight is answered `SequencingWorkerFailed` (500 INTERNAL_ERROR,
+`details.retry: true`), and the next request gets a new pool.
 """
 
 from __future__ import annotations
