@@ -11,7 +11,8 @@ then starts a real `scorm-appliance serve` on 127.0.0.1 and measures, over HTTP 
 
 Targets on 2 cores: ≥ 20,000 statements/s stored; filtered GET p95 < 100 ms.
 
-    python -m bench xapi [--statements 1000000] [--seconds 10] [--connections 10] [--batch 50] [--json]
+    python -m bench xapi [--statements 1000000] [--seconds 10] [--connections 10] [--batch 50]
+                         [--reuse DIR] [--json]
 """
 
 from __future__ import annotations
