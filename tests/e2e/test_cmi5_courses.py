@@ -160,6 +160,13 @@ def au_frame(page: Page, launch_method: str) -> Page | Frame:
     return frame
 
 
+def run_in(frame: Page | Frame, script: str) -> None:
+    """Run `script` in the AU's page once, bounded (WAIT_MS): `evaluate` has no timeout, and a frame that
+    navigates or goes away while it runs would hold the test for ever; a function that returns true at
+    once is waited for with the page's timeout."""
+    frame.wait_for_function(f"() => {{ {script}; return true; }}")
+
+
 def au_progress(lms: Lms, session_id: str, position: int) -> dict[str, Any]:
     return dict(lms.session(session_id)["cmi5"]["aus"][position])
 
@@ -183,17 +190,19 @@ def play(
     assert au_session["au_id"] == au_progress(lms, session["id"], position)["au_id"], au_session
     frame = au_frame(page, launch_method)
     frame.wait_for_selector("#content", state="attached")
-    # The course is ready once its cmi5 start-up has run to the end: it shows its first page, or asks
-    # whether to resume. Navigating before that loses the page to the start-up's own gotoPage(0).
+    # The course is ready once its cmi5 start-up has run to the end: it shows its first page (an element
+    # in #content, which holds only an HTML comment before), or asks whether to resume. Navigating before
+    # that loses the page to the start-up's own gotoPage(0), and a resume prompt that comes later covers
+    # the quiz.
     frame.wait_for_function(
-        "() => document.getElementById('content').innerHTML.trim() !== ''"
+        "() => document.getElementById('content').childElementCount > 0"
         " || document.querySelector('#bookmark-overlay.full-overlay-visible') !== null"
     )
     if quiz:
         if frame.query_selector("#bookmark-overlay.full-overlay-visible") is not None:  # a second launch
             frame.click("#bookmark-overlay .restart-button")
         if frame.query_selector("#q0") is None:  # the quiz is the last page: what its menu item does
-            frame.evaluate("() => course.gotoPage(course.pageList.length - 1)")
+            run_in(frame, "course.gotoPage(course.pageList.length - 1)")
         frame.wait_for_selector("#q0")
         frame.click("text=(Select correct answers)" if quiz == "pass" else "text=(Select wrong answers)")
         frame.click("text=Submit Answers")
@@ -206,8 +215,8 @@ def play(
     )
     registration = lms.session(session["id"])["cmi5"]["registration"]
     # What the Exit button does (terminated, then the return URL). Started from a timer so that the
-    # evaluate returns at once: awaited, it could wait forever on a frame that navigates away.
-    frame.evaluate("() => { setTimeout(() => course.exit(), 0); }")
+    # script returns at once: awaited, it could wait forever on a frame that navigates away.
+    run_in(frame, "setTimeout(() => course.exit(), 0)")
     wait_until(
         lambda: [
             s
@@ -217,8 +226,22 @@ def play(
         timeout=PLAY_TIMEOUT,
         what=f"AU {position} terminated (page errors: {errors})",
     )
-    page.close()
+    overview = returned_to(page, au_session["au_id"])
+    assert overview.get_attribute(f'li[data-au="{au_session["au_id"]}"]', "data-state"), overview.content()
+    page.close()  # on a page done loading: closed while it navigates, it can wait for ever
     return au_progress(lms, session["id"], position)
+
+
+def returned_to(page: Page, au_id: str) -> Page | Frame:
+    """Where an AU's Exit lands, loaded: the returnURL, the course's overview (the AU's own document went
+    there, the player's frame for AnyWindow, the window for OwnWindow), which launches nothing."""
+    deadline = time.monotonic() + PLAY_TIMEOUT
+    while (found := next((f for f in page.frames if f.url.endswith("?returned=1")), None)) is None:
+        assert time.monotonic() < deadline, f"no overview after AU {au_id}'s Exit: {[f.url for f in page.frames]}"
+        page.wait_for_timeout(100)  # lets the page's events in (page.frames follows them)
+    found.wait_for_load_state("load")
+    found.wait_for_selector("#cmi5-aus", state="attached")
+    return found
 
 
 def session_of(statement: dict[str, Any]) -> str | None:
