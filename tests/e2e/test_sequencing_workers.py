@@ -5,6 +5,7 @@ succeeds on a new worker. Correctness only: timing is bench/sequencing.py's."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import httpx
 
 from tests.api.test_activity_limit import wide_course
 from tests.e2e.conftest import ServerProcess
-from tests.test_sequencing_pool import kill_when_busy
+from tests.test_sequencing_pool import KILL_ATTEMPTS, in_thread, kill_when_busy
 
 API = "/api/v1"
 
@@ -43,7 +44,7 @@ def worker_pids(server: ServerProcess) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"forkserver" in cmdline:
+        if b"forkserver" in cmdline and alive(pid):
             workers.append(pid)
     return sorted(workers)
 
@@ -160,15 +161,17 @@ def test_a_worker_killed_mid_step_answers_a_retry_then_the_retry_succeeds(
     with client:
         warm_path, _ = player(client, upload(client, wide_course(600, flow=True)), "warm")
         post(client, f"{warm_path}/launch")  # the pool is up, its worker idle
-        (first,) = worker_pids(server)
-        # A course the worker has not loaded yet: it reads and builds the tree, then sequences.
-        path, session_id = player(client, upload(client, wide_course(5000, flow=True)), "learner-1")
-        answers: list[httpx.Response] = []
-        request = threading.Thread(target=lambda: answers.append(client.post(f"{path}/launch")))
-        request.start()
-        killed = kill_when_busy(lambda: worker_pids(server))
-        request.join(60)
-        assert killed == first, "the worker never started computing the launch"
+        # A course the worker has not loaded yet: it reads and builds the tree, then sequences. On a loaded
+        # machine the watcher may see the worker busy only once it has answered: then again, a new course.
+        for _ in range(KILL_ATTEMPTS):
+            first = idle_worker(server, client, warm_path)
+            path, session_id = player(client, upload(client, wide_course(5000, flow=True)), "learner-1")
+            request, answers = in_thread(functools.partial(client.post, f"{path}/launch"))
+            killed = kill_when_busy(lambda: worker_pids(server))
+            request.join(60)
+            assert killed == first, "the worker never started computing the launch"
+            if answers[0].status_code != 200:
+                break
         assert answers[0].status_code == 500, answers[0].text
         failed = answers[0].json()
         assert failed["code"] == "INTERNAL_ERROR" and failed["details"] == {"retry": True}, failed
@@ -177,7 +180,7 @@ def test_a_worker_killed_mid_step_answers_a_retry_then_the_retry_succeeds(
         assert retried["delivery"]["activity"] == "i0"
         (replacement,) = worker_pids(server)
         assert replacement != first
-        assert post(client, f"{warm_path}/navigate", {"request": "continue"})["delivery"]["activity"] == "i1"
+        assert post(client, f"{warm_path}/navigate", {"request": "continue"})["delivery"] is not None
     pool = pool_pids(server)
     assert len(pool) == 3  # the resource tracker, the forkserver and the worker
     server.kill()  # no shutdown: the worker sees its server gone and exits, and the forkserver with it
@@ -185,6 +188,17 @@ def test_a_worker_killed_mid_step_answers_a_retry_then_the_retry_succeeds(
     while [pid for pid in pool if alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pool if alive(pid)] == []
+
+
+def idle_worker(server: ServerProcess, client: httpx.Client, warm_path: str) -> int:
+    """The server's one worker, idle: after a kill that missed (it broke the pool while idle) a navigation
+    of the warm-up course starts a new one (answered 500 once if the pool was found broken)."""
+    if not worker_pids(server):
+        for _ in range(2):
+            if client.post(f"{warm_path}/navigate", json={"request": "continue"}).status_code == 200:
+                break
+    (pid,) = worker_pids(server)
+    return pid
 
 
 def pool_pids(server: ServerProcess) -> list[int]:
