@@ -433,7 +433,7 @@ def _sequencing_step(
     budget = _cpu_budget(course)
     for _ in range(SEQUENCING_ATTEMPTS):
         try:
-            if isinstance(step, Launch | Navigate) and _in_process(inst, course):
+            if isinstance(step, Launch | Navigate) and _in_process(inst, db, course):
                 answer = _worker_step(inst, tenant_id, session_id, course, step, now, version, ttl, launching, toc_key)
             else:
                 answer = _optimistic_step(db, course, session_id, step, now, version, budget, ttl, launching, toc_key)
@@ -691,7 +691,7 @@ def _terminate_step(inst: Instance, tenant_id: str, session_id: str, body: Commi
     budget = _cpu_budget(course)
     for _ in range(SEQUENCING_ATTEMPTS):
         try:
-            if _in_process(inst, course):
+            if _in_process(inst, db, course):
                 job = _Job.of_terminate(inst, tenant_id, session_id, course, inst.clock.now(), ttl, body)
                 answer = _swap_in(inst, tenant_id, job, lambda conn, done: _terminate_finish(conn, done, ttl))
             else:
@@ -713,9 +713,12 @@ def _optimistic_terminate(db: Database, txn: Callable[[Any], Any], ttl: int) -> 
 # -- large courses: the step computed in a worker process (appliance.sequencing_pool) ------------------------
 
 
-def _in_process(inst: Instance, course: Course) -> bool:
-    """Whether this course's steps go to a worker process: the pool is on and the course is large."""
-    return inst.config.sequencing_workers > 0 and len(course.tree.preorder) > sequencing_pool.PROCESS_MIN_ACTIVITIES
+def _in_process(inst: Instance, db: Any, course: Course) -> bool:
+    """Whether this course's steps go to a worker process: the pool is on, the course is large, and the
+    tenant's database is a SQLite file (which the worker opens itself; another backend stays in-thread)."""
+    if inst.config.sequencing_workers <= 0 or len(course.tree.preorder) <= sequencing_pool.PROCESS_MIN_ACTIVITIES:
+        return False
+    return isinstance(db, Database)
 
 
 @dataclass(frozen=True)

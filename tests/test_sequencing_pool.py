@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from appliance import runtime, sequencing_pool
 from appliance.config import Config
+from appliance.courses import load_course
 from appliance.instance import Instance
 from tests.api.test_activity_limit import wide_course
 from tests.api.test_packages import make_client, upload_ready
@@ -194,3 +195,21 @@ def test_a_worker_reopens_a_tenant_file_replaced_on_disk(tmp_path: Path) -> None
     assert db.read_sync(read) == [("after",)]
     with pytest.raises(RuntimeError, match="does not write"):
         db.write_sync(read)
+
+
+def test_only_a_large_course_on_a_sqlite_file_goes_to_a_worker(
+    api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker opens the tenant's SQLite file itself: a tenant on another backend (PostgreSQL) stays
+    in the request's thread, as do small courses and `sequencing_workers` 0."""
+    inst = _instance(api)
+    db = inst.tenant_db(acme.tenant_id)
+    large = upload_ready(api, acme, wide_course(LARGE, flow=True))
+    small = upload_ready(api, acme, wide_course(sequencing_pool.PROCESS_MIN_ACTIVITIES - 1, flow=True))
+    large_course = load_course(inst, acme.tenant_id, large["id"], large["active_version"])
+    small_course = load_course(inst, acme.tenant_id, small["id"], small["active_version"])
+    assert runtime._in_process(inst, db, large_course)
+    assert not runtime._in_process(inst, db, small_course)  # 500 activities with the organization
+    assert not runtime._in_process(inst, object(), large_course)
+    _set_workers(monkeypatch, inst, 0)
+    assert not runtime._in_process(inst, db, large_course)
