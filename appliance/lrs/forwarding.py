@@ -524,9 +524,9 @@ def _lease_seconds(inst: Instance) -> float:
 
 
 def _read_after(conn: apsw.Connection, after_seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-    from appliance.lrs import statements  # imported late: the statements module is the LRS's largest
+    from appliance.lrs import statement_queries  # imported late: the LRS's reading is not forwarding's start-up
 
-    return statements.read_after(conn, after_seq, limit)
+    return statement_queries.read_after(conn, after_seq, limit)
 
 
 def _attachment_parts(conn: apsw.Connection, hashes: list[str]) -> list[tuple[str, str, bytes]]:

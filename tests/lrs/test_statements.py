@@ -10,6 +10,7 @@ import pytest
 
 from appliance.db.database import Database
 from appliance.instance import Instance
+from appliance.lrs import statement_queries as sq
 from appliance.lrs import statements as st
 from appliance.tenants import create_tenant
 
@@ -49,7 +50,7 @@ def insert(db: Database, batch: list[dict], stored: float = 1_800_000_000.0, ver
 
 
 def bodies(db: Database) -> list[dict]:
-    return [s for _, s in db.read_sync(lambda c: st.read_after(c, 0, 100))]
+    return [s for _, s in db.read_sync(lambda c: sq.read_after(c, 0, 100))]
 
 
 def test_ids_stored_authority_version_and_timestamp_are_set(db: Database) -> None:
@@ -165,10 +166,10 @@ def test_activity_definitions_are_recorded(db: Database) -> None:
 
 def test_read_after_pages_in_arrival_order(db: Database) -> None:
     ids = insert(db, [statement() for _ in range(5)])
-    first = db.read_sync(lambda c: st.read_after(c, 0, 2))
-    rest = db.read_sync(lambda c: st.read_after(c, first[-1][0], 10))
+    first = db.read_sync(lambda c: sq.read_after(c, 0, 2))
+    rest = db.read_sync(lambda c: sq.read_after(c, first[-1][0], 10))
     assert [s["id"] for _, s in first + rest] == ids
-    assert db.read_sync(lambda c: st.read_after(c, rest[-1][0], 10)) == []
+    assert db.read_sync(lambda c: sq.read_after(c, rest[-1][0], 10)) == []
 
 
 def test_durations_compare_to_the_hundredth(db: Database) -> None:
@@ -179,8 +180,8 @@ def test_durations_compare_to_the_hundredth(db: Database) -> None:
         insert(db, [statement(id=sid, result={"duration": "PT1.13S"})])
 
 
-def page_ids(db: Database, q: st.StatementQuery) -> list[str]:
-    page = db.read_sync(lambda c: st.query_statements(c, q))
+def page_ids(db: Database, q: sq.StatementQuery) -> list[str]:
+    page = db.read_sync(lambda c: sq.query_statements(c, q))
     return [json.loads(s.body)["id"] for s in page.statements]
 
 
@@ -188,18 +189,18 @@ def test_queries_plain_related_combined_and_paged(db: Database) -> None:
     course = {"contextActivities": {"parent": [{"id": "http://example.com/course"}]}}
     as_parent = insert(db, [statement(context=course) for _ in range(30)])
     as_object = insert(db, [statement(activity="http://example.com/course", actor="mailto:b@example.com")])
-    course_q = st.StatementQuery(activity="http://example.com/course")
+    course_q = sq.StatementQuery(activity="http://example.com/course")
     assert page_ids(db, course_q) == as_object  # the parent rows are not plain matches
     course_q.related_activities = True
     assert page_ids(db, course_q) == as_object + as_parent[::-1]
-    both = st.StatementQuery(
+    both = sq.StatementQuery(
         activity="http://example.com/course", related_activities=True, agent="mbox:mailto:b@example.com"
     )
     assert page_ids(db, both) == as_object  # the rarer filter drives, the other is checked
-    first = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(limit=10, ascending=True)))
+    first = db.read_sync(lambda c: sq.query_statements(c, sq.StatementQuery(limit=10, ascending=True)))
     assert first.more and len(first.statements) == 10
     insert(db, [statement()])  # arrives between pages: not in this query's pages
-    rest = st.StatementQuery(limit=100, ascending=True, upper=first.upper, after=first.statements[-1].seq)
+    rest = sq.StatementQuery(limit=100, ascending=True, upper=first.upper, after=first.statements[-1].seq)
     assert page_ids(db, rest) == as_parent[10:] + as_object
 
 
@@ -216,10 +217,10 @@ def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
                 plans.extend(str(row) for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
             return self.conn.execute(sql, params)
 
-    query = st.StatementQuery(activity="http://example.com/a", agent="mbox:mailto:a@example.com")
-    db.read_sync(lambda c: st.query_statements(Explain(c), query))  # type: ignore[arg-type]
+    query = sq.StatementQuery(activity="http://example.com/a", agent="mbox:mailto:a@example.com")
+    db.read_sync(lambda c: sq.query_statements(Explain(c), query))  # type: ignore[arg-type]
     query.related_agents = True
-    db.read_sync(lambda c: st.query_statements(Explain(c), query))  # type: ignore[arg-type]
+    db.read_sync(lambda c: sq.query_statements(Explain(c), query))  # type: ignore[arg-type]
     assert plans and not any("SCAN" in p or "TEMP B-TREE" in p for p in plans), plans
     assert any("PRIMARY KEY (key=? AND related=? AND seq>? AND seq<?)" in p for p in plans), plans
 
@@ -227,10 +228,10 @@ def test_filters_are_ranges_of_the_key_index(db: Database) -> None:
 def test_a_page_short_of_voided_statements_reads_on(db: Database) -> None:
     ids = insert(db, [statement() for _ in range(6)])
     voiders = insert(db, [voiding(sid) for sid in ids[3:]])  # they match what their targets match
-    q = st.StatementQuery(verb=VERB, activity="http://example.com/a", limit=4, ascending=True)
-    page = db.read_sync(lambda c: st.query_statements(c, q))
+    q = sq.StatementQuery(verb=VERB, activity="http://example.com/a", limit=4, ascending=True)
+    page = db.read_sync(lambda c: sq.query_statements(c, q))
     assert [json.loads(s.body)["id"] for s in page.statements] == [*ids[:3], voiders[0]] and page.more
-    one = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(verb=VERB, limit=4, ascending=True)))
+    one = db.read_sync(lambda c: sq.query_statements(c, sq.StatementQuery(verb=VERB, limit=4, ascending=True)))
     assert [s.seq for s in one.statements] == [s.seq for s in page.statements] and one.more
 
 
@@ -280,7 +281,7 @@ def test_queued_batches_share_one_transaction_and_a_refused_one_is_undone_alone(
         ("mailto:d@example.com", "2027-01-15T08:00:01.000Z"),  # never before the statement stored before it
         ("mailto:e@example.com", "2027-01-15T08:00:03.000Z"),
     ]
-    page = db.read_sync(lambda c: st.query_statements(c, st.StatementQuery(agent="mbox:mailto:d@example.com")))
+    page = db.read_sync(lambda c: sq.query_statements(c, sq.StatementQuery(agent="mbox:mailto:d@example.com")))
     assert len(page.statements) == 1  # the grouped batches' keys are written too
 
 

@@ -30,6 +30,7 @@ from appliance.cmi5.au_rules import Rejected
 from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
 from appliance.lrs import bulk
+from appliance.lrs import statement_queries as queries
 from appliance.lrs import statements as store
 from appliance.lrs.quota import check_lrs_storage
 from appliance.xapi import agents, formats, multipart, validation
@@ -136,9 +137,8 @@ async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, An
     mark = int(stored * 1000)
     pending.append(mark)
 
-    def insert(c: Any, batch: list[dict[str, Any]] = statements) -> list[str]:
-        return store.insert_statements(
-            c,
+    def prepared(batch: list[dict[str, Any]]) -> store.Batch:
+        return store.prepare_batch(
             batch,
             stored=stored,
             authority=credential.authority(),
@@ -150,22 +150,17 @@ async def _store(inst: Instance, req: XapiRequest, statements: list[dict[str, An
     def write(c: Any) -> list[str]:
         from appliance import cmi5_registrations  # an AU session's token: cmi5's rules and the LMS's statements
 
-        return cmi5_registrations.store_statements(inst, c, req.cmi5, statements, lambda b: insert(c, b), stored)
+        def insert(batch: list[dict[str, Any]]) -> list[str]:
+            return store.write_batch(c, prepared(batch))
+
+        return cmi5_registrations.store_statements(inst, c, req.cmi5, statements, insert, stored)
 
     try:
         if req.cmi5 is not None:
             return await db.write(write)
         assert req.tenant is not None
         check_lrs_storage(inst, req.tenant, len(req.body))
-        batch = store.prepare_batch(
-            statements,
-            stored=stored,
-            authority=credential.authority(),
-            credential_id=credential.id,
-            version=req.version,
-            attachments=attachments,
-        )
-        return await bulk.writer_for(db, store.run_queued).submit(batch)
+        return await bulk.writer_for(db, store.run_queued).submit(prepared(statements))
     except Rejected as exc:  # cmi5's refusal of an AU's statement
         raise XapiError(403, str(exc), {"requirement": exc.requirement}) from None
     except store.StatementConflict as exc:
@@ -263,9 +258,9 @@ def _agent(value: str) -> str:
     return key
 
 
-def _query(params: dict[str, str]) -> store.StatementQuery:
+def _query(params: dict[str, str]) -> queries.StatementQuery:
     """The filters of a GET without statementId, checked (400 on any value the spec refuses)."""
-    q = store.StatementQuery()
+    q = queries.StatementQuery()
     if "agent" in params:
         q.agent = _agent(params["agent"])
     for name in ("verb", "activity"):
@@ -362,9 +357,9 @@ async def _answer_get(inst: Instance, req: XapiRequest, db: Any, through: str) -
     if cursor is not None:
         q.upper, q.after = cursor
 
-    def read(conn: Any) -> tuple[store.Page, list[bytes], dict[str, tuple[str, bytes]]]:
-        page = store.query_statements(conn, q)
-        parts = store.attachments_of(conn, [s.seq for s in page.statements]) if with_attachments else {}
+    def read(conn: Any) -> tuple[queries.Page, list[bytes], dict[str, tuple[str, bytes]]]:
+        page = queries.query_statements(conn, q)
+        parts = queries.attachments_of(conn, [s.seq for s in page.statements]) if with_attachments else {}
         shape = _formatter(conn, fmt, languages)
         return page, [shape(s.body) for s in page.statements], parts
 
@@ -386,11 +381,11 @@ async def _single(
 ) -> XapiResponse:
     """statementId / voidedStatementId: the statement, or 404 (a voided one only by voidedStatementId)."""
 
-    def read(conn: Any) -> tuple[store.StoredStatement | None, bytes, dict[str, tuple[str, bytes]]]:
-        found = store.get_statement(conn, sid, voided=voided)
+    def read(conn: Any) -> tuple[queries.StoredStatement | None, bytes, dict[str, tuple[str, bytes]]]:
+        found = queries.get_statement(conn, sid, voided=voided)
         if found is None:
             return None, b"", {}
-        parts = store.attachments_of(conn, [found.seq]) if with_attachments else {}
+        parts = queries.attachments_of(conn, [found.seq]) if with_attachments else {}
         return found, _formatter(conn, fmt, languages)(found.body), parts
 
     found, body, parts = await db.read(read)
