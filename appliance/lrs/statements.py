@@ -261,6 +261,7 @@ class _Pending:
     target: str | None = None  # the id its StatementRef object names
     voiding: bool = False
     body: bytes = b""  # the statement as stored (JSON), with its `stored`
+    packed_keys: bytes = b""  # `keys` as the row keeps them
 
 
 @dataclass
@@ -349,6 +350,7 @@ def prepare_batch(
         p.voiding = p.target is not None and _is_voiding(s)
         simple = simple and not p.given and p.target is None
         p.keys = statement_keys(s, authority_keys)
+        p.packed_keys = _pack_keys(p.keys)
         p.body = _plain.encode(s)
     definitions = collect_definitions(p.statement for p in pending)
     return Batch(pending, stored_ms, authority, credential_id, attachments or {}, definitions, simple)
@@ -441,7 +443,10 @@ def write_simple_batches(conn: apsw.Connection, batches: list[Batch]) -> None:
             stamps.append(batch.stored_ms)
         for aid, definition in batch.definitions.items():
             known = definitions.get(aid)
-            definitions[aid] = definition if known is None else merge_definition(known, definition)
+            if known is None or known == definition:  # the usual case: each batch carries the same
+                definitions[aid] = definition
+            else:
+                definitions[aid] = merge_definition(known, definition)
     _insert_statement_rows(conn, rows, stamps, [b.credential_id for b in batches for _ in b.pending])
     write_definitions(conn, definitions, last_ms / 1000)
 
@@ -565,7 +570,7 @@ def _insert_statement_rows(
                 p.target if p.voiding else None,
                 credential_id,
                 p.assigned,
-                _pack_keys(p.keys),
+                p.packed_keys or _pack_keys(p.keys),
                 p.body,
             )
             for p, stored_ms, credential_id in zip(fresh, stamps, credentials, strict=True)
