@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from appliance import sessions
+from appliance import session_view
 from appliance.clock import rfc3339
 from appliance.db.connection import one, rows
 from appliance.errors import NotFound, ValidationFailed
@@ -39,7 +39,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 def _status_block(groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts by status and the completion and pass rates, from rows grouped by the three statuses."""
-    by_status = dict.fromkeys(sessions.STATUSES, 0)
+    by_status = dict.fromkeys(session_view.STATUSES, 0)
     total = completed = passed = failed = 0
     for g in groups:
         n = int(g["n"])
@@ -111,8 +111,8 @@ def _session_figures(conn: apsw.Connection, package_id: str) -> dict[str, Any]:
             "count": timed_count,
             "average_seconds": round(average, 2) if average is not None else None,
             "median_seconds": round(median, 2) if median is not None else None,
-            "average": sessions.iso_duration(average) if average is not None else None,
-            "median": sessions.iso_duration(median) if median is not None else None,
+            "average": session_view.iso_duration(average) if average is not None else None,
+            "median": session_view.iso_duration(median) if median is not None else None,
         },
     }
 

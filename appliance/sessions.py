@@ -37,11 +37,8 @@ from appliance.pagination import keyset_clause, page_result, parse_page
 from appliance.scorm.attempt import CmiSummary, summarize
 from appliance.scorm.datamodel import apply_patch
 from appliance.scorm.launch import adl_data_access, initial_cmi
+from appliance.session_view import RESULT_EVENTS, STATUSES, result_event, session_json
 from appliance.tenants import Tenant
-
-STATUSES = ("not_started", "incomplete", "completed", "passed", "failed", "expired")
-RESULT_EVENTS = {"completed": "session.completed", "passed": "session.passed", "failed": "session.failed"}
-
 
 # -- reading -----------------------------------------------------------------------------------------
 
@@ -69,55 +66,6 @@ def launch_url(inst: Instance, base_url: str, tenant_id: str, session: dict[str,
     else:
         base = (inst.config.public_url or base_url).rstrip("/")
     return f"{base}/player/{token}"
-
-
-def session_json(row: dict[str, Any], url: str | None = None) -> dict[str, Any]:
-    """The contract's session object."""
-    total = row["total_time_seconds"]
-    return {
-        "id": row["id"],
-        "package_id": row["package_id"],
-        "package_version": row["package_version"],
-        "learner": {"id": row["learner_id"], "name": row["learner_name"]},
-        "status": row["status"],
-        "completion_status": row["completion_status"],
-        "success_status": row["success_status"],
-        "score": {
-            "raw": row["score_raw"],
-            "min": row["score_min"],
-            "max": row["score_max"],
-            "scaled": row["score_scaled"],
-        },
-        "progress_measure": row["progress_measure"],
-        "total_time": iso_duration(total),
-        "total_time_seconds": total,
-        "server_time_seconds": round(row["server_time_seconds"], 3),
-        "attempt": row["attempt"],
-        "version": row["version"],
-        "current_activity": row["current_activity"],
-        "launch_url": url,
-        "created_at": rfc3339(row["created_at"]),
-        "updated_at": rfc3339(row["updated_at"]),
-        "last_activity_at": rfc3339(row["last_activity_at"]),
-        "expires_at": rfc3339(row["expires_at"]),
-    }
-
-
-def iso_duration(seconds: float) -> str:
-    """ISO 8601 duration such as PT1H2M3.5S."""
-    whole = int(seconds)
-    frac = round(seconds - whole, 2)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "PT"
-    if hours:
-        text += f"{hours}H"
-    if minutes:
-        text += f"{minutes}M"
-    sec = secs + frac
-    if sec or text == "PT":
-        text += f"{sec:g}S"
-    return text
 
 
 def get_session(
@@ -364,7 +312,7 @@ def refresh_results(
     single = changed if len(course.launchable) == 1 else None
     analytics_index.index_session(conn, updated, now, single, interactions=interactions_changed or single is None)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
-        emit(conn, RESULT_EVENTS[updated["status"]], _result_event(updated), now=now, subject_id=session["id"])
+        emit(conn, RESULT_EVENTS[updated["status"]], result_event(updated), now=now, subject_id=session["id"])
         scorm_statements.on_result(conn, course, session["status"], updated, now)
     return updated
 
@@ -385,13 +333,6 @@ def row_data_bytes(session: dict[str, Any], also: dict[str, Any] | None = None) 
         if value:
             total += len(value)
     return total
-
-
-def _result_event(row: dict[str, Any]) -> dict[str, Any]:
-    """Results-bearing events carry the final values, so receivers need no follow-up read."""
-    data = session_json(row)
-    data.pop("launch_url", None)
-    return {"session_id": row["id"], "session": data}
 
 
 # -- updating ------------------------------------------------------------------------------------------
@@ -558,9 +499,8 @@ def expire_sessions(inst: Instance) -> int:
                     "UPDATE sessions SET status = 'expired', version = version + 1, updated_at = ? WHERE id = ?",
                     (now, row["id"]),
                 )
-                emit(
-                    conn, "session.expired", _result_event({**row, "status": "expired"}), now=now, subject_id=row["id"]
-                )
+                data = result_event({**row, "status": "expired"}, cmi5_registrations.progress_json(conn, row["id"]))
+                emit(conn, "session.expired", data, now=now, subject_id=row["id"])
             return len(due)
 
         total += inst.tenant_db(tenant_id).write_sync(sweep)

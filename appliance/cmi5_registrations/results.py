@@ -20,6 +20,7 @@ from appliance.cmi5_registrations.records import (
     au_progress,
     au_rows,
     lms_id,
+    progress_json,
     registration_row,
     satisfied_nodes,
     session_row,
@@ -28,14 +29,12 @@ from appliance.events import emit
 from appliance.instance import Instance
 from appliance.lrs.credentials import AUTHORITY_HOME_PAGE
 from appliance.lrs.statements import insert_statements
+from appliance.session_view import RESULT_EVENTS, result_event
 
 XAPI_VERSION = "1.0.3"
 
 
 AUTHORITY = {"objectType": "Agent", "name": "cmi5 LMS", "account": {"homePage": AUTHORITY_HOME_PAGE, "name": "cmi5"}}
-
-
-RESULT_EVENTS = {"completed": "session.completed", "passed": "session.passed", "failed": "session.failed"}
 
 
 def write_lms_statement(
@@ -173,14 +172,10 @@ def update_session(conn: apsw.Connection, session: dict[str, Any], fields: dict[
     updated = session_row(conn, session["id"])
     analytics_index.index_session(conn, updated, now, None, interactions=False)
     if updated["status"] != session["status"] and updated["status"] in RESULT_EVENTS:
-        from appliance.sessions import session_json  # late: appliance.sessions imports this module
-
-        data = session_json(updated)
-        data.pop("launch_url", None)
         emit(
             conn,
             RESULT_EVENTS[updated["status"]],
-            {"session_id": session["id"], "session": data},
+            result_event(updated, progress_json(conn, session["id"])),
             now=now,
             subject_id=session["id"],
         )

@@ -413,11 +413,14 @@ def test_not_applicable_aus_are_satisfied_at_registration(api: TestClient, acme:
     inst = Instance(config)
     try:
         events = inst.tenant_db(acme.tenant_id).read_sync(
-            lambda c: [r[0] for r in c.execute("SELECT type FROM events WHERE subject_id = ?", (session["id"],))]
+            lambda c: list(c.execute("SELECT type, data FROM events WHERE subject_id = ?", (session["id"],)))
         )
     finally:
         inst.close()
-    assert events == ["session.created", "session.completed"]
+    assert [e[0] for e in events] == ["session.created", "session.completed"]
+    # its payload is the session as the sessions API answers it, the registration's `cmi5` member included
+    payload = json.loads(events[1][1])["session"]
+    assert payload["status"] == "completed" and payload["cmi5"] == after["cmi5"], payload
 
 
 @needs_examples
