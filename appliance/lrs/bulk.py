@@ -22,18 +22,22 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import apsw
 
+from appliance.db.connection import connect
 from appliance.db.database import Database
 
 ROWS_PER_INSERT = (256, 64, 16, 4, 1)  # the VALUES lists used, largest first
 GROUP_STATEMENTS = 500  # a transaction waits for this many statements when writers are queueing …
 GROUP_WAIT_SECONDS = 0.005  # … at most this long
 IDLE_SECONDS = 0.05  # the writer stops (and checkpoints) after this long without a batch
-BUSY_CHECKPOINT_PAGES = 16000  # the WAL's autocheckpoint while the writer writes (64 MB at most) …
-DEFAULT_CHECKPOINT_PAGES = 1000  # … and SQLite's own, set again when it stops
+BUSY_CHECKPOINT_PAGES = 16000  # while the writer writes, a thread beside it checkpoints past this (64 MB) …
+WAL_LIMIT_PAGES = 65536  # … and the writer itself past this (256 MB of WAL at most) …
+DEFAULT_CHECKPOINT_PAGES = 1000  # … and SQLite's own autocheckpoint is set again when it stops
+CHECKPOINTER_IDLE_SECONDS = 2.0  # the checkpointer's thread (and connection) ends after this long unused
 log = logging.getLogger("appliance.lrs.bulk")
 
 
@@ -78,6 +82,7 @@ class StatementWriter:
         self._running = False
         self._last_group = 0  # items in the last transaction
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lrs-writer-{db.path.stem}")
+        self._checkpointer = _Checkpointer(db.path)
 
     async def submit(self, item: Any) -> Any:
         """Queue `item` and wait for its transaction; its result, or the exception it raised."""
@@ -102,13 +107,15 @@ class StatementWriter:
         key index (a learner's, an activity's, a registration's), so a transaction of 2,000
         statements costs a third of what four of 500 do. A lone writer is never held back.
 
-        While it writes, the file's WAL is checkpointed every BUSY_CHECKPOINT_PAGES pages rather than
-        SQLite's 1,000: a checkpoint writes each page once however many commits changed it, and these
-        commits change the same index pages again and again. When it stops, it checkpoints what is
-        left on this thread and sets SQLite's default again, so no other writer of the file (a
-        learner's commit on the event loop) ever runs a large checkpoint.
+        While it writes, no commit of the file checkpoints the WAL itself (SQLite's autocheckpoint,
+        which runs inside the COMMIT that crosses 1,000 pages, stalled every writer for the checkpoint's
+        writes and fsyncs: a third of the throughput, and a p99 of half a second): a thread of its own
+        (`_Checkpointer`) copies the WAL into the file beside the writer once it holds
+        BUSY_CHECKPOINT_PAGES pages, the writer only past WAL_LIMIT_PAGES. When it stops, it
+        checkpoints what is left on this thread and sets SQLite's autocheckpoint again, so no other
+        writer of the file (a learner's commit on the event loop) ever runs a large checkpoint.
         """
-        self._checkpoint_every(BUSY_CHECKPOINT_PAGES)
+        self._db.write_sync(lambda conn: conn.set_wal_hook(self._checkpointer.wal_hook), transaction=False)
         try:
             while True:
                 with self._lock:
@@ -121,6 +128,8 @@ class StatementWriter:
                     if not taken:
                         break
                 self._write(taken)
+                if self._checkpointer.pages >= WAL_LIMIT_PAGES:  # the checkpointer fell behind
+                    self._checkpoint_every(0, now=True)
         finally:
             self._checkpoint_every(DEFAULT_CHECKPOINT_PAGES, now=True)
             with self._lock:
@@ -144,12 +153,54 @@ class StatementWriter:
         def apply(conn: apsw.Connection) -> None:
             if now:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            conn.execute(f"PRAGMA wal_autocheckpoint={pages}").fetchall()
+            if pages:  # (0: the checkpointer's hook stays)
+                conn.execute(f"PRAGMA wal_autocheckpoint={pages}").fetchall()
 
         try:
             self._db.write_sync(apply, transaction=False)
         except Exception:  # the database closed under us (shutdown): nothing left to tune
             log.debug("LRS writer of %s: checkpoint setting not applied", self._db.path, exc_info=True)
+
+
+class _Checkpointer:
+    """Checkpoints a file's WAL on a thread and connection of its own, beside its writer (PASSIVE: it
+    copies what is committed into the file while the writer goes on appending to the WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.pages = 0  # frames in the WAL after the last commit
+
+    def wal_hook(self, conn: apsw.Connection, name: str, pages: int) -> int:
+        """SQLite's WAL hook on the writer connection (after every COMMIT, on the committing thread)."""
+        self.pages = pages
+        if pages >= BUSY_CHECKPOINT_PAGES:
+            self._wake.set()
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=f"lrs-checkpoint-{self._path.stem}")
+                    self._thread.daemon = True
+                    self._thread.start()
+        return apsw.SQLITE_OK
+
+    def _run(self) -> None:
+        conn = connect(self._path)
+        try:
+            while True:
+                if not self._wake.wait(CHECKPOINTER_IDLE_SECONDS):
+                    with self._lock:
+                        if not self._wake.is_set():
+                            self._thread = None
+                            return
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except apsw.Error:  # busy with another checkpoint, or the file went away: the next one will do
+                    log.debug("LRS checkpoint of %s not made", self._path, exc_info=True)
+        finally:
+            conn.close()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -305,28 +305,31 @@ def test_the_writer_thread_answers_each_caller(db: Database) -> None:
     assert len(bodies(db)) == 60
 
 
-def test_the_writer_checkpoints_sparsely_while_busy_and_leaves_sqlites_default_when_idle(db: Database) -> None:
+def test_the_writer_checkpoints_beside_itself_while_busy_and_leaves_sqlites_default_when_idle(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
     import time
 
     from appliance.lrs import bulk
 
+    monkeypatch.setattr(bulk, "BUSY_CHECKPOINT_PAGES", 1)  # every commit wakes the checkpointer
+
     def autocheckpoint() -> int:
         return db.write_sync(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchall()[0][0], transaction=False)
 
+    writer = bulk.writer_for(db, st.run_queued)
+
     async def main() -> int:
-        writer = bulk.writer_for(db, st.run_queued)
         seen: list[int] = []
-
-        def look(c: object) -> None:  # a job of the writer's own transaction sees its setting
-            seen.append(autocheckpoint())
-
         await writer.submit(prepared([statement()], 1_800_000_000.0))
-        await writer.submit(look)
+        await writer.submit(lambda c: seen.append(autocheckpoint()))
         return seen[0]
 
-    assert asyncio.run(main()) == bulk.BUSY_CHECKPOINT_PAGES
+    assert asyncio.run(main()) == 0  # no commit checkpoints inline: the checkpointer's hook is set
+    assert writer._checkpointer._thread is not None or writer._checkpointer.pages >= 1
     deadline = time.monotonic() + 5
-    while bulk.writer_for(db, st.run_queued)._running and time.monotonic() < deadline:
+    while writer._running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert autocheckpoint() == bulk.DEFAULT_CHECKPOINT_PAGES
+    assert len(bodies(db)) == 1
