@@ -115,7 +115,7 @@ class StatementWriter:
         checkpoints what is left on this thread and sets SQLite's autocheckpoint again, so no other
         writer of the file (a learner's commit on the event loop) ever runs a large checkpoint.
         """
-        self._db.write_sync(lambda conn: conn.set_wal_hook(self._checkpointer.wal_hook), transaction=False)
+        self._db.write_sync(self._hook_checkpointer, transaction=False)
         try:
             while True:
                 with self._lock:
@@ -147,10 +147,18 @@ class StatementWriter:
         for (_, future, loop), (result, error) in zip(taken, outcomes, strict=True):
             loop.call_soon_threadsafe(_settle, future, result, error)
 
+    def _hook_checkpointer(self, conn: apsw.Connection) -> None:
+        """The checkpointer's WAL hook on the writer connection, in place of SQLite's autocheckpoint (a
+        SQLite file's: another store's connection has no WAL, appliance.storage.postgres)."""
+        if isinstance(conn, apsw.Connection):
+            conn.set_wal_hook(self._checkpointer.wal_hook)
+
     def _checkpoint_every(self, pages: int, *, now: bool = False) -> None:
         """The writer connection's autocheckpoint (`now`: checkpoint first), under the file's write lock."""
 
         def apply(conn: apsw.Connection) -> None:
+            if not isinstance(conn, apsw.Connection):
+                return
             if now:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             if pages:  # (0: the checkpointer's hook stays)
