@@ -140,3 +140,18 @@ def m006_console_admins(conn: apsw.Connection) -> None:
         CREATE INDEX admin_sessions_admin ON admin_sessions(admin_id);
         """
     )
+
+
+@registry_migrations
+def m007_job_leases(conn: apsw.Connection) -> None:
+    """Leases on claimed jobs (appliance.jobs): which worker holds a running job and until when.
+
+    Several worker processes share one queue on PostgreSQL; a worker renews its lease while the job
+    runs, and a job whose lease ran out (its worker was killed) is claimed again by another.
+    """
+    conn.execute(
+        """
+        ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+        ALTER TABLE jobs ADD COLUMN lease_until REAL;
+        """
+    )

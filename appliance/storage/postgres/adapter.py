@@ -167,16 +167,17 @@ class PgDatabase:
         self.path = PurePosixPath("postgresql", tenant_id or "registry")
         self._local = threading.local()  # the connection of the write (or read) this thread is inside
         self._open_write, self._open_read = self._opening(True), self._opening(False)
+        self._open_write_rows = self._opening(True, serialise=False)
 
-    def _opening(self, write: bool) -> bytes:
+    def _opening(self, write: bool, *, serialise: bool = True) -> bytes:
         """The statements that open a transaction, sent in one round trip: BEGIN (a read: one snapshot,
         read-only), the tenant for this transaction only, and for a write the tenant's lock — one writer
-        per tenant across every worker, as SQLite has one writer per file."""
+        per tenant across every worker, as SQLite has one writer per file (`serialise=False`: no lock)."""
         tenant = pgsql.Literal(self.tenant_id or "")
         parts = [pgsql.SQL("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")]
         if self.tenant_id is not None:
             parts.append(pgsql.SQL("SELECT set_config({}, {}, true)").format(pgsql.Literal(SETTING), tenant))
-        if write:
+        if write and serialise:
             parts.append(pgsql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(tenant))
         return pgsql.SQL("; ").join(parts).as_bytes(None)
 
@@ -190,17 +191,31 @@ class PgDatabase:
         with self.pool.connection() as raw:
             if not transaction:
                 return self._autocommit(raw, fn)
-            try:
-                raw.execute(self._open_write)
-                self._local.conn = conn = PgConnection(raw, self.catalog)
-                result = fn(conn)
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-            finally:
-                self._local.conn = None
-            raw.execute("COMMIT")
-            return result
+            return self._transaction(raw, self._open_write, fn)
+
+    def write_rows_sync(self, fn: Callable[[PgConnection], T]) -> T:
+        """Like `write_sync` but without the tenant's write lock: for statements that lock the rows they
+        change themselves (the job queue's `SELECT … FOR UPDATE SKIP LOCKED` claim and its single-row
+        updates), so workers claiming jobs wait on no lock but the rows'. Inside a write, it joins it."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            return fn(current)
+        with self.pool.connection() as raw:
+            return self._transaction(raw, self._open_write_rows, fn)
+
+    def _transaction(self, raw: psycopg.Connection, opening: bytes, fn: Callable[[PgConnection], T]) -> T:
+        """`fn(conn)` between `opening` and COMMIT; `fn` raising rolls it back."""
+        try:
+            raw.execute(opening)
+            self._local.conn = conn = PgConnection(raw, self.catalog)
+            result = fn(conn)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.conn = None
+        raw.execute("COMMIT")
+        return result
 
     def _autocommit(self, raw: psycopg.Connection, fn: Callable[[PgConnection], T]) -> T:
         """`transaction=False`: each statement commits by itself, the tenant set for the session meanwhile."""
