@@ -183,16 +183,16 @@ def renew(db: Database, claimed: Sequence[Job], now: float, lease_seconds: float
         return set()
 
     def extend(conn: apsw.Connection) -> set[str]:
-        kept = set()
+        lost = set()
         for job in mine:
             conn.execute(
                 "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = 'running' AND claimed_by = ? "
                 "AND attempts = ?",
                 (now + lease_seconds, job.id, job.claimed_by, job.attempts),
             )
-            if conn.changes():
-                kept.add(job.id)
-        return {j.id for j in mine} - kept
+            if not conn.changes():
+                lost.add(job.id)
+        return lost
 
     return _write_rows(db, extend)
 

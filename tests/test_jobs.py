@@ -174,6 +174,64 @@ def test_purge_and_list(inst: Instance, clock: FixedClock) -> None:
     assert [j["id"] for j in jobs.list_jobs(inst.registry, status="failed")] == [old_failed]
 
 
+def test_a_claim_is_leased_and_renewed_and_on_sqlite_an_expired_lease_is_not_taken(
+    inst: Instance, clock: FixedClock
+) -> None:
+    job_id = add(inst)
+    [job] = jobs.claim(inst.registry, clock.now(), 1, worker="w1", lease_seconds=30)
+    assert not jobs.shared(inst.registry)
+    assert (job.claimed_by, job.lease_lost) == ("w1", False)
+    assert (row(inst, job_id)["claimed_by"], row(inst, job_id)["lease_until"]) == ("w1", clock.now() + 30)
+    clock.advance(20)
+    assert jobs.renew(inst.registry, [job], clock.now(), 30) == set()
+    assert row(inst, job_id)["lease_until"] == clock.now() + 30
+    clock.advance(3600)
+    # One process works an SQLite queue: a running job stays its own until it ends or the process restarts.
+    assert jobs.claim(inst.registry, clock.now(), 1, worker="w2") == []
+    jobs.complete(inst.registry, job, clock.now())
+    assert (row(inst, job_id)["status"], row(inst, job_id)["claimed_by"], row(inst, job_id)["lease_until"]) == (
+        "done",
+        None,
+        None,
+    )
+
+
+def test_a_job_claimed_again_is_no_longer_its_old_holders(inst: Instance, clock: FixedClock) -> None:
+    job_id = add(inst)
+    [old] = jobs.claim(inst.registry, clock.now(), 1, worker="before-restart")
+    jobs.requeue_interrupted(inst.registry, clock.now())
+    [new] = jobs.claim(inst.registry, clock.now(), 1, worker="after-restart")
+    assert jobs.renew(inst.registry, [old, new], clock.now()) == {job_id}
+    with pytest.raises(jobs.LeaseLost):
+        jobs.complete(inst.registry, old, clock.now())
+    with pytest.raises(jobs.LeaseLost):
+        jobs.fail(inst.registry, old, clock.now(), "late")
+    assert (row(inst, job_id)["status"], row(inst, job_id)["claimed_by"]) == ("running", "after-restart")
+    jobs.complete(inst.registry, new, clock.now())
+    assert row(inst, job_id)["status"] == "done"
+
+
+async def test_the_scheduler_claims_as_its_worker_and_renews_running_leases(inst: Instance, clock: FixedClock) -> None:
+    release = asyncio.Event()
+
+    async def slow(_: Instance, job: Job) -> None:
+        await release.wait()
+
+    scheduler = Scheduler(inst, lease_seconds=10, worker_id="me")
+    scheduler.register("slow", slow)
+    job_id = add(inst, "slow")
+    assert await scheduler.renew() == set()  # nothing running: nothing to renew
+    await scheduler.tick()
+    assert (row(inst, job_id)["claimed_by"], row(inst, job_id)["lease_until"]) == ("me", clock.now() + 10)
+    clock.advance(7)
+    assert await scheduler.renew() == set()
+    assert row(inst, job_id)["lease_until"] == clock.now() + 10
+    release.set()
+    await scheduler.drain()
+    assert row(inst, job_id)["status"] == "done"
+    assert await scheduler.renew() == set()
+
+
 # -- the scheduler ---------------------------------------------------------------------------------
 
 
