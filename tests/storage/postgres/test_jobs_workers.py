@@ -167,6 +167,32 @@ async def test_the_scheduler_heartbeat_renews_its_running_jobs(queue: PgDatabase
     assert job_row(queue, job_id)["status"] == "done"
 
 
+async def test_a_stopping_worker_releases_the_jobs_it_had_to_cut_off(queue: PgDatabase) -> None:
+    clock = FixedClock(1_900_000_000.0)
+    [job_id] = add(queue, clock.now())
+
+    async def forever(_: Any, job: Job) -> None:
+        await asyncio.Event().wait()
+
+    scheduler = Scheduler(WorkerInstance(queue, clock), lease_seconds=30, poll_seconds=3600)  # type: ignore[arg-type]
+    scheduler.register(KIND, forever)
+    await scheduler.start()
+    for _ in range(200):
+        if job_row(queue, job_id)["status"] == "running":
+            break
+        await asyncio.sleep(0.01)
+    await scheduler.stop(timeout=0)
+    found = job_row(queue, job_id)
+    assert (found["status"], found["attempts"], found["claimed_by"], found["run_at"]) == (
+        "queued",
+        1,
+        None,
+        clock.now(),
+    )
+    [again] = jobs.claim(queue, clock.now(), 1, worker="next")  # at once, not after the lease
+    assert (again.id, again.attempts) == (job_id, 2)
+
+
 # -- several worker processes ---------------------------------------------------------------------------
 
 
