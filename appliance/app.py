@@ -47,7 +47,7 @@ from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
 from appliance.lrs import forwarding, scorm_statements
 from appliance.lti import ags as lti_ags
-from appliance.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter, RequestCounter
+from appliance.ratelimit import AuthFailureLimiter, RequestCounter, api_limiter, learner_limits
 from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")
@@ -150,10 +150,8 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         inst.data.clean_tmp()
         app.state.instance = inst
         app.state.jwks = JwksCache(config.jwks_cache_seconds, outbound.policy_for(config.outbound_allow))
-        app.state.rate_limiter = RateLimiter()
-        app.state.learner_limiter = LearnerLimits(
-            config.learner_requests_per_minute, config.tenant_learner_requests_per_minute
-        )
+        app.state.rate_limiter = api_limiter(config)
+        app.state.learner_limiter = learner_limits(config)
         app.state.auth_failures = AuthFailureLimiter(config.auth_failures_per_minute, config.auth_block_seconds)
         commits.start(inst, app.state.learner_limiter)
         xapi.start(inst)

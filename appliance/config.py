@@ -74,6 +74,7 @@ class Config:
     auth_failures_per_minute: int = 20
     auth_block_seconds: float = 300.0
     sequencing_workers: int = 1
+    redis_url: str | None = None  # docs/scale-out.md, "Rate limits and caches"
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         """Return a copy with the given settings replaced, each converted to the field's type."""
@@ -101,6 +102,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return _allow_list(raw)
     if name == "frame_ancestors":
         return frame_ancestor_list(raw)
+    if name == "redis_url":
+        return str(raw).strip() or None
     if name == "content_origin":
         from appliance.origins import normalise  # imported late, as outbound's: settings load first
 

@@ -2,8 +2,10 @@
 
 `RateLimiter` is a fixed one-minute window per key (a tenant id for the API, a session id for learner
 traffic): the window starts on the clock's minute, the Nth request in it passes while N <= limit, and
-the answer says how many remain and how many seconds until the window resets. The appliance is one
-process, so memory is the right place for this; a restart starts every window afresh.
+the answer says how many remain and how many seconds until the window resets. The embedded appliance is
+one process, so memory is the right place for this; a restart starts every window afresh. With
+`redis_url` set (several workers), `api_limiter` and `learner_limits` count the same windows in Redis
+instead (appliance.redis_state), shared by every worker.
 
 `LearnerLimits` applies two of them to learner traffic (`/player/{token}/…`): one per session, and one
 per tenant over all its sessions together, so one tenant's classes cannot take the whole server.
@@ -26,6 +28,7 @@ from collections import defaultdict
 import apsw
 import msgspec
 
+from appliance.config import Config
 from appliance.instance import Instance
 from appliance.usage import period_start
 
@@ -105,11 +108,17 @@ class LearnerLimits:
     under locks and no allocation when admitted, no database, so the commit path stays cheap.
     """
 
-    def __init__(self, per_session: int, per_tenant: int) -> None:
+    def __init__(
+        self,
+        per_session: int,
+        per_tenant: int,
+        sessions: RateLimiter | None = None,
+        tenants: RateLimiter | None = None,
+    ) -> None:
         self.per_session = per_session
         self.per_tenant = per_tenant
-        self.sessions = RateLimiter()
-        self.tenants = RateLimiter()
+        self.sessions = sessions or RateLimiter()
+        self.tenants = tenants or RateLimiter()
 
     def hit(self, tenant_id: str, session_id: str | None, now: float) -> tuple[str, Decision] | None:
         """Count one request; `("session" | "tenant", refusing Decision)` when a limit is used up, else None.
@@ -122,6 +131,26 @@ class LearnerLimits:
         if self.per_tenant > 0 and not self.tenants.admit(tenant_id, self.per_tenant, now):
             return "tenant", self.tenants.refusal(self.per_tenant, now)
         return None
+
+
+def api_limiter(config: Config) -> RateLimiter:
+    """The tenants' API limiter: in memory, or in Redis shared by the workers when `redis_url` is set."""
+    if not config.redis_url:
+        return RateLimiter()
+    from appliance.redis_state import RedisRateLimiter  # the embedded default never imports redis
+
+    return RedisRateLimiter(config.redis_url, "api")
+
+
+def learner_limits(config: Config) -> LearnerLimits:
+    """The learner limits of `config`, counted in Redis when `redis_url` is set (as `api_limiter`)."""
+    per_session, per_tenant = config.learner_requests_per_minute, config.tenant_learner_requests_per_minute
+    if not config.redis_url:
+        return LearnerLimits(per_session, per_tenant)
+    from appliance.redis_state import RedisRateLimiter
+
+    sessions = RedisRateLimiter(config.redis_url, "session")
+    return LearnerLimits(per_session, per_tenant, sessions, RedisRateLimiter(config.redis_url, "learners"))
 
 
 class AuthFailureLimiter:
@@ -200,7 +229,7 @@ class RequestCounter:
             by_tenant[tenant_id].append((period, count))
         written = 0
         for tenant_id, periods in by_tenant.items():
-            if not inst.data.tenant_db(tenant_id).exists():
+            if not inst.has_tenant_db(tenant_id):
                 continue
             try:
                 inst.tenant_db(tenant_id).write_sync(lambda c, p=periods: _add_counts(c, p))  # type: ignore[misc]

@@ -64,7 +64,8 @@ def tenant_status(inst: Instance, tenant_id: str) -> tuple[str | None, int]:
     """(status or None when there is no such tenant, session ttl), cached for a few seconds.
 
     Learner traffic (the player and its commits) asks this on every request; a suspension or a deletion
-    still takes effect within STATUS_CACHE_SECONDS.
+    still takes effect within STATUS_CACHE_SECONDS. With `redis_url` set, a change made by any process
+    is announced to every worker (appliance.redis_state), which drops its copy at once.
     """
     cached = _cached_status(inst, tenant_id)
     return cached[1], cached[2]
@@ -81,6 +82,8 @@ def _cached_status(inst: Instance, tenant_id: str) -> tuple[float, str | None, i
     cached = _status_cache.get(key)
     if cached is not None and now - cached[0] < STATUS_CACHE_SECONDS:
         return cached
+    if inst.config.redis_url:
+        _listen(inst.config.redis_url)
     row = inst.registry.read_sync(
         lambda c: one(
             c,
@@ -94,6 +97,31 @@ def _cached_status(inst: Instance, tenant_id: str) -> tuple[float, str | None, i
         cached = (now, row["status"], int(row["session_ttl_seconds"]), int(row["scorm12_suspend_data_limit"]))
     _status_cache[key] = cached
     return cached
+
+
+def _listen(url: str) -> None:
+    """Subscribe this process's status cache to the other workers' tenant changes (once per process)."""
+    from appliance.redis_state import subscribe  # only with redis_url: the embedded default never imports redis
+
+    subscribe(url, "tenant", _drop_cached)
+
+
+def _drop_cached(tenant_id: str | None) -> None:
+    """Forget a tenant's cached status in every instance of this process (None: every tenant's)."""
+    if tenant_id is None:
+        _status_cache.clear()
+        return
+    for key in [k for k in list(_status_cache) if k[1] == tenant_id]:
+        _status_cache.pop(key, None)
+
+
+def _announce(inst: Instance, tenant_id: str) -> None:
+    """With `redis_url`: tell every worker (this one included) that the tenant changed."""
+    if inst.config.redis_url:
+        from appliance.redis_state import publish
+
+        _drop_cached(tenant_id)
+        publish(inst.config.redis_url, "tenant", tenant_id)
 
 
 def _from_row(row: dict[str, Any]) -> Tenant:
@@ -186,6 +214,7 @@ def _update(inst: Instance, ref: str, sql: str, params: tuple[Any, ...]) -> Tena
             f"UPDATE tenants SET {sql}, updated_at = ? WHERE id = ?", (*params, inst.clock.now(), tenant.id)
         )
     )
+    _announce(inst, tenant.id)
     return get_tenant(inst, tenant.id)
 
 
@@ -274,6 +303,7 @@ def delete_tenant(inst: Instance, ref: str) -> Tenant:
 
     inst.registry.write_sync(delete)
     inst.forget_tenant(tenant.id)
+    _announce(inst, tenant.id)
     shutil.rmtree(inst.data.tenant_dir(tenant.id), ignore_errors=True)
     return tenant
 
