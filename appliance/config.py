@@ -45,6 +45,9 @@ class Config:
     max_manifest_bytes: int = 16 * 1024 * 1024
     min_free_disk_bytes: int = 1 * GIB
     durability: str = "normal"
+    database: str = "sqlite"  # or a postgresql:// URL (docs/scale-out.md, "Databases")
+    database_schema: str = "appliance"
+    database_pool_size: int = 8
     default_session_ttl_seconds: int = 86_400
     launch_token_ttl_seconds: int = 86_400
     job_concurrency: int = 2
@@ -98,6 +101,10 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         if str(raw).lower() not in DURABILITY_LEVELS:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}, not {raw!r}")
         return str(raw).lower()
+    if name == "database":
+        return database_setting(str(raw))
+    if name == "database_schema" and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", str(raw)):
+        raise ValueError(f"database_schema must be a lower-case SQL name (letters, digits, _), not {raw!r}")
     if name == "outbound_allow":
         return _allow_list(raw)
     if name == "frame_ancestors":
@@ -115,6 +122,16 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
     if isinstance(current, float):
         return float(raw)
     return str(raw)
+
+
+def database_setting(raw: str) -> str:
+    """`database`: `sqlite` (the files in the data directory) or the PostgreSQL URL the appliance connects with."""
+    value = raw.strip()
+    if value.lower() == "sqlite":
+        return "sqlite"
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    raise ValueError("database must be 'sqlite' or a postgresql:// URL")  # not echoed: it may hold a password
 
 
 def _allow_list(raw: Any) -> tuple[str, ...]:

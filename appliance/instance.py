@@ -2,12 +2,19 @@
 
 It owns the registry database and the cache of open tenant databases. A tenant's database is opened
 only through `tenant_db(tenant_id)` with an id that authentication resolved, never from a URL.
+
+With the `database` setting at its default (`sqlite`) these are the SQLite files of the data directory;
+with a `postgresql://` URL they are the one PostgreSQL schema `database_schema`, reached through a
+connection pool as the application role (docs/scale-out.md, "Databases"). Package files, secrets and
+uploads stay in the data directory either way.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.clock import Clock, SystemClock
 from appliance.config import DURABILITY_LEVELS, Config
@@ -16,6 +23,10 @@ from appliance.db.database import Database
 from appliance.db.registry_schema import registry_migrations
 from appliance.db.tenant_schema import tenant_migrations
 
+if TYPE_CHECKING:
+    from appliance.storage.postgres.adapter import PgDatabase, PgStore
+
+log = logging.getLogger("appliance.instance")
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}  # the `durability` setting: tenant files' synchronous level
 assert set(DURABILITY) == set(DURABILITY_LEVELS)
 
@@ -36,14 +47,26 @@ class Instance:
         self.clock: Clock = clock or SystemClock()
         self.data = DataDir(Path(config.data_dir))
         self.data.ensure()
-        # The registry (tenants, keys, jobs) is small and rarely written: every commit survives power loss.
-        self.registry = Database(self.data.registry_db, registry_migrations, self.clock.now(), synchronous="FULL")
         self._tenant_synchronous = tenant_synchronous(config.durability)
         self._tenant_dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
+        self.pg: PgStore | None = None
+        if config.database != "sqlite":
+            self.pg = open_pg_store(config)
+            self.registry: Database | PgDatabase = self.pg.registry
+        else:
+            # The registry (tenants, keys, jobs) is small and rarely written: every commit survives power loss.
+            self.registry = Database(self.data.registry_db, registry_migrations, self.clock.now(), synchronous="FULL")
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`: which store the databases are on."""
+        return "sqlite" if self.pg is None else "postgresql"
 
     def tenant_db(self, tenant_id: str) -> Database:
         """The tenant's database, opened (and migrated) on first use and then cached."""
+        if self.pg is not None:
+            return self.pg.tenant_db(tenant_id)  # type: ignore[return-value]  # the same read/write interface
         with self._lock:
             db = self._tenant_dbs.get(tenant_id)
             if db is None:
@@ -52,6 +75,33 @@ class Instance:
                 db = Database(path, tenant_migrations, self.clock.now(), synchronous=self._tenant_synchronous)
                 self._tenant_dbs[tenant_id] = db
             return db
+
+    def has_tenant_db(self, tenant_id: str) -> bool:
+        """Whether the tenant still has its database: the services ask before a background pass touches a
+        tenant, so that a tenant deleted meanwhile is skipped, not recreated empty. On SQLite that is its
+        file; on PostgreSQL its registry row (deleting it deletes every row of the tenant)."""
+        if self.pg is None:
+            return self.data.tenant_db(tenant_id).exists()
+        found = self.registry.read_sync(
+            lambda c: c.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+        )
+        return found is not None
+
+    def database_problem(self, timeout: float = 2.0) -> str | None:
+        """Why the databases cannot be used now (the error's kind), or None when they answer (the readiness route's check).
+        SQLite: the registry answers a query. PostgreSQL: a pool connection, within `timeout` seconds,
+        answers one (a down or unreachable server, or a full pool, is reported, not waited on)."""
+        try:
+            if self.pg is None:
+                self.registry.read_sync(lambda c: c.execute("SELECT count(*) FROM _migrations").fetchone())
+            else:
+                with self.pg.pool.connection(timeout=timeout) as conn:
+                    conn.execute("SELECT 1").fetchone()
+        except Exception as exc:  # any failure means "not ready"
+            # The detail (host, port, role) goes to the log only: the readiness route is unauthenticated.
+            log.warning("database not ready (%s): %s", self.backend, exc)
+            return type(exc).__name__
+        return None
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Close and drop a cached tenant database (before the tenant's files are deleted)."""
@@ -73,3 +123,21 @@ class Instance:
         for db in dbs:
             db.close()
         self.registry.close()
+        if self.pg is not None:
+            self.pg.close()
+
+
+def open_pg_store(config: Config) -> PgStore:
+    """The pool on the configured PostgreSQL schema, which must have been installed (`scorm-appliance
+    database install` as an administrator, docs/scale-out.md): the application role cannot create it."""
+    import psycopg
+
+    from appliance.storage.postgres.adapter import PgStore, SchemaMismatch
+
+    try:
+        return PgStore(config.database, schema=config.database_schema, min_size=1, max_size=config.database_pool_size)
+    except psycopg.errors.UndefinedTable:
+        raise SchemaMismatch(
+            f"the PostgreSQL schema {config.database_schema!r} is not installed (or not visible to this role): "
+            'install it first (docs/scale-out.md, "Setting up a database")'
+        ) from None

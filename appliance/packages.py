@@ -219,7 +219,7 @@ def upload_path(inst: Instance, tenant_id: str, package_id: str, version: int) -
 def process_version(inst: Instance, job: jobs.Job) -> None:
     """The `package.process` job: extract, parse and validate one version, then mark it ready or failed."""
     tenant_id, package_id, version = job.payload["tenant_id"], job.payload["package_id"], int(job.payload["version"])
-    if not inst.data.tenant_db(tenant_id).exists():
+    if not inst.has_tenant_db(tenant_id):
         return  # the tenant was deleted
     db = inst.tenant_db(tenant_id)
     row = db.read_sync(lambda c: _version_row(c, package_id, version))
@@ -303,7 +303,7 @@ def _sync_version_dirs(inst: Instance, tenant_id: str, package_id: str) -> None:
 def give_up_processing(inst: Instance, job: jobs.Job, error: str) -> None:
     """After the last retry: the version fails rather than staying `processing` forever."""
     payload = job.payload
-    if inst.data.tenant_db(payload["tenant_id"]).exists():
+    if inst.has_tenant_db(payload["tenant_id"]):
         _mark_failed(
             inst,
             payload["tenant_id"],

@@ -108,7 +108,7 @@ def watch(inst: Instance) -> int:
     found = inst.registry.read_sync(lambda c: rows(c, "SELECT id, storage_limit_bytes FROM tenants"))
     emitted = 0
     for tenant in found:
-        if not inst.data.tenant_db(tenant["id"]).exists():
+        if not inst.has_tenant_db(tenant["id"]):
             continue
         limit = tenant["storage_limit_bytes"]
         db = inst.tenant_db(tenant["id"])

@@ -524,7 +524,7 @@ def dispatch_events(inst: Instance, tenant_id: str) -> int:
 
 def _tenant_ids(inst: Instance) -> list[str]:
     found = inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants ORDER BY created_at"))
-    return [r["id"] for r in found if inst.data.tenant_db(r["id"]).exists()]
+    return [r["id"] for r in found if inst.has_tenant_db(r["id"])]
 
 
 def dispatch_all(inst: Instance) -> int:
@@ -591,7 +591,7 @@ def _body(event: dict[str, Any], tenant_id: str) -> bytes:
 def deliver(inst: Instance, job: jobs.Job) -> None:
     """The `webhook.deliver` job: one attempt of one delivery, unless it must wait for an earlier one."""
     tenant_id, delivery_id = job.payload["tenant_id"], job.payload["delivery_id"]
-    if not inst.data.tenant_db(tenant_id).exists():
+    if not inst.has_tenant_db(tenant_id):
         return
     db = inst.tenant_db(tenant_id)
     now = inst.clock.now()

@@ -821,7 +821,7 @@ def _enqueue(inst: Instance, tenant_id: str, target_id: str, run_at: float, *, u
 def forward(inst: Instance, job: jobs.Job) -> None:
     """The `xapi.forward` job: send a target's statements after its cursor, batch by batch, in order."""
     tenant_id, target_id = job.payload["tenant_id"], job.payload["target_id"]
-    if not inst.data.tenant_db(tenant_id).exists():
+    if not inst.has_tenant_db(tenant_id):
         return
     db = inst.tenant_db(tenant_id)
     now = inst.clock.now()
@@ -887,7 +887,7 @@ def _other_job_queued(inst: Instance, tenant_id: str, target_id: str, job_id: st
 
 def _tenant_ids(inst: Instance) -> list[str]:
     found = inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants ORDER BY created_at"))
-    return [r["id"] for r in found if inst.data.tenant_db(r["id"]).exists()]
+    return [r["id"] for r in found if inst.has_tenant_db(r["id"])]
 
 
 def due_targets(inst: Instance, tenant_id: str) -> list[tuple[str, float]]:

@@ -241,7 +241,7 @@ def flush_all(inst: Instance) -> int:
     """Periodic sweep: store every tenant's queued SCORM statements; returns how many were stored."""
     found = inst.registry.read_sync(lambda c: rows(c, "SELECT id FROM tenants ORDER BY created_at"))
     total = 0
-    for tenant_id in (r["id"] for r in found if inst.data.tenant_db(r["id"]).exists()):
+    for tenant_id in (r["id"] for r in found if inst.has_tenant_db(r["id"])):
         try:
             total += flush(inst, tenant_id)
         except Exception:

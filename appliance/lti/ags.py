@@ -95,7 +95,7 @@ _CANDIDATES = (
 
 def _tenant_ids(inst: Instance) -> list[str]:
     found = inst.registry.read_sync(lambda conn: rows(conn, "SELECT id FROM tenants ORDER BY created_at"))
-    return [r["id"] for r in found if inst.data.tenant_db(r["id"]).exists()]
+    return [r["id"] for r in found if inst.has_tenant_db(r["id"])]
 
 
 def sweep(inst: Instance) -> int:
