@@ -6,6 +6,7 @@ import click
 
 from appliance import __version__
 from appliance.cli.admins import admins
+from appliance.cli.database import database
 from appliance.cli.dispatch import dispatches
 from appliance.cli.keys import keys
 from appliance.cli.lrs import lrs_credentials, lrs_forwarding
@@ -39,5 +40,6 @@ for command in (
     admins,
     lti,
     dispatches,
+    database,
 ):
     cli.add_command(command)
