@@ -108,17 +108,11 @@ class LearnerLimits:
     under locks and no allocation when admitted, no database, so the commit path stays cheap.
     """
 
-    def __init__(
-        self,
-        per_session: int,
-        per_tenant: int,
-        sessions: RateLimiter | None = None,
-        tenants: RateLimiter | None = None,
-    ) -> None:
+    def __init__(self, per_session: int, per_tenant: int) -> None:
         self.per_session = per_session
         self.per_tenant = per_tenant
-        self.sessions = sessions or RateLimiter()
-        self.tenants = tenants or RateLimiter()
+        self.sessions = RateLimiter()
+        self.tenants = RateLimiter()
 
     def hit(self, tenant_id: str, session_id: str | None, now: float) -> tuple[str, Decision] | None:
         """Count one request; `("session" | "tenant", refusing Decision)` when a limit is used up, else None.
@@ -147,10 +141,9 @@ def learner_limits(config: Config) -> LearnerLimits:
     per_session, per_tenant = config.learner_requests_per_minute, config.tenant_learner_requests_per_minute
     if not config.redis_url:
         return LearnerLimits(per_session, per_tenant)
-    from appliance.redis_state import RedisRateLimiter
+    from appliance.redis_state import RedisLearnerLimits
 
-    sessions = RedisRateLimiter(config.redis_url, "session")
-    return LearnerLimits(per_session, per_tenant, sessions, RedisRateLimiter(config.redis_url, "learners"))
+    return RedisLearnerLimits(config.redis_url, per_session, per_tenant)
 
 
 class AuthFailureLimiter:

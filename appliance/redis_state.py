@@ -5,6 +5,7 @@ Imported only when `redis_url` is set, so the embedded default never loads the `
 - `RedisRateLimiter` counts the same fixed one-minute windows as `appliance.ratelimit.RateLimiter`, in
   one Redis key per (limit, window, key), with a Lua script: read, refuse when full (without counting),
   else INCR and PEXPIRE, atomically, in one round trip. Every worker sees the same count.
+  `RedisLearnerLimits` does the same for a learner request's two windows in one call.
 - `publish` / `subscribe`: a pub/sub channel on which a change to a tenant (suspended, resumed, its
   session TTL…) is announced, so that every worker drops its cached copy at once rather than after the
   cache's lifetime (appliance.tenants).
@@ -28,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from appliance.ratelimit import WINDOW_SECONDS, RateLimiter
+from appliance.ratelimit import WINDOW_SECONDS, Decision, LearnerLimits, RateLimiter
 
 log = logging.getLogger("appliance.redis")
 
@@ -45,6 +46,21 @@ if n >= tonumber(ARGV[1]) then return -1 end
 n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n
+"""
+
+# The learner limits in one round trip (the commit path): KEYS the session's and the tenant's window;
+# ARGV the session limit (0: not counted), the tenant cap (0: none), the lifetime in ms. 0 when admitted,
+# 1 refused by the session limit (the tenant's count untouched), 2 by the tenant cap (as LearnerLimits).
+_LEARNER = """
+local function take(key, limit)
+  if tonumber(redis.call('GET', key) or '0') >= limit then return false end
+  if redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, ARGV[3]) end
+  return true
+end
+local per_session, per_tenant = tonumber(ARGV[1]), tonumber(ARGV[2])
+if per_session > 0 and not take(KEYS[1], per_session) then return 1 end
+if per_tenant > 0 and not take(KEYS[2], per_tenant) then return 2 end
+return 0
 """
 
 
@@ -69,6 +85,7 @@ class SharedRedis:
             decode_responses=True,
         )
         self._take = self.client.register_script(_TAKE)
+        self._learner = self.client.register_script(_LEARNER)
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._down = False
@@ -96,6 +113,11 @@ class SharedRedis:
     def take(self, key: str, limit: int, ttl_ms: int) -> int:
         """The window count after one request for `key`, or -1 when full (raises redis errors)."""
         return int(self._take(keys=[self.prefix + key], args=[limit, ttl_ms]))
+
+    def learner(self, session_key: str, per_session: int, tenant_key: str, per_tenant: int, ttl_ms: int) -> int:
+        """`_LEARNER`'s answer for one learner request (raises redis errors)."""
+        keys = [self.prefix + session_key, self.prefix + tenant_key]
+        return int(self._learner(keys=keys, args=[per_session, per_tenant, ttl_ms]))
 
 
 _shared: dict[str, SharedRedis] = {}
@@ -130,6 +152,37 @@ class RedisRateLimiter(RateLimiter):
                 self.redis.succeeded()
                 return count
         return super()._take(key, limit, start)
+
+
+class RedisLearnerLimits(LearnerLimits):
+    """`LearnerLimits` counted in Redis, both windows in one script call; in memory while Redis is away."""
+
+    def __init__(self, url: str, per_session: int, per_tenant: int) -> None:
+        super().__init__(per_session, per_tenant)
+        self.redis = shared(url)
+        self._ttl_ms = int((WINDOW_SECONDS + 5) * 1000)
+
+    def hit(self, tenant_id: str, session_id: str | None, now: float) -> tuple[str, Decision] | None:
+        if self.redis.available():
+            start = int(now - now % WINDOW_SECONDS)
+            try:
+                answer = self.redis.learner(
+                    f"rl:session:{start}:{session_id}",
+                    self.per_session if session_id is not None else 0,
+                    f"rl:learners:{start}:{tenant_id}",
+                    self.per_tenant,
+                    self._ttl_ms,
+                )
+            except redis.RedisError as exc:
+                self.redis.failed(exc)
+            else:
+                self.redis.succeeded()
+                if answer == 1:
+                    return "session", self.sessions.refusal(self.per_session, now)
+                if answer == 2:
+                    return "tenant", self.tenants.refusal(self.per_tenant, now)
+                return None
+        return super().hit(tenant_id, session_id, now)
 
 
 # -- invalidations ------------------------------------------------------------------------------------

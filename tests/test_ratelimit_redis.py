@@ -105,6 +105,7 @@ def test_counts_are_atomic_across_threads(redis_url: str) -> None:
 def test_learner_limits_across_workers(redis_url: str) -> None:
     config = Config(redis_url=redis_url, learner_requests_per_minute=3, tenant_learner_requests_per_minute=5)
     one, two = learner_limits(config), learner_limits(config)
+    assert type(one).__name__ == "RedisLearnerLimits"
     assert [one.hit("ten", "s1", NOW), two.hit("ten", "s1", NOW), one.hit("ten", "s1", NOW)] == [None] * 3
     scope, decision = two.hit("ten", "s1", NOW) or ("", None)
     assert scope == "session" and decision is not None and decision.limit == 3
