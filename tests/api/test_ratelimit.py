@@ -151,3 +151,43 @@ def test_limiter_windows_and_pruning() -> None:
     for n in range(10_050):
         limiter.hit(f"session-{n}", 600, now + 61)
     assert len(limiter._counts) <= 10_051  # stale windows are dropped as keys pile up
+
+
+def test_two_workers_with_redis_share_the_tenant_limit(
+    config: Config, acme: TenantKey, globex: TenantKey, clock: FixedClock
+) -> None:
+    from tests.test_ratelimit_redis import redis_prefix_url
+
+    with redis_prefix_url() as url:
+        shared = dataclasses.replace(config, redis_url=url)
+        with make_api(shared, clock) as first, make_api(shared, clock) as second:  # two Instances, one Redis
+            set_rate(shared, acme.tenant_id, 10)
+            answers = [(first if n % 2 else second).get(TENANT, headers=acme.headers) for n in range(10)]
+            assert [r.status_code for r in answers] == [200] * 10
+            assert [r.headers["RateLimit-Remaining"] for r in answers] == [str(n) for n in range(9, -1, -1)]
+            for api in (first, second):
+                refused = api.get(TENANT, headers=acme.headers)
+                body = assert_error(refused, 429, "RATE_LIMITED")
+                assert body["details"] == {"retry_after": 50, "limit": 10}
+                assert refused.headers["Retry-After"] == refused.headers["RateLimit-Reset"] == "50"
+            assert second.get(TENANT, headers=globex.headers).headers["RateLimit-Remaining"] == "99"
+            clock.advance(50)  # the next minute, for both
+            assert first.get(TENANT, headers=acme.headers).headers["RateLimit-Remaining"] == "9"
+
+
+def test_with_redis_a_suspension_reaches_the_other_instances_cache_at_once(
+    config: Config, acme: TenantKey, clock: FixedClock
+) -> None:
+    from appliance.tenants import set_status, tenant_status
+    from tests.test_ratelimit_redis import redis_prefix_url
+
+    with redis_prefix_url() as url:
+        shared = dataclasses.replace(config, redis_url=url)
+        worker, admin = Instance(shared, clock), Instance(shared, clock)
+        try:
+            assert tenant_status(worker, acme.tenant_id)[0] == "active"  # cached for 5 s on the FixedClock
+            set_status(admin, acme.tenant_id, "suspended")
+            assert tenant_status(worker, acme.tenant_id)[0] == "suspended"  # no clock advance needed
+        finally:
+            worker.close()
+            admin.close()
