@@ -12,13 +12,10 @@ import json
 import time
 
 import click
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from appliance.cli.common import build_config, data_dir_option, fail, json_option
 from appliance.errors import ApplianceError
 from appliance.instance import Instance
-from appliance.storage.postgres.schema import create_roles, install
 
 
 class DatabaseError(ApplianceError):
@@ -45,6 +42,12 @@ def database() -> None:
 @click.option("--create-roles", "make_roles", is_flag=True, help="Create the owner and the application role first.")
 def install_cmd(data_dir: str | None, as_json: bool, admin_url: str, owner: str, make_roles: bool) -> None:
     """Install the schema `database_schema` for the application role of the `database` URL."""
+    # psycopg is in the `scale` extra: imported here, so the CLI (and the single-file build) loads without it
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from appliance.storage.postgres.schema import create_roles, install
+
     config = build_config(data_dir)
     if config.database == "sqlite":
         raise click.UsageError("the database setting is 'sqlite': set it to the application role's postgresql:// URL")
