@@ -333,3 +333,49 @@ def test_the_writer_checkpoints_beside_itself_while_busy_and_leaves_sqlites_defa
         time.sleep(0.01)
     assert autocheckpoint() == bulk.DEFAULT_CHECKPOINT_PAGES
     assert len(bodies(db)) == 1
+
+
+def test_the_writer_waits_for_as_many_statements_as_its_recent_transactions_held(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches arriving a few milliseconds apart (the loop preparing them one by one) share one
+    transaction when the last ones held that many; fewer writers are not held back for 500."""
+    import asyncio
+    import time
+
+    from appliance.lrs import bulk
+
+    monkeypatch.setattr(bulk, "GROUP_WAIT_SECONDS", 1.0)
+    transactions: list[int] = []
+
+    def run(conn: Any, items: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        transactions.append(len(items))
+        return st.run_queued(conn, items)
+
+    writer = bulk.StatementWriter(db, run)
+
+    def batches(count: int, base: float) -> list[st.Batch]:
+        return [prepared([statement() for _ in range(10)], base + n) for n in range(count)]
+
+    async def round_of(items: list[st.Batch], apart: float) -> float:
+        began = time.monotonic()
+        tasks = []
+        for item in items:
+            tasks.append(asyncio.ensure_future(writer.submit(item)))
+            await asyncio.sleep(apart)
+        await asyncio.gather(*tasks)
+        return time.monotonic() - began
+
+    async def main() -> tuple[list[float], int]:
+        await round_of(batches(1, 1_800_000_000.0), 0)
+        # three writers at a time, five rounds: never waiting the second for 500 statements
+        quick = [await round_of(batches(3, 1_800_000_010.0 + 10 * r), 0) for r in range(5)]
+        await asyncio.gather(*(writer.submit(b) for b in batches(4, 1_800_000_100.0)))
+        before = len(transactions)
+        await round_of(batches(4, 1_800_000_200.0), 0.02)  # 40 statements, 20 ms apart
+        return quick, len(transactions) - before
+
+    quick, grouped = asyncio.run(main())
+    assert max(quick) < 0.5
+    assert grouped == 1  # the writer waited for the 40 statements the last transaction held
+    assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM xapi_statements").fetchall()[0][0]) == 240
