@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from litestar.testing import TestClient
 from appliance.apikeys import create_key
 from appliance.app import create_app
 from appliance.clock import FixedClock
-from appliance.config import Config
+from appliance.config import ENV_PREFIX, Config
 from appliance.instance import Instance
 from appliance.tenants import create_tenant
 
@@ -20,10 +22,87 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "scorm-corpus"
 
 
+BACKENDS = ("sqlite", "postgresql")
+BOTH_BACKENDS = ("api", "cli")  # the folders of tests/ whose every test runs on each database backend
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-backend",
+        choices=BACKENDS,
+        default="sqlite",
+        help="the database backend of the tests outside tests/api and tests/cli (those run on both): e.g. "
+        "`--database-backend=postgresql tests/e2e` runs the end-to-end servers on PostgreSQL",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of tests/api and tests/cli run once per backend (ids `[sqlite]`, `[postgresql]`), except those
+    marked `sqlite_only(reason=...)`: they look at SQLite files, so they are not made for PostgreSQL."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    rel = Path(metafunc.definition.path).relative_to(REPO / "tests")
+    if rel.parts[0] not in BOTH_BACKENDS:
+        return
+    backends = BACKENDS
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    if marker is not None:
+        if not marker.kwargs.get("reason"):
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
+        backends = ("sqlite",)
+    metafunc.parametrize("backend", backends, indirect=True, scope="function")
+
+
+@pytest.fixture(scope="session")
+def _pg_backend() -> Iterator[Any]:
+    """The session's PostgreSQL schema (made on first use by a [postgresql] test)."""
+    from tests.storage.postgres.backend import Backend
+
+    found = Backend()
+    yield found
+    found.close()
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The database backend of this test: `sqlite` unless parametrised. On `postgresql` the `config`
+    fixture and every Config the CLI loads (through the environment) use the session's schema, which is
+    emptied after the test."""
+    name = getattr(request, "param", None) or request.config.getoption("--database-backend")
+    if name != "postgresql":
+        yield name
+        return
+    pg = request.getfixturevalue("_pg_backend")
+    monkeypatch.setenv(ENV_PREFIX + "DATABASE", pg.url)
+    monkeypatch.setenv(ENV_PREFIX + "DATABASE_SCHEMA", pg.schema.schema)
+    try:
+        yield name
+    finally:
+        pg.reset()
+
+
+def backend_config(data_dir: Path, **settings: Any) -> Config:
+    """A Config on `data_dir` with the running test's database backend (what the `backend` fixture put in
+    the environment), for tests that build their own Config."""
+    found = Config(data_dir=data_dir, **settings)
+    url = os.environ.get(ENV_PREFIX + "DATABASE")
+    if url is None:
+        return found
+    return found.with_overrides({"database": url, "database_schema": os.environ[ENV_PREFIX + "DATABASE_SCHEMA"]})
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    """A Config on a fresh temporary data directory."""
-    return Config(data_dir=tmp_path / "data")
+def config(tmp_path: Path, backend: str) -> Config:
+    """A Config on a fresh temporary data directory (and the test's database backend)."""
+    found = Config(data_dir=tmp_path / "data")
+    if backend == "postgresql":
+        return found.with_overrides(
+            {
+                "database": os.environ[ENV_PREFIX + "DATABASE"],
+                "database_schema": os.environ[ENV_PREFIX + "DATABASE_SCHEMA"],
+            }
+        )
+    return found
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from appliance.ratelimit import AuthFailureLimiter
 from tests.api.conftest import make_api
 from tests.api.test_auth import Idp, bearer
 from tests.api.test_packages import assert_error
-from tests.conftest import TenantKey, make_tenant_key
+from tests.conftest import TenantKey, backend_config, make_tenant_key
 
 TENANT = "/api/v1/tenant"
 BAD_KEY = {"Authorization": "Bearer sak_nosuchkeybody_nosuchsecret"}
@@ -104,7 +104,7 @@ def free_port() -> int:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, TenantKey]]:
     """The app under uvicorn on 127.0.0.1 (in a thread), 3 failures a minute per address."""
-    config = Config(data_dir=tmp_path / "data", auth_failures_per_minute=3)
+    config = backend_config(tmp_path / "data", auth_failures_per_minute=3)
     key = make_tenant_key(config, "Acme")
     port = free_port()
     server = uvicorn.Server(

@@ -18,7 +18,7 @@ from appliance.instance import Instance
 from appliance.tenants import STATUS_CACHE_SECONDS, set_status
 from tests.api.test_packages import assert_error, upload_ready
 from tests.api.test_sessions import Player, create, package_12
-from tests.conftest import TenantKey, make_tenant_key
+from tests.conftest import TenantKey, backend_config, make_tenant_key
 
 
 def body(player: Player, changes: dict[str, str], seq: int) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def test_the_learner_rate_limit_applies_with_retry_after(acme_config: tuple[Conf
 @pytest.fixture
 def acme_config(tmp_path: Any) -> tuple[Config, TenantKey]:
     """A tenant on a data dir whose learners may make two requests a minute."""
-    config = Config(data_dir=tmp_path / "limited", learner_requests_per_minute=2)
+    config = backend_config(tmp_path / "limited", learner_requests_per_minute=2)
     return config, make_tenant_key(config, "Acme")
 
 

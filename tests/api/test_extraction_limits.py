@@ -30,7 +30,7 @@ from tests.api.test_packages import (
     upload_raw,
     upload_ready,
 )
-from tests.conftest import TenantKey
+from tests.conftest import TenantKey, backend_config
 
 MiB = 1024 * 1024
 
@@ -164,7 +164,7 @@ def test_bytes_written_stop_at_the_quota(tmp_path: Path) -> None:
 
 @pytest.fixture
 def floor_config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "data", min_free_disk_bytes=10**18)  # more than any disk
+    return backend_config(tmp_path / "data", min_free_disk_bytes=10**18)  # more than any disk
 
 
 @pytest.fixture

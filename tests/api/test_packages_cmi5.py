@@ -38,9 +38,11 @@ from tests.api.test_packages import (
 )
 from tests.api.test_sessions import create
 from tests.cmi5.test_course_structure import EXAMPLES, INVALID, PACKAGES, VALID
-from tests.conftest import TenantKey, make_tenant_key
+from tests.conftest import TenantKey, backend_config, make_tenant_key
 
 needs_suite = pytest.mark.skipif(not PACKAGES.is_dir(), reason=f"{PACKAGES} is absent (../shared/suites)")
+# The suite's packages are uploaded once per module, on SQLite files (processing runs on both backends elsewhere).
+on_suite_results = pytest.mark.sqlite_only(reason="reads one module-wide upload of CATAPULT's packages, made on SQLite")
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is absent (../shared/suites)")
 EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.glob("*.zip")) if EXAMPLES.is_dir() else []
 CONTRACT_FAILURES = {"MANIFEST_INVALID", "MISSING_FILES", "MANIFEST_MISSING"}
@@ -175,6 +177,7 @@ def test_a_cmi5_zip_validates_without_being_stored(api: TestClient, acme: Tenant
 # -- CATAPULT's LMS test suite packages ---------------------------------------------------------------
 
 
+@on_suite_results
 @needs_suite
 @pytest.mark.parametrize("name", VALID)
 def test_catapult_valid_packages_are_accepted(suite_results: dict[str, Any], name: str) -> None:
@@ -191,6 +194,7 @@ def test_catapult_valid_packages_are_accepted(suite_results: dict[str, Any], nam
         assert external["details"]["count"] == ready["course"]["au_count"]
 
 
+@on_suite_results
 @needs_suite
 def test_one_thousand_aus_are_accepted_quickly(suite_results: dict[str, Any]) -> None:
     ready = suite_results["101-one-thousand-aus.xml"]
@@ -212,6 +216,7 @@ def test_the_zip64_package_is_a_real_zip64_archive() -> None:
         assert archive.testzip() is None
 
 
+@on_suite_results
 @needs_suite
 @pytest.mark.parametrize(("name", "expected"), INVALID.items())
 def test_catapult_invalid_packages_are_refused_with_their_reason(
@@ -400,7 +405,7 @@ def test_cmi5_uploads_count_against_the_quota(api: TestClient, acme: TenantKey, 
 
 
 def test_an_oversized_course_structure_is_refused(tmp_path: Path) -> None:
-    config = Config(data_dir=tmp_path / "data", max_manifest_bytes=2048)
+    config = backend_config(tmp_path / "data", max_manifest_bytes=2048)
     who = make_tenant_key(config, "Small")
     xml = course_structure().replace(b"<title>", b"<title><!--" + b"x" * 4096 + b"-->", 1)
     with make_client(config) as client:

@@ -20,7 +20,12 @@ from appliance.config import Config
 from tests.api.test_packages import API, files_under, make_client
 from tests.conftest import CORPUS, TenantKey, make_tenant_key
 
-pytestmark = pytest.mark.corpus
+# The corpus is uploaded and processed once per module, on SQLite files; processing itself runs on both
+# backends in test_packages.
+pytestmark = [
+    pytest.mark.corpus,
+    pytest.mark.sqlite_only(reason="reads one module-wide upload of the corpus, made on SQLite"),
+]
 
 PACKAGES = CORPUS / "packages"
 NAMES = sorted(p.name for p in PACKAGES.glob("*.zip")) if PACKAGES.is_dir() else ["(corpus missing)"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from appliance.app import create_app
-from appliance.config import Config
 from tests.cli.test_tenants import run
+from tests.conftest import backend_config
 
 
 def test_keys_get_a_role_admin_by_default(runner: CliRunner, tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_keys_get_a_role_admin_by_default(runner: CliRunner, tmp_path: Path) -> 
         runner, tmp_path, "keys", "create", "--tenant", "Acme", "--role", "owner", code=2
     )
     # The role holds in the server.
-    with TestClient(create_app(Config(data_dir=tmp_path), start_scheduler=False)) as client:
+    with TestClient(create_app(backend_config(tmp_path), start_scheduler=False)) as client:
         headers = {"Authorization": f"Bearer {reader['key']}"}
         assert client.get("/api/v1/tenant", headers=headers).json()["auth"]["role"] == "read"
         refused = client.post("/api/v1/sessions", json={"package_id": "pkg_x", "learner": {"id": "a"}}, headers=headers)
@@ -65,6 +66,7 @@ def test_set_jwt_role_options(runner: CliRunner, tmp_path: Path) -> None:
     run(runner, tmp_path, *base, "--default-role", "root", code=2)
 
 
+@pytest.mark.sqlite_only(reason="tenant export/import copies SQLite files")
 def test_a_tenant_export_keeps_its_keys_roles(runner: CliRunner, tmp_path: Path) -> None:
     """An imported read key must not come back as an admin key (the column's default)."""
     source, target = tmp_path / "source", tmp_path / "target"

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from appliance.cli import cli
-from appliance.config import Config
 from appliance.instance import Instance
 from appliance.lrs import credentials
+from tests.conftest import backend_config
 
 
 def run(runner: CliRunner, data_dir: Path, *args: str, code: int = 0, stdin: str | None = None) -> str:
@@ -26,7 +26,7 @@ def tenant(runner: CliRunner, data_dir: Path, name: str) -> str:
 
 def works(data_dir: Path, key: str, secret: str) -> bool:
     """Whether the service accepts the pair (what the running server's LRS checks)."""
-    inst = Instance(Config(data_dir=data_dir))
+    inst = Instance(backend_config(data_dir))
     try:
         credentials.authenticate(inst, "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode())
     except Exception:

@@ -14,7 +14,7 @@ from appliance.app import create_app
 from appliance.config import Config
 from tests.api.test_packages import package_12, upload_ready
 from tests.cli.test_tenants import run
-from tests.conftest import TenantKey
+from tests.conftest import TenantKey, backend_config
 
 PLATFORM = [
     "--issuer",
@@ -67,7 +67,7 @@ def test_lti_registrations_and_key_rotation(runner: CliRunner, tmp_path: Path) -
     rotated = json.loads(run(runner, tmp_path, "lti", "rotate-key", "--tenant", "Acme", "--grace", "3600", "--json"))
     keys = json.loads(run(runner, tmp_path, "lti", "keys", "--tenant", "Acme", "--json"))
     assert [k["kid"] for k in keys] == [rotated["kid"], first[0]["kid"]]
-    with TestClient(create_app(Config(data_dir=tmp_path), start_scheduler=False)) as client:
+    with TestClient(create_app(backend_config(tmp_path), start_scheduler=False)) as client:
         published = client.get(f"/lti/{tenant['id']}/jwks").json()["keys"]
         assert [k["kid"] for k in published] == [rotated["kid"], first[0]["kid"]]
     run(runner, tmp_path, "lti", "remove", "--tenant", "Acme", reg["id"])

@@ -15,6 +15,9 @@ from appliance.config import Config
 from tests.api.test_packages import make_client, package_12, upload_ready
 from tests.conftest import make_tenant_key
 
+# Backups, restores, the doctor and tenant export/import copy and check SQLite files.
+pytestmark = pytest.mark.sqlite_only(reason="backup, restore, doctor and tenant export/import work on SQLite files")
+
 
 @pytest.fixture(autouse=True)
 def any_disk_is_big_enough(monkeypatch: pytest.MonkeyPatch) -> None:

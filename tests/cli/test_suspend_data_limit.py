@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import apsw
+import pytest
 from click.testing import CliRunner
 
 from appliance.config import Config
@@ -13,6 +14,7 @@ from appliance.instance import Instance
 from appliance.scorm.datamodel import apply_patch
 from appliance.tenants import tenant_suspend_data_limit
 from tests.cli.test_tenants import run
+from tests.conftest import backend_config
 
 
 def test_tenants_start_at_64000_and_the_command_sets_the_limit(runner: CliRunner, tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_tenants_start_at_64000_and_the_command_sets_the_limit(runner: CliRunner
 def test_the_setting_is_what_the_runtime_checks_with(runner: CliRunner, tmp_path: Path) -> None:
     tenant = json.loads(run(runner, tmp_path, "tenants", "create", "Acme", "--json"))
     run(runner, tmp_path, "tenants", "set-suspend-data-limit", "Acme", "5000")
-    inst = Instance(Config(data_dir=tmp_path))
+    inst = Instance(backend_config(tmp_path))
     try:
         limit = tenant_suspend_data_limit(inst, tenant["id"])
     finally:
@@ -58,6 +60,7 @@ def test_bad_limits_and_unknown_tenants(runner: CliRunner, tmp_path: Path) -> No
     assert shown["scorm12_suspend_data_limit"] == 64000
 
 
+@pytest.mark.sqlite_only(reason="upgrades SQLite files of an older release")
 def test_a_data_dir_from_before_the_setting_upgrades_to_the_default(runner: CliRunner, tmp_path: Path) -> None:
     """The named migrations add the columns once: existing tenants get 64000, packages follow them."""
     tenant = json.loads(run(runner, tmp_path, "tenants", "create", "Acme", "--json"))
