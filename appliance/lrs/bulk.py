@@ -82,8 +82,7 @@ class StatementWriter:
         self._queued = 0  # statements in the queue (a callable counts as one)
         self._lock = threading.Condition(threading.Lock())
         self._running = False
-        self._last_group = 0  # items in the last transaction
-        self._recent: deque[int] = deque(maxlen=GROUP_MEMORY)  # statements of the last transactions
+        self._recent: deque[tuple[int, int]] = deque(maxlen=GROUP_MEMORY)  # (statements, items) per transaction
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lrs-writer-{db.path.stem}")
         self._checkpointer = _Checkpointer(db.path)
 
@@ -104,7 +103,8 @@ class StatementWriter:
     def _drain(self) -> None:
         """Write what is queued, again and again until nothing has been queued for IDLE_SECONDS.
 
-        While several writers are queueing (the last transaction took more than one item), a
+        While several writers are queueing (one of the last GROUP_MEMORY transactions took more than
+        one item: one that took a single batch, the last of ten split off, does not end the waits), a
         transaction waits up to GROUP_WAIT_SECONDS for as many statements as the largest of the last
         GROUP_MEMORY transactions held (GROUP_STATEMENTS at most): a COMMIT writes each page the
         transaction changed once, and a batch's statements change pages all over the key index (a
@@ -128,14 +128,15 @@ class StatementWriter:
                 with self._lock:
                     if not self._queue:
                         self._lock.wait_for(lambda: bool(self._queue), IDLE_SECONDS)
-                    target = min(GROUP_STATEMENTS, max(self._recent, default=0))
-                    if self._last_group > 1 and self._queued < target:
+                    target = min(GROUP_STATEMENTS, max((n for n, _ in self._recent), default=0))
+                    several = any(items > 1 for _, items in self._recent)
+                    if several and self._queued < target:
                         self._lock.wait_for(lambda n=target: self._queued >= n, GROUP_WAIT_SECONDS)
                     taken, self._queue, queued, self._queued = self._queue, [], self._queued, 0
-                    self._last_group = len(taken)
-                    self._recent.append(queued)
-                    if not taken:
+                    if not taken:  # idle: the next burst starts afresh
+                        self._recent.clear()
                         break
+                    self._recent.append((queued, len(taken)))
                 self._write(taken)
                 if self._checkpointer.pages >= WAL_LIMIT_PAGES:  # the checkpointer fell behind
                     self._checkpoint_every(0, now=True)
