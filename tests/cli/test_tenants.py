@@ -83,6 +83,14 @@ def test_keys(runner: CliRunner, tmp_path: Path, backend: str) -> None:
         registry = b"".join(p.read_bytes() for p in tmp_path.glob("registry.db*"))
         assert registry
         assert created["key"].encode() not in registry
+    else:  # on PostgreSQL: in no column of the registry's key rows
+        inst = Instance(backend_config(tmp_path))
+        try:
+            rows = inst.registry.read_sync(lambda c: c.execute("SELECT * FROM api_keys").fetchall())
+        finally:
+            inst.close()
+        assert rows
+        assert created["key"] not in repr(rows)
     revoked = json.loads(run(runner, tmp_path, "keys", "revoke", created["id"], "--json"))
     assert revoked["status"] == "revoked"
     run(runner, tmp_path, "keys", "revoke", "key_nope", code=1)
