@@ -47,7 +47,8 @@ from appliance.jwtauth import JwksCache
 from appliance.logging_setup import access_log_middleware
 from appliance.lrs import forwarding, scorm_statements
 from appliance.lti import ags as lti_ags
-from appliance.ratelimit import AuthFailureLimiter, RequestCounter, api_limiter, learner_limits
+from appliance.rate_limiters import api_limiter, learner_limits
+from appliance.ratelimit import AuthFailureLimiter, RequestCounter
 from appliance.scheduler import Scheduler
 
 log = logging.getLogger("appliance")

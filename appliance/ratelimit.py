@@ -4,8 +4,8 @@
 traffic): the window starts on the clock's minute, the Nth request in it passes while N <= limit, and
 the answer says how many remain and how many seconds until the window resets. The embedded appliance is
 one process, so memory is the right place for this; a restart starts every window afresh. With
-`redis_url` set (several workers), `api_limiter` and `learner_limits` count the same windows in Redis
-instead (appliance.redis_state), shared by every worker.
+`redis_url` set (several workers), the limiters appliance.rate_limiters builds count the same windows
+in Redis instead (appliance.redis_state), shared by every worker.
 
 `LearnerLimits` applies two of them to learner traffic (`/player/{token}/…`): one per session, and one
 per tenant over all its sessions together, so one tenant's classes cannot take the whole server.
@@ -28,7 +28,6 @@ from collections import defaultdict
 import apsw
 import msgspec
 
-from appliance.config import Config
 from appliance.instance import Instance
 from appliance.usage import period_start
 
@@ -125,25 +124,6 @@ class LearnerLimits:
         if self.per_tenant > 0 and not self.tenants.admit(tenant_id, self.per_tenant, now):
             return "tenant", self.tenants.refusal(self.per_tenant, now)
         return None
-
-
-def api_limiter(config: Config) -> RateLimiter:
-    """The tenants' API limiter: in memory, or in Redis shared by the workers when `redis_url` is set."""
-    if not config.redis_url:
-        return RateLimiter()
-    from appliance.redis_state import RedisRateLimiter  # the embedded default never imports redis
-
-    return RedisRateLimiter(config.redis_url, "api")
-
-
-def learner_limits(config: Config) -> LearnerLimits:
-    """The learner limits of `config`, counted in Redis when `redis_url` is set (as `api_limiter`)."""
-    per_session, per_tenant = config.learner_requests_per_minute, config.tenant_learner_requests_per_minute
-    if not config.redis_url:
-        return LearnerLimits(per_session, per_tenant)
-    from appliance.redis_state import RedisLearnerLimits
-
-    return RedisLearnerLimits(config.redis_url, per_session, per_tenant)
 
 
 class AuthFailureLimiter:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
 
 from appliance.clock import rfc3339
 from appliance.db.connection import one
 from appliance.instance import Instance
-from appliance.tenants import Tenant
+
+if TYPE_CHECKING:  # a type only: the tenant service imports what imports this module
+    from appliance.tenants import Tenant
 
 PERIOD_SECONDS = 30 * 86_400  # usage periods are fixed 30-day windows counted from the epoch
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from appliance.config import Config
-from appliance.ratelimit import api_limiter, learner_limits
+from appliance.rate_limiters import api_limiter, learner_limits
 from appliance.redis_state import RETRY_SECONDS, TIMEOUT_SECONDS, RedisRateLimiter, publish, split_url, subscribe
 
 REDIS = "redis://127.0.0.1:6379/0"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
+from appliance.api.xapi.messages import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
 from appliance.xapi.versions import ABOUT_VERSIONS
 

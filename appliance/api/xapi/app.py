@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,12 +23,12 @@ import msgspec
 
 from appliance.api.errors import STATUS_BY_CODE, error_body
 from appliance.api.middleware import request_header_bytes, request_id
+from appliance.api.xapi import about, documents, resources, statements
+from appliance.api.xapi.messages import Handler, XapiError, XapiRequest, XapiResponse
 from appliance.errors import ApplianceError
 from appliance.instance import Instance
 from appliance.logging_setup import bind_request, log_access, unbind_request
 from appliance.lrs import credentials
-from appliance.lrs.credentials import LrsCredential
-from appliance.tenants import Tenant
 from appliance.xapi.versions import negotiate
 
 log = logging.getLogger("appliance.api.xapi")
@@ -64,68 +62,8 @@ DEFAULT_VERSION = "1.0.3"  # the answer's version when neither the request nor i
 REMEMBERED_CLIENTS = 10_000  # Authorization headers whose last negotiated version is kept (then forgotten)
 
 
-class XapiError(Exception):
-    """An xAPI error answer: the status the specification asks for and a message for the client."""
-
-    def __init__(
-        self, status: int, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details or {}
-        self.headers = headers or {}  # e.g. Allow on a 405
-
-
-@dataclass
-class XapiRequest:
-    """One xAPI request as the resource handlers see it, whatever syntax it arrived in."""
-
-    method: str  # GET, HEAD (handled as GET, the body dropped), PUT, POST, DELETE
-    resource: str  # "statements", "activities/state", "activities/profile", "agents/profile", ...
-    params: dict[str, str]  # query parameters (and, in the alternate syntax, the form's other fields)
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-    version: str  # negotiated: "1.0.3" or "2.0.0"
-    tenant: Tenant | None = None  # None only on unauthenticated resources (About)
-    credential: LrsCredential | None = None
-    alternate: bool = False  # arrived in the alternate request syntax
-    cmi5: Any = None  # an AU session's token (appliance.cmi5_registrations.AuGrant) instead of a credential
-
-    @property
-    def reading(self) -> bool:
-        """GET or HEAD: the handler answers both the same way (the face drops HEAD's body)."""
-        return self.method in ("GET", "HEAD")
-
-    @property
-    def content_type(self) -> str:
-        """The media type without parameters, lower-cased ("" when absent)."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-    @property
-    def tenant_id(self) -> str:
-        """The authenticated tenant's id (handlers of authenticated resources only)."""
-        assert self.tenant is not None
-        return self.tenant.id
-
-
-@dataclass
-class XapiResponse:
-    """A handler's answer; `body` may be bytes or any JSON-encodable value."""
-
-    status: int = 200
-    body: Any = b""
-    content_type: str | None = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[[Instance, XapiRequest], Awaitable[XapiResponse]]
-
-
 def _resources() -> dict[str, Handler]:
-    """Resource path (under /xapi/) → handler; imported late so each resource module stays its own."""
-    from appliance.api.xapi import about, documents, resources, statements
-
+    """Resource path (under /xapi/) → handler."""
     return {
         "about": about.handle,
         "statements": statements.handle,

@@ -18,7 +18,7 @@ from email.utils import formatdate
 from typing import Any
 
 from appliance.api.xapi import params
-from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
+from appliance.api.xapi.messages import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
 from appliance.lrs import documents as docs
 from appliance.lrs.documents import Document, DocumentError, DocumentKey, Preconditions

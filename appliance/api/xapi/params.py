@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from appliance.api.xapi.app import XapiError, XapiRequest
+from appliance.api.xapi.messages import XapiError, XapiRequest
 from appliance.xapi.agents import parse_agent_param
 from appliance.xapi.validation import StatementError
 

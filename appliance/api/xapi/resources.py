@@ -9,7 +9,7 @@ agent (appliance.lrs.people).
 from __future__ import annotations
 
 from appliance.api.xapi import params
-from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
+from appliance.api.xapi.messages import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
 from appliance.lrs.activities import activity_object
 from appliance.lrs.people import person_of

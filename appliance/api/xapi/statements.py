@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from appliance.api.errors import error_body
-from appliance.api.xapi.app import XapiError, XapiRequest, XapiResponse
+from appliance.api.xapi.messages import XapiError, XapiRequest, XapiResponse
 from appliance.cmi5.au_rules import Rejected
 from appliance.instance import Instance
 from appliance.launch_tokens import signing_secret
