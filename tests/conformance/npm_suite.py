@@ -109,6 +109,7 @@ class NpmSuite:
         """A fresh copy of the current sources in `dest` whose `links` (node_modules, built folders) are
         symlinks to the cached install's (`installed(install)`)."""
         installed = self.installed(install)
+        shutil.rmtree(dest, ignore_errors=True)  # fresh, also when a folder of that name was used before
         self.copy_sources(dest)
         for name in links:
             (dest / name).symlink_to(installed / name, target_is_directory=True)

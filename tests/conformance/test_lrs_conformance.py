@@ -96,11 +96,20 @@ class LrsSession:
         self.work = work
         self.server: lrs.LrsServer | None = None
         self.outcomes: dict[str, Outcome] = {}
+        self.errors: dict[str, Exception] = {}
         self.credentials: dict[str, tuple[str, str]] = {}
 
     def outcome(self, version: str) -> Outcome:
+        """The battery's outcome, run once: a run that raised raises the same error for every later
+        caller (the report), rather than running the battery again over the first run's folder."""
+        if version in self.errors:
+            raise self.errors[version]
         if version not in self.outcomes:
-            self.outcomes[version] = self._judge(version, self._run(version, GREP))
+            try:
+                self.outcomes[version] = self._judge(version, self._run(version, GREP))
+            except Exception as exc:
+                self.errors[version] = exc
+                raise
         return self.outcomes[version]
 
     def _run(self, version: str, grep: str | None, attempt: str = "") -> lrs.BatteryRun:
