@@ -19,6 +19,8 @@ from litestar import Request, Response
 
 from appliance import cmi5_registrations
 from appliance.api.middleware import PLAYER_PAGE_POLICY, player_page_headers
+from appliance.cmi5.course_structure import Course
+from appliance.cmi5_registrations.records import session_row
 from appliance.db.connection import one
 from appliance.errors import NotFound
 from appliance.instance import Instance
@@ -89,16 +91,15 @@ def overview(inst: Instance, tenant_id: str, session_id: str, player_path: str) 
     It launches nothing by itself: an AU's Exit lands here instead of on a new AU session of the
     first unsatisfied AU. Plain HTML under the player page's own policy (no script, no style).
     """
-    db = inst.tenant_db(tenant_id)
-    progress = db.read_sync(lambda c: cmi5_registrations.progress_json(c, session_id))
-    session = db.read_sync(
-        lambda c: one(c, "SELECT package_id, package_version FROM sessions WHERE id = ?", (session_id,))
-    )
-    course = (
-        db.read_sync(lambda c: cmi5_registrations.course_of(c, session["package_id"], session["package_version"]))
-        if session
-        else None
-    )
+
+    def read(conn: Any) -> tuple[dict[str, Any] | None, Course | None]:
+        progress = cmi5_registrations.progress_json(conn, session_id)
+        if progress is None:  # not a registration (or no such session)
+            return None, None
+        session = session_row(conn, session_id)
+        return progress, cmi5_registrations.course_of(conn, session["package_id"], session["package_version"])
+
+    progress, course = inst.tenant_db(tenant_id).read_sync(read)
     if progress is None or course is None:
         raise NotFound("no such launch")
     titles = {au.id: _title(au.title) for au in course.aus()}
