@@ -34,3 +34,4 @@ TYPE_COURSE = "https://w3id.org/xapi/cmi5/activitytype/course"
 LAUNCH_MODES = ("Normal", "Browse", "Review")
 LAUNCH_DATA_STATE_ID = "LMS.LaunchData"
 LEARNER_PREFERENCES_PROFILE_ID = "cmi5LearnerPreferences"
+WAIVE_REASONS = ("Tested Out", "Equivalent AU", "Equivalent Outside Activity", "Administrative")  # §9.5.5.1

@@ -26,9 +26,8 @@ RESULT_EXT_REASON = "https://w3id.org/xapi/cmi5/result/extensions/reason"  # a w
 
 def waive(inst: Instance, tenant: Tenant, session_id: str, au: str, reason: str) -> dict[str, Any]:
     """The API's waive (§9.3.8): the AU satisfied whatever its moveOn, `waived` and `satisfied` written."""
-    reasons = ("Tested Out", "Equivalent AU", "Equivalent Outside Activity", "Administrative")
-    if reason not in reasons:
-        raise ValidationFailed(f"reason must be one of {', '.join(reasons)}", {"errors": [{"field": "reason"}]})
+    if reason not in v.WAIVE_REASONS:
+        raise ValidationFailed(f"reason must be one of {', '.join(v.WAIVE_REASONS)}", {"errors": [{"field": "reason"}]})
     now = inst.clock.now()
 
     def write(conn: apsw.Connection) -> dict[str, Any]:

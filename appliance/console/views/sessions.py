@@ -14,12 +14,12 @@ from litestar.response import Redirect, Template
 
 from appliance import cmi5_registrations, sessions
 from appliance.api.sessions import base_url
+from appliance.cmi5 import vocabulary
 from appliance.console.auth import TenantDep, instance
 from appliance.console.paging import PAGE_SIZE, Pager
 from appliance.console.render import page
 from appliance.console.views.forms import form_of
 
-WAIVE_REASONS = ("Tested Out", "Equivalent AU", "Equivalent Outside Activity", "Administrative")  # cmi5 9.5.5.1
 _INTERACTION = re.compile(r"^cmi\.interactions\.(\d+)\.(.+)$")
 
 
@@ -83,7 +83,7 @@ class SessionPages(Controller):
             }
             for aid, a in found.get("activities", {}).items()
         ]
-        return page(request, "session.html", s=found, activities=activities, waive_reasons=WAIVE_REASONS)
+        return page(request, "session.html", s=found, activities=activities, waive_reasons=vocabulary.WAIVE_REASONS)
 
     @post("/{session_id:str}/attempt", status_code=303)
     async def new_attempt(
