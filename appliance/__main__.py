@@ -1,5 +1,5 @@
 """`python -m appliance` runs the CLI."""
 
-from appliance.cli import cli
+from appliance.faces.cli import cli
 
 cli()

@@ -112,7 +112,7 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
     if name == "redis_url":
         return str(raw).strip() or None
     if name == "content_origin":
-        from appliance.origins import normalise  # imported late, as outbound's: settings load first
+        from appliance.services.library.origins import normalise  # imported late, as outbound's: settings load first
 
         return normalise(str(raw)) if str(raw).strip() else None
     if isinstance(current, bool):
@@ -137,9 +137,11 @@ def database_setting(raw: str) -> str:
 def _allow_list(raw: Any) -> tuple[str, ...]:
     """`outbound_allow`: a TOML list, or one string of entries separated by commas or spaces (env, flag).
 
-    Each entry is checked here (appliance.outbound's syntax), so a typo stops the start, not a delivery.
+    Each entry is checked here (appliance.services.delivery.outbound's syntax), so a typo stops the start, not a delivery.
     """
-    from appliance.outbound import parse_entry  # imported late: the settings load before anything else
+    from appliance.services.delivery.outbound import (
+        parse_entry,  # imported late: the settings load before anything else
+    )
 
     entries = [str(e).strip() for e in raw] if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
     for entry in entries:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from appliance.clock import Clock, SystemClock
 from appliance.config import DURABILITY_LEVELS, Config
-from appliance.datadir import DataDir
-from appliance.db.database import Database
-from appliance.db.registry_schema import registry_migrations
-from appliance.db.tenant_schema import tenant_migrations
+from appliance.storage.datadir import DataDir
+from appliance.storage.sqlite.database import Database
+from appliance.storage.sqlite.registry_schema import registry_migrations
+from appliance.storage.sqlite.tenant_schema import tenant_migrations
 
 if TYPE_CHECKING:
     from appliance.storage.postgres.adapter import PgDatabase, PgStore

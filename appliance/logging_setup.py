@@ -2,7 +2,7 @@
 
 Text lines read
 
-    2026-11-26T17:00:00.123Z INFO appliance.api request_id=req_… method=GET path=/api/v1/health status=200 ms=1.2
+    2026-11-26T17:00:00.123Z INFO appliance.faces.api request_id=req_… method=GET path=/api/v1/health status=200 ms=1.2
 
 that is: UTC time, level, logger, the message (if any), then `key=value` fields. With `json`, each line
 is one JSON object with the keys `ts`, `level`, `logger`, `msg` and the same fields.
@@ -27,7 +27,7 @@ from typing import IO, Any
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from appliance.api.middleware import request_id
+from appliance.faces.api.middleware import request_id
 
 LOG_FORMATS = ("text", "json")
 LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
@@ -41,7 +41,7 @@ _installed: logging.StreamHandler[Any] | None = None  # the handler configure_lo
 # -- the recent lines -------------------------------------------------------------------------------
 
 
-RECENT_LINES = 1000  # lines the admin console's log page can show (appliance.console.views.server)
+RECENT_LINES = 1000  # lines the admin console's log page can show (appliance.faces.console.views.server)
 
 
 class RecentLines:
@@ -286,7 +286,7 @@ def _only_destination(handler: logging.StreamHandler[Any]) -> bool:
 
 
 def access_log_middleware(app: ASGIApp) -> ASGIApp:
-    """ASGI middleware: one `appliance.api` line per HTTP request, once its response has been sent.
+    """ASGI middleware: one `appliance.faces.api` line per HTTP request, once its response has been sent.
 
     Also fixes the request id for the request (the same one the X-Request-ID header carries) and makes
     it visible to every log line written while the request is handled.

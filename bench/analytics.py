@@ -34,11 +34,11 @@ from typing import Any
 import apsw
 import httpx
 
-from appliance import analytics, analytics_index
-from appliance.apikeys import create_key
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.tenants import Tenant, create_tenant, list_tenants
+from appliance.services.learning import analytics, analytics_index
+from appliance.services.tenancy.apikeys import create_key
+from appliance.services.tenancy.tenants import Tenant, create_tenant, list_tenants
 
 HOST = "127.0.0.1"
 NOW = 1_800_000_000.0

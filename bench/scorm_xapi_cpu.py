@@ -6,11 +6,11 @@ process (a real app on real SQLite files, the package uploaded and processed as 
 reports the calling thread's CPU time per commit (`time.thread_time`), in three modes, alternated
 round by round so that they share the machine's state:
 
-* `off`: the run-time hooks of appliance.lrs.scorm_statements replaced by no-ops (the commit path as
+* `off`: the run-time hooks of appliance.services.lrs.scorm_statements replaced by no-ops (the commit path as
   it was before SCORM statements);
 * `outbox`: as shipped: the events queued in the commit's transaction, one outbox row when there are any;
 * `direct`: the alternative not taken: the statements built and stored with
-  `appliance.lrs.statements.insert_statements` inside the commit's transaction.
+  `appliance.services.lrs.statements.insert_statements` inside the commit's transaction.
 
 Two commits: `bench` is `bench runtime`'s commit (location, suspend_data, a changing raw score, status
 incomplete, the same answered interaction: relevant elements change, but it means no statement), and
@@ -67,7 +67,7 @@ def answer_changes(seq: int, n: int) -> dict[str, str]:
 @contextmanager
 def mode(name: str) -> Iterator[None]:
     """Swap the hooks (`off`) or the outbox write (`direct`) for the duration of a round."""
-    from appliance.lrs import scorm_statements as hooks
+    from appliance.services.lrs import scorm_statements as hooks
 
     saved = {n: getattr(hooks, n) for n in (*HOOKS, "_queue")}
     if name == "off":
@@ -83,9 +83,9 @@ def mode(name: str) -> Iterator[None]:
 
 
 def _direct_queue(_queued: Callable[..., None]) -> Callable[..., None]:
-    from appliance.lrs import scorm_statements as hooks
-    from appliance.lrs.statements import insert_statements
-    from appliance.xapi import scorm_profile as profile
+    from appliance.core.xapi import scorm_profile as profile
+    from appliance.services.lrs import scorm_statements as hooks
+    from appliance.services.lrs.statements import insert_statements
 
     def direct(conn: Any, course: Any, session: Any, events: list[Any]) -> None:
         if not events:
@@ -110,7 +110,7 @@ def commits(
     inst: Any, tenant_id: str, session_id: str, body: Callable[[int, int], dict[str, str]], start: int, n: int
 ) -> list[float]:
     """CPU ms of this thread for each of `n` commits of a fresh session (sequence numbers from `start`)."""
-    from appliance import runtime
+    from appliance.services.learning import runtime
 
     spent = []
     for i, seq in enumerate(range(start, start + n)):
@@ -126,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=240, help="commits per mode and round (at most 1000)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    from appliance import runtime
-    from appliance.apikeys import create_key
-    from appliance.app import create_app
-    from appliance.cli.serve import settle_garbage_collector
     from appliance.config import Config
-    from appliance.lrs import scorm_statements
-    from appliance.tenants import create_tenant
+    from appliance.faces.app import create_app
+    from appliance.faces.cli.serve import settle_garbage_collector
+    from appliance.services.learning import runtime
+    from appliance.services.lrs import scorm_statements
+    from appliance.services.tenancy.apikeys import create_key
+    from appliance.services.tenancy.tenants import create_tenant
 
     modes = ("off", "outbox", "direct")
     spent: dict[tuple[str, str], list[float]] = {(m, b): [] for m in modes for b in ("bench", "answer")}

@@ -128,10 +128,10 @@ def small_zip() -> bytes:
 
 def create_tenants(data_dir: Path) -> tuple[str, str]:
     """Two enterprise tenants and an API key each, made before the server starts."""
-    from appliance.apikeys import create_key
     from appliance.config import Config
     from appliance.instance import Instance
-    from appliance.tenants import create_tenant
+    from appliance.services.tenancy.apikeys import create_key
+    from appliance.services.tenancy.tenants import create_tenant
 
     inst = Instance(Config(data_dir=data_dir))
     try:
@@ -477,7 +477,7 @@ def warm_up(client: httpx.Client, url: str) -> None:
     `sequencing_workers` the server then starts its worker pool (about a second of CPU for the forkserver
     and the worker's imports, once per server), which would otherwise land in the first course's rows and
     the probe's tail. With 0 it is one more launch in the request's thread."""
-    from appliance.sequencing_pool import PROCESS_MIN_ACTIVITIES
+    from appliance.services.learning.sequencing_pool import PROCESS_MIN_ACTIVITIES
 
     data, _, _ = course_zip("flat", PROCESS_MIN_ACTIVITIES + 1)
     path = new_session(client, url, upload(client, data), "warm-up")

@@ -73,7 +73,7 @@ def _keyed(struct: Any, key: str | None) -> dict[str, Any]:
 
 
 def measure(course: Course, inst: Any, rounds: int, rng: random.Random, profile: str | None) -> dict[str, Any]:
-    from appliance import runtime
+    from appliance.services.learning import runtime
 
     tenant = course.tenant_id
     spent: dict[str, list[float]] = {"launch": [], "navigate": [], "terminate": []}
@@ -140,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("launch", "navigate", "terminate"))
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
-    from appliance.apikeys import create_key
-    from appliance.app import create_app
-    from appliance.cli.serve import settle_garbage_collector
     from appliance.config import Config
-    from appliance.tenants import create_tenant
+    from appliance.faces.app import create_app
+    from appliance.faces.cli.serve import settle_garbage_collector
+    from appliance.services.tenancy.apikeys import create_key
+    from appliance.services.tenancy.tenants import create_tenant
 
     rng = random.Random(21)
     with tempfile.TemporaryDirectory(prefix="bench-seq-cpu-") as tmp:

@@ -117,10 +117,10 @@ def free_port() -> int:
 
 def create_tenant_key(data_dir: Path) -> str:
     """An enterprise tenant (no storage cap, high rate limit) and its API key, made before the server starts."""
-    from appliance.apikeys import create_key
     from appliance.config import Config
     from appliance.instance import Instance
-    from appliance.tenants import create_tenant
+    from appliance.services.tenancy.apikeys import create_key
+    from appliance.services.tenancy.tenants import create_tenant
 
     inst = Instance(Config(data_dir=data_dir))
     try:

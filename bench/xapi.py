@@ -1,7 +1,7 @@
 """xAPI LRS benchmark: statements stored per second, and filtered GET latency over a large store.
 
 Fills one tenant's LRS with `--statements` statements (default 1,000,000) through the store itself
-(appliance.lrs.statements.insert_statements, in batches, no HTTP: the fill is not what is measured),
+(appliance.services.lrs.statements.insert_statements, in batches, no HTTP: the fill is not what is measured),
 then starts a real `scorm-appliance serve` on 127.0.0.1 and measures, over HTTP with an LRS credential:
 
 - writes: wrk POSTing batches of `--batch` statements (default 50) at `--connections` (default 10)
@@ -97,8 +97,8 @@ def create_lrs(data_dir: Path) -> tuple[str, str, str]:
     """A tenant with an LRS credential: (tenant id, key, secret)."""
     from appliance.config import Config
     from appliance.instance import Instance
-    from appliance.lrs.credentials import create_credential
-    from appliance.tenants import create_tenant
+    from appliance.services.lrs.credentials import create_credential
+    from appliance.services.tenancy.tenants import create_tenant
 
     inst = Instance(Config(data_dir=data_dir))
     try:
@@ -114,7 +114,7 @@ def fill(data_dir: Path, tenant_id: str, total: int, start: float) -> float:
     `start`; returns the seconds it took."""
     from appliance.config import Config
     from appliance.instance import Instance
-    from appliance.lrs.statements import insert_statements
+    from appliance.services.lrs.statements import insert_statements
 
     authority = {"objectType": "Agent", "account": {"homePage": "urn:bench", "name": "fill"}}
     rng = random.Random(1)
@@ -235,7 +235,7 @@ def read_load(url: str, headers: dict[str, str], queries: int, start: float, tot
 
 def settled_cpu_seconds(pid: int, quiet_ticks: int = 2, limit_seconds: float = 20.0) -> float:
     """The server's CPU time once it has finished with the write load: the WAL left behind is
-    checkpointed after the last request (appliance.lrs.bulk), work the load caused that a reading
+    checkpointed after the last request (appliance.services.lrs.bulk), work the load caused that a reading
     taken as wrk returns would leave out (and leave out more of, the longer the WAL is let grow).
     Settled: less than `quiet_ticks` clock ticks used in 0.25 s."""
     tick = 1 / os.sysconf("SC_CLK_TCK")

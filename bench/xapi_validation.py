@@ -18,11 +18,11 @@ from typing import Any
 
 import msgspec
 
-from appliance.xapi.validation import normalize_statement, validate_statement_batch
+from appliance.core.xapi.validation import normalize_statement, validate_statement_batch
 
 
 def typical(i: int) -> dict[str, Any]:
-    """The shape SCORM sessions produce (appliance.lrs.scorm_statements), with fresh ids."""
+    """The shape SCORM sessions produce (appliance.services.lrs.scorm_statements), with fresh ids."""
     return {
         "id": str(uuid.uuid4()),
         "actor": {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import click
 
-from appliance.cli import cli
+from appliance.faces.cli import cli
 
 PROG = "scorm-appliance"
 WIDTH = 100  # fixed, so the output does not depend on the terminal it runs in

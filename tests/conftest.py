@@ -11,19 +11,19 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
-from appliance.apikeys import create_key
-from appliance.app import create_app
 from appliance.clock import FixedClock
 from appliance.config import ENV_PREFIX, Config
+from appliance.faces.app import create_app
 from appliance.instance import Instance
-from appliance.tenants import create_tenant
+from appliance.services.tenancy.apikeys import create_key
+from appliance.services.tenancy.tenants import create_tenant
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "scorm-corpus"
 
 
 BACKENDS = ("sqlite", "postgresql")
-BOTH_BACKENDS = ("api", "cli")  # the folders of tests/ whose every test runs on each database backend
+BOTH_BACKENDS = (("faces", "api"), ("faces", "cli"))  # the folders of tests/ whose every test runs on each backend
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,18 +31,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--database-backend",
         choices=BACKENDS,
         default="sqlite",
-        help="the database backend of the tests outside tests/api and tests/cli (those run on both): e.g. "
+        help="the database backend of the tests outside tests/faces/api and tests/faces/cli (those run on both): e.g. "
         "`--database-backend=postgresql tests/e2e` runs the end-to-end servers on PostgreSQL",
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests of tests/api and tests/cli run once per backend (ids `[sqlite]`, `[postgresql]`), except those
+    """Tests of tests/faces/api and tests/faces/cli run once per backend (ids `[sqlite]`, `[postgresql]`), except those
     marked `sqlite_only(reason=...)`: they look at SQLite files, so they are not made for PostgreSQL."""
     if "backend" not in metafunc.fixturenames:
         return
     rel = Path(metafunc.definition.path).relative_to(REPO / "tests")
-    if rel.parts[0] not in BOTH_BACKENDS:
+    if rel.parts[:2] not in BOTH_BACKENDS:
         return
     backends = BACKENDS
     marker = metafunc.definition.get_closest_marker("sqlite_only")

@@ -11,9 +11,9 @@ from types import ModuleType
 import click
 import pytest
 
-from appliance.api.errors import STATUS_BY_CODE
-from appliance.cli import cli
 from appliance.config import ENV_PREFIX, setting_names
+from appliance.faces.api.errors import STATUS_BY_CODE
+from appliance.faces.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

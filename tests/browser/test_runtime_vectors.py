@@ -1,7 +1,7 @@
 """The shared data-model vectors and API state machine against the browser runtime, in headless Chromium.
 
-The ES modules under appliance/static/runtime are served over http from a thread (modules do not load
-from file://); the tables built by appliance.scorm.elements are handed to the page, exactly as the
+The ES modules under appliance/faces/static/runtime are served over http from a thread (modules do not load
+from file://); the tables built by appliance.core.scorm.elements are handed to the page, exactly as the
 player receives them from the server (one per version and 1.2 suspend_data limit a vector names). All
 vectors run in one page.evaluate call.
 """
@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from appliance.scorm.elements import datamodel_table
-from appliance.scorm.model import SCORM_VERSIONS
+from appliance.core.scorm.elements import datamodel_table
+from appliance.core.scorm.model import SCORM_VERSIONS
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.vectors import launch_cmi, load_document, vector_id
 
 pytestmark = pytest.mark.browser
 
-STATIC = Path(__file__).resolve().parents[2] / "appliance" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "appliance" / "faces" / "static"
 DOCUMENT = load_document()
 VECTORS = DOCUMENT["vectors"]
 
@@ -53,7 +53,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def static_url() -> Iterator[str]:
-    """appliance/static served on a free port of 127.0.0.1."""
+    """appliance/faces/static served on a free port of 127.0.0.1."""
     handler = functools.partial(_QuietHandler, directory=str(STATIC))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Frame
 
-from tests.api.test_packages import build_zip, manifest_12
 from tests.e2e.browser import CHROMIUM, Player, chromium, wait_until
 from tests.e2e.conftest import ServerProcess
+from tests.faces.api.test_packages import build_zip, manifest_12
 
 pytestmark = [
     pytest.mark.e2e,

@@ -34,11 +34,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from appliance.apikeys import create_key
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.tenants import create_tenant, set_quotas
-from appliance.webhooks import new_secret, signed_headers
+from appliance.services.delivery.webhooks import new_secret, signed_headers
+from appliance.services.tenancy.apikeys import create_key
+from appliance.services.tenancy.tenants import create_tenant, set_quotas
 from tests.conftest import CORPUS, REPO
 from tests.e2e.conftest import HOST, ServerProcess, free_port
 

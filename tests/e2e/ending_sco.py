@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.scorm.manifests import NS_12, NS_2004, item, manifest, organization, resource
+from tests.core.scorm.manifests import NS_12, NS_2004, item, manifest, organization, resource
 
 SESSION_TIME = {"1.2": "00:01:05", "2004": "PT1M5S"}
 SESSION_SECONDS = 65.0

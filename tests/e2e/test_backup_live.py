@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_packages import manifest_12
-from tests.api.test_sessions import Player
 from tests.e2e.conftest import ServerProcess, appliance_command, clean_env
 from tests.e2e.test_package_recovery import wait_for
+from tests.faces.api.test_packages import manifest_12
+from tests.faces.api.test_sessions import Player
 
 pytestmark = pytest.mark.e2e
 

@@ -23,15 +23,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
-from appliance import admins, apikeys, tenants
 from appliance.config import Config
 from appliance.instance import Instance
-from tests.api.test_cmi5_sessions import not_applicable_course
-from tests.api.test_sessions import Player
+from appliance.services.tenancy import admins, apikeys, tenants
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, chromium, wait_until
 from tests.e2e.conftest import CLI_TIMEOUT, ServerProcess, appliance_command
+from tests.faces.api.test_cmi5_sessions import not_applicable_course
+from tests.faces.api.test_sessions import Player
 from tests.lti_platform import LtiPlatform
-from tests.test_webhooks import Receiver
+from tests.services.delivery.test_webhooks import Receiver
 
 pytestmark = BROWSER_TESTS
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, sync_playwright
 
-from appliance.origins import tenant_label
+from appliance.services.library.origins import tenant_label
 from tests.e2e.browser import BROWSER_TESTS, CHROMIUM, CHROMIUM_ARGS, Appliance, Player, require_chromium
 from tests.e2e.conftest import ServerProcess, free_port
 from tests.e2e.test_player import golf_next

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext
 
-from appliance.dispatch import learner_id
+from appliance.services.lms.dispatch import learner_id
 from tests.e2e.browser import BROWSER_TESTS, READY_TIMEOUT, Appliance, Player, wait_until
 from tests.e2e.conftest import ServerProcess, free_port
 from tests.e2e.test_lti import Frames

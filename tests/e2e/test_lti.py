@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import BrowserContext, Frame, Page
 
-from appliance.lti.launch import learner_id
+from appliance.services.lms.lti.launch import learner_id
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, Appliance, wait_until
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_player import BASIC_CALLS, answer_quiz, golf_next

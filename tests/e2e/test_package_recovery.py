@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_packages import manifest_12
 from tests.e2e.conftest import ServerProcess
+from tests.faces.api.test_packages import manifest_12
 
 pytestmark = pytest.mark.e2e
 

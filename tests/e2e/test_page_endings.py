@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from appliance.scorm.durations import parse_cmi_time
+from appliance.core.scorm.durations import parse_cmi_time
 from tests.e2e.browser import BROWSER_TESTS, CHROMIUM, CHROMIUM_ARGS, Appliance, Player, wait_until
 from tests.e2e.ending_sco import ENDED, SESSION_SECONDS, ending_package
 
@@ -50,7 +50,7 @@ _packages: dict[tuple[str, tuple[str, ...]], str] = {}
 def upload(appliance: Appliance, version: str, modes: list[str]) -> str:
     """The id of our ending SCO package with these modes (uploaded once per module)."""
     key = (version, tuple(modes))
-    if key not in _packages or _packages[key] not in appliance.packages.values():
+    if key not in _packages or _packages[key] not in appliance.services.library.packages.values():
         response = appliance.http.post(
             "/api/v1/packages",
             files={"file": ("ending.zip", ending_package(version, modes), "application/zip")},
@@ -63,7 +63,7 @@ def upload(appliance: Appliance, version: str, modes: list[str]) -> str:
             return body if body["status"] != "processing" else None
 
         assert wait_until(ready, 30, what="the ending SCO package")["status"] == "ready"
-        appliance.packages[f"ending-{version}-{'-'.join(modes)}"] = package_id
+        appliance.services.library.packages[f"ending-{version}-{'-'.join(modes)}"] = package_id
         _packages[key] = package_id
     return _packages[key]
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Frame
 
-from appliance.scorm.durations import parse_cmi_time
+from appliance.core.scorm.durations import parse_cmi_time
 from tests.e2e.browser import BROWSER_TESTS, QUESTIONS_JS, Appliance, Player
 from tests.e2e.conftest import ServerProcess
 
@@ -752,7 +752,7 @@ def mint_token(server: ServerProcess, tenant_id: str, session_id: str, expires_a
     """A correctly signed token with any expiry, made with the appliance's own signing secret."""
     from appliance.config import Config
     from appliance.instance import Instance
-    from appliance.launch_tokens import issue, signing_secret
+    from appliance.services.learning.launch_tokens import issue, signing_secret
 
     inst = Instance(Config(data_dir=server.data_dir))
     try:

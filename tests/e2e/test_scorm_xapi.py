@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext
 
-from appliance.xapi.scorm_profile import NAMESPACE
+from appliance.core.xapi.scorm_profile import NAMESPACE
 from tests.e2e.browser import BROWSER_TESTS, Appliance, Player, wait_until
 
 pytestmark = BROWSER_TESTS

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_activity_limit import wide_course
 from tests.e2e.conftest import ServerProcess
-from tests.test_sequencing_pool import KILL_ATTEMPTS, in_thread, kill_when_busy
+from tests.faces.api.test_activity_limit import wide_course
+from tests.services.learning.test_sequencing_pool import KILL_ATTEMPTS, in_thread, kill_when_busy
 
 API = "/api/v1"
 

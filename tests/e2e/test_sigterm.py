@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_packages import manifest_12
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_package_recovery import query, wait_for
+from tests.faces.api.test_packages import manifest_12
 
 pytestmark = pytest.mark.e2e
 
@@ -122,7 +122,7 @@ def test_an_upload_in_flight_completes_before_the_process_exits(
     # the access line of the upload, with the request id the client got, written before the exit
     rid = upload.response.headers["x-request-id"]
     log = server.stdout_path.read_text()
-    assert f"INFO appliance.api request_id={rid} method=POST path=/api/v1/packages status=202 ms=" in log, log
+    assert f"INFO appliance.faces.api request_id={rid} method=POST path=/api/v1/packages status=202 ms=" in log, log
     assert log.index(f"request_id={rid}") < log.index("Application shutdown complete")
 
     server.start()  # the job runs (again, if the shutdown interrupted it) after the restart

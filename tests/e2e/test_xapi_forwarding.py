@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from appliance.lrs.forwarding import encode_body
+from appliance.services.lrs.forwarding import encode_body
 from tests.e2e.conftest import ServerProcess
 
 VERSION = {"X-Experience-API-Version": "1.0.3"}

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.api.test_packages import package_12
 from tests.e2e.browser import wait_until
 from tests.e2e.conftest import ServerProcess
-from tests.test_ratelimit_redis import closed_port_url, redis_prefix_url
+from tests.faces.api.test_packages import package_12
+from tests.storage.test_redis_state import closed_port_url, redis_prefix_url
 
 TENANT = "/api/v1/tenant"
 BOUND_SECONDS = 1.0  # what the test allows a change to take; the cache's own lifetime is 5 s

@@ -11,7 +11,7 @@ Folders ("prefixes") are paths too, matched whole: deleting `packages/pkg_1` nev
 `packages/pkg_10/`.
 
 The interface is synchronous, like the SQLite layer's: callers on the event loop run it in a worker
-thread (`asyncio.to_thread`), as `appliance.upload` and the content route already do for disk I/O.
+thread (`asyncio.to_thread`), as `appliance.services.library.upload` and the content route already do for disk I/O.
 """
 
 from __future__ import annotations

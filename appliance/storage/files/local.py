@@ -1,16 +1,16 @@
-"""The embedded file store: a data directory, laid out as `appliance.datadir` describes.
+"""The embedded file store: a data directory, laid out as `appliance.storage.datadir` describes.
 
 A file of tenant T at path P is `<data_dir>/tenants/T/P`, so the store reads and writes the very files
 the rest of the appliance uses today (`packages/<pkg>/<version>/…`, `uploads/<pkg>-<version>.zip`).
 New files are written to `<data_dir>/tmp/` (emptied at every start) and renamed into place, so a path
 shows either nothing or the whole file. With `durable` the file is fsynced before the rename and its
-folder after it, as `appliance.archive` does for extracted packages.
+folder after it, as `appliance.services.library.archive` does for extracted packages.
 
 Confinement goes beyond the path check of `base.check_path`: a file or folder is used only when its
 real path (symlinks resolved) is exactly the expected one, so a symlink planted inside a tenant's
 folder, pointing anywhere, makes that path "not found" rather than followed.
 
-ETags are `"<size hex>-<mtime_ns hex>"`, the same validator `appliance.content` sends today, so moving
+ETags are `"<size hex>-<mtime_ns hex>"`, the same validator `appliance.services.library.content` sends today, so moving
 the content route onto this store changes no cached response.
 """
 
@@ -40,7 +40,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def local_etag(size: int, mtime_ns: int) -> str:
-    """The strong validator of a file that never changes in place (appliance.content's format)."""
+    """The strong validator of a file that never changes in place (appliance.services.library.content's format)."""
     return f'"{size:x}-{mtime_ns:x}"'
 
 

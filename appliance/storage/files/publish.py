@@ -1,6 +1,6 @@
 """Putting an extracted package version into a store: all its files, or none of them.
 
-A ZIP is hostile input, and `appliance.archive` owns every defence against it (names, sizes, ratios,
+A ZIP is hostile input, and `appliance.services.library.archive` owns every defence against it (names, sizes, ratios,
 symlinks, lying headers), writing to a local folder. So extraction into objects is two steps: the
 archive is extracted and checked into a scratch folder of the worker exactly as today, and this module
 then publishes that folder into the store under the version's folder (`packages/<pkg>/<version>`).
@@ -26,8 +26,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.archive import sync_dir
-from appliance.content import media_type_of
+from appliance.services.library.archive import sync_dir
+from appliance.services.library.content import media_type_of
 from appliance.storage.files.base import FileStore, check_folder, check_path
 from appliance.storage.files.local import LocalFileStore
 

@@ -1,13 +1,13 @@
 """Receiving an upload straight into a FileStore: the request body streamed to S3 while it arrives.
 
-`appliance.upload.receive_upload` stages a body in the data directory's tmp/; this is the same
+`appliance.services.library.upload.receive_upload` stages a body in the data directory's tmp/; this is the same
 reception (a raw `application/zip` body, or `multipart/form-data` with the ZIP in field `file` and
 small text fields) with the bytes going to a `FileWriter` instead, so an object store receives an
 upload as a multipart upload of 8 MiB parts while the client is still sending it. The multipart
-parsing is `appliance.upload`'s own (`_receive_multipart`), so both paths accept and refuse the same
+parsing is `appliance.services.library.upload`'s own (`_receive_multipart`), so both paths accept and refuse the same
 bodies with the same errors.
 
-Chunks are gathered into batches of about `appliance.upload.WRITE_BUFFER` (1 MiB) and written in a
+Chunks are gathered into batches of about `appliance.services.library.upload.WRITE_BUFFER` (1 MiB) and written in a
 worker thread: hashing, and for S3 sending a part, never block the event loop. On any failure (too
 large, a quota check, a broken body, a client gone) the writer is aborted: nothing is left at the path.
 """
@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from appliance.errors import PayloadTooLarge, ValidationFailed
+from appliance.services.library.upload import WRITE_BUFFER, _receive_multipart, boundary_of
 from appliance.storage.files.base import FileStore, FileWriter, StoredFile
-from appliance.upload import WRITE_BUFFER, _receive_multipart, boundary_of
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ReceivedFile:
 
 
 class _StoreSink:
-    """The `write` that `appliance.upload._receive_multipart` feeds, batching into a FileWriter."""
+    """The `write` that `appliance.services.library.upload._receive_multipart` feeds, batching into a FileWriter."""
 
     def __init__(self, writer: FileWriter, check_size: Callable[[int], None] | None) -> None:
         self.writer = writer
@@ -72,7 +72,7 @@ async def receive_into_store(
     check_size: Callable[[int], None] | None = None,
 ) -> ReceivedFile:
     """Stream a request body to `path` in `store`; raises PayloadTooLarge or ValidationFailed (or what
-    `check_size(bytes_so_far)` raises), leaving nothing, as `appliance.upload.receive_upload` does."""
+    `check_size(bytes_so_far)` raises), leaving nothing, as `appliance.services.library.upload.receive_upload` does."""
     writer = store.writer(tenant_id, path, max_bytes=max_bytes, content_type="application/zip")
     sink = _StoreSink(writer, check_size)  # checked here, on every chunk as it arrives, not per batch
     try:

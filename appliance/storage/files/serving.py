@@ -1,16 +1,16 @@
 """A package version's content read through a FileStore: what the content route answers, decided here.
 
-Today the player's content route (`appliance.api.player`) resolves a URL path with
-`appliance.content.resolve` and streams the file with ETag and Range. This module gives the same
+Today the player's content route (`appliance.faces.api.player`) resolves a URL path with
+`appliance.services.library.content.resolve` and streams the file with ETag and Range. This module gives the same
 answer from any store, so the route can move to it without a visible change:
 
-- `find_version_file` applies `appliance.content.resolve`'s rules to the URL path (`..`, `.`, `:`,
+- `find_version_file` applies `appliance.services.library.content.resolve`'s rules to the URL path (`..`, `.`, `:`,
   backslashes, NUL and absolute paths are "not found"; `a//b` and a trailing slash name `a/b`, as
   PurePosixPath reads them) and then asks the store, which refuses symlinks and anything outside the
   tenant on its own.
 - `answer_content` makes the same decisions as the route's `_file_response`: 304 on a matching
   If-None-Match, 416 (with `Content-Range: bytes */size`) on an unsatisfiable range, 206 on a single
-  range, else 200; the same ETag (a local store's is `appliance.content`'s own format), cache and
+  range, else 200; the same ETag (a local store's is `appliance.services.library.content`'s own format), cache and
   range headers. The 416 error body stays the route's to write (the contract's error shape).
 - With an object store configured `files_serve = "redirect"`, large media files (image, audio, video
   of at least `files_redirect_min_bytes`) are answered with a 302 to a presigned URL instead: the
@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from appliance.content import media_type_of, parse_range
 from appliance.errors import NotFound
+from appliance.services.library.content import media_type_of, parse_range
 from appliance.storage.files.base import FileMissing, FileStat, FileStore, check_path
 from appliance.storage.files.config import FilesConfig, S3FilesConfig
 
@@ -75,7 +75,7 @@ def version_folder(package_id: str, version: int) -> str:
 
 
 def content_path(relative: str) -> str:
-    """A URL path of content as a tenant-relative path, or NotFound by `appliance.content.resolve`'s rules."""
+    """A URL path of content as a tenant-relative path, or NotFound by `appliance.services.library.content.resolve`'s rules."""
     if not relative or "\x00" in relative or "\\" in relative or relative.startswith("/"):
         raise NotFound("no such file")
     parts = PurePosixPath(relative).parts

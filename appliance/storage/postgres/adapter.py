@@ -3,9 +3,9 @@
 `PgConnection` offers the part of apsw's Connection the services use — `execute(sql, params)` returning
 an iterable cursor of tuples with `get_description()`, `fetchone`/`fetchall`, `executemany`, `changes()`,
 savepoints through plain SQL — and translates each statement (appliance.storage.postgres.translate),
-so `appliance.db.connection.rows`/`one` and the services' functions run on it unchanged.
+so `appliance.storage.sqlite.connection.rows`/`one` and the services' functions run on it unchanged.
 
-`PgDatabase` is one tenant's (or the registry's) database with `appliance.db.database.Database`'s
+`PgDatabase` is one tenant's (or the registry's) database with `appliance.storage.sqlite.database.Database`'s
 `read_sync`/`write_sync`/`read`/`write`. Every transaction sets `app.tenant_id` for itself only
 (`set_config(..., true)`, the SET LOCAL of a function call), so a pooled connection never carries a
 tenant into the next transaction. A write transaction first takes a transaction-scoped advisory lock on

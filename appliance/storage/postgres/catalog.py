@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from appliance.db.migrations import Migrations
+from appliance.storage.sqlite.migrations import Migrations
 
 # SQLite's declared types, as PostgreSQL spells them. INTEGER is 64-bit in SQLite (the xAPI filter keys
 # use the whole range), so bigint; REAL is an 8-byte float.
@@ -169,15 +169,15 @@ def catalog_of(migrations: Migrations, *, tenant_owned: bool) -> Catalog:
 
 @functools.cache
 def tenant_catalog() -> Catalog:
-    """The tables of a tenant's file (appliance.db.tenant_schema)."""
-    from appliance.db.tenant_schema import tenant_migrations
+    """The tables of a tenant's file (appliance.storage.sqlite.tenant_schema)."""
+    from appliance.storage.sqlite.tenant_schema import tenant_migrations
 
     return catalog_of(tenant_migrations, tenant_owned=True)
 
 
 @functools.cache
 def registry_catalog() -> Catalog:
-    """The registry's tables (appliance.db.registry_schema): tenants, keys, jobs and the rest."""
-    from appliance.db.registry_schema import registry_migrations
+    """The registry's tables (appliance.storage.sqlite.registry_schema): tenants, keys, jobs and the rest."""
+    from appliance.storage.sqlite.registry_schema import registry_migrations
 
     return catalog_of(registry_migrations, tenant_owned=False)

@@ -128,8 +128,8 @@ def install(conn: psycopg.Connection, schema: str, *, owner: str, app_role: str,
     exist already (`create_roles`). The migrations the schema holds are recorded in `_migrations`, with
     the fingerprint of the DDL, so a later release can tell which schema it is looking at.
     """
-    from appliance.db.registry_schema import registry_migrations
-    from appliance.db.tenant_schema import tenant_migrations
+    from appliance.storage.sqlite.registry_schema import registry_migrations
+    from appliance.storage.sqlite.tenant_schema import tenant_migrations
 
     statements = schema_ddl()
     with conn.transaction():

@@ -16,8 +16,8 @@ from appliance.storage.files.base import Deleted
 from appliance.storage.files.local import LocalFileStore
 from appliance.storage.files.publish import publish_folder
 from appliance.storage.files.s3 import S3FileStore
-from tests.api.test_packages import build_zip, make_client, manifest_12, upload_ready
 from tests.conftest import TenantKey
+from tests.faces.api.test_packages import build_zip, make_client, manifest_12, upload_ready
 
 FILES = {
     "imsmanifest.xml": manifest_12("Counted"),

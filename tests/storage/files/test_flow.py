@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from appliance.config import Config
-from appliance.package_analysis import analyse
+from appliance.services.library.package_analysis import analyse
 from appliance.storage.files.base import Deleted, FileMissing, FileStore
 from appliance.storage.files.fetch import ChecksumMismatch, fetch_to
 from appliance.storage.files.publish import publish_folder
 from appliance.storage.files.receive import receive_into_store
 from appliance.storage.files.serving import answer_content, find_version_file, stream_chunks, version_folder
-from tests.api.test_packages import build_zip, manifest_12
+from tests.faces.api.test_packages import build_zip, manifest_12
 from tests.storage.files.test_stores import TEN_A, MiB, chunks_of
 
 PAGE = b"<html><body>hello from the store</body></html>"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.content import resolve
-from appliance.datadir import DataDir
+from appliance.services.library.content import resolve
+from appliance.storage.datadir import DataDir
 from appliance.storage.files.base import Deleted, FileMissing
 from appliance.storage.files.local import LocalFileStore
 from tests.storage.files.test_stores import TEN_A, TEN_B, MiB, chunks_of, pattern

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.archive import extract_archive
-from appliance.content import resolve
-from appliance.datadir import DataDir
+from appliance.services.library.archive import extract_archive
+from appliance.services.library.content import resolve
+from appliance.storage.datadir import DataDir
 from appliance.storage.files.base import FileStore
 from appliance.storage.files.local import LocalFileStore
 from appliance.storage.files.publish import publish_folder
@@ -27,7 +27,7 @@ COURSE = {
 
 
 def extracted(tmp_path: Path, files: dict[str, bytes], name: str = "scratch") -> tuple[Path, int]:
-    """A course ZIP extracted by `appliance.archive` (as processing does), and its bytes written."""
+    """A course ZIP extracted by `appliance.services.library.archive` (as processing does), and its bytes written."""
     zip_path = tmp_path / f"{name}.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
         for member, data in files.items():

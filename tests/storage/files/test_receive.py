@@ -1,4 +1,4 @@
-"""Uploads received straight into a store: what `appliance.upload` accepts and refuses, on both stores."""
+"""Uploads received straight into a store: what `appliance.services.library.upload` accepts and refuses, on both stores."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import PayloadTooLarge, QuotaExceeded, ValidationFailed
+from appliance.services.library.upload import receive_upload
 from appliance.storage.files.base import FileMissing, FileStore
 from appliance.storage.files.receive import receive_into_store
 from appliance.storage.files.s3 import S3FileStore
-from appliance.upload import receive_upload
 from tests.storage.files.test_stores import TEN_A, MiB, chunks_of, pattern
 
 BOUNDARY = "xYzZY"

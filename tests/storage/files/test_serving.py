@@ -12,11 +12,11 @@ import pytest
 from litestar import Request
 from litestar.response import Stream
 
-from appliance.api import player
-from appliance.api.middleware import learner_headers
-from appliance.content import resolve
-from appliance.datadir import DataDir
 from appliance.errors import NotFound
+from appliance.faces.api import player
+from appliance.faces.api.middleware import learner_headers
+from appliance.services.library.content import resolve
+from appliance.storage.datadir import DataDir
 from appliance.storage.files.base import FileStore
 from appliance.storage.files.config import parse_files
 from appliance.storage.files.local import LocalFileStore
@@ -64,7 +64,7 @@ async def drain(iterator: AsyncIterator[bytes]) -> bytes:
 
 
 def today(version_dir: Path, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | None:
-    """What the route answers now (None: 404), from `appliance.content` and the route's own function."""
+    """What the route answers now (None: 404), from `appliance.services.library.content` and the route's own function."""
     try:
         found = resolve(version_dir, path)
     except NotFound:

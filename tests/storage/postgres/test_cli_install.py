@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql as pgsql
 
-from appliance.cli import cli
 from appliance.config import Config
+from appliance.faces.cli import cli
 from appliance.instance import Instance
-from appliance.tenants import create_tenant
+from appliance.services.tenancy.tenants import create_tenant
 from tests.storage.postgres.conftest import ADMIN
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test?connect_timeout=3"

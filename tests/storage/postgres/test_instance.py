@@ -12,11 +12,11 @@ import pytest
 from litestar.testing import TestClient
 from psycopg import sql as pgsql
 
-from appliance.app import create_app
 from appliance.config import Config
+from appliance.faces.app import create_app
 from appliance.instance import Instance
+from appliance.services.tenancy.tenants import create_tenant, delete_tenant
 from appliance.storage.postgres.adapter import SchemaMismatch
-from appliance.tenants import create_tenant, delete_tenant
 from tests.storage.postgres.backend import Backend
 
 

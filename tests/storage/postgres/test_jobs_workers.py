@@ -24,12 +24,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from appliance import jobs
 from appliance.clock import Clock, FixedClock, SystemClock
-from appliance.db.connection import one, rows
-from appliance.jobs import Job
-from appliance.scheduler import Scheduler
+from appliance.services.delivery import jobs
+from appliance.services.delivery.jobs import Job
+from appliance.services.delivery.scheduler import Scheduler
 from appliance.storage.postgres.adapter import PgDatabase, PgStore
+from appliance.storage.sqlite.connection import one, rows
 from tests.storage.postgres.conftest import PgSchema
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import psycopg
 
-from appliance.db.connection import connect
-from appliance.db.database import Database
-from appliance.db.registry_schema import registry_migrations
-from appliance.db.tenant_schema import tenant_migrations
 from appliance.storage.postgres.schema import fingerprint, schema_ddl
 from appliance.storage.postgres.triggers import SEED_TRIGGER, TRIGGERS
+from appliance.storage.sqlite.connection import connect
+from appliance.storage.sqlite.database import Database
+from appliance.storage.sqlite.registry_schema import registry_migrations
+from appliance.storage.sqlite.tenant_schema import tenant_migrations
 from tests.storage.postgres.conftest import PgSchema
 
 

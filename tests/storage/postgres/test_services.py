@@ -1,6 +1,6 @@
 """Real service functions, unchanged, on SQLite and through the adapter on PostgreSQL: the same answers.
 
-The scenario is the webhook endpoints' life (appliance.webhooks): a tenant is created in the registry,
+The scenario is the webhook endpoints' life (appliance.services.delivery.webhooks): a tenant is created in the registry,
 an endpoint is created, listed, read, disabled and enabled, sent a test ping (an event in the outbox, a
 delivery, a job in the registry's queue found again by `json_extract`), retried, and deleted. Ids and
 secrets are random, so both transcripts are compared with each id replaced by its order of appearance.
@@ -15,15 +15,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from appliance import analytics, jobs, packages, runtime, sessions, webhooks
 from appliance.clock import FixedClock
 from appliance.config import Config
-from appliance.db.connection import rows
 from appliance.instance import Instance
+from appliance.services.delivery import jobs, webhooks
+from appliance.services.learning import analytics, runtime, sessions
+from appliance.services.library import packages
+from appliance.services.library.upload import StagedUpload
+from appliance.services.tenancy.tenants import create_tenant, get_tenant
 from appliance.storage.postgres.adapter import PgDatabase, PgStore
-from appliance.tenants import create_tenant, get_tenant
-from appliance.upload import StagedUpload
-from tests.api.test_packages import package_12
+from appliance.storage.sqlite.connection import rows
+from tests.faces.api.test_packages import package_12
 
 BASE = "http://127.0.0.1:8080"
 

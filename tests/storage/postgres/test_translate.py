@@ -11,12 +11,12 @@ from typing import Any
 import apsw
 import pytest
 
-from appliance.db.connection import one, rows
-from appliance.db.database import Database
-from appliance.db.tenant_schema import tenant_migrations
 from appliance.storage.postgres.adapter import PgDatabase, PgStore
 from appliance.storage.postgres.catalog import tenant_catalog
 from appliance.storage.postgres.translate import Untranslatable, translate
+from appliance.storage.sqlite.connection import one, rows
+from appliance.storage.sqlite.database import Database
+from appliance.storage.sqlite.tenant_schema import tenant_migrations
 from tests.storage.postgres.conftest import add_tenant
 
 NOW = 1_700_000_000.0

@@ -1,0 +1,1 @@
+"""The course library: uploads, safe archives, package analysis and versions, content serving."""

@@ -1,0 +1,1 @@
+"""Keeping an installation healthy: backups and restores, `doctor`."""

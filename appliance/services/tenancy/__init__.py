@@ -1,0 +1,1 @@
+"""Who may do what: tenants, API keys, JWTs, admins and roles, quotas, usage and rate limits."""
