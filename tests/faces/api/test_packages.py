@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 from appliance.config import Config
 from appliance.faces.app import create_app
 from appliance.instance import Instance
-from appliance.services.library import packages as package_service
+from appliance.services.library import package_uploads
 from appliance.services.tenancy.tenants import get_tenant, set_quotas
 from appliance.services.tenancy.usage import get_usage
 from tests.conftest import TenantKey
@@ -372,7 +372,7 @@ def test_declared_size_above_the_maximum_is_413_before_reading(
     def must_not_run(*_: Any, **__: Any) -> None:
         raise AssertionError("the body must not be read when its declared size is refused")
 
-    monkeypatch.setattr(package_service, "receive_upload", must_not_run)
+    monkeypatch.setattr(package_uploads, "receive_upload", must_not_run)
     with make_client(small_limit_config) as client:
         body = assert_error(upload_raw(client, acme, b"PK" + b"\0" * 5000), 413, "PAYLOAD_TOO_LARGE")
         assert body["details"]["limit_bytes"] == 4096
@@ -410,7 +410,7 @@ def test_declared_size_over_the_quota_is_refused_before_any_byte_is_stored(
     def must_not_run(*_: Any, **__: Any) -> None:
         raise AssertionError("the body must not be read when the declared size breaks the quota")
 
-    monkeypatch.setattr(package_service, "receive_upload", must_not_run)
+    monkeypatch.setattr(package_uploads, "receive_upload", must_not_run)
     body = assert_error(upload_raw(api, acme, package_12()), 403, "QUOTA_EXCEEDED")
     assert body["details"]["used_bytes"] == used
     assert body["details"]["limit_bytes"] == used + 100

@@ -17,7 +17,7 @@ from appliance.instance import Instance
 from appliance.services.delivery import jobs
 from appliance.services.delivery.jobs import Job, PermanentJobError
 from appliance.services.delivery.scheduler import Scheduler
-from appliance.services.library import packages
+from appliance.services.library import package_processing, packages
 from appliance.services.library.upload import StagedUpload
 from appliance.services.tenancy.tenants import get_tenant
 from appliance.storage.sqlite.connection import one
@@ -451,7 +451,7 @@ async def test_processing_that_keeps_crashing_ends_failed_not_processing(
     def crash(*_: Any) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(packages, "analyse", crash)
+    monkeypatch.setattr(package_processing, "analyse", crash)
     tenant = get_tenant(inst, acme.tenant_id)
     pkg = packages.create_version(inst, tenant, stage(inst, package_12()))
     scheduler = build_scheduler(inst)

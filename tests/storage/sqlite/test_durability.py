@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from appliance.config import Config, load_config
 from appliance.instance import Instance
-from appliance.services.library import packages
+from appliance.services.library import package_processing
 from appliance.services.library.archive import extract_archive
 from appliance.services.tenancy import quota_events
 from appliance.storage.sqlite.connection import one
@@ -128,7 +128,7 @@ def test_a_version_is_on_disk_before_it_is_marked_ready(
     api: TestClient, acme: TenantKey, config: Config, fsynced: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at_ready: dict[str, Any] = {}
-    mark_ready, settle = packages._mark_ready, quota_events.settle
+    mark_ready, settle = package_processing._mark_ready, quota_events.settle
 
     def snapshot(*args: Any, **kwargs: Any) -> None:
         at_ready["fsynced"] = list(fsynced)
@@ -138,7 +138,7 @@ def test_a_version_is_on_disk_before_it_is_marked_ready(
         at_ready.setdefault("levels", []).append(synchronous(conn))
         return settle(conn, *args, **kwargs)
 
-    monkeypatch.setattr(packages, "_mark_ready", snapshot)
+    monkeypatch.setattr(package_processing, "_mark_ready", snapshot)
     monkeypatch.setattr(quota_events, "settle", settle_seeing_level)
     created = upload_raw(api, acme, build_zip(FILES))
     assert created.status_code == 202, created.text
