@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +30,7 @@ import jwt
 from appliance.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from appliance.ids import new_id
 from appliance.instance import Instance
+from appliance.services.learning.launch_tokens import signing_secret
 from appliance.services.learning.sessions import create_session, launch_url, session_json
 from appliance.services.lms.lti import claims as c
 from appliance.services.lms.lti.registrations import Registration, find_registration, get_registration
@@ -46,20 +45,6 @@ CLOCK_SKEW_SECONDS = 60.0
 ALGORITHM = "RS256"
 MESSAGE_TYPES = (c.RESOURCE_LINK_REQUEST, c.DEEP_LINKING_REQUEST)
 TEACHER_ROLES = ("#Instructor", "#ContentDeveloper", "#Administrator", "#TeachingAssistant", "/Instructor")
-
-# One lock per (tenant, registration, link, user) while a launch finds or starts its session: two launches
-# of one link at once (a double click, two tabs) must resume one session, not start two. Weak values: a lock
-# lives only while a launch holds or waits for it.
-_launch_locks: weakref.WeakValueDictionary[tuple[str, str, str, str], threading.Lock] = weakref.WeakValueDictionary()
-_launch_locks_guard = threading.Lock()
-
-
-def _launch_lock(key: tuple[str, str, str, str]) -> threading.Lock:
-    with _launch_locks_guard:
-        lock = _launch_locks.get(key)
-        if lock is None:
-            lock = _launch_locks[key] = threading.Lock()
-        return lock
 
 
 @dataclass(frozen=True)
@@ -337,7 +322,14 @@ def resource_link_launch(
         raise _refuse("a resource link launch needs resource_link.id", "resource_link")
     package_id = _package_of(claims)
     sub = str(claims["sub"])
-    with _launch_lock((tenant.id, reg.id, link_id, sub)):
+    signing_secret(inst)  # made once (a registry write) before the tenant's transaction, never inside it
+
+    def find_or_start(conn: apsw.Connection) -> dict[str, Any]:
+        # One write transaction of the tenant: its reads and the session's INSERT below join it. Writes to
+        # a tenant are serialised by the database across every worker and connection (SQLite's one writer
+        # per file, PostgreSQL's per-tenant advisory lock at BEGIN: docs/scale-out.md, "Transactions"),
+        # so two launches of one link at once (a double click, two tabs, two workers) run one after the
+        # other and the second resumes the session the first started, instead of starting another.
         session = _resumable(inst, tenant, reg, link_id, sub, package_id, base_url)
         if session is None:
             session, _ = create_session(
@@ -351,6 +343,9 @@ def resource_link_launch(
                 resume=False,
             )
         _record_launch(inst, tenant.id, reg, claims, link_id, session["id"], package_id)
+        return session
+
+    session = inst.tenant_db(tenant.id).write_sync(find_or_start)
     return str(session["launch_url"])
 
 
