@@ -278,15 +278,31 @@ class PgStore:
 
     def _check_schema(self) -> None:
         """Refuse a schema made from other migrations than this release's (its DDL fingerprint differs):
-        the translated SQL would meet tables it does not expect. Upgrading a schema in place is to come."""
+        the translated SQL would meet tables it does not expect. The application role cannot alter the
+        schema, so an older one is upgraded by `scorm-appliance database upgrade`, which the refusal names."""
         expected = fingerprint(schema_ddl())
         found = self.registry.read_sync(
-            lambda c: [r[0] for r in c.execute("SELECT name FROM _migrations WHERE migration_set = 'postgres'")]
+            lambda c: [tuple(r) for r in c.execute("SELECT migration_set, name FROM _migrations")]
         )
-        if found != [expected]:
+        marks = [name for kind, name in found if kind == "postgres"]
+        if marks != [expected]:
+            from appliance.storage.sqlite.registry_schema import registry_migrations
+            from appliance.storage.sqlite.tenant_schema import tenant_migrations
+
+            known = {(m.name, n) for m in (registry_migrations, tenant_migrations) for n, _ in m.steps}
+            held = {(kind, name) for kind, name in found if kind != "postgres"}
+            if held < known:
+                advice = (
+                    f"it lacks {len(known - held)} of this release's migrations: run "
+                    "`scorm-appliance database upgrade --admin-url …` first"
+                )
+            elif held - known:
+                advice = "it holds migrations of a later release: run that release"
+            else:
+                advice = "install this release's schema"
             raise SchemaMismatch(
-                f"the PostgreSQL schema {self.schema!r} was made by another release (schema {', '.join(found) or 'unknown'}, "
-                f"this release's is {expected}); install this release's schema or upgrade it first"
+                f"the PostgreSQL schema {self.schema!r} was made by another release (schema {', '.join(marks) or 'unknown'}, "
+                f"this release's is {expected}); {advice}"
             )
 
     def tenant_db(self, tenant_id: str) -> PgDatabase:

@@ -8,6 +8,7 @@ them as outside; each statement also names the row's tenant, to use the tenant-f
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from appliance.storage.postgres.catalog import Catalog
@@ -96,6 +97,27 @@ END $$;
 CREATE TRIGGER xapi_documents_deleted AFTER DELETE ON xapi_documents
     FOR EACH ROW EXECUTE FUNCTION xapi_documents_deleted();
 """
+# One piece per trigger (its function and its CREATE TRIGGER), in TRIGGERS_SQL's order: a schema made from
+# a prefix of the migrations (an older release's, in the upgrade tests) has only the triggers it declares.
+_PIECES = [p for p in re.split(r"(?=^CREATE FUNCTION )", TRIGGERS_SQL, flags=re.M) if p.strip()]
+TRIGGER_SQL = {re.match(r"CREATE FUNCTION (\w+)\(", p).group(1): p for p in _PIECES}  # type: ignore[union-attr]
+
+
+def triggers_sql(tenant: Catalog) -> str:
+    """The PL/pgSQL of the tenant catalog's triggers (for this release's catalog, exactly TRIGGERS_SQL)."""
+    missing = set(tenant.triggers) - set(TRIGGER_SQL)
+    if missing:
+        raise RuntimeError(
+            f"no PL/pgSQL for the SQLite trigger(s) {sorted(missing)} (appliance.storage.postgres.triggers)"
+        )
+    return "\n" + "".join(p for name, p in TRIGGER_SQL.items() if name in tenant.triggers)
+
+
+def or_replace(sql: str) -> str:
+    """The same functions and triggers as `CREATE OR REPLACE` (an upgrade redefines those that exist)."""
+    return re.sub(r"^CREATE (FUNCTION|TRIGGER) ", r"CREATE OR REPLACE \1 ", sql, flags=re.M)
+
+
 TRIGGERS = (
     "session_interactions_added",
     "session_interactions_removed",
