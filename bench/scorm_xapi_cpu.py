@@ -110,11 +110,11 @@ def commits(
     inst: Any, tenant_id: str, session_id: str, body: Callable[[int, int], dict[str, str]], start: int, n: int
 ) -> list[float]:
     """CPU ms of this thread for each of `n` commits of a fresh session (sequence numbers from `start`)."""
-    from appliance.services.learning import runtime
+    from appliance.services.learning import player_requests, runtime
 
     spent = []
     for i, seq in enumerate(range(start, start + n)):
-        commit = runtime.CommitIn(client_id="bench", seq=seq, activity="item", changes=body(seq, i))
+        commit = player_requests.CommitIn(client_id="bench", seq=seq, activity="item", changes=body(seq, i))
         started = time.thread_time()
         runtime.commit(inst, tenant_id, session_id, commit)
         spent.append((time.thread_time() - started) * 1000)

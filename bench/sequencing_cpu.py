@@ -73,7 +73,7 @@ def _keyed(struct: Any, key: str | None) -> dict[str, Any]:
 
 
 def measure(course: Course, inst: Any, rounds: int, rng: random.Random, profile: str | None) -> dict[str, Any]:
-    from appliance.services.learning import runtime
+    from appliance.services.learning import player_requests, runtime
 
     tenant = course.tenant_id
     spent: dict[str, list[float]] = {"launch": [], "navigate": [], "terminate": []}
@@ -101,20 +101,20 @@ def measure(course: Course, inst: Any, rounds: int, rng: random.Random, profile:
     for n in range(rounds * 2):
         request = ("continue", "previous", "choice")[n % 3]
         target = rng.choice(course.leaves) if request == "choice" else None
-        body = runtime.NavigateIn(request=request, target=target, **_keyed(runtime.NavigateIn, key))
+        body = player_requests.NavigateIn(request=request, target=target, **_keyed(player_requests.NavigateIn, key))
         answer = run("navigate", lambda b=body: runtime.navigate(inst, tenant, session_id, b))
         current = answer["delivery"]["activity"] if answer.get("delivery") else current
         key = _key(answer)
         if n % 2 == 0:
             seq += 1
-            commit = runtime.CommitIn(
+            commit = player_requests.CommitIn(
                 client_id="bench",
                 seq=seq,
                 activity=current,
                 terminate=True,
                 nav_request="continue",
                 changes={"cmi.completion_status": "completed"},
-                **_keyed(runtime.CommitIn, key),
+                **_keyed(player_requests.CommitIn, key),
             )
             answer = run("terminate", lambda c=commit: runtime.commit(inst, tenant, session_id, c))
             current = answer["delivery"]["activity"] if answer.get("delivery") else current

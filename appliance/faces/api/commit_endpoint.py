@@ -29,6 +29,7 @@ from appliance.instance import Instance
 from appliance.logging_setup import bind_request, log_access, unbind_request
 from appliance.services.learning import runtime
 from appliance.services.learning.launch_tokens import open_launch
+from appliance.services.learning.player_requests import CommitIn
 from appliance.services.tenancy.ratelimit import LearnerLimits
 
 log = logging.getLogger("appliance.api")
@@ -39,7 +40,7 @@ LOGGED_PATH = PREFIX + "…" + SUFFIX  # launch tokens are never logged (logging
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a batch of changes; the largest single value (suspend_data) is 64k chars
 
 _HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
-_decoder = msgspec.json.Decoder(runtime.CommitIn)
+_decoder = msgspec.json.Decoder(CommitIn)
 _encode = msgspec.json.encode
 
 
@@ -51,7 +52,7 @@ def commit_token(path: str) -> str | None:
     return token if token and "/" not in token else None
 
 
-def decode_commit(body: bytes) -> runtime.CommitIn:
+def decode_commit(body: bytes) -> CommitIn:
     """The commit body (application/json, or the text/plain of a `sendBeacon`), or VALIDATION_ERROR."""
     try:
         return _decoder.decode(body)

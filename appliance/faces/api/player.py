@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Stream
 
 from appliance.core.cmi5.packaging import Cmi5LaunchUnavailable
-from appliance.faces.api import cmi5_player, commit_endpoint
+from appliance.faces.api import cmi5_player, commit_endpoint, player_content
 from appliance.faces.api.deps import InstanceDep, learner_rate_limit
-from appliance.faces.api.errors import error_response
 from appliance.faces.api.middleware import learner_headers, player_page_headers
 from appliance.instance import Instance
 from appliance.services.learning import runtime
 from appliance.services.learning.launch_tokens import open_launch
-from appliance.services.library.content import ContentFile, parse_range, resolve
+from appliance.services.learning.player_requests import NavigateIn
 
-CHUNK = 256 * 1024
 _encode = msgspec.json.encode
 
 PAGE = """<!DOCTYPE html>
@@ -128,7 +124,7 @@ class PlayerController(Controller):
         return _json(inst, await commit_endpoint.handle(inst, token, await request.body(), None))
 
     @post("/navigate", status_code=200, sync_to_thread=True, summary="A navigation request from the player")
-    def navigate(self, inst: InstanceDep, token: FromPath[str], data: JSONBody[runtime.NavigateIn]) -> Response[Any]:
+    def navigate(self, inst: InstanceDep, token: FromPath[str], data: JSONBody[NavigateIn]) -> Response[Any]:
         """continue, previous, choice (with target), exitAll, suspendAll, ..."""
         tenant_id, session_id = _session_of(inst, token)
         return _json(inst, runtime.navigate(inst, tenant_id, session_id, data))
@@ -148,52 +144,9 @@ class PlayerController(Controller):
     async def content(
         self, request: Request[Any, Any, Any], inst: InstanceDep, token: FromPath[str], path: FromPath[str]
     ) -> Response[Any]:
-        """Files of the session's package version only, with ETag and Range support."""
+        """Files of the session's package version only, from the file store, with ETag and Range support."""
         tenant_id, session_id = await asyncio.to_thread(_session_of, inst, token)
-        try:
-            files = (await asyncio.to_thread(runtime.package_files, inst, tenant_id, session_id)).files
-        except Cmi5LaunchUnavailable:  # a cmi5 registration: its relative AUs are the version's files
-            files = await asyncio.to_thread(cmi5_player.package_files, inst, tenant_id, session_id)
-        found = await asyncio.to_thread(resolve, files, path.lstrip("/"))
-        return _file_response(request, found, learner_headers(inst.config.frame_ancestors))
-
-
-def _file_response(request: Request[Any, Any, Any], found: ContentFile, framing: Mapping[str, str]) -> Response[Any]:
-    headers = {
-        **framing,
-        "ETag": found.etag,
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=3600",
-    }
-    if request.headers.get("if-none-match") == found.etag:
-        return Response(b"", status_code=304, headers=headers)
-    try:
-        wanted = parse_range(request.headers.get("range"), found.size)
-    except ValueError:
-        response = error_response("VALIDATION_ERROR", "range not satisfiable", {"size": found.size})
-        response.status_code = 416
-        response.headers["Content-Range"] = f"bytes */{found.size}"
-        return response
-    start, end = wanted if wanted else (0, found.size - 1)
-    length = max(0, end - start + 1)
-    headers["Content-Length"] = str(length)
-    status = 200
-    if wanted:
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{found.size}"
-    return Stream(_read(found, start, length), status_code=status, headers=headers, media_type=found.media_type)
-
-
-async def _read(found: ContentFile, start: int, length: int) -> AsyncIterator[bytes]:
-    with await asyncio.to_thread(found.path.open, "rb") as fh:
-        await asyncio.to_thread(fh.seek, start)
-        remaining = length
-        while remaining > 0:
-            chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
+        return await player_content.respond(request, inst, tenant_id, session_id, path)
 
 
 def _escape(text: str) -> str:

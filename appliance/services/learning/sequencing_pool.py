@@ -45,7 +45,7 @@ T = TypeVar("T")
 # the hop to a process and back; at 1,000 activities it is 3-6 ms, at 5,000 9-19 ms.
 PROCESS_MIN_ACTIVITIES = 500
 # What a worker process imports before it is forked from the forkserver, so a new worker is ready at once.
-PRELOAD = ["appliance.services.learning.runtime"]
+PRELOAD = ["appliance.services.learning.sequencing_jobs"]
 # Read-only views of data directories a worker keeps (one per served appliance; tests make many).
 WORKER_INSTANCES = 4
 # A worker's young-collection threshold, as `serve` sets its own (appliance.faces.cli.serve.GC_YOUNG_THRESHOLD):

@@ -1,13 +1,13 @@
 """SCORM sessions as xAPI: the run-time transactions' hook, the outbox, and the sweep that stores statements.
 
-The run-time (appliance.services.learning.runtime: launch, delivery, commit, Terminate; appliance.services.learning.sessions: the session's
-result) calls the `on_*` functions inside its own write transaction. Each turns the change into the
+The run-time (appliance.services.learning.runtime and its commits, deliveries, terminations and
+sequencing_steps; appliance.services.learning.sessions: the session's result) calls the `on_*` functions inside its own write transaction. Each turns the change into the
 profile's events (appliance.core.xapi.scorm_profile, pure) and, when there are any, writes one row into the
 tenant's `xapi_scorm_outbox` — so the events exist exactly when the change commits. Most commits mean
 no event, decided from the changed element names before anything else is done; one that does pays a
 small INSERT (and a count), not the statement store's writes. The hooks only read the tenant's switch
 and the session's count and write, which is also what the sequencing steps computed on a read snapshot
-may do: their writes are held back and applied with the rest (runtime._Snapshot). A session produces at
+may do: their writes are held back and applied with the rest (sequencing_snapshot.Snapshot). A session produces at
 most MAX_SESSION_STATEMENTS statements, so that a learner's commits cannot grow the LRS without bound.
 
 `flush_all` (a scheduler sweep, `xapi_scorm_flush_seconds`) turns each tenant's outbox rows into
@@ -77,7 +77,7 @@ def on_step(
     launching: bool = False,
 ) -> None:
     """A launch (the player launched the course) and/or a SCO delivered for a new SCO session
-    (initialized, or resumed): `delivery` is the delivery the answer carries (runtime._deliver)."""
+    (initialized, or resumed): `delivery` is the delivery the answer carries (deliveries.deliver)."""
     events = profile.launch_events(now) if launching else []
     if delivery is not None:
         sco = _sco(course, delivery["activity"], delivery["attempt"])

@@ -327,9 +327,9 @@ def test_every_answer_with_a_session_has_its_cmi5_block(api: TestClient, acme: T
 
 
 def test_the_idle_gap_is_the_scorm_runtime_s() -> None:
-    from appliance.services.learning import runtime
+    from appliance.services.learning import signs_of_life
 
-    assert cmi5_registrations.IDLE_SECONDS == runtime.IDLE_SECONDS
+    assert cmi5_registrations.IDLE_SECONDS == signs_of_life.IDLE_SECONDS
 
 
 @needs_examples

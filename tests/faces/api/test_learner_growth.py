@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.services.learning import runtime
+from appliance.services.learning import commits, player_requests
 from appliance.services.tenancy import quota_events
 from appliance.storage.datadir import DataDir
 from appliance.storage.sqlite.connection import one
@@ -83,11 +83,11 @@ def test_client_ids_and_seqs_out_of_bounds_are_validation_errors(
 
 
 def test_the_longest_client_id_and_seq_are_accepted(player: Player) -> None:
-    player.client_id = "x" * runtime.MAX_CLIENT_ID_CHARS
-    response = player.commit({"cmi.core.lesson_location": "p"}, seq=runtime.MAX_SEQ)
+    player.client_id = "x" * player_requests.MAX_CLIENT_ID_CHARS
+    response = player.commit({"cmi.core.lesson_location": "p"}, seq=player_requests.MAX_SEQ)
     assert response.status_code == 200, response.text
     assert response.json()["replayed"] is False
-    assert player.commit({"cmi.core.lesson_location": "q"}, seq=runtime.MAX_SEQ).json()["replayed"] is True
+    assert player.commit({"cmi.core.lesson_location": "q"}, seq=player_requests.MAX_SEQ).json()["replayed"] is True
 
 
 def test_only_the_most_recently_used_pages_are_remembered(player: Player, config: Config, acme: TenantKey) -> None:
@@ -99,7 +99,7 @@ def test_only_the_most_recently_used_pages_are_remembered(player: Player, config
         player.client_id = "long-lived"  # one page open all along, committing between the others
         assert player.commit({"cmi.core.lesson_location": f"l{n}"}, seq=n + 1).status_code == 200
     seqs = json.loads(session_column(config, acme.tenant_id, player.path, "commit_seqs"))
-    assert len(seqs) == runtime.MAX_CLIENT_IDS
+    assert len(seqs) == player_requests.MAX_CLIENT_IDS
     assert list(seqs) == [f"page-{n}" for n in range(25, 40)] + ["long-lived"]
     # Replays of remembered pages stay harmless.
     player.client_id = "page-39"
@@ -115,11 +115,11 @@ def test_only_the_most_recently_used_pages_are_remembered(player: Player, config
 
 def test_record_seq_keeps_order_of_use() -> None:
     seqs = {"a": 1, "b": 1}
-    runtime._record_seq(seqs, "a", 2)
+    commits.record_seq(seqs, "a", 2)
     assert list(seqs.items()) == [("b", 1), ("a", 2)]
-    for n in range(runtime.MAX_CLIENT_IDS):
-        runtime._record_seq(seqs, f"n{n}", 1)
-    assert len(seqs) == runtime.MAX_CLIENT_IDS and "b" not in seqs and "a" not in seqs
+    for n in range(player_requests.MAX_CLIENT_IDS):
+        commits.record_seq(seqs, f"n{n}", 1)
+    assert len(seqs) == player_requests.MAX_CLIENT_IDS and "b" not in seqs and "a" not in seqs
 
 
 def test_session_bytes_count_every_session_row_and_learner_state(

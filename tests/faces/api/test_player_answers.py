@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from appliance.core.scorm.sequencing import outline
 from appliance.core.scorm.sequencing.engine import SequencingEngine
-from appliance.services.learning import runtime
+from appliance.services.learning import engine_state, runtime
 from appliance.services.learning.sessions import session_row
 from appliance.services.library.courses import load_course
 from tests.conftest import TenantKey
@@ -35,7 +35,7 @@ def _engine_answers(api: TestClient, who: TenantKey, player: Player) -> tuple[di
     db = inst.tenant_db(who.tenant_id)
     row = db.read_sync(lambda conn: session_row(conn, player.session_id))  # type: ignore[attr-defined]
     course = load_course(inst, who.tenant_id, row["package_id"], row["package_version"])
-    engine = db.read_sync(lambda conn: runtime._engine(conn, course, row))
+    engine = db.read_sync(lambda conn: engine_state.load_engine(conn, course, row))
     assert isinstance(engine, SequencingEngine)
     return engine.toc(), engine.request_valid()
 

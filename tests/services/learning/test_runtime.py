@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.services.learning.runtime import _refresh_resumed, _set_by_sco
+from appliance.services.learning.deliveries import _refresh_resumed
+from appliance.services.learning.terminations import _set_by_sco
 
 
 def test_reported_objective_fields_carry_their_id() -> None:

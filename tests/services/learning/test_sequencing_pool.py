@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.services.learning import runtime, sequencing_pool
+from appliance.services.learning import sequencing_jobs, sequencing_pool, sequencing_steps
 from appliance.services.library.courses import load_course
 from tests.conftest import TenantKey
 from tests.faces.api.test_activity_limit import wide_course
@@ -94,14 +94,14 @@ def test_the_cpu_budget_applies_inside_the_worker(
 ) -> None:
     package = upload_ready(api, acme, wide_course(LARGE, flow=True))
     session = _session(api, acme, package["id"], "learner-1")
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 0.0)
     response = api.post(f"{Player(api, session).path}/launch")
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "SEQUENCING_TOO_COSTLY"
     assert response.json()["details"] == {"budget_seconds": 0.0, "activities": LARGE + 1}
     assert len(sequencing_pool.worker_pids()) == 1
     assert read(api, acme, session["id"], cmi=False)["current_activity"] is None
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 2.0)
     assert Player(api, session).launch()["delivery"]["activity"] == "i0"
 
 
@@ -208,8 +208,8 @@ def test_only_a_large_course_on_a_sqlite_file_goes_to_a_worker(
     small = upload_ready(api, acme, wide_course(sequencing_pool.PROCESS_MIN_ACTIVITIES - 1, flow=True))
     large_course = load_course(inst, acme.tenant_id, large["id"], large["active_version"])
     small_course = load_course(inst, acme.tenant_id, small["id"], small["active_version"])
-    assert runtime._in_process(inst, db, large_course)
-    assert not runtime._in_process(inst, db, small_course)  # 500 activities with the organization
-    assert not runtime._in_process(inst, object(), large_course)
+    assert sequencing_jobs.in_process(inst, db, large_course)
+    assert not sequencing_jobs.in_process(inst, db, small_course)  # 500 activities with the organization
+    assert not sequencing_jobs.in_process(inst, object(), large_course)
     _set_workers(monkeypatch, inst, 0)
-    assert not runtime._in_process(inst, db, large_course)
+    assert not sequencing_jobs.in_process(inst, db, large_course)

@@ -15,7 +15,7 @@ from appliance.config import Config
 from appliance.core.scorm.sequencing import outline, tracking
 from appliance.core.scorm.sequencing.engine import NavResult, SequencingEngine
 from appliance.instance import Instance
-from appliance.services.learning import runtime
+from appliance.services.learning import player_requests, runtime, sequencing_steps, terminations
 from tests.conftest import TenantKey
 from tests.faces.api.test_activity_limit import wide_course
 from tests.faces.api.test_packages import make_client, upload_ready
@@ -128,7 +128,7 @@ def test_after_the_bounded_retries_the_step_runs_under_the_lock(api: TestClient,
         return engine.launch(now=now)
 
     answer = runtime._sequencing_step(inst, acme.tenant_id, session["id"], always_raced, launching=True)
-    assert len(calls) == runtime.SEQUENCING_ATTEMPTS + 1
+    assert len(calls) == sequencing_steps.SEQUENCING_ATTEMPTS + 1
     assert answer["delivery"]["activity"] == "i0"
     assert read(api, acme, session["id"])["current_activity"] == "i0"
 
@@ -138,7 +138,7 @@ def test_a_step_over_its_cpu_budget_is_refused_and_writes_nothing(
 ) -> None:
     session = _session(api, acme, items=1500)
     before = read(api, acme, session["id"], cmi=False)
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 0.0)
     response = api.post(f"{Player(api, session).path}/launch")
     assert response.status_code == 422, response.text
     body = response.json()
@@ -150,7 +150,7 @@ def test_a_step_over_its_cpu_budget_is_refused_and_writes_nothing(
         None,
         "not_started",
     )
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 2.0)
     assert Player(api, session).launch()["delivery"]["activity"] == "i0"
 
 
@@ -177,9 +177,9 @@ def test_a_large_course_launches_and_navigates_quickly(api: TestClient, acme: Te
 # -- a Terminate that navigates: the same snapshot and compare-and-swap -------------------------------------
 
 
-def _terminate_body(player: Player, nav: str = "continue") -> runtime.CommitIn:
+def _terminate_body(player: Player, nav: str = "continue") -> player_requests.CommitIn:
     player.seq += 1
-    return runtime.CommitIn(
+    return player_requests.CommitIn(
         client_id=player.client_id,
         seq=player.seq,
         activity=player.activity or "",
@@ -201,14 +201,14 @@ def test_the_writer_lock_is_free_while_a_terminate_sequences(
     inst = _instance(api)
     db = inst.tenant_db(acme.tenant_id)
     computing, release = threading.Event(), threading.Event()
-    original = runtime._terminate
+    original = terminations._terminate
 
     def slow_terminate(*args: Any) -> NavResult:
         computing.set()
         assert release.wait(10)
         return original(*args)
 
-    monkeypatch.setattr(runtime, "_terminate", slow_terminate)
+    monkeypatch.setattr(terminations, "_terminate", slow_terminate)
     body = _terminate_body(player)
     results = _write_meanwhile(
         db,
@@ -235,7 +235,7 @@ def test_a_terminate_raced_by_a_commit_is_computed_again(
     other_page.activity = player.activity
     inst = _instance(api)
     calls: list[int] = []
-    original = runtime._terminate
+    original = terminations._terminate
 
     def raced(*args: Any) -> NavResult:
         calls.append(1)
@@ -249,7 +249,7 @@ def test_a_terminate_raced_by_a_commit_is_computed_again(
             assert answered == [200], "another page's commit waited for this Terminate"
         return original(*args)
 
-    monkeypatch.setattr(runtime, "_terminate", raced)
+    monkeypatch.setattr(terminations, "_terminate", raced)
     before = read(api, acme, session["id"])
     player.version = None  # a conditional Terminate would (rightly) be refused by the other page's commit
     answer = runtime.commit(inst, acme.tenant_id, session["id"], _terminate_body(player))
@@ -270,7 +270,7 @@ def test_a_terminate_always_raced_runs_under_the_lock(
     inst = _instance(api)
     db = inst.tenant_db(acme.tenant_id)
     calls: list[int] = []
-    original = runtime._terminate
+    original = terminations._terminate
 
     def always_raced(*args: Any) -> NavResult:
         calls.append(1)
@@ -280,9 +280,9 @@ def test_a_terminate_always_raced_runs_under_the_lock(
         )
         return original(*args)
 
-    monkeypatch.setattr(runtime, "_terminate", always_raced)
+    monkeypatch.setattr(terminations, "_terminate", always_raced)
     answer = runtime.commit(inst, acme.tenant_id, session["id"], _terminate_body(player))
-    assert len(calls) == runtime.SEQUENCING_ATTEMPTS + 1
+    assert len(calls) == sequencing_steps.SEQUENCING_ATTEMPTS + 1
     assert answer["delivery"]["activity"] == "i1"
     assert read(api, acme, session["id"])["current_activity"] == "i1"
 
@@ -295,7 +295,7 @@ def test_a_terminate_over_its_cpu_budget_changes_nothing(
     session = _session(api, acme)
     player = Player(api, session)
     player.launch()
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 0.0)
     monkeypatch.setattr(tracking, "BUDGET_STRIDE", 1)  # a small course reads too little state to reach a check
     before = read(api, acme, session["id"])
     response = player.commit({"cmi.completion_status": "completed"}, terminate=True, nav="continue")
@@ -306,7 +306,7 @@ def test_a_terminate_over_its_cpu_budget_changes_nothing(
     assert after["version"] == before["version"] and after["current_activity"] == "i0"
     assert after["activities"]["i0"]["state"] == "running"
     assert after["activities"]["i0"]["cmi"].get("cmi.completion_status") != "completed"
-    monkeypatch.setattr(runtime, "SEQUENCING_CPU_SECONDS", 2.0)
+    monkeypatch.setattr(sequencing_steps, "SEQUENCING_CPU_SECONDS", 2.0)
     again = player.commit({"cmi.completion_status": "completed"}, terminate=True, nav="continue")
     assert again.status_code == 200, again.text
     assert again.json()["delivery"]["activity"] == "i1"

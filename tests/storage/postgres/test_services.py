@@ -18,8 +18,8 @@ from typing import Any
 from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.services.delivery import jobs, webhooks
-from appliance.services.learning import analytics, runtime, sessions
+from appliance.services.delivery import jobs, webhook_deliveries, webhooks
+from appliance.services.learning import analytics, player_requests, runtime, sessions
 from appliance.services.library import packages
 from appliance.services.library.upload import StagedUpload
 from appliance.services.tenancy.tenants import create_tenant, get_tenant
@@ -61,10 +61,10 @@ def _scenario(inst: Instance, name: str) -> list[Any]:
     out.append(webhooks.update_webhook(inst, tenant, hook_id, enabled=False))
     out.append(webhooks.update_webhook(inst, tenant, hook_id, enabled=True, events=["package.*", "session.*"]))
     inst.clock.advance(1)
-    delivery = webhooks.send_test(inst, tenant, hook_id)
+    delivery = webhook_deliveries.send_test(inst, tenant, hook_id)
     out.append(delivery)
-    out.append(webhooks.retry_delivery(inst, tenant, hook_id, delivery["id"]))
-    out.append(webhooks.list_deliveries(inst, tenant, hook_id, status="pending", limit=10, cursor=None))
+    out.append(webhook_deliveries.retry_delivery(inst, tenant, hook_id, delivery["id"]))
+    out.append(webhook_deliveries.list_deliveries(inst, tenant, hook_id, status="pending", limit=10, cursor=None))
     out.append(
         inst.registry.read_sync(
             lambda c: rows(c, "SELECT kind, tenant_id, status, run_at FROM jobs WHERE tenant_id = ?", (tenant.id,))
@@ -161,7 +161,7 @@ def _learning(inst: Instance, name: str) -> list[Any]:
             f"cmi.interactions.{n}.result": result,
             f"cmi.interactions.{n}.latency": "0000:00:04.00",
         }
-    body = runtime.CommitIn(client_id="c1", seq=1, activity=launched["delivery"]["activity"], changes=changes)
+    body = player_requests.CommitIn(client_id="c1", seq=1, activity=launched["delivery"]["activity"], changes=changes)
     out.append(runtime.commit(inst, tenant.id, session["id"], body))
     out.append(sessions.get_session(inst, tenant, session["id"], BASE, include_cmi=True))
     filters = {"package_id": made["id"], "learner": "AD", "learner_id": None, "status": None}

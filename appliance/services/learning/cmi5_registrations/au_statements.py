@@ -27,7 +27,7 @@ from appliance.storage.sqlite.connection import one
 
 IDLE_SECONDS = (
     30 * 60
-)  # a gap this long is not counted as time spent (as appliance.services.learning.runtime's SCORM sessions)
+)  # a gap this long is not counted as time spent (as appliance.services.learning.signs_of_life's SCORM sessions)
 
 
 def _time_spent(session: dict[str, Any], now: float) -> float:
