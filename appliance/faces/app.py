@@ -43,12 +43,12 @@ from appliance.faces.console.render import template_config
 from appliance.faces.console.routes import console_router
 from appliance.instance import Instance
 from appliance.logging_setup import access_log_middleware
-from appliance.services.delivery import jobs, outbound, webhooks
+from appliance.services.delivery import jobs, outbound, webhook_attempts, webhook_deliveries
 from appliance.services.delivery.scheduler import Scheduler
 from appliance.services.learning import cmi5_registrations, sessions
 from appliance.services.library import packages
 from appliance.services.lms.lti import ags as lti_ags
-from appliance.services.lrs import forwarding, scorm_statements
+from appliance.services.lrs import forwarding, forwarding_targets, scorm_statements
 from appliance.services.tenancy import quota_events
 from appliance.services.tenancy.jwtauth import JwksCache
 from appliance.services.tenancy.rate_limiters import api_limiter, learner_limits
@@ -96,12 +96,12 @@ def build_scheduler(inst: Instance) -> Scheduler:
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
     scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)
     scheduler.every("cmi5-abandon", inst.config.expiry_sweep_seconds, cmi5_registrations.abandon_stale)
-    scheduler.register(webhooks.DELIVER_JOB, webhooks.deliver)
-    scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhooks.dispatch_all)
-    scheduler.every("webhook-recover", 60.0, webhooks.recover_deliveries)
+    scheduler.register(webhook_attempts.DELIVER_JOB, webhook_attempts.deliver)
+    scheduler.every("webhook-dispatch", inst.config.webhook_dispatch_seconds, webhook_deliveries.dispatch_all)
+    scheduler.every("webhook-recover", 60.0, webhook_deliveries.recover_deliveries)
     scheduler.every("quota-watch", 60.0, quota_events.watch)
     scheduler.every("xapi-scorm-statements", inst.config.xapi_scorm_flush_seconds, scorm_statements.flush_all)
-    scheduler.register(forwarding.FORWARD_JOB, forwarding.forward)
+    scheduler.register(forwarding_targets.FORWARD_JOB, forwarding.forward)
     scheduler.every("xapi-forward", forwarding.SWEEP_SECONDS, forwarding.sweep)
     scheduler.every("xapi-forward-purge", 3600.0, forwarding.purge_jobs)
     scheduler.register(lti_ags.SCORE_JOB, lti_ags.post_score)

@@ -36,7 +36,7 @@ import pytest
 
 from appliance.config import Config
 from appliance.instance import Instance
-from appliance.services.delivery.webhooks import new_secret, signed_headers
+from appliance.services.delivery.webhook_signing import new_secret, signed_headers
 from appliance.services.tenancy.apikeys import create_key
 from appliance.services.tenancy.tenants import create_tenant, set_quotas
 from tests.conftest import CORPUS, REPO

@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from appliance.faces.api.deps import InstanceDep, PrincipalDep
 from appliance.faces.api.paging import PageCursor, PageLimit
-from appliance.services.lrs import credentials, forwarding
+from appliance.services.lrs import credentials, forwarding_log, forwarding_targets
 from appliance.services.tenancy.roles import ADMINS
 
 
@@ -140,7 +140,7 @@ class LrsForwardingController(Controller):
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, data: JSONBody[TargetIn]
     ) -> dict[str, Any]:
         """201 with the target (its password is never shown)."""
-        target = forwarding.create_target(
+        target = forwarding_targets.create_target(
             inst, principal.tenant, **_target_fields(data), forward_existing=data.forward_existing
         )
         _wake(request)
@@ -155,12 +155,12 @@ class LrsForwardingController(Controller):
         cursor: PageCursor = None,
     ) -> dict[str, Any]:
         """Targets, oldest first, each with its cursor and backlog."""
-        return forwarding.list_targets(inst, principal.tenant, limit=limit, cursor=cursor)
+        return forwarding_targets.list_targets(inst, principal.tenant, limit=limit, cursor=cursor)
 
     @get("/{target_id:str}", sync_to_thread=True, summary="A forwarding target")
     def show(self, principal: PrincipalDep, inst: InstanceDep, target_id: FromPath[str]) -> dict[str, Any]:
         """One target with its cursor, backlog (`pending_statements`) and failure state."""
-        return forwarding.get_target(inst, principal.tenant, target_id)
+        return forwarding_targets.get_target(inst, principal.tenant, target_id)
 
     @patch("/{target_id:str}", sync_to_thread=True, summary="Change, enable or disable a forwarding target")
     def update(
@@ -172,14 +172,14 @@ class LrsForwardingController(Controller):
         data: JSONBody[TargetPatch],
     ) -> dict[str, Any]:
         """Fields left out keep their value; a disabled target keeps its cursor and resumes from it."""
-        target = forwarding.update_target(inst, principal.tenant, target_id, **_target_fields(data))
+        target = forwarding_targets.update_target(inst, principal.tenant, target_id, **_target_fields(data))
         _wake(request)
         return target
 
     @delete("/{target_id:str}", status_code=204, sync_to_thread=True, summary="Delete a forwarding target")
     def remove(self, principal: PrincipalDep, inst: InstanceDep, target_id: FromPath[str]) -> None:
         """Delete the target and its log (statements already forwarded stay at the target)."""
-        forwarding.delete_target(inst, principal.tenant, target_id)
+        forwarding_targets.delete_target(inst, principal.tenant, target_id)
 
     @get("/{target_id:str}/log", sync_to_thread=True, summary="The target's delivery log")
     def log(
@@ -192,4 +192,4 @@ class LrsForwardingController(Controller):
         cursor: PageCursor = None,
     ) -> dict[str, Any]:
         """Attempts, newest first: delivered, failed (retried with backoff) or rejected (passed over)."""
-        return forwarding.list_log(inst, principal.tenant, target_id, outcome=outcome, limit=limit, cursor=cursor)
+        return forwarding_log.list_log(inst, principal.tenant, target_id, outcome=outcome, limit=limit, cursor=cursor)

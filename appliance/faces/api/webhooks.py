@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from appliance.faces.api.deps import InstanceDep, PrincipalDep
-from appliance.services.delivery import webhooks
+from appliance.services.delivery import webhook_deliveries, webhooks
 from appliance.services.tenancy.roles import ADMINS
 
 
@@ -90,7 +90,7 @@ class WebhookController(Controller):
         self, request: Request[Any, Any, Any], principal: PrincipalDep, inst: InstanceDep, webhook_id: FromPath[str]
     ) -> dict[str, Any]:
         """Queue a `ping` for this endpoint; 202 with the delivery (watch it in the delivery log)."""
-        result = webhooks.send_test(inst, principal.tenant, webhook_id)
+        result = webhook_deliveries.send_test(inst, principal.tenant, webhook_id)
         _wake(request)
         return result
 
@@ -105,14 +105,16 @@ class WebhookController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Deliveries, newest first, with each attempt's status code, response time and error."""
-        return webhooks.list_deliveries(inst, principal.tenant, webhook_id, status=status, limit=limit, cursor=cursor)
+        return webhook_deliveries.list_deliveries(
+            inst, principal.tenant, webhook_id, status=status, limit=limit, cursor=cursor
+        )
 
     @get("/{webhook_id:str}/deliveries/{delivery_id:str}", sync_to_thread=True, summary="One delivery")
     def delivery(
         self, principal: PrincipalDep, inst: InstanceDep, webhook_id: FromPath[str], delivery_id: FromPath[str]
     ) -> dict[str, Any]:
         """A delivery with its attempts and the event body it sends."""
-        return webhooks.get_delivery(inst, principal.tenant, webhook_id, delivery_id)
+        return webhook_deliveries.get_delivery(inst, principal.tenant, webhook_id, delivery_id)
 
     @post(
         "/{webhook_id:str}/deliveries/{delivery_id:str}/retry",
@@ -129,6 +131,6 @@ class WebhookController(Controller):
         delivery_id: FromPath[str],
     ) -> dict[str, Any]:
         """One more attempt now, for a failed delivery (or a delivered one, to send it again)."""
-        result = webhooks.retry_delivery(inst, principal.tenant, webhook_id, delivery_id)
+        result = webhook_deliveries.retry_delivery(inst, principal.tenant, webhook_id, delivery_id)
         _wake(request)
         return result

@@ -15,7 +15,7 @@ import click
 from appliance.clock import rfc3339
 from appliance.faces.cli.common import admin_command, table
 from appliance.instance import Instance
-from appliance.services.lrs import credentials, forwarding
+from appliance.services.lrs import credentials, forwarding_log, forwarding_targets
 from appliance.services.tenancy.tenants import get_tenant
 
 TENANT_HELP = "Tenant id or name."
@@ -122,7 +122,7 @@ def _password(password: str | None, password_stdin: bool) -> str | None:
 @click.option(
     "--xapi-version",
     "version",
-    type=click.Choice(forwarding.VERSIONS),
+    type=click.Choice(forwarding_targets.VERSIONS),
     default="1.0.3",
     show_default=True,
     help="The xAPI version to speak to the target.",
@@ -153,7 +153,7 @@ def fwd_create(
     forward_existing: bool,
 ) -> tuple[Any, str]:
     """Add a forwarding target; a running server starts forwarding within a second."""
-    target = forwarding.create_target(
+    target = forwarding_targets.create_target(
         inst,
         get_tenant(inst, tenant),
         endpoint=endpoint,
@@ -177,7 +177,11 @@ def fwd_create(
 @click.option("--password", default=None, help="A new HTTP Basic password ('' removes it).")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard input.")
 @click.option(
-    "--xapi-version", "version", type=click.Choice(forwarding.VERSIONS), default=None, help="The xAPI version to speak."
+    "--xapi-version",
+    "version",
+    type=click.Choice(forwarding_targets.VERSIONS),
+    default=None,
+    help="The xAPI version to speak.",
 )
 @click.option("--verb", "verbs", multiple=True, help="Replace the verb filter with these IRIs (repeatable).")
 @click.option("--activity-prefix", "prefixes", multiple=True, help="Replace the activity filter (repeatable).")
@@ -199,7 +203,7 @@ def fwd_update(
     name: str | None,
 ) -> tuple[Any, str]:
     """Change a target; what is not given keeps its value, and its cursor stays where it is."""
-    target = forwarding.update_target(
+    target = forwarding_targets.update_target(
         inst,
         get_tenant(inst, tenant),
         target_id,
@@ -223,7 +227,7 @@ def fwd_list(inst: Instance, tenant: str) -> tuple[Any, str]:
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        page = forwarding.list_targets(inst, owner, limit=500, cursor=cursor)
+        page = forwarding_targets.list_targets(inst, owner, limit=500, cursor=cursor)
         found += page["data"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -241,7 +245,7 @@ def fwd_list(inst: Instance, tenant: str) -> tuple[Any, str]:
 @admin_command
 def fwd_show(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
     """Show one target: its cursor, backlog and failure state."""
-    target = forwarding.get_target(inst, get_tenant(inst, tenant), target_id)
+    target = forwarding_targets.get_target(inst, get_tenant(inst, tenant), target_id)
     return target, _summary(target)
 
 
@@ -251,7 +255,7 @@ def fwd_show(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
 @admin_command
 def fwd_enable(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
     """Enable a target: it resumes from its cursor, and its next attempt is due at once."""
-    target = forwarding.update_target(inst, get_tenant(inst, tenant), target_id, enabled=True)
+    target = forwarding_targets.update_target(inst, get_tenant(inst, tenant), target_id, enabled=True)
     return target, _summary(target)
 
 
@@ -261,7 +265,7 @@ def fwd_enable(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
 @admin_command
 def fwd_disable(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
     """Disable a target: nothing is sent; its cursor stays where it is."""
-    target = forwarding.update_target(inst, get_tenant(inst, tenant), target_id, enabled=False)
+    target = forwarding_targets.update_target(inst, get_tenant(inst, tenant), target_id, enabled=False)
     return target, _summary(target)
 
 
@@ -271,19 +275,21 @@ def fwd_disable(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
 @admin_command
 def fwd_delete(inst: Instance, target_id: str, tenant: str) -> tuple[Any, str]:
     """Delete a target and its delivery log."""
-    forwarding.delete_target(inst, get_tenant(inst, tenant), target_id)
+    forwarding_targets.delete_target(inst, get_tenant(inst, tenant), target_id)
     return {"id": target_id, "deleted": True}, f"Deleted {target_id}."
 
 
 @lrs_forwarding.command("log")
 @click.argument("target_id")
 @click.option("--tenant", "tenant", required=True, help=TENANT_HELP)
-@click.option("--outcome", type=click.Choice(forwarding.OUTCOMES), default=None, help="Only entries of this outcome.")
+@click.option(
+    "--outcome", type=click.Choice(forwarding_log.OUTCOMES), default=None, help="Only entries of this outcome."
+)
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="How many entries.")
 @admin_command
 def fwd_log(inst: Instance, target_id: str, tenant: str, outcome: str | None, limit: int) -> tuple[Any, str]:
     """The target's delivery log, newest first."""
-    page = forwarding.list_log(inst, get_tenant(inst, tenant), target_id, outcome=outcome, limit=limit)
+    page = forwarding_log.list_log(inst, get_tenant(inst, tenant), target_id, outcome=outcome, limit=limit)
     rows = [
         [
             e["at"],

@@ -1,10 +1,10 @@
-"""Forwarding a tenant's xAPI statements to external LRSs: targets, a cursor each, ordered delivery, a log.
+"""Forwarding a tenant's xAPI statements to external LRSs: the `xapi.forward` job and the sweep that queues it.
 
-A target is an LRS endpoint (`https://lrs.example.org/xapi/`) with HTTP Basic credentials, an xAPI
-version to speak, and filters (verb IRIs, activity id prefixes). Each target keeps a cursor: the last
-`seq` of `xapi_statements` it is done with. Statements arrive in `seq` order (one writer per tenant
-database, so no lower `seq` commits after a higher one), so "everything after the cursor, in `seq`
-order" is both what is left to send and the order to send it in.
+The targets and their settings are appliance.services.lrs.forwarding_targets; the log of every attempt is
+appliance.services.lrs.forwarding_log. Each target keeps a cursor: the last `seq` of `xapi_statements` it is
+done with. Statements arrive in `seq` order (one writer per tenant database, so no lower `seq` commits
+after a higher one), so "everything after the cursor, in `seq` order" is both what is left to send and
+the order to send it in.
 
 Life of a statement: the `xapi-forward` sweep (every second) finds enabled targets whose cursor is
 behind the newest statement and queues one `xapi.forward` job per target. The job takes a lease on
@@ -46,33 +46,28 @@ from typing import Any
 import apsw
 
 from appliance import __version__
-from appliance.clock import rfc3339
-from appliance.errors import NotFound, ValidationFailed
-from appliance.ids import new_id
 from appliance.instance import Instance
-from appliance.pagination import encode_cursor, keyset_clause, page_result, parse_page
 from appliance.services.delivery import jobs, outbound
-from appliance.services.delivery.webhooks import backoff_delay
-from appliance.services.tenancy.tenants import Tenant
+from appliance.services.delivery.backoff import backoff_delay
+from appliance.services.lrs.forwarding_log import Outcome, write_entry
+from appliance.services.lrs.forwarding_targets import (
+    FORWARD_JOB,
+    Filters,
+    enqueue,
+    filters_of,
+    newest_seq,
+    outbound_policy,
+)
 from appliance.storage.sqlite.connection import one, rows
 
 log = logging.getLogger("appliance.lrs.forwarding")
 
-FORWARD_JOB = "xapi.forward"
 SWEEP_SECONDS = 1.0
-VERSIONS = ("1.0.3", "2.0.0")
-REFUSING_STATUSES = frozenset({400, 409, 413})  # about the statements, not the target: retrying cannot help
 MAX_REFUSED_IN_A_ROW = 10  # more refused with none accepted after them: the target, not the statements
 RETRY_BASE_SECONDS = 2.0
 BATCHES_PER_RUN = 20  # then the job yields its slot (of `job_concurrency`) and queues its continuation
 RUN_SECONDS = 10.0  # likewise after this long: a slow target must not hold a slot package processing needs
-LOG_KEEP = 1000
-MAX_URL_CHARS = 2048
-MAX_FILTERS = 100
-MAX_FILTER_CHARS = 2048
-MAX_NAME_CHARS = 200
 RESPONSE_BODY_BYTES = outbound.EXCERPT_BYTES
-VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 USER_AGENT = f"scorm-appliance-lrs-forwarding/{__version__}"
 
 
@@ -87,87 +82,6 @@ def retry_delay(attempt: int, cap: float, rng: random.Random | None = None) -> f
     that stays down costs one request every few minutes.
     """
     return backoff_delay(attempt, RETRY_BASE_SECONDS, 2.0, cap, rng)
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which statements a target takes: a verb in `verbs` (when any) and an object activity id starting
-    with one of `activity_prefixes` (when any). Voiding statements always pass, so a target can void what
-    it received."""
-
-    verbs: tuple[str, ...] = ()
-    activity_prefixes: tuple[str, ...] = ()
-
-    def admits(self, statement: dict[str, Any]) -> bool:
-        """Whether `statement` is forwarded to the target."""
-        verb = (statement.get("verb") or {}).get("id")
-        if verb == VOIDED:
-            return True
-        if self.verbs and verb not in self.verbs:
-            return False
-        if self.activity_prefixes:
-            obj = statement.get("object") or {}
-            if obj.get("objectType", "Activity") != "Activity":
-                return False
-            activity = str(obj.get("id", ""))
-            return any(activity.startswith(p) for p in self.activity_prefixes)
-        return True
-
-
-def _check_list(values: Sequence[str] | None, field: str) -> list[str]:
-    found = list(dict.fromkeys(v.strip() for v in (values or []) if isinstance(v, str) and v.strip()))
-    if len(found) > MAX_FILTERS or any(len(v) > MAX_FILTER_CHARS for v in found):
-        raise ValidationFailed(
-            f"{field}: at most {MAX_FILTERS} entries of {MAX_FILTER_CHARS} characters",
-            {"errors": [{"field": f"filters.{field}", "message": "too many or too long"}]},
-        )
-    if field == "verbs":
-        bad = [v for v in found if ":" not in v]
-        if bad:
-            raise ValidationFailed(
-                "filters.verbs must list verb IRIs",
-                {"errors": [{"field": "filters.verbs", "message": f"not an IRI: {bad[0]!r}"}]},
-            )
-    return found
-
-
-def check_endpoint(url: str, policy: outbound.Policy) -> str:
-    """The LRS endpoint as stored: an absolute http(s) URL the policy could admit, ending in `/`.
-
-    No query or fragment: the resource (`statements`) is appended to the path. Each attempt checks the
-    resolved addresses again (appliance.services.delivery.outbound), since DNS may answer differently by then.
-    """
-    text = url.strip()
-    try:
-        if len(text) > MAX_URL_CHARS:
-            raise outbound.OutboundRefused(f"the URL is limited to {MAX_URL_CHARS} characters")
-        target = outbound.check_url(text, policy)
-        if target.url.query or target.url.fragment:
-            raise outbound.OutboundRefused("the endpoint takes no query or fragment")
-    except outbound.OutboundRefused as exc:
-        raise ValidationFailed(
-            f"endpoint: {exc.message}", {"errors": [{"field": "endpoint", "message": exc.message}]}
-        ) from exc
-    return text if text.endswith("/") else text + "/"
-
-
-def check_version(version: str) -> str:
-    """One of VERSIONS (what the target is sent in `X-Experience-API-Version`)."""
-    if version not in VERSIONS:
-        raise ValidationFailed(
-            f"version must be one of {', '.join(VERSIONS)}",
-            {"errors": [{"field": "version", "message": f"unknown version {version!r}"}]},
-        )
-    return version
-
-
-def _check_name(name: str | None) -> str:
-    text = (name or "").strip()
-    if len(text) > MAX_NAME_CHARS:
-        raise ValidationFailed(
-            f"name is limited to {MAX_NAME_CHARS} characters", {"errors": [{"field": "name", "message": "too long"}]}
-        )
-    return text
 
 
 def outgoing(statement: dict[str, Any], version: str) -> dict[str, Any]:
@@ -209,277 +123,6 @@ def encode_body(statements: list[dict[str, Any]], parts: list[tuple[str, str, by
     return b"".join(chunks), f'multipart/mixed; boundary="{boundary}"'
 
 
-def _policy(inst: Instance) -> outbound.Policy:
-    return outbound.policy_for(inst.config.outbound_allow)
-
-
-# -- targets -----------------------------------------------------------------------------------------------
-
-
-def _filters(row: dict[str, Any]) -> Filters:
-    return Filters(tuple(json.loads(row["verbs"])), tuple(json.loads(row["activity_prefixes"])))
-
-
-def _status(row: dict[str, Any]) -> str:
-    if not row["enabled"]:
-        return "disabled"
-    return "retrying" if row["attempts"] else "active"
-
-
-def target_json(row: dict[str, Any], pending: int | None = None) -> dict[str, Any]:
-    """A target as the API and CLI show it: never its password."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "endpoint": row["endpoint"],
-        "username": row["username"],
-        "has_password": bool(row["password"]),
-        "version": row["version"],
-        "filters": {"verbs": json.loads(row["verbs"]), "activity_prefixes": json.loads(row["activity_prefixes"])},
-        "enabled": bool(row["enabled"]),
-        "status": _status(row),
-        "cursor_seq": row["cursor_seq"],
-        "pending_statements": pending,
-        "forwarded_count": row["forwarded_count"],
-        "rejected_count": row["rejected_count"],
-        "filtered_count": row["filtered_count"],
-        "failed_attempts": row["attempts"],
-        "next_retry_at": rfc3339(row["next_attempt_at"]) if row["attempts"] and row["enabled"] else None,
-        "failing_since": rfc3339(row["failing_since"]),
-        "last_status_code": row["last_status_code"],
-        "last_error": row["last_error"],
-        "last_forwarded_at": rfc3339(row["last_forwarded_at"]),
-        "created_at": rfc3339(row["created_at"]),
-        "updated_at": rfc3339(row["updated_at"]),
-    }
-
-
-def _target_row(conn: apsw.Connection, target_id: str) -> dict[str, Any]:
-    row = one(conn, "SELECT * FROM xapi_forwarding_targets WHERE id = ?", (target_id,))
-    if row is None:
-        raise NotFound(f"no forwarding target {target_id!r}", {"target_id": target_id})
-    return row
-
-
-def _newest_seq(conn: apsw.Connection) -> int:
-    found = one(conn, "SELECT max(seq) AS seq FROM xapi_statements")
-    return int(found["seq"] or 0) if found else 0
-
-
-def _pending(conn: apsw.Connection, cursor_seq: int) -> int:
-    found = one(conn, "SELECT count(*) AS n FROM xapi_statements WHERE seq > ?", (cursor_seq,))
-    return int(found["n"]) if found else 0
-
-
-def _json_of(conn: apsw.Connection, row: dict[str, Any]) -> dict[str, Any]:
-    return target_json(row, _pending(conn, row["cursor_seq"]))
-
-
-def create_target(
-    inst: Instance,
-    tenant: Tenant,
-    *,
-    endpoint: str,
-    username: str | None = None,
-    password: str | None = None,
-    version: str = "1.0.3",
-    verbs: Sequence[str] | None = None,
-    activity_prefixes: Sequence[str] | None = None,
-    name: str | None = None,
-    enabled: bool = True,
-    forward_existing: bool = False,
-) -> dict[str, Any]:
-    """Create a target. It forwards statements stored from now on, or the tenant's whole history with
-    `forward_existing` (its cursor then starts at 0)."""
-    url, text = check_endpoint(endpoint, _policy(inst)), _check_name(name)
-    check_version(version)
-    verb_list, prefix_list = _check_list(verbs, "verbs"), _check_list(activity_prefixes, "activity_prefixes")
-    now, target_id = inst.clock.now(), new_id("fwd")
-
-    def insert(conn: apsw.Connection) -> dict[str, Any]:
-        start = 0 if forward_existing else _newest_seq(conn)
-        conn.execute(
-            "INSERT INTO xapi_forwarding_targets (id, name, endpoint, username, password, version, verbs, "
-            "activity_prefixes, enabled, cursor_seq, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                target_id,
-                text,
-                url,
-                username or None,
-                password or None,
-                version,
-                json.dumps(verb_list),
-                json.dumps(prefix_list),
-                int(enabled),
-                start,
-                now,
-                now,
-            ),
-        )
-        return _json_of(conn, _target_row(conn, target_id))
-
-    made = inst.tenant_db(tenant.id).write_sync(insert)
-    if made["enabled"] and made["pending_statements"]:
-        wake(inst, tenant.id, target_id)
-    return made
-
-
-def list_targets(inst: Instance, tenant: Tenant, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
-    """A page of targets, oldest first (the API's keyset paging, appliance.pagination)."""
-    page = parse_page(limit, cursor)
-    where, params = keyset_clause(page)
-
-    def read(conn: apsw.Connection) -> dict[str, Any]:
-        found = rows(
-            conn,
-            f"SELECT * FROM xapi_forwarding_targets WHERE {where} ORDER BY created_at, id LIMIT ?",
-            (*params, page.limit + 1),
-        )
-        return page_result(found, page, lambda r: _json_of(conn, r))
-
-    return inst.tenant_db(tenant.id).read_sync(read)
-
-
-def get_target(inst: Instance, tenant: Tenant, target_id: str) -> dict[str, Any]:
-    """One target with its backlog (`pending_statements`), or NotFound."""
-    return inst.tenant_db(tenant.id).read_sync(lambda c: _json_of(c, _target_row(c, target_id)))
-
-
-def update_target(
-    inst: Instance,
-    tenant: Tenant,
-    target_id: str,
-    *,
-    endpoint: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    version: str | None = None,
-    verbs: Sequence[str] | None = None,
-    activity_prefixes: Sequence[str] | None = None,
-    name: str | None = None,
-    enabled: bool | None = None,
-) -> dict[str, Any]:
-    """Change a target; arguments left None keep their value (an empty string clears the credentials).
-
-    A change of endpoint, credentials or enabling makes the next attempt due now: what made it fail
-    may be what was just fixed. The cursor never moves here.
-    """
-    changes: dict[str, Any] = {}
-    if endpoint is not None:
-        changes["endpoint"] = check_endpoint(endpoint, _policy(inst))
-    if username is not None:
-        changes["username"] = username or None
-    if password is not None:
-        changes["password"] = password or None
-    if version is not None:
-        changes["version"] = check_version(version)
-    if verbs is not None:
-        changes["verbs"] = json.dumps(_check_list(verbs, "verbs"))
-    if activity_prefixes is not None:
-        changes["activity_prefixes"] = json.dumps(_check_list(activity_prefixes, "activity_prefixes"))
-    if name is not None:
-        changes["name"] = _check_name(name)
-    if enabled is not None:
-        changes["enabled"] = int(enabled)
-    if changes.keys() & {"endpoint", "username", "password", "version"}:
-        changes["proven"] = 0  # refusals by what may be another LRS no longer show the statements are bad
-    if changes.keys() & {"endpoint", "username", "password", "version", "enabled"}:
-        changes["next_attempt_at"] = None
-    now = inst.clock.now()
-
-    def update(conn: apsw.Connection) -> dict[str, Any]:
-        _target_row(conn, target_id)
-        if changes:
-            assignments = ", ".join(f"{k} = ?" for k in changes)
-            conn.execute(
-                f"UPDATE xapi_forwarding_targets SET {assignments}, updated_at = ? WHERE id = ?",
-                (*changes.values(), now, target_id),
-            )
-        return _json_of(conn, _target_row(conn, target_id))
-
-    changed = inst.tenant_db(tenant.id).write_sync(update)
-    if changed["enabled"] and changed["pending_statements"] and "next_attempt_at" in changes:
-        # What made it fail may be what was just fixed: try now, not at the retry already queued (that
-        # job finds the lease or nothing to do, so two jobs never send at once).
-        _enqueue(inst, tenant.id, target_id, inst.clock.now(), unique=False)
-    return changed
-
-
-def delete_target(inst: Instance, tenant: Tenant, target_id: str) -> None:
-    """Delete a target and its log; a job at work on it finds it gone and stops."""
-
-    def delete(conn: apsw.Connection) -> None:
-        _target_row(conn, target_id)
-        conn.execute("DELETE FROM xapi_forwarding_targets WHERE id = ?", (target_id,))
-
-    inst.tenant_db(tenant.id).write_sync(delete)
-
-
-# -- the delivery log --------------------------------------------------------------------------------------
-
-
-OUTCOMES = ("delivered", "failed", "rejected")
-
-
-def log_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One log entry: one POST to the target and what came of it."""
-    return {
-        "id": row["id"],
-        "target_id": row["target_id"],
-        "at": rfc3339(row["created_at"]),
-        "outcome": row["outcome"],
-        "attempt": row["attempt"],
-        "first_seq": row["first_seq"],
-        "last_seq": row["last_seq"],
-        "statement_count": len(json.loads(row["statement_ids"])),
-        "statement_ids": json.loads(row["statement_ids"]),
-        "status_code": row["status_code"],
-        "error": row["error"],
-        "duration_ms": row["duration_ms"],
-        "response_body": row["response_body"],
-    }
-
-
-def list_log(
-    inst: Instance,
-    tenant: Tenant,
-    target_id: str,
-    *,
-    outcome: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """A target's log, newest first, optionally of one outcome."""
-    if outcome is not None and outcome not in OUTCOMES:
-        raise ValidationFailed(
-            f"outcome must be one of {', '.join(OUTCOMES)}", {"errors": [{"field": "outcome", "message": "unknown"}]}
-        )
-    page = parse_page(limit, cursor)
-    where, params = ["target_id = ?"], [target_id]
-    if page.after:
-        where.append("n < ?")
-        params.append(int(page.after[0]))
-    if outcome:
-        where.append("outcome = ?")
-        params.append(outcome)
-
-    def read(conn: apsw.Connection) -> list[dict[str, Any]]:
-        _target_row(conn, target_id)
-        return rows(
-            conn,
-            f"SELECT * FROM xapi_forwarding_log WHERE {' AND '.join(where)} ORDER BY n DESC LIMIT ?",
-            (*params, page.limit + 1),
-        )
-
-    found = inst.tenant_db(tenant.id).read_sync(read)
-    kept = found[: page.limit]
-    more = len(found) > page.limit and bool(kept)
-    return {
-        "data": [log_json(r) for r in kept],
-        "next_cursor": encode_cursor(float(kept[-1]["n"]), kept[-1]["id"]) if more else None,
-    }
-
-
 # -- delivery (job handler and sweep) ----------------------------------------------------------------------
 
 
@@ -495,23 +138,6 @@ class _Target:
     cursor_seq: int
     attempts: int
     proven: bool
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    duration_ms: int
-    status_code: int | None
-    error: str | None
-    response_body: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def refused(self) -> bool:
-        """The target refused the statements themselves (retrying them cannot help)."""
-        return self.status_code in REFUSING_STATUSES
 
 
 def _authorization(username: str | None, password: str | None) -> str | None:
@@ -543,7 +169,7 @@ def _attachment_parts(conn: apsw.Connection, hashes: list[str]) -> list[tuple[st
     return [(h, found[h]["content_type"], bytes(found[h]["content"])) for h in hashes if h in found]
 
 
-def _post(inst: Instance, target: _Target, body: bytes, content_type: str) -> _Outcome:
+def _post(inst: Instance, target: _Target, body: bytes, content_type: str) -> Outcome:
     """One POST of statements through the outbound guard; errors as generic texts (appliance.services.delivery.outbound)."""
     headers = {
         "content-type": content_type,
@@ -557,7 +183,7 @@ def _post(inst: Instance, target: _Target, body: bytes, content_type: str) -> _O
         reply = outbound.send(
             "POST",
             target.url + "statements",
-            policy=_policy(inst),
+            policy=outbound_policy(inst),
             timeout=inst.config.xapi_forward_timeout_seconds,
             max_body=RESPONSE_BODY_BYTES,
             headers=headers,
@@ -565,47 +191,13 @@ def _post(inst: Instance, target: _Target, body: bytes, content_type: str) -> _O
         )
     except outbound.OutboundError as exc:
         log.info("forwarding to %s (%s) failed: %s", target.id, target.url, exc.reason)
-        return _Outcome(int((time.perf_counter() - started) * 1000), None, exc.message, None)
+        return Outcome(int((time.perf_counter() - started) * 1000), None, exc.message, None)
     except Exception:  # a bug, not the target: a failed attempt all the same, and a trace for the operator
         log.exception("forwarding to %s (%s) failed unexpectedly", target.id, target.url)
-        return _Outcome(int((time.perf_counter() - started) * 1000), None, "the request failed", None)
+        return Outcome(int((time.perf_counter() - started) * 1000), None, "the request failed", None)
     elapsed = int((time.perf_counter() - started) * 1000)
     error = None if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
-    return _Outcome(elapsed, reply.status_code, error, reply.excerpt())
-
-
-def _log(
-    conn: apsw.Connection,
-    target_id: str,
-    outcome: str,
-    attempt: int,
-    batch: Sequence[tuple[int, dict[str, Any]]],
-    result: _Outcome,
-    now: float,
-) -> None:
-    last = one(conn, "SELECT max(n) AS n FROM xapi_forwarding_log WHERE target_id = ?", (target_id,))
-    n = int(last["n"] or 0) + 1 if last else 1
-    conn.execute(
-        "INSERT INTO xapi_forwarding_log (id, target_id, n, outcome, attempt, first_seq, last_seq, statement_ids, "
-        "status_code, error, duration_ms, response_body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            new_id("fdl"),
-            target_id,
-            n,
-            outcome,
-            attempt,
-            batch[0][0],
-            batch[-1][0],
-            json.dumps([s.get("id") for _, s in batch]),
-            result.status_code,
-            result.error,
-            result.duration_ms,
-            result.response_body,
-            now,
-        ),
-    )
-    if n > LOG_KEEP and n % 100 == 0:  # prune now and then, not on every entry
-        conn.execute("DELETE FROM xapi_forwarding_log WHERE target_id = ? AND n <= ?", (target_id, n - LOG_KEEP))
+    return Outcome(elapsed, reply.status_code, error, reply.excerpt())
 
 
 class _Gone(Exception):
@@ -658,7 +250,7 @@ class _Refusal:
 
     seq: int
     statement: dict[str, Any]
-    outcome: _Outcome
+    outcome: Outcome
 
 
 class _Run:
@@ -727,7 +319,7 @@ class _Run:
             self._commit(self.read[-1][0], refused=refused)
         return True
 
-    def _send(self, batch: Read) -> _Outcome:
+    def _send(self, batch: Read) -> Outcome:
         statements = [outgoing(s, self.target.version) for _, s in batch]
         hashes = _attachment_hashes(statements)
         parts = self.db.read_sync(lambda c: _attachment_parts(c, hashes)) if hashes else []
@@ -739,7 +331,7 @@ class _Run:
         to_seq: int,
         *,
         refused: Sequence[_Refusal] = (),
-        delivered: tuple[Read, _Outcome] | None = None,
+        delivered: tuple[Read, Outcome] | None = None,
     ) -> None:
         """Move the cursor to `to_seq`: the refused statements passed over, the delivered ones logged, the
         rest of the statements read up to there counted as left out by the filters."""
@@ -761,7 +353,7 @@ class _Run:
             )
             now = self.inst.clock.now()
             for r in refused:
-                _log(conn, self.target.id, "rejected", attempt, [(r.seq, r.statement)], r.outcome, now)
+                write_entry(conn, self.target.id, "rejected", attempt, [(r.seq, r.statement)], r.outcome, now)
             last = delivered[1] if delivered else (refused[-1].outcome if refused else None)
             if last is not None and last.status_code is not None:
                 conn.execute(
@@ -769,7 +361,7 @@ class _Run:
                     (last.status_code, self.target.id),
                 )
             if delivered:
-                _log(conn, self.target.id, "delivered", attempt, delivered[0], delivered[1], now)
+                write_entry(conn, self.target.id, "delivered", attempt, delivered[0], delivered[1], now)
 
         self.db.write_sync(write)
         for r in refused:
@@ -781,7 +373,7 @@ class _Run:
             self.target, cursor_seq=to_seq, attempts=0, proven=self.target.proven or forwarded > 0
         )
 
-    def _failed(self, batch: Read, outcome: _Outcome) -> None:
+    def _failed(self, batch: Read, outcome: Outcome) -> None:
         """Record a failed attempt, schedule the next one with backoff, and queue the job that makes it."""
         now = self.inst.clock.now()
         attempt = self.target.attempts + 1
@@ -796,29 +388,11 @@ class _Run:
             )
             if conn.changes() != 1:
                 return False
-            _log(conn, self.target.id, "failed", attempt, batch, outcome, now)
+            write_entry(conn, self.target.id, "failed", attempt, batch, outcome, now)
             return True
 
         if self.db.write_sync(write):
-            _enqueue(self.inst, self.tenant_id, self.target.id, retry_at, unique=False)
-
-
-def _enqueue(inst: Instance, tenant_id: str, target_id: str, run_at: float, *, unique: bool) -> None:
-    """Queue the target's job. `unique` (the sweep) adds none while one is queued or running; a running
-    job queues its own continuation or retry with `unique` off, since it counts itself."""
-    now = inst.clock.now()
-    inst.registry.write_sync(
-        lambda c: jobs.enqueue(
-            c,
-            FORWARD_JOB,
-            {"tenant_id": tenant_id, "target_id": target_id, "key": f"{tenant_id}/{target_id}"},
-            now=now,
-            tenant_id=tenant_id,
-            run_at=run_at,
-            max_attempts=3,
-            unique=unique,
-        )
-    )
+            enqueue(self.inst, self.tenant_id, self.target.id, retry_at, unique=False)
 
 
 def forward(inst: Instance, job: jobs.Job) -> None:
@@ -845,7 +419,7 @@ def forward(inst: Instance, job: jobs.Job) -> None:
             row["endpoint"],
             _authorization(row["username"], row["password"]),
             row["version"],
-            _filters(row),
+            filters_of(row),
             row["cursor_seq"],
             row["attempts"],
             bool(row["proven"]),
@@ -856,7 +430,7 @@ def forward(inst: Instance, job: jobs.Job) -> None:
         return
     if isinstance(claimed, float):
         if not _other_job_queued(inst, tenant_id, target_id, job.id):
-            _enqueue(inst, tenant_id, target_id, claimed, unique=False)
+            enqueue(inst, tenant_id, target_id, claimed, unique=False)
         return
     run = _Run(inst, tenant_id, claimed)
     more: bool | None = True
@@ -873,7 +447,7 @@ def forward(inst: Instance, job: jobs.Job) -> None:
             lambda c: c.execute("UPDATE xapi_forwarding_targets SET lease_until = NULL WHERE id = ?", (target_id,))
         )
     if more:  # the budget ran out with statements left: continue in a fresh job, after the others queued
-        _enqueue(inst, tenant_id, target_id, inst.clock.now(), unique=False)
+        enqueue(inst, tenant_id, target_id, inst.clock.now(), unique=False)
 
 
 def _other_job_queued(inst: Instance, tenant_id: str, target_id: str, job_id: str) -> bool:
@@ -904,7 +478,7 @@ def due_targets(inst: Instance, tenant_id: str) -> list[tuple[str, float]]:
         )
         if not targets:
             return []
-        newest = _newest_seq(conn)
+        newest = newest_seq(conn)
         return [
             (t["id"], max(now, t["next_attempt_at"] or now))
             for t in targets
@@ -931,14 +505,9 @@ def sweep(inst: Instance) -> int:
     added = 0
     for tenant_id, target_id, when in due:
         if f"{tenant_id}/{target_id}" not in queued:
-            _enqueue(inst, tenant_id, target_id, when, unique=True)
+            enqueue(inst, tenant_id, target_id, when, unique=True)
             added += 1
     return added
-
-
-def wake(inst: Instance, tenant_id: str, target_id: str) -> None:
-    """Queue the target's job now (after it was created, enabled or changed), unless one is queued."""
-    _enqueue(inst, tenant_id, target_id, inst.clock.now(), unique=True)
 
 
 JOB_KEEP_SECONDS = 3600.0

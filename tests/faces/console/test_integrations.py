@@ -21,7 +21,7 @@ from appliance.instance import Instance
 from appliance.services.learning import sessions
 from appliance.services.lms import dispatch
 from appliance.services.lms.lti import keys, registrations
-from appliance.services.lrs import credentials, forwarding
+from appliance.services.lrs import credentials, forwarding_targets
 from appliance.services.tenancy import tenants
 from tests.faces.api.test_cmi5_sessions import not_applicable_course
 from tests.faces.api.test_packages import build_zip, drain, manifest_12
@@ -165,7 +165,7 @@ def test_xapi_credentials_and_forwarding(
     assert "secret-pw" not in page and "(password set)" in page and "Nothing sent yet" in page
     with offline(config, clock) as inst:
         acme = tenants.get_tenant(inst, world.acme)
-        target = forwarding.get_target(inst, acme, target_id)
+        target = forwarding_targets.get_target(inst, acme, target_id)
     assert target["version"] == "2.0.0" and len(target["filters"]["verbs"]) == 2 and target["enabled"]
     off = app_client.post(f"{base}/forwarding/{target_id}/enabled", data={"enabled": "false", "csrf_token": csrf})
     assert off.status_code == 200 and 'id="target-state">disabled' in off.text
@@ -176,7 +176,7 @@ def test_xapi_credentials_and_forwarding(
     assert app_client.get(f"/admin/t/{world.globex}/xapi/forwarding/{target_id}").status_code == 404
     assert app_client.post(f"{base}/forwarding/{target_id}/delete", data={"csrf_token": csrf}).status_code == 200
     with offline(config, clock) as inst:
-        assert forwarding.list_targets(inst, acme, limit=None, cursor=None)["data"] == []
+        assert forwarding_targets.list_targets(inst, acme, limit=None, cursor=None)["data"] == []
 
 
 def test_dispatch_create_disable_download_delete(

@@ -15,11 +15,11 @@ from appliance.clock import FixedClock
 from appliance.config import Config
 from appliance.faces.console.paging import MAX_TRAIL, PAGE_SIZE, Pager
 from appliance.instance import Instance
-from appliance.services.delivery import webhooks
+from appliance.services.delivery import webhook_deliveries, webhooks
 from appliance.services.learning import sessions
 from appliance.services.lms import dispatch
 from appliance.services.lms.lti import registrations
-from appliance.services.lrs import credentials, forwarding
+from appliance.services.lrs import credentials, forwarding_targets
 from appliance.services.tenancy import apikeys, tenants
 from tests.faces.api.test_packages import build_zip, drain, manifest_12
 from tests.faces.console.conftest import World, sign_in
@@ -90,10 +90,10 @@ def test_keys_tenants_webhooks_credentials_targets_pages(
             webhooks.create_webhook(inst, acme, url=f"https://example.com/h{n}", events=["*"])["id"]
             for n in range(ROWS)
         ]
-        delivery_ids = [webhooks.send_test(inst, acme, hook_ids[0])["id"] for _ in range(ROWS)]
+        delivery_ids = [webhook_deliveries.send_test(inst, acme, hook_ids[0])["id"] for _ in range(ROWS)]
         cred_ids = [credentials.create_credential(inst, acme.id, f"c{n}", "all")[0].id for n in range(ROWS)]
         target_ids = [
-            forwarding.create_target(inst, acme, endpoint=f"https://lrs{n}.example.com/xapi/")["id"]
+            forwarding_targets.create_target(inst, acme, endpoint=f"https://lrs{n}.example.com/xapi/")["id"]
             for n in range(ROWS)
         ]
         reg_ids = [

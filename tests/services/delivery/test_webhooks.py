@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from appliance.errors import ValidationFailed
-from appliance.services.delivery import outbound, webhooks
+from appliance.services.delivery import outbound, webhook_attempts, webhook_signing, webhooks
 from appliance.services.delivery.events import EVENT_TYPES
 
 # -- a real receiving server -------------------------------------------------------------------------------
@@ -107,17 +107,17 @@ class Receiver:
 
 
 def test_secret_has_the_standard_webhooks_form() -> None:
-    secret = webhooks.new_secret()
+    secret = webhook_signing.new_secret()
     assert secret.startswith("whsec_")
     assert len(__import__("base64").b64decode(secret.removeprefix("whsec_"))) == 32
-    assert webhooks.new_secret() != secret
+    assert webhook_signing.new_secret() != secret
 
 
 def test_signature_verifies_with_the_standardwebhooks_library() -> None:
-    secret = webhooks.new_secret()
+    secret = webhook_signing.new_secret()
     body = json.dumps({"id": "evt_1", "type": "ping", "data": {"x": "ü"}}, separators=(",", ":")).encode()
     now = int(time.time())
-    headers = webhooks.signed_headers(secret, "evt_1", now, body)
+    headers = webhook_signing.signed_headers(secret, "evt_1", now, body)
     assert headers["webhook-id"] == "evt_1"
     assert headers["webhook-timestamp"] == str(now)
     assert headers["webhook-signature"].startswith("v1,")
@@ -130,13 +130,13 @@ def test_signature_verifies_with_the_standardwebhooks_library() -> None:
 
 
 def test_a_changed_body_or_other_secret_fails_verification() -> None:
-    secret = webhooks.new_secret()
+    secret = webhook_signing.new_secret()
     body = b'{"id":"evt_1"}'
-    headers = webhooks.signed_headers(secret, "evt_1", int(time.time()), body)
+    headers = webhook_signing.signed_headers(secret, "evt_1", int(time.time()), body)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(b'{"id":"evt_2"}', headers)
     with pytest.raises(WebhookVerificationError):
-        Webhook(webhooks.new_secret()).verify(body, headers)
+        Webhook(webhook_signing.new_secret()).verify(body, headers)
 
 
 # -- retries --------------------------------------------------------------------------------------------------
@@ -145,13 +145,13 @@ def test_a_changed_body_or_other_secret_fails_verification() -> None:
 def test_retry_delays_grow_exponentially_with_jitter_and_span_about_a_day() -> None:
     rng = random.Random(7)
     for attempt, base in enumerate([30, 90, 270, 810, 2430, 7290, 21870, 28800, 28800, 28800], start=1):
-        delays = [webhooks.retry_delay(attempt, rng) for _ in range(200)]
+        delays = [webhook_attempts.retry_delay(attempt, rng) for _ in range(200)]
         assert min(delays) >= 0.8 * base and max(delays) <= 1.2 * base
         assert len({round(d, 6) for d in delays}) > 100  # jitter: retries of many deliveries spread out
     # Nine retries between ten attempts: about a day in all, even at the extremes of the jitter.
-    total = sum(webhooks.retry_delay(n, random.Random(1)) for n in range(1, 10))
+    total = sum(webhook_attempts.retry_delay(n, random.Random(1)) for n in range(1, 10))
     assert 20 * 3600 < total < 30 * 3600
-    assert sum(webhooks.RETRY_MAX_SECONDS if n > 7 else 30 * 3 ** (n - 1) for n in range(1, 10)) == 90_390
+    assert sum(webhook_attempts.RETRY_MAX_SECONDS if n > 7 else 30 * 3 ** (n - 1) for n in range(1, 10)) == 90_390
 
 
 # -- filters --------------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from appliance.config import Config
 from appliance.errors import NotFound, ValidationFailed
 from appliance.faces.app import build_scheduler
 from appliance.instance import Instance
-from appliance.services.lrs import forwarding, statements
+from appliance.services.delivery import outbound
+from appliance.services.lrs import forwarding, forwarding_log, forwarding_targets, statements
 from appliance.services.tenancy.tenants import Tenant, create_tenant, get_tenant
 from tests.conftest import TenantKey
 from tests.faces.api.conftest import make_api
@@ -165,13 +166,13 @@ class World:
     def target(self, lrs: FakeLrs, **kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("username", "key")
         kwargs.setdefault("password", "secret")
-        return forwarding.create_target(self.inst, self.tenant, endpoint=lrs.endpoint, **kwargs)
+        return forwarding_targets.create_target(self.inst, self.tenant, endpoint=lrs.endpoint, **kwargs)
 
     def show(self, target_id: str) -> dict[str, Any]:
-        return forwarding.get_target(self.inst, self.tenant, target_id)
+        return forwarding_targets.get_target(self.inst, self.tenant, target_id)
 
     def log(self, target_id: str, **kwargs: Any) -> list[dict[str, Any]]:
-        return forwarding.list_log(self.inst, self.tenant, target_id, limit=500, **kwargs)["data"]
+        return forwarding_log.list_log(self.inst, self.tenant, target_id, limit=500, **kwargs)["data"]
 
 
 def statement(n: int, verb: str = COMPLETED, activity: str | None = None) -> dict[str, Any]:
@@ -197,20 +198,20 @@ def test_retry_delay_doubles_to_the_cap_with_jitter() -> None:
 
 
 def test_filters() -> None:
-    both = forwarding.Filters((COMPLETED,), ("https://courses.example.org/",))
+    both = forwarding_targets.Filters((COMPLETED,), ("https://courses.example.org/",))
     assert both.admits(statement(1))
     assert not both.admits(statement(1, verb=EXPERIENCED))
     assert not both.admits(statement(1, activity="https://other.example.org/x"))
     agent_object = {**statement(1), "object": {"objectType": "Agent", "mbox": "mailto:a@example.org"}}
     assert not both.admits(agent_object)
     voiding = {
-        **statement(1, verb=forwarding.VOIDED),
+        **statement(1, verb=forwarding_targets.VOIDED),
         "object": {"objectType": "StatementRef", "id": str(uuid.uuid4())},
     }
     assert both.admits(voiding)
-    assert forwarding.Filters().admits(agent_object)
+    assert forwarding_targets.Filters().admits(agent_object)
     no_type = {**statement(1), "object": {"id": "https://courses.example.org/c/9"}}  # Activity by default
-    assert forwarding.Filters((), ("https://courses.example.org/",)).admits(no_type)
+    assert forwarding_targets.Filters((), ("https://courses.example.org/",)).admits(no_type)
 
 
 def test_outgoing_drops_stored_and_a_foreign_version() -> None:
@@ -252,12 +253,12 @@ def test_attachments_travel_in_multipart_mixed() -> None:
 )
 def test_endpoints_that_are_refused(url: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        forwarding.check_endpoint(url, forwarding.outbound.Policy())
+        forwarding_targets.check_endpoint(url, outbound.Policy())
     assert caught.value.details["errors"][0]["field"] == "endpoint"
 
 
 def test_endpoint_gets_its_trailing_slash() -> None:
-    assert forwarding.check_endpoint("https://lrs.example.org/xapi", forwarding.outbound.Policy()).endswith("/xapi/")
+    assert forwarding_targets.check_endpoint("https://lrs.example.org/xapi", outbound.Policy()).endswith("/xapi/")
 
 
 # -- delivery ------------------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ def test_a_target_that_refuses_everything_is_not_passed_statements_by_mistake(wo
     assert "has accepted none since it was set up" in shown["last_error"] and shown["last_status_code"] == 400
     failed = world.log(target["id"], outcome="failed")
     assert failed[0]["statement_ids"] == ids and world.log(target["id"], outcome="rejected") == []
-    forwarding.update_target(world.inst, world.tenant, target["id"], version="2.0.0")
+    forwarding_targets.update_target(world.inst, world.tenant, target["id"], version="2.0.0")
     world.pump()
     assert fake_lrs.accepted_ids() == ids and world.show(target["id"])["status"] == "active"
 
@@ -456,7 +457,7 @@ def test_a_disabled_target_keeps_its_cursor_and_resumes(world: World, fake_lrs: 
     ids = world.store([statement(n) for n in range(3)])
     world.pump(5.0)
     assert fake_lrs.posts == [] and world.show(target["id"])["status"] == "disabled"
-    forwarding.update_target(world.inst, world.tenant, target["id"], enabled=True)
+    forwarding_targets.update_target(world.inst, world.tenant, target["id"], enabled=True)
     world.pump()
     assert fake_lrs.accepted_ids() == ids
 
@@ -467,7 +468,7 @@ def test_changing_the_credentials_makes_the_retry_due_at_once(world: World, fake
     ids = world.store([statement(0)])
     world.pump()
     assert world.show(target["id"])["last_status_code"] == 401
-    forwarding.update_target(world.inst, world.tenant, target["id"], password="right")
+    forwarding_targets.update_target(world.inst, world.tenant, target["id"], password="right")
     world.pump()  # the clock has not moved: the retry was made due by the change
     assert fake_lrs.accepted_ids() == ids
     assert fake_lrs.posts[-1].headers["authorization"] == "Basic " + base64.b64encode(b"key:right").decode()
@@ -479,7 +480,7 @@ def test_enabling_a_retrying_target_retries_it_now(world: World, fake_lrs: FakeL
     ids = world.store([statement(0)])
     world.pump()
     assert world.show(target["id"])["status"] == "retrying"
-    forwarding.update_target(world.inst, world.tenant, target["id"], enabled=True)
+    forwarding_targets.update_target(world.inst, world.tenant, target["id"], enabled=True)
     world.pump()  # the clock has not moved
     assert fake_lrs.accepted_ids() == ids
 
@@ -510,14 +511,14 @@ def test_without_the_allow_list_the_guard_refuses_loopback(
     try:
         tenant = create_tenant(inst, "Acme")
         with pytest.raises(ValidationFailed):
-            forwarding.create_target(inst, tenant, endpoint=fake_lrs.endpoint)
+            forwarding_targets.create_target(inst, tenant, endpoint=fake_lrs.endpoint)
         # A name that resolves to loopback passes the store-time check; the attempt is refused.
-        made = forwarding.create_target(inst, tenant, endpoint=f"http://lrs.test.invalid:{fake_lrs.port}/xapi/")
+        made = forwarding_targets.create_target(inst, tenant, endpoint=f"http://lrs.test.invalid:{fake_lrs.port}/xapi/")
         world = World(inst, clock, tenant)
         world.store([statement(0)])
         world.pump()
         failed = world.log(made["id"], outcome="failed")
-        assert failed and failed[0]["error"] == forwarding.outbound.NOT_PERMITTED
+        assert failed and failed[0]["error"] == outbound.NOT_PERMITTED
         assert fake_lrs.posts == []
     finally:
         inst.close()
@@ -529,7 +530,7 @@ def test_finished_forwarding_jobs_are_purged_after_an_hour(world: World, fake_lr
     world.pump()
     done = world.inst.registry.read_sync(
         lambda c: list(
-            c.execute("SELECT count(*) FROM jobs WHERE kind = ? AND status = 'done'", (forwarding.FORWARD_JOB,))
+            c.execute("SELECT count(*) FROM jobs WHERE kind = ? AND status = 'done'", (forwarding_targets.FORWARD_JOB,))
         )
     )[0][0]
     assert done >= 1
@@ -542,7 +543,7 @@ def test_deleting_a_target_deletes_its_log(world: World, fake_lrs: FakeLrs) -> N
     target = world.target(fake_lrs)
     world.store([statement(0)])
     world.pump()
-    forwarding.delete_target(world.inst, world.tenant, target["id"])
+    forwarding_targets.delete_target(world.inst, world.tenant, target["id"])
     with pytest.raises(NotFound):
         world.log(target["id"])
     count = world.inst.tenant_db(world.tenant.id).read_sync(
@@ -629,7 +630,7 @@ def test_the_log_pages_newest_first(world: World, fake_lrs: FakeLrs) -> None:
     seen: list[int] = []
     cursor: str | None = None
     while True:
-        page = forwarding.list_log(world.inst, world.tenant, target["id"], limit=2, cursor=cursor)
+        page = forwarding_log.list_log(world.inst, world.tenant, target["id"], limit=2, cursor=cursor)
         seen += [e["first_seq"] for e in page["data"]]
         cursor = page["next_cursor"]
         if cursor is None:

@@ -15,7 +15,7 @@ from appliance.faces.console.auth import TenantDep, instance
 from appliance.faces.console.paging import PAGE_SIZE, Pager
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of
-from appliance.services.delivery import webhooks
+from appliance.services.delivery import webhook_deliveries, webhooks
 from appliance.services.delivery.events import EVENT_TYPES
 
 
@@ -86,7 +86,7 @@ class WebhookPages(Controller):
         inst = instance(request)
         hook = webhooks.get_webhook(inst, tenant, webhook_id)
         pager = Pager.of(cursor, back)
-        log = webhooks.list_deliveries(
+        log = webhook_deliveries.list_deliveries(
             inst, tenant, webhook_id, status=status or None, limit=PAGE_SIZE, cursor=pager.cursor
         )
         return page(
@@ -96,7 +96,7 @@ class WebhookPages(Controller):
             deliveries=log["data"],
             pager=pager.with_result(log, status=status),
             status=status or "",
-            statuses=webhooks.DELIVERY_STATUSES,
+            statuses=webhook_deliveries.DELIVERY_STATUSES,
             secret=None,
         )
 
@@ -107,7 +107,7 @@ class WebhookPages(Controller):
         """One delivery: the payload it sends and every attempt's answer."""
         inst = instance(request)
         hook = webhooks.get_webhook(inst, tenant, webhook_id)
-        found = webhooks.get_delivery(inst, tenant, webhook_id, delivery_id)
+        found = webhook_deliveries.get_delivery(inst, tenant, webhook_id, delivery_id)
         return page(request, "delivery.html", hook=hook, d=found)
 
     @post("/{webhook_id:str}/rotate", status_code=200)
@@ -116,7 +116,7 @@ class WebhookPages(Controller):
         inst = instance(request)
         rotated = await asyncio.to_thread(webhooks.rotate_secret, inst, tenant, webhook_id)
         log = await asyncio.to_thread(
-            webhooks.list_deliveries, inst, tenant, webhook_id, status=None, limit=PAGE_SIZE, cursor=None
+            webhook_deliveries.list_deliveries, inst, tenant, webhook_id, status=None, limit=PAGE_SIZE, cursor=None
         )
         return page(
             request,
@@ -125,7 +125,7 @@ class WebhookPages(Controller):
             deliveries=log["data"],
             pager=Pager.of(None, None).with_result(log),
             status="",
-            statuses=webhooks.DELIVERY_STATUSES,
+            statuses=webhook_deliveries.DELIVERY_STATUSES,
             secret=rotated["secret"],
         )
 
@@ -140,7 +140,7 @@ class WebhookPages(Controller):
     @post("/{webhook_id:str}/test", status_code=303)
     async def test(self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str]) -> Redirect:
         """Queue a `ping` for this endpoint."""
-        await asyncio.to_thread(webhooks.send_test, instance(request), tenant, webhook_id)
+        await asyncio.to_thread(webhook_deliveries.send_test, instance(request), tenant, webhook_id)
         _wake(request)
         return Redirect(f"/admin/t/{tenant.id}/webhooks/{webhook_id}", status_code=303)
 
@@ -148,8 +148,8 @@ class WebhookPages(Controller):
     async def replay(
         self, request: Request[Any, Any, Any], tenant: TenantDep, webhook_id: FromPath[str], delivery_id: FromPath[str]
     ) -> Redirect:
-        """Deliver again now (webhooks.retry_delivery), then show the delivery."""
-        await asyncio.to_thread(webhooks.retry_delivery, instance(request), tenant, webhook_id, delivery_id)
+        """Deliver again now (webhook_deliveries.retry_delivery), then show the delivery."""
+        await asyncio.to_thread(webhook_deliveries.retry_delivery, instance(request), tenant, webhook_id, delivery_id)
         _wake(request)
         return Redirect(f"/admin/t/{tenant.id}/webhooks/{webhook_id}/deliveries/{delivery_id}", status_code=303)
 

@@ -20,7 +20,7 @@ from appliance.faces.console.auth import TenantDep, instance
 from appliance.faces.console.paging import PAGE_SIZE, Pager
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, lines_of
-from appliance.services.lrs import credentials, forwarding
+from appliance.services.lrs import credentials, forwarding_log, forwarding_targets
 from appliance.services.tenancy.tenants import Tenant
 
 
@@ -54,7 +54,7 @@ class XapiPages(Controller):
         inst = instance(request)
         endpoint = credentials.endpoint_url(inst, base_url(request))
         creds = credentials.page_credentials(inst, tenant.id, limit=PAGE_SIZE, cursor=lrs_pager.cursor)
-        targets = forwarding.list_targets(inst, tenant, limit=PAGE_SIZE, cursor=targets_pager.cursor)
+        targets = forwarding_targets.list_targets(inst, tenant, limit=PAGE_SIZE, cursor=targets_pager.cursor)
         return page(
             request,
             "xapi.html",
@@ -65,7 +65,7 @@ class XapiPages(Controller):
             targets_pager=targets_pager.with_result(targets),
             lrs_endpoint=endpoint,
             scopes=credentials.SCOPES,
-            versions=forwarding.VERSIONS,
+            versions=forwarding_targets.VERSIONS,
             **{"created_lrs": None, **shown},
         )
 
@@ -94,10 +94,10 @@ class XapiPages(Controller):
 
     @post("/forwarding", status_code=303)
     async def create_target(self, request: Request[Any, Any, Any], tenant: TenantDep) -> Redirect:
-        """Add a forwarding target (forwarding.create_target checks the URL against the outbound policy)."""
+        """Add a forwarding target (forwarding_targets.create_target checks the URL against the outbound policy)."""
         form = await form_of(request)
         target = await asyncio.to_thread(
-            forwarding.create_target,
+            forwarding_targets.create_target,
             instance(request),
             tenant,
             endpoint=form.get("endpoint", "").strip(),
@@ -125,8 +125,8 @@ class XapiPages(Controller):
     ) -> Template:
         """A target: its state, backlog and counts, and its delivery log (newest first), a page at a time."""
         inst, pager = instance(request), Pager.of(cursor, back)
-        found = forwarding.get_target(inst, tenant, target_id)
-        log = forwarding.list_log(
+        found = forwarding_targets.get_target(inst, tenant, target_id)
+        log = forwarding_log.list_log(
             inst, tenant, target_id, outcome=outcome or None, limit=PAGE_SIZE, cursor=pager.cursor
         )
         return page(
@@ -136,7 +136,7 @@ class XapiPages(Controller):
             log=log["data"],
             pager=pager.with_result(log, outcome=outcome),
             outcome=outcome or "",
-            outcomes=forwarding.OUTCOMES,
+            outcomes=forwarding_log.OUTCOMES,
         )
 
     @post("/forwarding/{target_id:str}/enabled", status_code=303)
@@ -144,7 +144,11 @@ class XapiPages(Controller):
         """Enable or disable the target (a disabled one keeps its cursor and resumes from it)."""
         form = await form_of(request)
         await asyncio.to_thread(
-            forwarding.update_target, instance(request), tenant, target_id, enabled=form.get("enabled") == "true"
+            forwarding_targets.update_target,
+            instance(request),
+            tenant,
+            target_id,
+            enabled=form.get("enabled") == "true",
         )
         request.app.state.scheduler.wake()
         return Redirect(f"/admin/t/{tenant.id}/xapi/forwarding/{target_id}", status_code=303)
@@ -152,5 +156,5 @@ class XapiPages(Controller):
     @post("/forwarding/{target_id:str}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], tenant: TenantDep, target_id: FromPath[str]) -> Redirect:
         """Delete the target and its log."""
-        await asyncio.to_thread(forwarding.delete_target, instance(request), tenant, target_id)
+        await asyncio.to_thread(forwarding_targets.delete_target, instance(request), tenant, target_id)
         return Redirect(f"/admin/t/{tenant.id}/xapi", status_code=303)
