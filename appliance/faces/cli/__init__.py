@@ -12,6 +12,7 @@ from appliance.faces.cli.keys import keys
 from appliance.faces.cli.lrs import lrs_credentials, lrs_forwarding
 from appliance.faces.cli.lti import lti
 from appliance.faces.cli.maintenance import backup_cmd, doctor_cmd, restore_cmd
+from appliance.faces.cli.migrate import migrate_cmd
 from appliance.faces.cli.quotas import quotas, usage
 from appliance.faces.cli.serve import serve
 from appliance.faces.cli.tenants import tenants
@@ -41,5 +42,6 @@ for command in (
     lti,
     dispatches,
     database,
+    migrate_cmd,
 ):
     cli.add_command(command)
