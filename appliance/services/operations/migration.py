@@ -131,7 +131,7 @@ class Migration:
             for tenant_id in tenant_ids:
                 self._copy_files(tenant_id, resuming=mode == "resume")
         self.verify()
-        self.source.check_at_rest()  # nobody started the appliance on the source meanwhile
+        self.source.check_at_rest(during=True)  # nobody started the appliance on the source meanwhile
         return self.report
 
     def _check_empty(self, mode: Mode) -> list[str]:
@@ -186,10 +186,13 @@ class Migration:
         catalog = tenant_catalog()
         state = "copied"
         if resuming:
-            if all(c.ok for c in self._compare(catalog, tenant_id)):
+            checks = self._compare(catalog, tenant_id)
+            if all(c.ok for c in checks):
                 self.report.copied[tenant_id] = "already copied"
                 return
-            state = "cleared and copied"
+            derived = derived_tables(catalog)
+            if any(c.target_rows for c in checks if c.table not in derived):
+                state = "cleared and copied"
         path = self.source.tenant_db(tenant_id)
         if path.is_file():
             with self.source.open(path) as conn:

@@ -91,15 +91,26 @@ class DataDirSource:
                 f"{root} holds no registry.db: not an embedded data directory", {"data_dir": str(root)}
             )
 
-    def check_at_rest(self) -> None:
-        """Refuse while any process has one of the data directory's databases open (module docstring)."""
+    def check_at_rest(self, *, during: bool = False) -> None:
+        """Refuse while any process has one of the data directory's databases open (module docstring).
+        Call it before this process opens any of them: closing the descriptor it opens on a `-shm`
+        file drops every POSIX lock this process holds on that file, SQLite's own included.
+        `during`: asked again at the end, when an appliance started meanwhile makes the copy stale."""
         busy = [db for db in [self.data.registry_db, *self._tenant_files()] if open_elsewhere(db)]
-        if busy:
+        if not busy:
+            return
+        details = {"open": [str(p.relative_to(self.data.root)) for p in busy[:10]]}
+        if during:
             raise MigrationRefused(
-                "the appliance is running on this data directory (a process has its databases open): stop every "
-                "`scorm-appliance serve` and command on it first",
-                {"open": [str(p.relative_to(self.data.root)) for p in busy[:10]]},
+                "a process opened the data directory's databases during the migration: what it wrote may be "
+                "missing from the target; stop it and run the migration again with --force",
+                details,
             )
+        raise MigrationRefused(
+            "the appliance is running on this data directory (a process has its databases open): stop every "
+            "`scorm-appliance serve` and command on it first",
+            details,
+        )
 
     def _tenant_files(self) -> list[Path]:
         if not self.data.tenants.is_dir():

@@ -111,7 +111,7 @@ class PgTarget:
         if marks != [expected]:
             raise MigrationRefused(
                 f"the schema {self.schema!r} was made by another release (schema {', '.join(marks) or 'unknown'}, "
-                f"this release's is {expected})",
+                f"this release's is {expected}); an older one: `scorm-appliance database upgrade` first",
                 {"schema": self.schema},
             )
         return owner
