@@ -51,8 +51,8 @@ from appliance.services.lms.lti import ags as lti_ags
 from appliance.services.lrs import forwarding, forwarding_targets, scorm_statements
 from appliance.services.tenancy import quota_events
 from appliance.services.tenancy.jwtauth import JwksCache
-from appliance.services.tenancy.rate_limiters import api_limiter, learner_limits
-from appliance.services.tenancy.ratelimit import AuthFailureLimiter, RequestCounter
+from appliance.services.tenancy.rate_limiters import api_limiter, auth_failure_limiter, learner_limits
+from appliance.services.tenancy.ratelimit import RequestCounter
 
 log = logging.getLogger("appliance")
 
@@ -156,9 +156,11 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
         app.state.jwks = JwksCache(config.jwks_cache_seconds, outbound.policy_for(config.outbound_allow))
         app.state.rate_limiter = api_limiter(config)
         app.state.learner_limiter = learner_limits(config)
-        app.state.auth_failures = AuthFailureLimiter(config.auth_failures_per_minute, config.auth_block_seconds)
+        app.state.auth_failures = auth_failure_limiter(
+            config, "api", config.auth_failures_per_minute, config.auth_block_seconds
+        )
         commits.start(inst, app.state.learner_limiter)
-        xapi.start(inst)
+        xapi.start(inst, app.state.auth_failures)
         app.state.usage_counter = counter = RequestCounter()
         scheduler = build_scheduler(inst)
         scheduler.every("flush-usage", config.usage_flush_seconds, counter.flush)

@@ -6,6 +6,10 @@ Imported only when `redis_url` is set, so the embedded default never loads the `
   one Redis key per (limit, window, key), with a Lua script: read, refuse when full (without counting),
   else INCR and PEXPIRE, atomically, in one round trip. Every worker sees the same count.
   `RedisLearnerLimits` does the same for a learner request's two windows in one call.
+- `RedisAuthFailureLimiter` keeps `AuthFailureLimiter`'s failed authentications per client address
+  (API keys, JWTs, LRS Basic credentials; the console's logins apart) in Redis: the failures in a
+  window are one key, the block another (its value the time it ends), so an address blocked by one
+  worker is refused by all, and a guesser spread over N workers gets the attempts of one.
 - `publish` / `subscribe`: a pub/sub channel on which a change to a tenant (suspended, resumed, its
   session TTL…) is announced, so that every worker drops its cached copy at once rather than after the
   cache's lifetime (appliance.services.tenancy.tenants).
@@ -20,6 +24,7 @@ that for Redis, and only one request per `RETRY_SECONDS` pays it while Redis is 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +34,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from appliance.services.tenancy.ratelimit import WINDOW_SECONDS, Decision, LearnerLimits, RateLimiter
+from appliance.services.tenancy.ratelimit import (
+    WINDOW_SECONDS,
+    AuthFailureLimiter,
+    Decision,
+    LearnerLimits,
+    RateLimiter,
+)
 
 log = logging.getLogger("appliance.redis")
 
@@ -63,6 +74,18 @@ if per_tenant > 0 and not take(KEYS[2], per_tenant) then return 2 end
 return 0
 """
 
+# One failed authentication: KEYS the address's failure window and its block; ARGV the limit, the window's
+# lifetime in ms, the block's end (seconds, the caller's clock) and the block key's lifetime in ms. 1 when
+# this failure reaches the limit and (re)starts the block, else 0. The block's value is its end, so every
+# worker compares it with its own clock, as the windows are named by it.
+_AUTH_FAILED = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n < tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
+
 
 def split_url(url: str) -> tuple[str, str]:
     """(the URL redis-py connects to, the key prefix): `key_prefix` is the appliance's own query parameter."""
@@ -86,6 +109,7 @@ class SharedRedis:
         )
         self._take = self.client.register_script(_TAKE)
         self._learner = self.client.register_script(_LEARNER)
+        self._auth_failed = self.client.register_script(_AUTH_FAILED)
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._down = False
@@ -118,6 +142,22 @@ class SharedRedis:
         """`_LEARNER`'s answer for one learner request (raises redis errors)."""
         keys = [self.prefix + session_key, self.prefix + tenant_key]
         return int(self._learner(keys=keys, args=[per_session, per_tenant, ttl_ms]))
+
+    def auth_failed(
+        self, window_key: str, block_key: str, limit: int, until: float, ttl_ms: int, block_ms: int
+    ) -> bool:
+        """Count one failed authentication; True when it reaches `limit` and blocks until `until`."""
+        keys = [self.prefix + window_key, self.prefix + block_key]
+        return bool(self._auth_failed(keys=keys, args=[limit, ttl_ms, repr(until), block_ms]))
+
+    def blocked_until(self, block_key: str) -> float | None:
+        """The end of a block (the time it was set to end), or None (raises redis errors)."""
+        value = self.client.get(self.prefix + block_key)
+        return None if value is None else float(value)
+
+    def ping(self) -> None:
+        """One round trip (the readiness check); raises redis errors. Not counted by the breaker."""
+        self.client.ping()
 
 
 _shared: dict[str, SharedRedis] = {}
@@ -183,6 +223,60 @@ class RedisLearnerLimits(LearnerLimits):
                     return "tenant", self.tenants.refusal(self.per_tenant, now)
                 return None
         return super().hit(tenant_id, session_id, now)
+
+
+class RedisAuthFailureLimiter(AuthFailureLimiter):
+    """`AuthFailureLimiter` with its counts and blocks in Redis, shared by every worker; in memory while
+    Redis is away (the blocks made meanwhile are still honoured once it is back).
+
+    `name` keeps limiters apart that count separately (`api`: API keys, JWTs and LRS credentials;
+    `console`: console logins). A blocked address costs one GET per request, a failure one script call.
+    """
+
+    def __init__(self, url: str, name: str, limit: int, block_seconds: float) -> None:
+        super().__init__(limit, block_seconds)
+        self.redis = shared(url)
+        self.name = name
+        self._ttl_ms = int((WINDOW_SECONDS + 5) * 1000)
+        self._block_ms = int((block_seconds + 5) * 1000)  # past the block's end: clocks differ a bit
+
+    def retry_after(self, address: str, now: float) -> int | None:
+        if self.limit <= 0:
+            return None
+        local = super().retry_after(address, now)
+        if not self.redis.available():
+            return local
+        try:
+            until = self.redis.blocked_until(f"authblock:{self.name}:{address}")
+        except (redis.RedisError, ValueError) as exc:
+            self.redis.failed(exc)
+            return local
+        self.redis.succeeded()
+        if until is None or until <= now:
+            return local
+        return max(local or 0, max(1, math.ceil(until - now)))
+
+    def failed(self, address: str, now: float) -> int | None:
+        if self.limit <= 0:
+            return None
+        if self.redis.available():
+            start = int(now - now % WINDOW_SECONDS)
+            until = now + self.block_seconds
+            try:
+                blocked = self.redis.auth_failed(
+                    f"authfail:{self.name}:{start}:{address}",
+                    f"authblock:{self.name}:{address}",
+                    self.limit,
+                    until,
+                    self._ttl_ms,
+                    self._block_ms,
+                )
+            except redis.RedisError as exc:
+                self.redis.failed(exc)
+            else:
+                self.redis.succeeded()
+                return max(1, math.ceil(self.block_seconds)) if blocked else None
+        return super().failed(address, now)
 
 
 # -- invalidations ------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from appliance.faces.console.views.webhooks import WebhookPages
 from appliance.faces.console.views.xapi import XapiPages
 from appliance.services.tenancy import admins
 from appliance.services.tenancy.admins import LoginRefused
+from appliance.services.tenancy.rate_limiters import auth_failure_limiter
 from appliance.services.tenancy.ratelimit import AuthFailureLimiter
 
 CONSOLE_POLICY = (
@@ -72,11 +73,14 @@ def handle_console_error(request: Request[Any, Any, Any], exc: ApplianceError) -
 
 
 def login_limiter(request: Request[Any, Any, Any]) -> AuthFailureLimiter:
-    """Failed console logins per address (in memory; per account is in the registry, appliance.services.tenancy.admins)."""
+    """Failed console logins per address: in memory, or in Redis shared by the workers with `redis_url`
+    (appliance.services.tenancy.rate_limiters); per account is in the registry (appliance.services.tenancy.admins)."""
     state = request.app.state
     limiter: AuthFailureLimiter | None = getattr(state, "console_login_failures", None)
     if limiter is None:
-        limiter = state.console_login_failures = AuthFailureLimiter(ADDRESS_FAILURES_PER_MINUTE, ADDRESS_BLOCK_SECONDS)
+        config = auth.instance(request).config
+        limiter = auth_failure_limiter(config, "console", ADDRESS_FAILURES_PER_MINUTE, ADDRESS_BLOCK_SECONDS)
+        state.console_login_failures = limiter
     return limiter
 
 

@@ -15,9 +15,9 @@ one (never moved). Its CSRF token is the synchronizer kind: random per session, 
 back by every form and script, compared in constant time.
 
 Lockout is per account (in the registry, so it survives a restart: `LOCK_AFTER` failures in a row lock
-the account for `LOCK_SECONDS`) and per address (in memory, appliance.services.tenancy.ratelimit.AuthFailureLimiter,
-held by the console). A locked account's login is refused even with the right password, so a guesser
-learns nothing from the answer.
+the account for `LOCK_SECONDS`) and per address (appliance.services.tenancy.ratelimit.AuthFailureLimiter,
+held by the console: in memory, or in Redis shared by every worker when `redis_url` is set). A locked
+account's login is refused even with the right password, so a guesser learns nothing from the answer.
 
 Tenant scope: a tenant admin's every tenant lookup goes through `scoped_tenant`, the one place that
 decides; another tenant is NotFound (not Forbidden: its existence is none of their business).

@@ -7,7 +7,7 @@ Apart from appliance.services.tenancy.ratelimit so that the Redis limiters, buil
 from __future__ import annotations
 
 from appliance.config import Config
-from appliance.services.tenancy.ratelimit import LearnerLimits, RateLimiter
+from appliance.services.tenancy.ratelimit import AuthFailureLimiter, LearnerLimits, RateLimiter
 
 
 def api_limiter(config: Config) -> RateLimiter:
@@ -27,3 +27,14 @@ def learner_limits(config: Config) -> LearnerLimits:
     from appliance.storage.redis_state import RedisLearnerLimits
 
     return RedisLearnerLimits(config.redis_url, per_session, per_tenant)
+
+
+def auth_failure_limiter(config: Config, name: str, limit: int, block_seconds: float) -> AuthFailureLimiter:
+    """Failed authentications per address (`name`: "api" for keys, JWTs and LRS credentials, "console" for
+    console logins): in memory, or in Redis shared by the workers when `redis_url` is set, so a guesser
+    spread over N workers gets the attempts it would get against one."""
+    if not config.redis_url:
+        return AuthFailureLimiter(limit, block_seconds)
+    from appliance.storage.redis_state import RedisAuthFailureLimiter
+
+    return RedisAuthFailureLimiter(config.redis_url, name, limit, block_seconds)

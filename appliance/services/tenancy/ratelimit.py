@@ -10,7 +10,8 @@ in Redis instead (appliance.storage.redis_state), shared by every worker.
 `LearnerLimits` applies two of them to learner traffic (`/player/{token}/…`): one per session, and one
 per tenant over all its sessions together, so one tenant's classes cannot take the whole server.
 `AuthFailureLimiter` counts failed authentications per client address and, past its limit, refuses
-that address for a while (appliance.faces.api.deps).
+that address for a while (appliance.faces.api.deps, the xAPI face, the console's login); with `redis_url`
+its counts and blocks are in Redis, one for all the workers (appliance.storage.redis_state).
 
 `RequestCounter` counts admitted API requests per tenant and usage period, and writes them to the
 tenant's `usage_periods` table in batches (every `usage_flush_seconds`, every `FLUSH_EVERY` requests,

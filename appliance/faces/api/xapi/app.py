@@ -30,6 +30,7 @@ from appliance.faces.api.xapi.messages import Handler, XapiError, XapiRequest, X
 from appliance.instance import Instance
 from appliance.logging_setup import bind_request, log_access, unbind_request
 from appliance.services.lrs import credentials
+from appliance.services.tenancy.ratelimit import AuthFailureLimiter
 
 log = logging.getLogger("appliance.api.xapi")
 
@@ -94,11 +95,15 @@ class XapiApp:
     def __init__(self, header_limit: int) -> None:
         self.header_limit = header_limit
         self.instance: Instance | None = None
+        self.auth_failures: AuthFailureLimiter | None = None
         self._handlers: dict[str, Handler] | None = None
         self._client_versions: dict[str, str] = {}  # hash of an Authorization header → its last version
 
-    def start(self, inst: Instance) -> None:
+    def start(self, inst: Instance, auth_failures: AuthFailureLimiter | None = None) -> None:
+        """Serve `inst`; `auth_failures` is the API's limiter of failed authentications per address
+        (the LRS's Basic credentials count with the API's keys and tokens: one budget per address)."""
         self.instance = inst
+        self.auth_failures = auth_failures
         self._handlers = _resources()
 
     def stop(self) -> None:
@@ -144,7 +149,7 @@ class XapiApp:
             if handler is None:
                 raise XapiError(404, f"no xAPI resource {req.resource!r}")
             if req.resource not in UNAUTHENTICATED:
-                authorize(self.instance, req)
+                self._authorize(scope, req)
                 self._remember_version(req)
             answer = await handler(self.instance, req)
             return answer.status, *_encode_answer(answer, version)
@@ -167,6 +172,30 @@ class XapiApp:
             log.exception("unhandled error on %s %s (request %s)", scope["method"], scope["path"], rid)
             body = msgspec.json.encode(error_body("INTERNAL_ERROR", "internal server error", {"request_id": rid}))
             return 500, body, _base_headers(version, 500)
+
+    def _authorize(self, scope: dict[str, Any], req: XapiRequest) -> None:
+        """`authorize`, behind the API's block of addresses that failed authentication too often: a
+        blocked address is refused (429) before its credential is looked at, and a Basic credential
+        that does not verify counts against its address, as a bad API key does (docs/rate-limits.md)."""
+        assert self.instance is not None
+        limiter, now = self.auth_failures, self.instance.clock.now()
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        if limiter is not None:
+            wait = limiter.retry_after(address, now)
+            if wait is not None:
+                raise XapiError(
+                    429,
+                    "too many failed authentication attempts from this address; try again later",
+                    {"retry_after": wait, "scope": "address"},
+                    {"Retry-After": str(wait)},
+                )
+        try:
+            authorize(self.instance, req)
+        except XapiError as exc:
+            if exc.status == 401 and limiter is not None and req.headers.get("authorization"):
+                limiter.failed(address, now)
+            raise
 
     def _client_version(self, scope: dict[str, Any]) -> str:
         """The version this request's client last negotiated (by its Authorization header), else the default.
@@ -316,7 +345,7 @@ XAPI_ERROR_CODES = {
     409: "CONFLICT",
     412: "PRECONDITION_FAILED",
     413: "PAYLOAD_TOO_LARGE",
-    501: "NOT_IMPLEMENTED",
+    429: "RATE_LIMITED",
 }
 
 
