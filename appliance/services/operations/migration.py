@@ -49,10 +49,10 @@ from appliance.services.operations.migration_report import (
     TableSum,
 )
 from appliance.services.operations.migration_source import (
+    FILE_FOLDERS,
     DataDirSource,
     MigrationRefused,
     SourceFile,
-    check_tables,
     highest,
     source_rows,
 )
@@ -118,11 +118,16 @@ class Migration:
     # -- the copy ----------------------------------------------------------------------------------
 
     def run(self, now: float | None = None) -> Report:
-        """Copy everything, then verify it; the report says what was done and what was found."""
+        """Copy everything, then verify it; the report says what was done and what was found. Every
+        refusal comes before the first write (to the target, or the source's upgrade)."""
         mode = self.options.mode
-        tenant_ids = self._check_empty(mode)
-        self.report.upgraded_files = self.source.upgrade(time.time() if now is None else now)
+        pending = self.source.pending_upgrades()
         tenant_ids = self.source.tenant_ids()
+        self._refuse_non_empty(mode, tenant_ids)
+        self.report.upgraded_files = self.source.upgrade(pending, time.time() if now is None else now)
+        self.source.check_tables(tenant_ids)
+        if mode == "force":
+            self._empty_target(tenant_ids)
         self._copy_registry(resuming=mode == "resume")
         for tenant_id in tenant_ids:
             self._copy_tenant(tenant_id, resuming=mode == "resume")
@@ -134,24 +139,26 @@ class Migration:
         self.source.check_at_rest(during=True)  # nobody started the appliance on the source meanwhile
         return self.report
 
-    def _check_empty(self, mode: Mode) -> list[str]:
-        tenant_ids = self.source.tenant_ids()
+    def _refuse_non_empty(self, mode: Mode, tenant_ids: list[str]) -> None:
+        if mode != "new":
+            return
         has_rows = not self.target.registry_empty()
         has_files = self.store is not None and any(next(iter(self.store.list(t)), None) is not None for t in tenant_ids)
-        if mode == "new" and (has_rows or has_files):
+        if has_rows or has_files:
             where = "the schema holds rows" if has_rows else "the bucket holds files of these tenants"
             raise MigrationRefused(
                 f"the target is not empty ({where}): --resume carries on an interrupted migration, "
                 "--force empties the target first",
                 {"schema": self.options.schema, "rows": has_rows, "files": has_files},
             )
-        if mode == "force":
-            self.target.empty_everything()
-            if self.store is not None:
-                for tenant_id in tenant_ids:
-                    for folder in ("packages", "uploads"):
-                        self.store.delete_folder(tenant_id, folder)
-        return tenant_ids
+
+    def _empty_target(self, tenant_ids: list[str]) -> None:
+        """`--force`: every table emptied, and the source tenants' folders in the bucket."""
+        self.target.empty_everything()
+        if self.store is not None:
+            for tenant_id in tenant_ids:
+                for folder in FILE_FOLDERS:
+                    self.store.delete_folder(tenant_id, folder)
 
     def _copy_unit(self, catalog: Catalog, tenant_id: str | None, conn: object | None) -> None:
         """Every table of one unit (the registry or a tenant) inside the open transaction."""
@@ -176,10 +183,8 @@ class Migration:
                 )
             self.report.copied["registry"] = "already copied"
             return
-        with self.source.open(self.source.data.registry_db) as conn:
-            check_tables(conn, catalog, "registry.db")
-            with self.target.transaction(None):
-                self._copy_unit(catalog, None, conn)
+        with self.source.open(self.source.data.registry_db) as conn, self.target.transaction(None):
+            self._copy_unit(catalog, None, conn)
         self.report.copied["registry"] = "copied"
 
     def _copy_tenant(self, tenant_id: str, *, resuming: bool) -> None:
@@ -195,12 +200,10 @@ class Migration:
                 state = "cleared and copied"
         path = self.source.tenant_db(tenant_id)
         if path.is_file():
-            with self.source.open(path) as conn:
-                check_tables(conn, catalog, f"tenant {tenant_id}")
-                with self.target.transaction(tenant_id):
-                    if resuming:
-                        self.target.clear_tenant(tenant_id)
-                    self._copy_unit(catalog, tenant_id, conn)
+            with self.source.open(path) as conn, self.target.transaction(tenant_id):
+                if resuming:
+                    self.target.clear_tenant(tenant_id)
+                self._copy_unit(catalog, tenant_id, conn)
         else:  # a tenant never opened: only the rows its file would start with (the seed's)
             with self.target.transaction(tenant_id):
                 if resuming:

@@ -26,7 +26,7 @@ import apsw
 
 from appliance.errors import ApplianceError
 from appliance.storage.datadir import DataDir
-from appliance.storage.postgres.catalog import Catalog, Table
+from appliance.storage.postgres.catalog import Catalog, Table, registry_catalog, tenant_catalog
 from appliance.storage.sqlite.connection import connect
 from appliance.storage.sqlite.database import Database
 from appliance.storage.sqlite.migrations import Migrations
@@ -117,18 +117,29 @@ class DataDirSource:
             return []
         return sorted(p / "tenant.db" for p in self.data.tenants.iterdir() if (p / "tenant.db").is_file())
 
-    def upgrade(self, now: float) -> list[str]:
-        """Bring every database file to this release's migrations, as the appliance does when it opens a
-        file; refuse a file made by a later release. Returns the files that were upgraded."""
-        upgraded = []
-        for path, migrations in [(self.data.registry_db, registry_migrations)] + [
-            (p, tenant_migrations) for p in self._tenant_files()
-        ]:
-            missing = _missing_steps(path, migrations)
-            if missing:
-                Database(path, migrations, now).close()
-                upgraded.append(str(path.relative_to(self.data.root)))
-        return upgraded
+    def pending_upgrades(self) -> list[tuple[Path, Migrations]]:
+        """The database files behind this release's migrations (nothing is written); a file made by a
+        later release is refused."""
+        found = [(self.data.registry_db, registry_migrations)] + [(p, tenant_migrations) for p in self._tenant_files()]
+        return [(path, migrations) for path, migrations in found if _missing_steps(path, migrations)]
+
+    def upgrade(self, pending: list[tuple[Path, Migrations]], now: float) -> list[str]:
+        """Bring the `pending` files to this release's migrations, as the appliance does when it opens a
+        file. Returns the files upgraded, relative to the data directory."""
+        for path, migrations in pending:
+            Database(path, migrations, now).close()
+        return [str(path.relative_to(self.data.root)) for path, _ in pending]
+
+    def check_tables(self, tenant_ids: list[str]) -> None:
+        """Every file holds exactly this release's tables (after `upgrade`): checked for all before any row
+        is written, so an unexpected file stops the run before it starts rather than half-way."""
+        with self.open(self.data.registry_db) as conn:
+            check_tables(conn, registry_catalog(), "registry.db")
+        for tenant_id in tenant_ids:
+            path = self.tenant_db(tenant_id)
+            if path.is_file():
+                with self.open(path) as conn:
+                    check_tables(conn, tenant_catalog(), f"tenant {tenant_id}")
 
     def tenant_ids(self) -> list[str]:
         """The tenants of the registry, in id order."""

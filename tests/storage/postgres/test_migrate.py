@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import apsw
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -314,7 +315,7 @@ def test_a_non_empty_target_is_refused_unless_resumed_or_forced(
     assert "stay in" in first.output  # without --s3 the files stay in the data directory
     refused = run(data_dir, schema, "--json")
     assert refused.exit_code == 1
-    error = json.loads(refused.stderr if refused.stderr_bytes else refused.output)
+    error = json.loads(refused.stderr)
     assert error["code"] == "MIGRATION_REFUSED" and "not empty" in error["error"]
     # an interrupted run: one tenant's rows lost; --resume copies that tenant again and keeps the rest
     admin.execute("SET session_replication_role = replica")
@@ -352,7 +353,7 @@ def test_a_running_appliance_is_refused(data_dir: Path, schema: PgSchema, admin:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         result = run(data_dir, schema)
         assert result.exit_code == 1
-        assert "appliance is running" in result.output + (result.stderr if result.stderr_bytes else "")
+        assert "appliance is running" in result.stderr
         assert admin.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0  # nothing written
     finally:
         holder.kill()
@@ -367,4 +368,25 @@ def test_an_application_role_url_is_refused(data_dir: Path, schema: PgSchema) ->
     args = ["migrate", "--data-dir", str(data_dir), "--to", url, "--schema", schema.schema]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
-    assert "owner" in result.output + (result.stderr if result.stderr_bytes else "")
+    assert "owner" in result.stderr
+
+
+def test_an_unexpected_source_is_refused_before_anything_is_written(
+    data_dir: Path, schema: PgSchema, admin: psycopg.Connection, built: Built
+) -> None:
+    tenant_db = data_dir / "tenants" / built.globex.tenant_id / "tenant.db"
+    conn = apsw.Connection(str(tenant_db))
+    conn.execute("CREATE TABLE notes (a TEXT)")
+    conn.close()
+    result = run(data_dir, schema, "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)
+    assert error["code"] == "MIGRATION_REFUSED" and error["details"]["extra"] == ["notes"]
+    assert admin.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0  # the registry was not copied
+    conn = apsw.Connection(str(tenant_db))
+    conn.execute("DROP TABLE notes")
+    conn.execute("INSERT INTO _migrations VALUES ('tenant', 'm999_from_the_future', 0)")
+    conn.close()
+    result = run(data_dir, schema, "--force")
+    assert result.exit_code == 1 and "later release" in result.stderr
+    assert admin.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
