@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import apsw
+
 from appliance.services.library.content import media_type_of
 from appliance.services.operations.migration_report import (
     FileProblem,
@@ -160,13 +162,13 @@ class Migration:
                 for folder in FILE_FOLDERS:
                     self.store.delete_folder(tenant_id, folder)
 
-    def _copy_unit(self, catalog: Catalog, tenant_id: str | None, conn: object | None) -> None:
+    def _copy_unit(self, catalog: Catalog, tenant_id: str | None, conn: apsw.Connection | None) -> None:
         """Every table of one unit (the registry or a tenant) inside the open transaction."""
         derived = derived_tables(catalog)
         for table in copy_order(catalog):
             if table.name in derived:
                 self.target.replace_derived(table)
-            rows = source_rows(conn, table)  # type: ignore[arg-type]
+            rows = source_rows(conn, table)
             for batch in batches(rows, self.options.batch_rows, self.options.batch_bytes):
                 self.target.insert(table, tenant_id, batch)
 
