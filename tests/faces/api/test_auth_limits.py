@@ -147,3 +147,30 @@ def test_one_address_blocked_others_not_and_forwarded_for_only_from_a_trusted_pr
         assert proxy.get(TENANT, headers={**key.headers, "X-Forwarded-For": "198.51.100.8"}).status_code == 429
         assert proxy.get(TENANT, headers={**key.headers, "X-Forwarded-For": "198.51.100.9"}).status_code == 200
         assert proxy.get(TENANT, headers=key.headers).status_code == 200  # the proxy's own address
+
+
+def test_bad_lrs_credentials_count_with_the_apis_and_the_lrs_answers_the_block(
+    api: TestClient, acme: TenantKey, clock: FixedClock
+) -> None:
+    import base64
+
+    basic = {
+        "Authorization": "Basic " + base64.b64encode(b"nobody:guess").decode(),
+        "X-Experience-API-Version": "1.0.3",
+    }
+    for _ in range(10):
+        assert api.get("/xapi/statements", headers=basic).status_code == 401
+    for _ in range(10):  # one count per address for the API's keys and the LRS's credentials
+        assert_error(api.get(TENANT, headers=BAD_KEY), 401, "UNAUTHORIZED")
+    assert_error(api.get(TENANT, headers=acme.headers), 429, "RATE_LIMITED")
+    blocked = api.get("/xapi/statements", headers=basic)
+    assert blocked.status_code == 429
+    assert blocked.json() == {
+        "error": "too many failed authentication attempts from this address; try again later",
+        "code": "RATE_LIMITED",
+        "details": {"retry_after": 300, "scope": "address"},
+    }
+    assert blocked.headers["Retry-After"] == "300" and blocked.headers["X-Experience-API-Version"] == "1.0.3"
+    assert api.get("/xapi/about").status_code == 200  # About answers anyone, blocked or not
+    clock.advance(300)
+    assert api.get("/xapi/statements", headers=basic).status_code == 401
