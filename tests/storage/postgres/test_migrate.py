@@ -305,6 +305,25 @@ def test_a_tampered_row_or_file_fails_the_verification(
     assert result.exit_code == 1
     problems = json.loads(result.output)["files"]["problems"]
     assert [(p["path"], p["problem"]) for p in problems] == [(victim.path, "size")]
+    # same size, other bytes: only the SHA-256 tells
+    original = (data_dir / "tenants" / built.acme.tenant_id / victim.path).read_bytes()
+    store.put(built.acme.tenant_id, victim.path, [bytes(len(original))], max_bytes=len(original))
+    problems = json.loads(run(data_dir, schema, *s3, "--verify-only", "--json").output)["files"]["problems"]
+    assert [(p["path"], p["problem"]) for p in problems] == [(victim.path, "sha256")]
+    # a file lost from the bucket, and one the source never had: --resume sends the lost one again only
+    store.delete(built.acme.tenant_id, victim.path)
+    store.put(built.acme.tenant_id, "packages/pkg_stray/1/x.html", [b"stray"], max_bytes=5)
+    problems = json.loads(run(data_dir, schema, *s3, "--verify-only", "--json").output)["files"]["problems"]
+    assert {(p["path"], p["problem"]) for p in problems} == {
+        ("packages/pkg_stray/1/x.html", "extra"),
+        (victim.path, "missing"),
+    }
+    store.delete(built.acme.tenant_id, "packages/pkg_stray/1/x.html")
+    resumed = run(data_dir, schema, *s3, "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    files = json.loads(resumed.output)["files"]
+    assert (files["copied"], files["copied_bytes"], files["problems"]) == (1, len(original), [])
+    assert store.read_bytes(built.acme.tenant_id, victim.path) == original
 
 
 def test_a_non_empty_target_is_refused_unless_resumed_or_forced(
