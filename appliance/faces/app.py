@@ -91,7 +91,12 @@ def static_router() -> Any:
 
 def build_scheduler(inst: Instance) -> Scheduler:
     """The scheduler with every job kind and periodic sweep registered."""
-    scheduler = Scheduler(inst, concurrency=inst.config.job_concurrency, poll_seconds=inst.config.job_poll_seconds)
+    scheduler = Scheduler(
+        inst,
+        concurrency=inst.config.job_concurrency,
+        poll_seconds=inst.config.job_poll_seconds,
+        lease_seconds=inst.config.job_lease_seconds,
+    )
     scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
     scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)

@@ -19,7 +19,7 @@ import apsw
 
 from appliance.clock import rfc3339
 from appliance.instance import Instance
-from appliance.services.delivery import jobs, outbound
+from appliance.services.delivery import claims, jobs, outbound
 from appliance.services.delivery.backoff import backoff_delay
 from appliance.services.delivery.webhook_signing import event_body, signed_headers
 from appliance.services.delivery.webhooks import fail_pending, outbound_policy
@@ -44,8 +44,10 @@ def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     return backoff_delay(attempt, RETRY_BASE_SECONDS, RETRY_FACTOR, RETRY_MAX_SECONDS, rng)
 
 
-def enqueue(inst: Instance, tenant_id: str, due: list[tuple[str, float]]) -> None:
-    """Queue a `webhook.deliver` job per (delivery, when) in one registry transaction."""
+def enqueue(inst: Instance, tenant_id: str, due: list[tuple[str, float]], *, unique: bool = False) -> None:
+    """Queue a `webhook.deliver` job per (delivery, when) in one registry transaction. `unique` (the
+    recovery sweep, which every worker runs) adds none for a delivery that has a queued or running job;
+    a running job queues its own follow-up with it off, since it counts itself."""
     if not due:
         return
     now = inst.clock.now()
@@ -59,6 +61,7 @@ def enqueue(inst: Instance, tenant_id: str, due: list[tuple[str, float]]) -> Non
                 now=now,
                 tenant_id=tenant_id,
                 run_at=run_at,
+                unique=unique,
             )
 
     inst.registry.write_sync(add)
@@ -74,23 +77,34 @@ class _Send:
     event_id: str
     body: bytes
     attempt: int
+    lease: float  # the `lease_until` this claim wrote: its fencing token (appliance.services.delivery.claims)
 
 
 def deliver(inst: Instance, job: jobs.Job) -> None:
-    """The `webhook.deliver` job: one attempt of one delivery, unless it must wait for an earlier one."""
+    """The `webhook.deliver` job: one attempt of one delivery, unless it must wait for an earlier one.
+
+    The delivery is claimed first (appliance.services.delivery.claims): on PostgreSQL its row is locked with
+    SKIP LOCKED and leased, so of several workers' jobs for one delivery exactly one sends it; the attempt
+    is then recorded only if the lease is still this job's.
+    """
     tenant_id, delivery_id = job.payload["tenant_id"], job.payload["delivery_id"]
     if not inst.has_tenant_db(tenant_id):
         return
     db = inst.tenant_db(tenant_id)
     now = inst.clock.now()
-    lease = now + inst.config.webhook_timeout_seconds + 60.0
+    lease = now + claims.lease_seconds(inst.config, inst.config.webhook_timeout_seconds)
+    locking = claims.skip_locked(db)
 
     def claim(conn: apsw.Connection) -> _Send | float | None:
-        row = one(conn, "SELECT * FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+        # A row another transaction holds right now is passed over (None): that is another worker's claim,
+        # or a write that ends the delivery or queues its next job itself.
+        row = one(conn, f"SELECT * FROM webhook_deliveries WHERE id = ?{locking}", (delivery_id,))
         if row is None or row["status"] != "pending":
             return None
         if row["lease_until"] is not None and row["lease_until"] > now:
-            return None  # another job is attempting it right now
+            # Another worker is attempting it. Look again when its lease runs out: if that worker was
+            # lost, this is when the delivery is taken over.
+            return float(row["lease_until"])
         if row["subject_id"] is not None:
             earlier = one(
                 conn,
@@ -113,12 +127,13 @@ def deliver(inst: Instance, job: jobs.Job) -> None:
         if hook is None or event is None:
             return None
         if not hook["enabled"]:
-            fail_pending(conn, hook["id"], "the webhook is disabled", now)
+            _fail_one(conn, delivery_id, "the webhook is disabled", now)
             return None
         conn.execute("UPDATE webhook_deliveries SET lease_until = ? WHERE id = ?", (lease, delivery_id))
-        return _Send(hook["url"], hook["secret"], event["id"], event_body(event, tenant_id), row["attempts"] + 1)
+        body = event_body(event, tenant_id)
+        return _Send(hook["url"], hook["secret"], event["id"], body, row["attempts"] + 1, lease)
 
-    claimed = db.write_sync(claim)
+    claimed = claims.write_rows(db, claim)
     if claimed is None:
         return
     if isinstance(claimed, float):
@@ -126,8 +141,18 @@ def deliver(inst: Instance, job: jobs.Job) -> None:
             enqueue(inst, tenant_id, [(delivery_id, claimed)])
         return
     outcome = _post(inst, claimed)
-    follow_up = db.write_sync(lambda c: _record(inst, c, delivery_id, claimed, outcome))
+    follow_up = db.write_sync(lambda c: _record(inst, c, delivery_id, claimed, outcome, claims.for_update(db)))
     enqueue(inst, tenant_id, follow_up)
+
+
+def _fail_one(conn: apsw.Connection, delivery_id: str, reason: str, now: float) -> None:
+    """End one pending delivery as failed (its row is the claim's: the endpoint's others are each their
+    job's, so a claim never waits on another's rows)."""
+    conn.execute(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL, updated_at = ? "
+        "WHERE id = ? AND status = 'pending'",
+        (reason, now, delivery_id),
+    )
 
 
 def _other_job_queued(inst: Instance, delivery_id: str, job_id: str) -> bool:
@@ -188,13 +213,25 @@ def _post(inst: Instance, send: _Send) -> _Outcome:
 
 
 def _record(
-    inst: Instance, conn: apsw.Connection, delivery_id: str, send: _Send, result: _Outcome
+    inst: Instance, conn: apsw.Connection, delivery_id: str, send: _Send, result: _Outcome, locking: str = ""
 ) -> list[tuple[str, float]]:
-    """Store an attempt's result and decide what happens next; returns (delivery, when) jobs to queue."""
+    """Store an attempt's result and decide what happens next; returns (delivery, when) jobs to queue.
+
+    Fenced by the claim: the row is locked (`locking`) and its lease compared with the one this attempt
+    wrote. If another worker took the delivery over meanwhile (this one outlived its lease), nothing is
+    recorded: the delivery is the other's, whose attempt counts.
+    """
     now = inst.clock.now()
-    row = one(conn, "SELECT * FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+    row = one(conn, f"SELECT * FROM webhook_deliveries WHERE id = ?{locking}", (delivery_id,))
     if row is None:
         return []  # the endpoint was deleted meanwhile
+    if row["lease_until"] != send.lease:
+        log.warning(
+            "webhook delivery %s: attempt %d not recorded, its lease ran out and another worker holds it",
+            delivery_id,
+            send.attempt,
+        )
+        return []
     conn.execute(
         "INSERT OR REPLACE INTO webhook_attempts (delivery_id, n, started_at, duration_ms, status_code, error, "
         "response_body) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -282,6 +282,6 @@ def recover_deliveries(inst: Instance) -> int:
     total = 0
     for tenant_id, found in pending.items():
         missing = [(r["id"], max(now, r["next_attempt_at"] or now)) for r in found if r["id"] not in queued]
-        enqueue(inst, tenant_id, missing)
+        enqueue(inst, tenant_id, missing, unique=True)
         total += len(missing)
     return total

@@ -47,7 +47,7 @@ import apsw
 
 from appliance import __version__
 from appliance.instance import Instance
-from appliance.services.delivery import jobs, outbound
+from appliance.services.delivery import claims, jobs, outbound
 from appliance.services.delivery.backoff import backoff_delay
 from appliance.services.lrs.forwarding_log import Outcome, write_entry
 from appliance.services.lrs.forwarding_targets import (
@@ -138,6 +138,7 @@ class _Target:
     cursor_seq: int
     attempts: int
     proven: bool
+    lease: float  # the `lease_until` the claim wrote: its fencing token (appliance.services.delivery.claims)
 
 
 def _authorization(username: str | None, password: str | None) -> str | None:
@@ -147,7 +148,9 @@ def _authorization(username: str | None, password: str | None) -> str | None:
 
 
 def _lease_seconds(inst: Instance) -> float:
-    return inst.config.xapi_forward_timeout_seconds * 2 + 60.0
+    """A target's lease: `job_lease_seconds`, at least one request's timeout and a margin; renewed before
+    each request once a third of it has passed, and by every move of the cursor."""
+    return claims.lease_seconds(inst.config, inst.config.xapi_forward_timeout_seconds)
 
 
 def _read_after(conn: apsw.Connection, after_seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
@@ -208,37 +211,42 @@ def _advance(
     inst: Instance,
     conn: apsw.Connection,
     target: _Target,
+    held: float,
     from_seq: int,
     to_seq: int,
     *,
     forwarded: int,
     rejected: int,
     filtered: int,
-) -> None:
-    """Move the cursor from `from_seq` to `to_seq` (only if it still is at `from_seq`) and renew the lease."""
+) -> float:
+    """Move the cursor from `from_seq` to `to_seq` (only if it still is at `from_seq` and the lease `held` is
+    still this run's) and renew the lease; returns the new lease (_Gone: the target is not this run's)."""
     now = inst.clock.now()
+    lease = now + _lease_seconds(inst)
     conn.execute(
         "UPDATE xapi_forwarding_targets SET cursor_seq = ?, forwarded_count = forwarded_count + ?, "
         "rejected_count = rejected_count + ?, filtered_count = filtered_count + ?, attempts = 0, "
         "next_attempt_at = NULL, failing_since = NULL, last_error = NULL, lease_until = ?, "
         "proven = CASE WHEN ? > 0 THEN 1 ELSE proven END, "
         "last_forwarded_at = CASE WHEN ? > 0 THEN ? ELSE last_forwarded_at END "
-        "WHERE id = ? AND cursor_seq = ? AND enabled = 1",
+        "WHERE id = ? AND cursor_seq = ? AND enabled = 1 AND lease_until = ?",
         (
             to_seq,
             forwarded,
             rejected,
             filtered,
-            now + _lease_seconds(inst),
+            lease,
             forwarded,
             forwarded,
             now,
             target.id,
             from_seq,
+            held,
         ),
     )
     if conn.changes() != 1:
         raise _Gone
+    return lease
 
 
 Read = list[tuple[int, dict[str, Any]]]
@@ -263,6 +271,40 @@ class _Run:
         self.target = target
         self.cursor = target.cursor_seq
         self.read: Read = []
+        self.lease: float | None = target.lease  # None once given back (a failed attempt releases it)
+        self.renewed_at = inst.clock.now()
+
+    def keep_lease(self) -> None:
+        """Renew the lease before a request once a third of it has passed (a run of slow requests
+        outlasts one lease); _Gone if it is no longer this run's (another worker took the target over)."""
+        now, seconds = self.inst.clock.now(), _lease_seconds(self.inst)
+        if self.lease is None or now - self.renewed_at < seconds / 3:
+            return
+        held, lease = self.lease, now + seconds
+
+        def renew(conn: apsw.Connection) -> int:
+            conn.execute(
+                "UPDATE xapi_forwarding_targets SET lease_until = ? WHERE id = ? AND lease_until = ?",
+                (lease, self.target.id, held),
+            )
+            return int(conn.changes())
+
+        if claims.write_rows(self.db, renew) != 1:
+            raise _Gone
+        self.lease, self.renewed_at = lease, now
+
+    def release(self) -> None:
+        """Give the lease back at the end of the run (if it is still this run's)."""
+        if self.lease is None:
+            return
+        held, self.lease = self.lease, None
+        claims.write_rows(
+            self.db,
+            lambda c: c.execute(
+                "UPDATE xapi_forwarding_targets SET lease_until = NULL WHERE id = ? AND lease_until = ?",
+                (self.target.id, held),
+            ),
+        )
 
     def step(self) -> bool | None:
         """Send one batch; True when there may be more, False when caught up, None after a failure."""
@@ -320,6 +362,7 @@ class _Run:
         return True
 
     def _send(self, batch: Read) -> Outcome:
+        self.keep_lease()
         statements = [outgoing(s, self.target.version) for _, s in batch]
         hashes = _attachment_hashes(statements)
         parts = self.db.read_sync(lambda c: _attachment_parts(c, hashes)) if hashes else []
@@ -340,11 +383,16 @@ class _Run:
         passed = sum(1 for seq, _ in self.read if from_seq < seq <= to_seq)
         filtered = passed - forwarded - len(refused)
 
-        def write(conn: apsw.Connection) -> None:
-            _advance(
+        held = self.lease
+        if held is None:
+            raise _Gone
+
+        def write(conn: apsw.Connection) -> float:
+            lease = _advance(
                 self.inst,
                 conn,
                 self.target,
+                held,
                 from_seq,
                 to_seq,
                 forwarded=forwarded,
@@ -362,8 +410,10 @@ class _Run:
                 )
             if delivered:
                 write_entry(conn, self.target.id, "delivered", attempt, delivered[0], delivered[1], now)
+            return lease
 
-        self.db.write_sync(write)
+        self.lease = self.db.write_sync(write)
+        self.renewed_at = self.inst.clock.now()
         for r in refused:
             log.info(
                 "forwarding target %s rejected statement %s: %s", self.target.id, r.statement.get("id"), r.outcome.error
@@ -378,13 +428,14 @@ class _Run:
         now = self.inst.clock.now()
         attempt = self.target.attempts + 1
         retry_at = now + retry_delay(attempt, self.inst.config.xapi_forward_max_retry_seconds)
+        held, self.lease = self.lease, None  # released by this write, or not this run's any more
 
         def write(conn: apsw.Connection) -> bool:
             conn.execute(
                 "UPDATE xapi_forwarding_targets SET attempts = ?, next_attempt_at = ?, "
                 "failing_since = coalesce(failing_since, ?), last_status_code = ?, last_error = ?, "
-                "lease_until = NULL WHERE id = ? AND cursor_seq = ?",
-                (attempt, retry_at, now, outcome.status_code, outcome.error, self.target.id, self.cursor),
+                "lease_until = NULL WHERE id = ? AND cursor_seq = ? AND lease_until = ?",
+                (attempt, retry_at, now, outcome.status_code, outcome.error, self.target.id, self.cursor, held),
             )
             if conn.changes() != 1:
                 return False
@@ -396,24 +447,31 @@ class _Run:
 
 
 def forward(inst: Instance, job: jobs.Job) -> None:
-    """The `xapi.forward` job: send a target's statements after its cursor, batch by batch, in order."""
+    """The `xapi.forward` job: send a target's statements after its cursor, batch by batch, in order.
+
+    The target is claimed first (appliance.services.delivery.claims): on PostgreSQL its row is locked with SKIP
+    LOCKED and leased, so one worker at a time forwards a target, and every write of the run (the cursor,
+    a failure, the lease's renewal and release) is fenced by that lease. A worker lost mid-run leaves the
+    lease to run out; the sweep then queues the target again and another worker goes on from the cursor.
+    """
     tenant_id, target_id = job.payload["tenant_id"], job.payload["target_id"]
     if not inst.has_tenant_db(tenant_id):
         return
     db = inst.tenant_db(tenant_id)
     now = inst.clock.now()
+    lease = now + _lease_seconds(inst)
+    locking = claims.skip_locked(db)
 
     def claim(conn: apsw.Connection) -> _Target | float | None:
-        row = one(conn, "SELECT * FROM xapi_forwarding_targets WHERE id = ?", (target_id,))
+        # A row another transaction holds right now is passed over (None): another worker is claiming it.
+        row = one(conn, f"SELECT * FROM xapi_forwarding_targets WHERE id = ?{locking}", (target_id,))
         if row is None or not row["enabled"]:
             return None
         if row["lease_until"] is not None and row["lease_until"] > now:
-            return None  # another job is at work on it; it queues what follows
+            return None  # another job is at work on it; it queues what follows (or the sweep, if it is lost)
         if row["next_attempt_at"] is not None and row["next_attempt_at"] > now + 0.5:
             return float(row["next_attempt_at"])  # a retry that is not due yet
-        conn.execute(
-            "UPDATE xapi_forwarding_targets SET lease_until = ? WHERE id = ?", (now + _lease_seconds(inst), target_id)
-        )
+        conn.execute("UPDATE xapi_forwarding_targets SET lease_until = ? WHERE id = ?", (lease, target_id))
         return _Target(
             row["id"],
             row["endpoint"],
@@ -423,9 +481,10 @@ def forward(inst: Instance, job: jobs.Job) -> None:
             row["cursor_seq"],
             row["attempts"],
             bool(row["proven"]),
+            lease,
         )
 
-    claimed = db.write_sync(claim)
+    claimed = claims.write_rows(db, claim)
     if claimed is None:
         return
     if isinstance(claimed, float):
@@ -443,9 +502,7 @@ def forward(inst: Instance, job: jobs.Job) -> None:
     except _Gone:
         return
     finally:
-        db.write_sync(
-            lambda c: c.execute("UPDATE xapi_forwarding_targets SET lease_until = NULL WHERE id = ?", (target_id,))
-        )
+        run.release()
     if more:  # the budget ran out with statements left: continue in a fresh job, after the others queued
         enqueue(inst, tenant_id, target_id, inst.clock.now(), unique=False)
 

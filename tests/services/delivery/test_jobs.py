@@ -505,3 +505,16 @@ async def test_a_job_rerun_after_its_version_finished_cleans_up(inst: Instance, 
     )
     assert not zip_path.exists()
     assert version_status(inst, acme.tenant_id, pkg["id"])["status"] == "failed"
+
+
+def test_the_lease_is_a_setting_the_scheduler_uses(config: Config, clock: FixedClock) -> None:
+    assert Config().job_lease_seconds == jobs.LEASE_SECONDS == 60.0
+    tuned = config.with_overrides({"job_lease_seconds": "7.5"})
+    inst = Instance(tuned, clock)
+    try:
+        assert build_scheduler(inst).lease_seconds == 7.5
+    finally:
+        inst.close()
+    for bad in ("0", "-1"):
+        with pytest.raises(ValueError, match="job_lease_seconds must be more than 0"):
+            config.with_overrides({"job_lease_seconds": bad})
