@@ -53,7 +53,6 @@ class Config:
     job_concurrency: int = 2
     job_max_attempts: int = 5
     job_poll_seconds: float = 1.0
-    job_lease_seconds: float = 60.0  # a claimed job's, webhook delivery's, forwarding target's lease
     job_stale_seconds: float = 600.0
     expiry_sweep_seconds: float = 300.0
     jwks_cache_seconds: float = 300.0
@@ -79,6 +78,17 @@ class Config:
     auth_block_seconds: float = 300.0
     sequencing_workers: int = 1
     redis_url: str | None = None  # docs/scale-out.md, "Rate limits and caches"
+    # Package files: the data directory, or an s3:// bucket (docs/scale-out.md, "Files"). Unset S3
+    # options take appliance.storage.files.config's defaults; `files_config()` checks them together.
+    files: str = "local"
+    files_endpoint: str | None = None
+    files_region: str | None = None
+    files_addressing_style: str | None = None
+    files_access_key_id: str | None = None
+    files_secret_access_key: str | None = field(default=None, repr=False)
+    files_serve: str | None = None
+    files_signed_url_seconds: int | None = None
+    files_redirect_min_bytes: int | None = None
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         """Return a copy with the given settings replaced, each converted to the field's type."""
@@ -112,8 +122,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return frame_ancestor_list(raw)
     if name == "redis_url":
         return str(raw).strip() or None
-    if name == "job_lease_seconds" and not float(raw) > 0:
-        raise ValueError(f"job_lease_seconds must be more than 0, not {raw!r}")
+    if name.startswith("files"):
+        return _files_value(name, raw)
     if name == "content_origin":
         from appliance.services.library.origins import normalise  # imported late, as outbound's: settings load first
 
@@ -125,6 +135,34 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
     if isinstance(current, float):
         return float(raw)
     return str(raw)
+
+
+_FILES_INTEGERS = ("files_signed_url_seconds", "files_redirect_min_bytes")
+
+
+def _files_value(name: str, raw: Any) -> Any:
+    """A `files*` setting as given (text, or an integer for the two counts); empty text is unset.
+    Their meaning is checked together, by `files_config`, when the settings are loaded."""
+    text = str(raw).strip()
+    if name == "files":
+        return text or "local"
+    if not text:
+        return None
+    if name in _FILES_INTEGERS:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+    return text
+
+
+def files_config(config: Config) -> Any:
+    """The typed `files` config (`appliance.storage.files.config.FilesConfig`) of these settings;
+    ValueError naming the setting for anything wrong, so a bad value stops the start."""
+    from appliance.storage.files.config import SETTINGS, parse_files  # imported late: the settings load first
+
+    given = {name: getattr(config, name) for name in SETTINGS if getattr(config, name) is not None}
+    return parse_files(given, data_dir=Path(config.data_dir))
 
 
 def database_setting(raw: str) -> str:
@@ -221,4 +259,6 @@ def load_config(cli_values: Mapping[str, Any], environ: Mapping[str, str] | None
     base = Config() if data_dir_raw is None else Config(data_dir=Path(data_dir_raw).expanduser())
     config = base.with_overrides(file_overrides(base.data_dir))
     config = config.with_overrides({k: v for k, v in env.items() if k != "data_dir"})
-    return config.with_overrides({k: v for k, v in cli_values.items() if k != "data_dir"})
+    config = config.with_overrides({k: v for k, v in cli_values.items() if k != "data_dir"})
+    files_config(config)  # the `files*` settings are checked together, before anything starts
+    return config

@@ -5,8 +5,9 @@ only through `tenant_db(tenant_id)` with an id that authentication resolved, nev
 
 With the `database` setting at its default (`sqlite`) these are the SQLite files of the data directory;
 with a `postgresql://` URL they are the one PostgreSQL schema `database_schema`, reached through a
-connection pool as the application role (docs/scale-out.md, "Databases"). Package files, secrets and
-uploads stay in the data directory either way.
+connection pool as the application role (docs/scale-out.md, "Databases"). Package files and uploads
+are in `files`, the one file store of the `files` setting: the data directory by default, or an S3
+bucket (docs/scale-out.md, "Files").
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.clock import Clock, SystemClock
-from appliance.config import DURABILITY_LEVELS, Config
+from appliance.config import DURABILITY_LEVELS, Config, files_config
 from appliance.storage.datadir import DataDir
+from appliance.storage.files.base import FileStore
+from appliance.storage.files.config import FilesConfig, open_file_store
 from appliance.storage.sqlite.database import Database
 from appliance.storage.sqlite.registry_schema import registry_migrations
 from appliance.storage.sqlite.tenant_schema import tenant_migrations
@@ -40,7 +43,7 @@ def tenant_synchronous(durability: str) -> str:
 
 
 class Instance:
-    """Config, clock, data directory and databases of one appliance."""
+    """Config, clock, data directory, file store and databases of one appliance."""
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -50,6 +53,8 @@ class Instance:
         self._tenant_synchronous = tenant_synchronous(config.durability)
         self._tenant_dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
+        self.files_config: FilesConfig = files_config(config)
+        self.files: FileStore = open_file_store(self.files_config)
         self.pg: PgStore | None = None
         if config.database != "sqlite":
             self.pg = open_pg_store(config)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -140,14 +139,14 @@ def _frame_page_headers(inst: Instance, au_url: str) -> dict[str, str]:
     return headers
 
 
-def package_files(inst: Instance, tenant_id: str, session_id: str) -> Path:
-    """The files of a cmi5 registration's version (its relative AUs)."""
+def package_version(inst: Instance, tenant_id: str, session_id: str) -> tuple[str, int]:
+    """The package and version of a cmi5 registration, whose files are its relative AUs."""
     row = inst.tenant_db(tenant_id).read_sync(
         lambda c: one(c, "SELECT package_id, package_version FROM sessions WHERE id = ?", (session_id,))
     )
     if row is None:
         raise NotFound("no such launch")
-    return Path(inst.data.version_dir(tenant_id, row["package_id"], row["package_version"]))
+    return row["package_id"], int(row["package_version"])
 
 
 def api_launch(

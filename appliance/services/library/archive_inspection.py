@@ -9,6 +9,7 @@ methods, permissions, junk).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -41,6 +42,7 @@ UNSAFE_ARCHIVE = "UNSAFE_ARCHIVE"
 INVALID_PACKAGE = "INVALID_PACKAGE"
 QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
+ZipSource = str | os.PathLike[str] | IO[bytes]  # a ZIP's path, or the ZIP as a seekable binary file
 _CHUNK_SIZE = 256 * 1024
 _MAX_COMPONENT_BYTES = 255  # NAME_MAX on Linux file systems; longer components cannot be created
 _LOCAL_HEADER_SIZE = 30  # fixed part of a local file header, before its name and extra field
@@ -202,13 +204,15 @@ def _is_junk(name: str) -> bool:
 
 
 @contextmanager
-def _open_zip(path: str | os.PathLike[str], limits: ArchiveLimits) -> Iterator[zipfile.ZipFile]:
-    """Open `path` as a ZIP, mapping "not a ZIP / unreadable" to INVALID_PACKAGE.
+def _open_zip(source: ZipSource, limits: ArchiveLimits) -> Iterator[zipfile.ZipFile]:
+    """Open `source` (a path, or a seekable binary file such as a stored upload read in place) as a
+    ZIP, mapping "not a ZIP / unreadable" to INVALID_PACKAGE.
 
-    The file is opened here, not by zipfile, so that a missing file stays a plain OSError (a caller bug)
-    while OSErrors from parsing (bad offsets) become INVALID_PACKAGE.
+    A path is opened here, not by zipfile, so that a missing file stays a plain OSError (a caller bug)
+    while OSErrors from parsing (bad offsets) become INVALID_PACKAGE. A file object stays the caller's
+    to close.
     """
-    with open(path, "rb") as fp:
+    with contextlib.nullcontext(source) if hasattr(source, "read") else open(source, "rb") as fp:  # type: ignore[arg-type]
         try:
             _check_declared_count(fp, limits)
             zf = zipfile.ZipFile(fp)
@@ -369,7 +373,7 @@ def _check_members(zf: zipfile.ZipFile, limits: ArchiveLimits) -> list[_Entry]:
     return entries
 
 
-def inspect_archive(path: str | os.PathLike[str], limits: ArchiveLimits = DEFAULT_LIMITS) -> list[MemberInfo]:
+def inspect_archive(path: ZipSource, limits: ArchiveLimits = DEFAULT_LIMITS) -> list[MemberInfo]:
     """Check an archive's central directory without extracting anything; its entries in archive order.
 
     Raises ArchiveError (see the module docstring for the policy). The result includes directory entries

@@ -15,6 +15,7 @@ from appliance.core.scorm.model import Item, Manifest
 from appliance.core.scorm.sequencing.activity_tree import ActivityTree
 from appliance.errors import NotFound, PackageNotReady
 from appliance.instance import Instance
+from appliance.services.library.package_files import version_present
 from appliance.services.library.packages import ready_manifest
 
 CACHE_SIZE = 64
@@ -28,7 +29,7 @@ class Course:
     version: int
     manifest: Manifest
     tree: ActivityTree
-    files: Path
+    files: Path  # the version's folder in the data directory (with an object store: where it would be)
     items: dict[str, Item] = field(default_factory=dict)
     launchable: list[str] = field(default_factory=list)  # leaf activities with content, in tree order
 
@@ -79,7 +80,7 @@ def load_course(inst: Instance, tenant_id: str, package_id: str, version: int) -
         items=items,
         launchable=[a.id for a in tree.preorder if a.is_leaf and a.id in items and items[a.id].href],
     )
-    if not course.files.is_dir():
+    if not version_present(inst, tenant_id, package_id, version):
         raise NotFound(f"the files of package {package_id} version {version} are missing")
     with _lock:
         _cache[key] = course

@@ -15,7 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from appliance.config import Config
 from appliance.core.cmi5 import packaging as cmi5_packaging
@@ -191,12 +191,16 @@ def _analyse_cmi5_zip(
         raise
 
 
-def is_bare_course_structure(path: Path) -> bool:
-    """Whether an upload is an XML document rather than a ZIP: its first character, after a byte-order
-    mark and white space, is "<" (a ZIP begins with "PK"). The upload route admits such a file only
-    when it was declared as XML (`declares_xml`)."""
-    with open(path, "rb") as fp:
-        head = fp.read(1024)
+def is_bare_course_structure(path: Path | IO[bytes]) -> bool:
+    """Whether an upload (its path, or a seekable file of it) is an XML document rather than a ZIP: its
+    first character, after a byte-order mark and white space, is "<" (a ZIP begins with "PK"). The
+    upload route admits such a file only when it was declared as XML (`declares_xml`)."""
+    if isinstance(path, Path | str):
+        with open(path, "rb") as fp:
+            head = fp.read(1024)
+    else:
+        path.seek(0)
+        head = path.read(1024)
     for bom in (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"):
         if head.startswith(bom):
             head = head[len(bom) :].replace(b"\x00", b"") if len(bom) == 2 else head[len(bom) :]

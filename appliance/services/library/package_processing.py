@@ -1,15 +1,14 @@
 """Processing a received version (the `package.process` job), and validating an upload without keeping it.
 
-The job extracts, parses and validates a version into packages/<id>/<version>/ and marks it `ready`
-or `failed`. Failure at any step removes the files that step made, and a version never stays
+The job extracts, parses and validates a version into a scratch folder, publishes it into the file
+store as packages/<id>/<version>/ and marks it `ready` or `failed`. Failure at any step removes the files that step made, and a version never stays
 `processing` once its job has given up.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -22,13 +21,22 @@ from appliance.services.delivery import jobs
 from appliance.services.delivery.events import emit
 from appliance.services.library.archive import sync_dir
 from appliance.services.library.package_analysis import Analysis, PackageRejected, analyse
-from appliance.services.library.package_files import upload_path
+from appliance.services.library.package_files import (
+    delete_version_files,
+    is_local,
+    upload_path,
+    upload_store_path,
+    version_folder,
+)
 from appliance.services.library.package_records import json_text, launch_tree, tenant_storage_limit, version_row
 from appliance.services.library.upload import StagedUpload
 from appliance.services.tenancy import quota_events
-from appliance.services.tenancy.quotas import check_storage
+from appliance.services.tenancy.quotas import check_free_space, check_storage
 from appliance.services.tenancy.tenants import Tenant
 from appliance.services.tenancy.usage import stored_bytes
+from appliance.storage.files.base import FileMissing
+from appliance.storage.files.fetch import fetch_to
+from appliance.storage.files.publish import publish_folder
 from appliance.storage.sqlite.connection import rows
 from appliance.storage.sqlite.database import Database
 
@@ -36,46 +44,81 @@ PROCESS_JOB = "package.process"
 
 
 def process_version(inst: Instance, job: jobs.Job) -> None:
-    """The `package.process` job: extract, parse and validate one version, then mark it ready or failed."""
+    """The `package.process` job: extract, parse and validate one version, then mark it ready or failed.
+
+    The ZIP is read from a local file: on the data directory where the upload put it, from an object
+    store fetched into tmp/ first (checked against the SHA-256 recorded at upload). The checked files
+    are then published into the store as the version's folder, all or none, before the version is
+    marked ready: a ready version always has all its files.
+    """
     tenant_id, package_id, version = job.payload["tenant_id"], job.payload["package_id"], int(job.payload["version"])
     if not inst.has_tenant_db(tenant_id):
         return  # the tenant was deleted
+    upload = upload_of(job.payload)
     db = inst.tenant_db(tenant_id)
     row = db.read_sync(lambda c: version_row(c, package_id, version))
-    zip_path = upload_path(inst, tenant_id, package_id, version)
     if row is None or row["status"] != "processing":
         # Deleted, or finished by an earlier attempt that died before removing its ZIP.
-        with contextlib.suppress(FileNotFoundError):
-            zip_path.unlink()
+        inst.files.delete(tenant_id, upload)
         return
-    final_dir = inst.data.version_dir(tenant_id, package_id, version)
+    folder = version_folder(package_id, version)
     work_dir = inst.data.tmp / f"extract-{package_id}-{version}-{new_secret(6)}"
-    shutil.rmtree(final_dir, ignore_errors=True)  # a crash after the move of an earlier attempt
-    if not zip_path.exists():
-        _mark_failed(inst, tenant_id, package_id, version, "INTERNAL_ERROR", "the uploaded file is missing", {})
+    inst.files.delete_folder(tenant_id, folder)  # a crash after the publish of an earlier attempt
+    try:
+        zip_path, fetched = _zip_on_disk(inst, tenant_id, upload, row)
+    except FileMissing:
+        _mark_failed(
+            inst, tenant_id, package_id, version, "INTERNAL_ERROR", "the uploaded file is missing", {}, upload=upload
+        )
         return
     room = _quota_room(inst, tenant_id, db, package_id, version)
     try:
         analysis = analyse(zip_path, work_dir, inst.config, quota_bytes=room.remaining if room else None)
     except PackageRejected as exc:
         details = room.refusal(exc.details) if room and exc.code == "QUOTA_EXCEEDED" else exc.details
-        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, details)
+        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, details, upload=upload)
         return
+    finally:
+        if fetched:
+            zip_path.unlink(missing_ok=True)
     try:
-        final_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work_dir, final_dir)
-        _sync_version_dirs(inst, tenant_id, package_id)
+        publish_folder(inst.files, tenant_id, folder, work_dir, synced=True)
+        if is_local(inst):
+            _sync_version_dirs(inst, tenant_id, package_id)
         _mark_ready(inst, tenant_id, package_id, version, analysis)
     except PackageRejected as exc:
-        shutil.rmtree(final_dir, ignore_errors=True)
-        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, exc.details)
+        delete_version_files(inst, tenant_id, package_id, version)
+        _mark_failed(inst, tenant_id, package_id, version, exc.code, exc.message, exc.details, upload=upload)
         return
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
-        shutil.rmtree(final_dir, ignore_errors=True)
+        inst.files.delete_folder(tenant_id, folder)
         raise
-    with contextlib.suppress(FileNotFoundError):
-        zip_path.unlink()
+    inst.files.delete(tenant_id, upload)
+
+
+def upload_of(payload: dict[str, Any]) -> str:
+    """The store path of a job's upload: named by its payload when the upload streamed into an object
+    store, else where the data directory keeps it (`package_files`)."""
+    named = payload.get("upload")
+    if isinstance(named, str) and named.startswith("uploads/"):
+        return named
+    return upload_store_path(payload["package_id"], int(payload["version"]))
+
+
+def _zip_on_disk(inst: Instance, tenant_id: str, upload: str, row: dict[str, Any]) -> tuple[Path, bool]:
+    """A local file of the upload, and whether it is a fetched copy (the caller's to delete);
+    FileMissing when the store has no such upload."""
+    if is_local(inst):
+        zip_path = upload_path(inst, tenant_id, row["package_id"], row["version"])
+        if not zip_path.is_file():
+            raise FileMissing("the uploaded file is missing")
+        return zip_path, False
+    size = inst.files.stat(tenant_id, upload).size
+    check_free_space(inst.data.tmp, inst.config.min_free_disk_bytes, size)  # retried later, as any job error
+    dest = inst.data.tmp / f"fetch-{new_secret(8)}.zip"
+    fetch_to(inst.files, tenant_id, upload, dest, expected_sha256=row["upload_sha256"])
+    return dest, True
 
 
 class QuotaRoom(msgspec.Struct, frozen=True):
@@ -131,6 +174,7 @@ def give_up_processing(inst: Instance, job: jobs.Job, error: str) -> None:
             "INTERNAL_ERROR",
             "processing failed repeatedly; the appliance log has details",
             {"attempts": job.attempts},
+            upload=upload_of(payload),
         )
 
 
@@ -198,8 +242,17 @@ def _mark_ready(inst: Instance, tenant_id: str, package_id: str, version: int, a
 
 
 def _mark_failed(
-    inst: Instance, tenant_id: str, package_id: str, version: int, code: str, message: str, details: dict[str, Any]
+    inst: Instance,
+    tenant_id: str,
+    package_id: str,
+    version: int,
+    code: str,
+    message: str,
+    details: dict[str, Any],
+    *,
+    upload: str | None = None,
 ) -> None:
+    """Mark the version failed (if still processing) and remove its files and its upload."""
     now = inst.clock.now()
     error = {"code": code, "message": message, "details": details}
 
@@ -224,12 +277,8 @@ def _mark_failed(
         )
 
     inst.tenant_db(tenant_id).write_sync(update, durable=True)
-    version_dir = inst.data.version_dir(tenant_id, package_id, version)
-    shutil.rmtree(version_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        version_dir.parent.rmdir()  # only when empty: no other version of the package has files
-    with contextlib.suppress(FileNotFoundError):
-        upload_path(inst, tenant_id, package_id, version).unlink()
+    delete_version_files(inst, tenant_id, package_id, version)
+    inst.files.delete(tenant_id, upload or upload_store_path(package_id, version))
 
 
 def recover_processing(inst: Instance) -> int:
@@ -269,10 +318,18 @@ def validate_staged(inst: Instance, staged: StagedUpload, tenant: Tenant | None 
     a real upload's, so validating cannot write more than the tenant may store either."""
     work_dir = inst.data.tmp / f"validate-{new_secret(8)}"
     room = None
+    fetched: Path | None = None
     try:
         room = _quota_room(inst, tenant.id, inst.tenant_db(tenant.id)) if tenant is not None else None
         quota = room.remaining if room else None
-        analysis = analyse(staged.path, work_dir, inst.config, quota_bytes=quota, durable=False)
+        source = staged.path
+        if staged.stored is not None:  # received into an object store: brought here for the check
+            fetched = inst.data.tmp / f"validate-{new_secret(8)}.zip"
+            stored = staged.stored
+            fetch_to(stored.store, stored.tenant_id, stored.path, fetched, expected_sha256=staged.sha256)
+            source = fetched
+        assert source is not None
+        analysis = analyse(source, work_dir, inst.config, quota_bytes=quota, durable=False)
     except PackageRejected as exc:
         error = exc.as_error()
         if room is not None and exc.code == "QUOTA_EXCEEDED":
@@ -280,6 +337,8 @@ def validate_staged(inst: Instance, staged: StagedUpload, tenant: Tenant | None 
         return {"valid": False, "error": error, "warnings": [], "scorm_version": None}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+        if fetched is not None:
+            fetched.unlink(missing_ok=True)
         staged.discard()
     report = analysis.report
     cmi5 = (

@@ -8,8 +8,6 @@ one name for the service.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 from typing import Any
 
 import apsw
@@ -17,7 +15,7 @@ import apsw
 from appliance.core.cmi5 import packaging as cmi5_packaging
 from appliance.errors import NotFound, ValidationFailed
 from appliance.instance import Instance
-from appliance.services.library.package_files import upload_path
+from appliance.services.library.package_files import delete_package_files, upload_path
 from appliance.services.library.package_processing import (
     PROCESS_JOB,
     QuotaRoom,
@@ -181,7 +179,4 @@ def delete_package(inst: Instance, tenant: Tenant, package_id: str) -> None:
         quota_events.settle(conn, tenant.storage_limit_bytes, now, clear_refusal=True)
 
     inst.tenant_db(tenant.id).write_sync(delete, durable=True)  # rows gone for good before the files go
-    shutil.rmtree(inst.data.package_dir(tenant.id, package_id), ignore_errors=True)
-    for leftover in inst.data.uploads_dir(tenant.id).glob(f"{package_id}-*.zip"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+    delete_package_files(inst, tenant.id, package_id)

@@ -2,7 +2,8 @@
 
 Accepts a raw `application/zip` body or `multipart/form-data` with the ZIP in field `file` (and an
 optional `title`). The staged file lives under tmp/; the caller moves it or it is deleted here on any
-failure, so a refused or broken upload leaves nothing behind.
+failure, so a refused or broken upload leaves nothing behind. (With an object store configured the
+same reception streams into the store instead: `appliance.storage.files.receive`, on this parser.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import multipart
 
 from appliance.errors import PayloadTooLarge, ValidationFailed
 from appliance.ids import new_secret
+from appliance.storage.files.base import FileStore
 
 WRITE_BUFFER = 1024 * 1024  # hash and write in 1 MiB batches, in a worker thread (off the event loop)
 MAX_FIELD_BYTES = 64 * 1024
@@ -26,18 +28,33 @@ MAX_FIELD_BYTES = 64 * 1024
 
 @dataclass
 class StagedUpload:
-    """A received file on disk, with its size and SHA-256."""
+    """A received file, with its size and SHA-256: on disk at `path` (the data directory's store), or
+    already in an object store at `stored` (`store_path` in the tenant's space), streamed there as it
+    arrived (`appliance.storage.files.receive`)."""
 
-    path: Path
+    path: Path | None
     size: int
     sha256: str
     filename: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    stored: StoredUpload | None = None
 
     def discard(self) -> None:
         """Delete the staged file (idempotent)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.stored is not None:
+            self.stored.store.delete(self.stored.tenant_id, self.stored.path)
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """Where in a file store an upload was received."""
+
+    store: FileStore
+    tenant_id: str
+    path: str
 
 
 class _Sink:

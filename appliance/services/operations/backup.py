@@ -22,6 +22,9 @@ ZIP. `manifest.json` is written last: a directory without it is not a backup.
 A restore goes only into an empty data directory and checks every file's checksum as it copies; on a
 mismatch it removes what it copied. A tenant import copies the tenant's folder into place first and
 then adds its registry rows in one transaction, so a running server sees the tenant all at once.
+
+All four refuse when the package files are in an object store (`files = "s3://…"`, `require_local_files`):
+the bucket is backed up by the store itself.
 """
 
 from __future__ import annotations
@@ -236,7 +239,30 @@ def _prepare_dest(dest: Path, data_dir: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
 
 
+def require_local_files(data_dir: Path, files: str | None = None) -> None:
+    """Refuse (BackupError) when the package files are not in the data directory.
+
+    A backup copies a data directory's files; with `files = "s3://…"` the package files and uploads
+    are objects in a bucket, which the bucket's own versioning or replication protects (docs/backup.md,
+    "Files in an object store"). A backup of the databases alone would restore versions without files,
+    so none is taken. `files` is the setting when the caller has it, else it is read as `load_config`
+    reads it (the data directory's settings file, then the environment).
+    """
+    if files is None:
+        from appliance.config import load_config  # the settings of that data directory, not the caller's
+
+        files = load_config({"data_dir": str(data_dir)}).files
+    if files != "local":
+        raise BackupError(
+            "the package files are in an object store (the `files` setting is not 'local'): backup, restore "
+            "and tenant export/import copy a data directory's files only; protect the bucket with its own "
+            "versioning or replication (docs/backup.md)",
+            {"files": files.split("?", 1)[0]},
+        )
+
+
 def _require_data_dir(data_dir: Path) -> DataDir:
+    require_local_files(data_dir)
     data = DataDir(data_dir)
     if not data.registry_db.is_file():
         raise BackupError(f"{data_dir} holds no appliance data (no registry.db)", {"data_dir": str(data_dir)})
@@ -559,6 +585,7 @@ def _is_empty_tree(path: Path) -> bool:
 
 def restore(src: Path, data_dir: Path) -> dict[str, Any]:
     """Restore a full backup into `data_dir`, which must not exist or hold no files."""
+    require_local_files(data_dir)
     manifest = read_manifest(src)
     if manifest["kind"] != "full":
         raise BackupError(
@@ -607,6 +634,7 @@ def _insert(conn: apsw.Connection, table: str, row: dict[str, Any]) -> None:
 
 def import_tenant(inst: Instance, src: Path, name: str | None = None) -> dict[str, Any]:
     """Import a tenant export into this appliance (which may be running); optionally under a new name."""
+    require_local_files(Path(inst.config.data_dir), inst.config.files)
     manifest = read_manifest(src)
     if manifest["kind"] != "tenant":
         raise BackupError(f"{src} is a full backup, not a tenant export: use `scorm-appliance restore`")

@@ -305,6 +305,8 @@ def delete_tenant(inst: Instance, ref: str) -> Tenant:
     inst.forget_tenant(tenant.id)
     _announce(inst, tenant.id)
     shutil.rmtree(inst.data.tenant_dir(tenant.id), ignore_errors=True)
+    for folder in ("packages", "uploads"):  # in an object store (`files = "s3://…"`): the tenant's objects
+        inst.files.delete_folder(tenant.id, folder)
     return tenant
 
 

@@ -12,8 +12,10 @@ Each is read from the settings file (a mapping) and then from `SCORM_APPLIANCE_<
 variables, the same order `appliance.config` uses. Credentials are never taken from the URL (URLs end
 up in logs); without them boto3's own chain applies (AWS_* variables, ~/.aws, an instance role).
 
-This lives beside `appliance.config` until the settings are regrouped (issue #18, item 5), so the
-embedded `Config` does not change yet; `files_config(config_values, environ)` is what will call it.
+The settings are fields of `appliance.config.Config` (settings file, environment, as every setting);
+`appliance.config.files_config` hands the ones given to `parse_files`, when the settings load and
+when `Instance` opens its one store (`Instance.files`). `files_settings` reads a plain mapping and
+the environment the same way, for tools without a Config.
 """
 
 from __future__ import annotations
