@@ -53,6 +53,7 @@ class Config:
     job_concurrency: int = 2
     job_max_attempts: int = 5
     job_poll_seconds: float = 1.0
+    job_lease_seconds: float = 60.0  # a claimed job's, webhook delivery's, forwarding target's lease
     job_stale_seconds: float = 600.0
     expiry_sweep_seconds: float = 300.0
     jwks_cache_seconds: float = 300.0
@@ -124,6 +125,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return str(raw).strip() or None
     if name.startswith("files"):
         return _files_value(name, raw)
+    if name == "job_lease_seconds" and not float(raw) > 0:
+        raise ValueError(f"job_lease_seconds must be more than 0, not {raw!r}")
     if name == "content_origin":
         from appliance.services.library.origins import normalise  # imported late, as outbound's: settings load first
 
