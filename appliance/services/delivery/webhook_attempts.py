@@ -5,6 +5,12 @@ guard; its result is kept in `webhook_attempts` with the delivery's status. A fa
 with exponential backoff and jitter (`retry_delay`) until `webhook_max_attempts`; an endpoint that keeps
 failing is disabled. A subject's deliveries to one endpoint go out in event order: a delivery waits while
 an earlier one of the same subject is pending, and finishing one wakes the next.
+
+Several workers may hold jobs for one delivery; the delivery's row decides which one sends it: it is
+claimed (SKIP LOCKED on PostgreSQL) and leased, and the attempt is recorded only while that lease is
+the claim's (appliance.services.delivery.claims, docs/scale-out.md "The webhook outbox and xAPI forwarding
+across workers"). A worker lost mid-attempt leaves the lease to run out; the next job takes it over,
+so a receiver may get that event twice (at least once, with the same `webhook-id`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ the order to send it in.
 
 Life of a statement: the `xapi-forward` sweep (every second) finds enabled targets whose cursor is
 behind the newest statement and queues one `xapi.forward` job per target. The job takes a lease on
-the target, reads the statements after the cursor in batches (`xapi_forward_batch_size`), drops those
+the target (its row claimed with SKIP LOCKED on PostgreSQL, every write of the run fenced by the lease,
+so one worker at a time forwards a target: `forward`), reads the statements after the cursor in batches (`xapi_forward_batch_size`), drops those
 the filters leave out, POSTs the rest to the target's `/statements` through the outbound guard
 (appliance.services.delivery.outbound: the SSRF policy and `outbound_allow`), and advances the cursor only when the
 target accepted them. A failure (no connection, a timeout, 401, 5xx, …) leaves the cursor where it
