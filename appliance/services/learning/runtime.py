@@ -67,7 +67,9 @@ async def commit_async(
     when the player does not hold it, is 100 KB at 5,000 activities)."""
     if body.terminate:
         return await asyncio.to_thread(_encoded, _terminate_step, inst, tenant_id, session_id, body, ttl)
-    return await inst.tenant_db(tenant_id).write(commit_txn(inst, tenant_id, session_id, body, ttl))
+    # A plain commit writes its session's rows only (and outbox rows, atomic counters): on PostgreSQL the
+    # commits of one tenant's sessions then run in parallel (PgDatabase.write_sync's `subject`).
+    return await inst.tenant_db(tenant_id).write(commit_txn(inst, tenant_id, session_id, body, ttl), subject=session_id)
 
 
 def _encoded(work: Callable[..., dict[str, Any]], *args: Any) -> msgspec.Raw:

@@ -11,8 +11,12 @@ so `appliance.storage.sqlite.connection.rows`/`one` and the services' functions 
 tenant into the next transaction. A write transaction first takes a transaction-scoped advisory lock on
 its tenant: writes to one tenant are serialised across every worker, as SQLite's one writer per file
 serialises them in one process, so the services' read-then-write transactions (numbering statements,
-compare-and-swap of a session) stay correct. A read runs in a REPEATABLE READ, READ ONLY transaction: one
-snapshot, as a SQLite read transaction sees.
+compare-and-swap of a session) stay correct. A write confined to one subject's rows (a learner's plain
+commit: its session's rows, atomic upserts and outbox inserts) names the subject instead: it takes the
+tenant's lock *shared* and the subject's exclusively, so one tenant's learners commit in parallel across
+workers while every other write of the tenant still waits for them all, and they for it. A read runs in a
+REPEATABLE READ, READ ONLY transaction: one snapshot, as a SQLite read transaction sees. The async forms run
+on the store's own threads, one per pool connection (the default executor has only cores + 4).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -37,6 +42,7 @@ T = TypeVar("T")
 # PRAGMAs the services send that mean nothing on PostgreSQL (SQLite memory tuning; foreign keys: always on there).
 _HARMLESS_PRAGMAS = ("cache_size", "mmap_size", "temp_store", "wal_autocheckpoint", "foreign_keys")
 _DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_DEADLOCK_RETRIES = 3  # a subject write the server chose as a deadlock's victim runs again, up to this often
 
 
 def _value(v: Any) -> Any:
@@ -156,10 +162,13 @@ class PgConnection:
 class PgDatabase:
     """One tenant's rows (or the registry's) on PostgreSQL, with `Database`'s read/write interface."""
 
-    def __init__(self, pool: ConnectionPool, catalog: Catalog, tenant_id: str | None) -> None:
+    def __init__(
+        self, pool: ConnectionPool, catalog: Catalog, tenant_id: str | None, executor: Executor | None = None
+    ) -> None:
         if catalog.tenant_owned and not tenant_id:
             raise ValueError("a tenant database needs its tenant id")
         self.pool = pool
+        self.executor = executor  # the async forms' threads (None: the event loop's default executor)
         self.catalog = catalog
         self.tenant_id = tenant_id
         # Database.path's other use: naming the database in logs and thread names (lrs.bulk's writer
@@ -181,17 +190,53 @@ class PgDatabase:
             parts.append(pgsql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(tenant))
         return pgsql.SQL("; ").join(parts).as_bytes(None)
 
-    def write_sync(self, fn: Callable[[PgConnection], T], *, transaction: bool = True, durable: bool = False) -> T:
+    def _subject_opening(self, subject: str) -> bytes:
+        """BEGIN, the tenant, its lock shared and the subject's lock exclusive, in one round trip."""
+        tenant = pgsql.Literal(self.tenant_id or "")
+        return (
+            pgsql.SQL(
+                "BEGIN; SELECT set_config({}, {}, true); SELECT pg_advisory_xact_lock_shared(hashtextextended({}, 0)); "
+                "SELECT pg_advisory_xact_lock(hashtextextended({}, 1))"
+            )
+            .format(pgsql.Literal(SETTING), tenant, tenant, pgsql.Literal(f"{self.tenant_id or ''}/{subject}"))
+            .as_bytes(None)
+        )
+
+    def write_sync(
+        self,
+        fn: Callable[[PgConnection], T],
+        *,
+        transaction: bool = True,
+        durable: bool = False,
+        subject: str | None = None,
+    ) -> T:
         """Run `fn(conn)` in one transaction with the tenant set and its write lock held; `fn` raising rolls
         it all back. Called inside a write or read on this thread, it joins it. `durable` is implied:
-        PostgreSQL's commit is flushed (synchronous_commit on) before it returns."""
+        PostgreSQL's commit is flushed (synchronous_commit on) before it returns.
+
+        `subject` (a session id): `fn` writes only that subject's rows, plus inserts and atomic upserts
+        whose order between subjects does not matter (outboxes read under the tenant's lock, counters kept
+        by `ON CONFLICT DO UPDATE`). It then holds the tenant's lock shared and the subject's exclusive:
+        writes of one subject run one at a time, of different subjects in parallel, and any write without
+        a subject runs alone, as before."""
         current = getattr(self._local, "conn", None)
         if current is not None:
             return fn(current)
         with self.pool.connection() as raw:
             if not transaction:
                 return self._autocommit(raw, fn)
-            return self._transaction(raw, self._open_write, fn)
+            if subject is None or self.tenant_id is None:
+                return self._transaction(raw, self._open_write, fn)
+            opening = self._subject_opening(subject)
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    return self._transaction(raw, opening, fn)
+                except psycopg.errors.DeadlockDetected:
+                    # Two subjects' counters (the analytics triggers' upserts) met in opposite orders:
+                    # the server rolled one back whole; it runs again, as it would have queued.
+                    if attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
 
     def write_rows_sync(self, fn: Callable[[PgConnection], T]) -> T:
         """Like `write_sync` but without the tenant's write lock: for statements that lock the rows they
@@ -243,13 +288,14 @@ class PgDatabase:
                 self._local.conn = None
                 raw.execute("ROLLBACK")  # nothing to keep; ends the snapshot
 
-    async def write(self, fn: Callable[[PgConnection], T]) -> T:
-        """Async form of `write_sync`, in a thread (the pool's connections are synchronous)."""
-        return await asyncio.to_thread(self.write_sync, fn)
+    async def write(self, fn: Callable[[PgConnection], T], *, subject: str | None = None) -> T:
+        """Async form of `write_sync`, on the store's threads (the pool's connections are synchronous)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: self.write_sync(fn, subject=subject))
 
     async def read(self, fn: Callable[[PgConnection], T]) -> T:
-        """Async form of `read_sync`, in a thread."""
-        return await asyncio.to_thread(self.read_sync, fn)
+        """Async form of `read_sync`, on the store's threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.read_sync, fn)
 
     def close(self) -> None:
         """Nothing of its own to close: the connections belong to the store's pool."""
@@ -269,11 +315,16 @@ class PgStore:
         )
         self._tenants: dict[str, PgDatabase] = {}
         self._lock = threading.Lock()
-        self.registry = PgDatabase(self.pool, registry_catalog(), None)
+        # One thread per connection the pool may open: every connection can be in use by the async paths
+        # at once (a transaction mostly waits on the server), without taking the event loop's default
+        # executor, which the file and CPU work share.
+        self.executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="pg")
+        self.registry = PgDatabase(self.pool, registry_catalog(), None, self.executor)
         try:
             self._check_schema()
         except BaseException:
             self.pool.close()
+            self.executor.shutdown(wait=False)
             raise
 
     def _check_schema(self) -> None:
@@ -310,9 +361,10 @@ class PgStore:
         with self._lock:
             db = self._tenants.get(tenant_id)
             if db is None:
-                db = self._tenants[tenant_id] = PgDatabase(self.pool, tenant_catalog(), tenant_id)
+                db = self._tenants[tenant_id] = PgDatabase(self.pool, tenant_catalog(), tenant_id, self.executor)
             return db
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections (and its threads, once what they run is done)."""
         self.pool.close()
+        self.executor.shutdown(wait=False)

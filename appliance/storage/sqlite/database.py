@@ -123,8 +123,11 @@ class Database:
             return fn(self._writer_conn)
         return self._run_write(fn, transaction, durable)
 
-    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
+    async def write(self, fn: Callable[[apsw.Connection], T], *, subject: str | None = None) -> T:
         """Async form of `write_sync`: the transaction runs inline on the event loop, grouped.
+
+        `subject` says the write touches only that subject's rows (PgDatabase runs those of different
+        subjects in parallel); a file has one writer, so here it changes nothing.
 
         The writes that arrive while the event loop is busy with one round of ready requests are run
         together, in order, in one transaction, each inside its own savepoint: one that raises is rolled
