@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from appliance.core.xapi.validation import normalize_statement, validate_statement_batch
+from appliance.core.xapi.statement_normalization import normalize_statement
+from appliance.core.xapi.validation import validate_statement_batch
 
 
 def typical(i: int) -> dict[str, Any]:

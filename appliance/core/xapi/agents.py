@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from appliance.core.xapi.validation import StatementError, validate_agent
+from appliance.core.xapi.agent_validation import validate_agent
+from appliance.core.xapi.statement_errors import StatementError
 
 __all__ = ["agent_ifi", "agent_ifis", "parse_agent_param", "person_object"]
 

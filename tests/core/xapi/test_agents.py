@@ -7,7 +7,7 @@ import json
 import pytest
 
 from appliance.core.xapi.agents import agent_ifi, agent_ifis, parse_agent_param, person_object
-from appliance.core.xapi.validation import StatementError
+from appliance.core.xapi.statement_errors import StatementError
 from appliance.core.xapi.versions import ABOUT_VERSIONS, SUPPORTED, V1, V2, negotiate
 
 

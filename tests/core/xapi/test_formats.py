@@ -15,7 +15,8 @@ from appliance.core.xapi.formats import (
     format_statement,
     ids,
 )
-from appliance.core.xapi.validation import normalize_statement, validate_statement
+from appliance.core.xapi.statement_normalization import normalize_statement
+from appliance.core.xapi.validation import validate_statement
 from tests.core.xapi.strategies import preferences, statements
 
 IFIS = ("mbox", "mbox_sha1sum", "openid", "account")

@@ -9,7 +9,8 @@ from typing import Any
 
 from appliance.core.xapi import scorm_profile as p
 from appliance.core.xapi.scorm_profile import Sco, SessionFacts
-from appliance.core.xapi.validation import normalize_statement, validate_statement
+from appliance.core.xapi.statement_normalization import normalize_statement
+from appliance.core.xapi.validation import validate_statement
 
 HOME = "https://lms.example.org"
 NOW = 1_780_000_000.25

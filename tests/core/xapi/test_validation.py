@@ -19,17 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.core.xapi.validation import (
-    StatementError,
+from appliance.core.xapi.statement_errors import StatementError
+from appliance.core.xapi.statement_normalization import normalize_statement
+from appliance.core.xapi.validation import validate_statement, validate_statement_batch
+from appliance.core.xapi.value_formats import (
     is_duration,
     is_iri,
     is_language_tag,
     is_timestamp,
-    normalize_statement,
     parse_timestamp,
     utc_timestamp,
-    validate_statement,
-    validate_statement_batch,
 )
 from tests.core.xapi.strategies import statements
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appliance.core.xapi.agents import parse_agent_param
-from appliance.core.xapi.validation import StatementError
+from appliance.core.xapi.statement_errors import StatementError
 from appliance.faces.api.xapi.messages import XapiError, XapiRequest
 
 _IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")

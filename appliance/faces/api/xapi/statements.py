@@ -25,9 +25,10 @@ from typing import Any
 import msgspec
 
 from appliance.core.cmi5.au_rules import Rejected
-from appliance.core.xapi import agents, formats, multipart, validation
+from appliance.core.xapi import agents, formats, multipart, statement_normalization, validation, value_formats
 from appliance.core.xapi.duplicate_keys import DuplicateKey, check_no_duplicate_keys
 from appliance.core.xapi.signatures import SignatureError, check_signatures
+from appliance.core.xapi.statement_errors import StatementError
 from appliance.faces.api.errors import error_body
 from appliance.faces.api.xapi.messages import XapiError, XapiRequest, XapiResponse
 from appliance.instance import Instance
@@ -115,8 +116,11 @@ def _validated(req: XapiRequest, value: Any, parts: dict[str, multipart.Part]) -
 def _validate(value: Any, version: str) -> list[dict[str, Any]]:
     """appliance.core.xapi.validation's batch check; its StatementError is the client's 400."""
     try:
-        return [validation.normalize_statement(s, version) for s in validation.validate_statement_batch(value, version)]
-    except validation.StatementError as exc:
+        return [
+            statement_normalization.normalize_statement(s, version)
+            for s in validation.validate_statement_batch(value, version)
+        ]
+    except StatementError as exc:
         details = {"path": exc.path} if getattr(exc, "path", None) else {}
         raise XapiError(400, str(exc), details) from None
 
@@ -241,7 +245,7 @@ def _bool(params: dict[str, str], name: str) -> bool:
 def _millis(value: str, name: str) -> int:
     """A `since`/`until` timestamp as whole milliseconds since the epoch (floored), or 400."""
     try:
-        parsed = validation.parse_timestamp(value)
+        parsed = value_formats.parse_timestamp(value)
     except ValueError:
         _bad(name, value)
     return (parsed - _EPOCH) // timedelta(milliseconds=1)
@@ -251,7 +255,7 @@ def _agent(value: str) -> str:
     """The `agent` parameter (JSON Agent or identified Group) as the store's agent key, or 400."""
     try:
         agent = agents.parse_agent_param(value)
-    except validation.StatementError as exc:
+    except StatementError as exc:
         raise XapiError(400, f"agent {exc}", {"parameter": "agent"}) from None
     key = store.agent_key(agent)
     if key is None:
