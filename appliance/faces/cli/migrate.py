@@ -8,15 +8,13 @@ embedded appliance").
 from __future__ import annotations
 
 import json
-import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from appliance.config import Config
+from appliance.config import Config, files_config
 from appliance.errors import ApplianceError
 from appliance.faces.cli.common import build_config, data_dir_option, fail, json_option
 
@@ -42,8 +40,8 @@ if TYPE_CHECKING:
     "--s3",
     "s3_url",
     default=None,
-    help="s3://bucket[/prefix] to put the package files in (endpoint, region and keys: the files_* settings, or "
-    "the URL's ?endpoint=&region=); without it the files stay in the data directory.",
+    help="s3://bucket[/prefix] to put the package files in [default: the files setting, if it is one] (endpoint, "
+    "region and keys: the files_* settings, or the URL's ?endpoint=&region=); with neither, the files stay in the data directory.",
 )
 @click.option("--resume", is_flag=True, help="Carry on an interrupted migration into the same target.")
 @click.option("--force", is_flag=True, help="Empty the target schema (and the tenants' files in the bucket) first.")
@@ -93,25 +91,17 @@ def migrate_cmd(
 
 
 def _load(data_dir: str | None, s3_url: str | None) -> tuple[Config, S3FilesConfig | None]:
-    """The settings, with --s3 as the `files` setting: its endpoint, region and keys come from the
-    `files_*` settings (settings file, environment) as the workers will have them, or the URL's query."""
-    if s3_url is None:
-        return build_config(data_dir), None
-    if "files" in {f.name for f in fields(Config)}:
-        config = build_config(data_dir, files=s3_url)
-        from appliance.config import files_config  # type: ignore[attr-defined]
-
-        parsed = files_config(config)
-    else:  # the settings without the files_* keys: those from the environment only
-        from appliance.storage.files.config import files_settings, parse_files
-
-        config = build_config(data_dir)
-        try:
-            parsed = parse_files({**files_settings({}, os.environ), "files": s3_url}, data_dir=Path(config.data_dir))
-        except ValueError as exc:
-            raise click.UsageError(f"--s3: {exc}") from exc
+    """The settings, with --s3 as the `files` setting (without it, the `files` setting if that is an
+    s3:// URL): the endpoint, region and keys come from the `files_*` settings (settings file,
+    environment) as the workers will have them, or the URL's query."""
     from appliance.storage.files.config import S3FilesConfig
 
+    if s3_url is None:  # the `files` setting, when it already names the bucket the workers will use
+        config = build_config(data_dir)
+        parsed = files_config(config)
+        return config, parsed if isinstance(parsed, S3FilesConfig) else None
+    config = build_config(data_dir, files=s3_url)
+    parsed = files_config(config)
     if not isinstance(parsed, S3FilesConfig):
         raise click.UsageError("--s3 must be an s3://bucket[/prefix] URL")
     return config, parsed

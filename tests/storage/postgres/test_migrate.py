@@ -57,6 +57,7 @@ class Built:
     lrs: Any
     package_id: str
     suspended_id: str
+    suspended: dict[str, Any]  # the session as created, with the launch URL handed out before the move
     statement_ids: list[str]
 
 
@@ -127,7 +128,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         )
         assert put.status_code == 204, put.text
         drain(api)
-    return Built(root, acme, globex, lrs, package["id"], suspended["id"], [s["id"] for s in statements])
+    return Built(root, acme, globex, lrs, package["id"], suspended["id"], suspended, [s["id"] for s in statements])
 
 
 @pytest.fixture
@@ -262,6 +263,10 @@ def test_migrate_verifies_and_the_appliance_resumes_on_postgresql(
         assert player.cmi["cmi.core.lesson_location"] == "page-7"
         assert player.cmi["cmi.suspend_data"] == SUSPEND_DATA
         assert player.commit({"cmi.core.lesson_location": "page-8"}).status_code == 200
+        # the launch URL handed out before the move still opens the session (its signing secret moved too)
+        before = Player(api, built.suspended, client_id="page-old-link")
+        before.launch()
+        assert before.cmi["cmi.core.lesson_location"] == "page-8"
         fresh = create(api, built.acme, built.package_id, learner="learner-3")
         assert fresh.status_code == 201, fresh.text
         assert fresh.json()["id"] not in (built.suspended_id,)
@@ -409,3 +414,44 @@ def test_an_unexpected_source_is_refused_before_anything_is_written(
     result = run(data_dir, schema, "--force")
     assert result.exit_code == 1 and "later release" in result.stderr
     assert admin.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
+
+
+def test_after_the_move_the_content_comes_from_the_bucket(
+    built: Built,
+    data_dir: Path,
+    schema: PgSchema,
+    s3_env: MotoS3,
+    s3_bucket: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the `files` setting the workers will have names the bucket: no --s3 needed
+    monkeypatch.setenv("SCORM_APPLIANCE_FILES", f"s3://{s3_bucket}/prod")
+    moved = run(data_dir, schema)
+    assert moved.exit_code == 0, moved.output
+    assert f"files: s3://{s3_bucket}/prod" in moved.output and "48 compared" in moved.output
+    local = _local_files(data_dir)
+    for tenant in (data_dir / "tenants").iterdir():  # the workers have no copy of the files: only the bucket
+        shutil.rmtree(tenant / "packages", ignore_errors=True)
+    config = pg_config(data_dir, schema).with_overrides(
+        {
+            "files": f"s3://{s3_bucket}/prod",
+            "files_endpoint": s3_env.endpoint_url,
+            "files_region": REGION,
+            "files_access_key_id": ACCESS_KEY_ID,
+            "files_secret_access_key": SECRET_ACCESS_KEY,
+        }
+    )
+    with TestClient(create_app(config, start_scheduler=False)) as api:
+        resumed = create(api, built.acme, built.package_id, learner="learner-1").json()
+        player = Player(api, resumed, client_id="page-on-s3")
+        launched = player.launch()
+        assert player.cmi["cmi.suspend_data"] == SUSPEND_DATA
+        href = launched["delivery"]["href"].split("?")[0]
+        page = api.get(f"{player.path}/content/{href}")
+        assert page.status_code == 200, page.text
+        wanted = next(
+            data
+            for path, data in local.items()
+            if path.startswith(f"{built.acme.tenant_id}/packages/{built.package_id}/") and path.endswith("/" + href)
+        )
+        assert page.content == wanted
