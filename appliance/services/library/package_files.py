@@ -16,6 +16,7 @@ deletes report what the store freed (`Deleted`), which is what the rows' sizes c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 
 from appliance.instance import Instance
@@ -27,6 +28,7 @@ __all__ = [
     "delete_package_files",
     "delete_tenant_files",
     "delete_version_files",
+    "find_received_upload",
     "is_local",
     "upload_path",
     "upload_store_path",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 UPLOADS = "uploads"
+INCOMING = f"{UPLOADS}/incoming-"  # an upload streamed into an object store, before its version existed
 PACKAGES = "packages"
 
 
@@ -87,6 +90,22 @@ def delete_tenant_files(inst: Instance, tenant_id: str) -> Deleted:
     packages = inst.files.delete_folder(tenant_id, PACKAGES)
     uploads = inst.files.delete_folder(tenant_id, UPLOADS)
     return Deleted(packages.files + uploads.files, packages.bytes + uploads.bytes)
+
+
+def find_received_upload(inst: Instance, tenant_id: str, size: int, sha256: str) -> str | None:
+    """The path of an upload received into an object store, found by its size and SHA-256, for a
+    version recorded `processing` whose job was never enqueued (the process died in between, so no
+    payload names its key): the recovery sweep gives the job it enqueues this path. Rare, so reading
+    the candidates of the same size in full is fine."""
+    for item in inst.files.list(tenant_id, UPLOADS):
+        if not item.path.startswith(INCOMING) or item.size != size:
+            continue
+        digest = hashlib.sha256()
+        for chunk in inst.files.read(tenant_id, item.path):
+            digest.update(chunk)
+        if digest.hexdigest() == sha256:
+            return item.path
+    return None
 
 
 def version_present(inst: Instance, tenant_id: str, package_id: str, version: int) -> bool:

@@ -23,6 +23,7 @@ from appliance.services.library.archive import sync_dir
 from appliance.services.library.package_analysis import Analysis, PackageRejected, analyse
 from appliance.services.library.package_files import (
     delete_version_files,
+    find_received_upload,
     is_local,
     upload_path,
     upload_store_path,
@@ -289,13 +290,21 @@ def recover_processing(inst: Instance) -> int:
     count = 0
     for tenant_id in tenant_ids:
         stuck = inst.tenant_db(tenant_id).read_sync(
-            lambda c: rows(c, "SELECT package_id, version FROM package_versions WHERE status = 'processing'")
+            lambda c: rows(
+                c,
+                "SELECT package_id, version, upload_bytes, upload_sha256 FROM package_versions "
+                "WHERE status = 'processing'",
+            )
         )
         for row in stuck:
             key = f"{tenant_id}/{row['package_id']}/{row['version']}"
             if key in pending:
                 continue
             payload = {"tenant_id": tenant_id, "package_id": row["package_id"], "version": row["version"], "key": key}
+            if not is_local(inst):  # no payload named its key: found by what the version recorded of it
+                found = find_received_upload(inst, tenant_id, row["upload_bytes"], row["upload_sha256"])
+                if found is not None:
+                    payload["upload"] = found
             inst.registry.write_sync(
                 lambda c, p=payload, t=tenant_id: jobs.enqueue(
                     c,

@@ -23,7 +23,7 @@ from appliance.instance import Instance
 from appliance.services.delivery import jobs
 from appliance.services.library.archive import ArchiveError, inspect_archive, sync_dir
 from appliance.services.library.package_analysis import archive_limits, declares_xml, is_bare_course_structure
-from appliance.services.library.package_files import is_local, upload_path
+from appliance.services.library.package_files import INCOMING, is_local, upload_path
 from appliance.services.library.package_processing import PROCESS_JOB
 from appliance.services.library.package_records import get_package
 from appliance.services.library.upload import StagedUpload, StoredUpload, receive_upload
@@ -103,7 +103,7 @@ async def _receive_into_store(
 ) -> StagedUpload:
     """The body streamed to a key of its own in the object store (its version is not known yet: the
     processing job's payload names the key), with the same parser, limits and errors as tmp/'s."""
-    path = f"uploads/incoming-{new_secret(12)}.zip"
+    path = f"{INCOMING}{new_secret(12)}.zip"
     received = await receive_into_store(
         body, content_type, inst.files, tenant.id, path, inst.config.max_upload_bytes, check_size=check_size
     )

@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from appliance.config import Config, load_config
 from appliance.instance import Instance
+from appliance.services.library import packages
 from appliance.services.operations.backup import BackupError, backup
 from appliance.services.tenancy.tenants import delete_tenant, get_tenant, set_quotas
 from appliance.services.tenancy.usage import get_usage
@@ -233,3 +234,29 @@ def test_local_files_with_s3_options_stop_the_start(config: Config) -> None:
         load_config({"data_dir": str(config.data_dir)}, {"SCORM_APPLIANCE_FILES_SERVE": "redirect"})
     with pytest.raises(ValueError, match="files_serve must be one of"):
         Instance(dataclasses.replace(config, files="s3://bucket-x", files_serve="sideways"))
+
+
+def test_a_version_whose_job_was_lost_is_recovered_from_its_upload_in_the_bucket(
+    api: TestClient, acme: TenantKey, s3_config: Config, moto_s3: MotoS3, s3_bucket: str
+) -> None:
+    created = upload_raw(api, acme, course())
+    inst = Instance(s3_config)
+    try:
+        # As if the process died between committing the version and enqueuing its job.
+        inst.registry.write_sync(lambda c: c.execute("DELETE FROM jobs"))
+        assert packages.recover_processing(inst) == 1
+    finally:
+        inst.close()
+    drain(api)
+    assert api.get(f"{API}/{created.json()['id']}", headers=acme.headers).json()["status"] == "ready"
+    assert not [key for key in objects(moto_s3, s3_bucket, acme.tenant_id) if key.startswith("uploads/")]
+
+
+def test_validate_reads_an_upload_received_into_the_bucket_and_keeps_nothing(
+    api: TestClient, acme: TenantKey, moto_s3: MotoS3, s3_bucket: str
+) -> None:
+    checked = upload_raw(api, acme, course(), path=f"{API}/validate")
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["valid"] is True
+    assert checked.json()["size_bytes"] > len(MEDIA)
+    assert objects(moto_s3, s3_bucket, acme.tenant_id) == {}
