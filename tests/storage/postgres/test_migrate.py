@@ -35,7 +35,7 @@ from appliance.storage.files.config import S3FilesConfig
 from appliance.storage.files.s3 import S3FileStore
 from appliance.storage.postgres.schema import create_roles, install
 from tests.conftest import CORPUS, make_tenant_key
-from tests.faces.api.test_packages import drain, make_client, upload_ready
+from tests.faces.api.test_packages import drain, make_client, upload_raw, upload_ready
 from tests.faces.api.test_sessions import Player, create, package_12
 from tests.faces.api.xapi.conftest import make_lrs_client
 from tests.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3, moto_s3, s3_bucket  # noqa: F401
@@ -59,6 +59,7 @@ class Built:
     suspended_id: str
     suspended: dict[str, Any]  # the session as created, with the launch URL handed out before the move
     statement_ids: list[str]
+    pending_id: str  # a package whose upload waits for its processing job (its ZIP under uploads/)
 
 
 def _statement(who: str, activity: str) -> dict[str, Any]:
@@ -128,7 +129,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         )
         assert put.status_code == 204, put.text
         drain(api)
-    return Built(root, acme, globex, lrs, package["id"], suspended["id"], suspended, [s["id"] for s in statements])
+        pending = upload_raw(api, globex, package_12())  # not processed: its job stays queued
+        assert pending.status_code == 202, pending.text
+    ids = [s["id"] for s in statements]
+    return Built(root, acme, globex, lrs, package["id"], suspended["id"], suspended, ids, pending.json()["id"])
 
 
 @pytest.fixture
@@ -428,7 +432,7 @@ def test_after_the_move_the_content_comes_from_the_bucket(
     monkeypatch.setenv("SCORM_APPLIANCE_FILES", f"s3://{s3_bucket}/prod")
     moved = run(data_dir, schema)
     assert moved.exit_code == 0, moved.output
-    assert f"files: s3://{s3_bucket}/prod" in moved.output and "48 compared" in moved.output
+    assert f"files: s3://{s3_bucket}/prod" in moved.output and "49 compared" in moved.output
     local = _local_files(data_dir)
     for tenant in (data_dir / "tenants").iterdir():  # the workers have no copy of the files: only the bucket
         shutil.rmtree(tenant / "packages", ignore_errors=True)
@@ -455,3 +459,13 @@ def test_after_the_move_the_content_comes_from_the_bucket(
             if path.startswith(f"{built.acme.tenant_id}/packages/{built.package_id}/") and path.endswith("/" + href)
         )
         assert page.content == wanted
+        # the upload that was waiting: its job, copied with the registry, processes the ZIP from the bucket
+        assert api.get(f"/api/v1/packages/{built.pending_id}", headers=built.globex.headers).json()["status"] == (
+            "processing"
+        )
+        drain(api)
+        ready = api.get(f"/api/v1/packages/{built.pending_id}", headers=built.globex.headers).json()
+        assert ready["status"] == "ready", ready
+    store = store_of(s3_env, s3_bucket)
+    files = [f.path for f in store.list(built.globex.tenant_id) if f.path.startswith(f"packages/{built.pending_id}/")]
+    assert files and not (data_dir / "tenants" / built.globex.tenant_id / "packages" / built.pending_id).exists()
