@@ -324,6 +324,13 @@ class Doctor:
 
     def check_packages(self, tenant_id: str, pending: set[str]) -> None:
         """Package files against the tenant's rows: missing, incomplete, orphaned, and stuck processing."""
+        if self.config.files != "local":  # the files are objects in a bucket, not in this directory
+            self.add(
+                "packages",
+                "ok",
+                f"tenant {tenant_id}: package files are in an object store (`files`), not checked here",
+            )
+            return
 
         def read(conn: apsw.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             return (
