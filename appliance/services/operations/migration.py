@@ -102,13 +102,13 @@ def open_store(config: S3FilesConfig) -> FileStore:
 class Migration:
     """One run: the source, the target and the store, opened once and closed by `close`."""
 
-    def __init__(self, options: MigrationOptions, *, store: FileStore | None = None) -> None:
+    def __init__(self, options: MigrationOptions) -> None:
         self.options = options
         self.source = DataDirSource(options.data_dir)
         self.source.check_at_rest()
         self.target = PgTarget(options.target_url, options.schema)
         try:
-            self.store = store if store is not None or options.files is None else open_store(options.files)
+            self.store = None if options.files is None else open_store(options.files)
         except BaseException:
             self.target.close()
             raise

@@ -60,6 +60,12 @@ def open_elsewhere(db: Path) -> bool:
         fd = os.open(f"{db}-shm", os.O_RDWR)
     except FileNotFoundError:
         return False  # the last connection to close removes it: none is open
+    except PermissionError as exc:  # an exclusive POSIX lock needs a descriptor open for writing
+        raise MigrationRefused(
+            f"cannot tell whether the appliance is using {db.name}: run the migration as the user the appliance "
+            "runs as (the owner of the data directory)",
+            {"file": str(db)},
+        ) from exc
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _DMS_OFFSET)
