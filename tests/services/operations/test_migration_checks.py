@@ -89,3 +89,22 @@ def test_a_database_open_in_another_process_is_seen(tmp_path: Path) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     assert not open_elsewhere(db)  # a killed process's lock is gone with it, even if its -shm is left
+
+
+def test_the_highest_number_counts_what_autoincrement_remembers(tmp_path: Path) -> None:
+    from appliance.services.operations.migration_source import highest
+
+    catalog = tenant_catalog()
+    conn = apsw.Connection(str(tmp_path / "t.db"))
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT)")
+    conn.execute("CREATE TABLE xapi_statements (seq INTEGER PRIMARY KEY, x TEXT)")
+    for _ in range(5):
+        conn.execute("INSERT INTO events (x) VALUES ('e')")
+        conn.execute("INSERT INTO xapi_statements (x) VALUES ('s')")
+    conn.execute("DELETE FROM events WHERE seq > 3")
+    conn.execute("DELETE FROM xapi_statements WHERE seq > 3")
+    assert highest(conn, catalog.tables["events"]) == 5  # SQLite never gives 4 and 5 again: neither may PostgreSQL
+    assert highest(conn, catalog.tables["xapi_statements"]) == 3  # no AUTOINCREMENT: SQLite would reuse 4
+    assert highest(None, catalog.tables["xapi_usage"]) == 1  # a tenant without a file: its seed row
+    assert highest(conn, catalog.tables["sessions"]) == 0  # no identity column
+    conn.close()
