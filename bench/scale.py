@@ -31,6 +31,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -118,6 +119,24 @@ def drop_schema(admin_url: str, schema: str, owner: str, app: str) -> None:
         admin.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
         for role in (app, owner):
             admin.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(role)))
+
+
+def start_s3(env: dict[str, str]) -> Any:
+    """moto's standalone S3 server on 127.0.0.1 (tests/moto_s3.py) with a bucket, and the workers' `files`
+    settings pointed at it. The commit path reads no files; uploads, processing and content use it."""
+    from tests.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3
+
+    server = MotoS3.start()
+    env.update(
+        {
+            "SCORM_APPLIANCE_FILES": f"s3://{server.new_bucket()}/bench",
+            "SCORM_APPLIANCE_FILES_ENDPOINT": server.endpoint_url,
+            "SCORM_APPLIANCE_FILES_REGION": REGION,
+            "SCORM_APPLIANCE_FILES_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "SCORM_APPLIANCE_FILES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        }
+    )
+    return server
 
 
 def tenant_keys(data_dir: Path, env: dict[str, str], count: int) -> list[str]:
@@ -270,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default=None, help="redis_url for the PostgreSQL workers (shared learner limits)")
     parser.add_argument("--pool-size", type=int, default=None, help="database_pool_size of each worker")
     parser.add_argument("--no-sqlite", action="store_true", help="leave out the embedded single process")
+    parser.add_argument(
+        "--files",
+        choices=("local", "s3"),
+        default="local",
+        help="the PostgreSQL workers' file store: their shared data directory, or a bucket of moto's S3 server on 127.0.0.1",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian package `wrk`); skipping the scale benchmark")
@@ -285,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     tenant_counts = [int(x) for x in args.tenants.split(",")]
     print(
         f"{args.learners} learners, {args.seconds} s per measurement, {args.rounds} round(s); "
-        f"files: the workers' shared data directory; redis: {args.redis or 'none (limits per worker)'}"
+        f"files: {'S3 (moto_server on 127.0.0.1)' if args.files == 's3' else 'the shared data directory'}; "
+        f"redis: {args.redis or 'none (limits per worker)'}"
     )
     header = (
         f"{'configuration':<22} {'tenants':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
@@ -298,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         base_env = learner_load_env()
         pg_data = workdir / "pg-data"
         pg_env, schema, owner, app = install_schema(pg_data, args.admin_url)
+        s3 = start_s3(pg_env) if args.files == "s3" else None
         if args.redis:
             pg_env["SCORM_APPLIANCE_REDIS_URL"] = args.redis
         if args.pool_size:
@@ -343,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         finally:
             drop_schema(args.admin_url, schema, owner, app)
+            if s3 is not None:
+                s3.stop()
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Chaos: two real `scorm-appliance serve` workers on one PostgreSQL schema and one data directory, one
-of them SIGKILLed while uploads of real packages (../shared/scorm-corpus) are processed and several
+"""Chaos: two real `scorm-appliance serve` workers on one PostgreSQL schema and shared files (their one
+data directory, or a bucket of moto's S3 server on 127.0.0.1), one of them SIGKILLed while uploads of real packages (../shared/scorm-corpus) are processed and several
 learners' commits are in flight.
 
 What must hold afterwards, read back through the surviving worker and the database:
@@ -27,6 +27,7 @@ from psycopg import sql as pgsql
 
 from tests.conftest import CORPUS
 from tests.e2e.conftest import ServerProcess
+from tests.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3, moto_s3  # noqa: F401 - the fixture
 from tests.storage.postgres.backend import Backend
 
 LEASE = 2.0
@@ -55,6 +56,19 @@ class Cluster:
     b: ServerProcess
     key: str
     tenant_id: str
+    s3: MotoS3 | None = None
+    bucket: str = ""
+
+    def version_bytes(self, package_id: str, version: int) -> tuple[bool, int]:
+        """Whether the version's manifest is stored, and the bytes of all its files, in the shared store."""
+        rel = f"tenants/{self.tenant_id}/packages/{package_id}/{version}"
+        if self.s3 is None:
+            root = self.a.data_dir / rel
+            files = [p for p in root.rglob("*") if p.is_file()]
+            return (root / "imsmanifest.xml").is_file(), sum(p.stat().st_size for p in files)
+        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"chaos/{rel}/")
+        found = {item["Key"]: item["Size"] for page in pages for item in page.get("Contents", [])}
+        return f"chaos/{rel}/imsmanifest.xml" in found, sum(found.values())
 
     def http(self, worker: ServerProcess) -> httpx.Client:
         return httpx.Client(
@@ -67,11 +81,25 @@ class Cluster:
         return conn
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(params=["local", "s3"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    s3: MotoS3 | None = request.getfixturevalue("moto_s3") if request.param == "s3" else None
+    bucket = s3.new_bucket() if s3 is not None else ""
     backend = Backend()
     data_dir = tmp_path / "shared-data"
+    files = (
+        {
+            "SCORM_APPLIANCE_FILES": f"s3://{bucket}/chaos",
+            "SCORM_APPLIANCE_FILES_ENDPOINT": s3.endpoint_url,
+            "SCORM_APPLIANCE_FILES_REGION": REGION,
+            "SCORM_APPLIANCE_FILES_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "SCORM_APPLIANCE_FILES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        }
+        if s3 is not None
+        else {}
+    )
     env = {
+        **files,
         "SCORM_APPLIANCE_DATABASE": backend.url,
         "SCORM_APPLIANCE_DATABASE_SCHEMA": backend.schema.schema,
         "SCORM_APPLIANCE_JOB_LEASE_SECONDS": str(LEASE),
@@ -85,11 +113,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         key = a.cli("keys", "create", "--tenant", "Acme")["key"]
         a.start()
         b.start()
-        yield Cluster(backend, a, b, key, tenant["id"])
+        yield Cluster(backend, a, b, key, tenant["id"], s3, bucket)
     finally:
         a.close()
         b.close()
         backend.close()
+        if s3 is not None:
+            s3.drop_bucket(bucket)
 
 
 @dataclass
@@ -232,9 +262,7 @@ def test_a_worker_killed_mid_way_loses_nothing_acknowledged(cluster: Cluster) ->
         assert len(versions) >= len(acked_uploads) + 1
         for package_id, version, status, size_bytes in versions:
             assert status == "ready", (package_id, version, status)
-            root = cluster.a.data_dir / "tenants" / cluster.tenant_id / "packages" / package_id / str(version)
-            files = [p for p in root.rglob("*") if p.is_file()]
-            assert (root / "imsmanifest.xml").is_file() and sum(p.stat().st_size for p in files) == size_bytes
+            assert cluster.version_bytes(package_id, version) == (True, size_bytes), (package_id, version)
         by_id = {j[0]: j for j in jobs}
         assert {j[1] for j in jobs} == {"done"}, [j for j in jobs if j[1] != "done"]
         for job_id in held:
