@@ -20,7 +20,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
@@ -47,6 +47,12 @@ log = logging.getLogger("appliance.lrs.bulk")
 def _values_sql(target: str, width: int, rows: int) -> str:
     row = "(" + ",".join("?" * width) + ")"
     return f"INSERT INTO {target} VALUES " + ",".join([row] * rows)
+
+
+def in_chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """`values` in pieces of at most `size`: one `IN (…)` list each, well under SQLite's variable limit."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def insert_rows(conn: apsw.Connection, target: str, width: int, rows: list[tuple[Any, ...]]) -> None:

@@ -5,7 +5,7 @@ links identities only by IFI (it has no other way to know two IFIs are one perso
 agent holds that IFI and every name the agent was given in the latest statements naming it as actor
 or object, newest first, and the name of the agent asked about when it has one
 (appliance.core.xapi.agents.person_object builds it). Statements are found by the statement store's own
-agent keys (appliance.services.lrs.statements.agent_key), so both always agree.
+agent keys (appliance.services.lrs.statement_keys.agent_key), so both always agree.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import apsw
 import msgspec
 
 from appliance.core.xapi.agents import person_object
-from appliance.services.lrs.statements import agent_key, filter_key
+from appliance.services.lrs.statement_keys import agent_key, filter_key
 
 NAMES_FROM = 50  # the latest statements of the agent whose names are gathered
 _decode = msgspec.json.Decoder().decode

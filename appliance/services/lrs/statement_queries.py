@@ -18,7 +18,9 @@ from typing import Any
 import apsw
 import msgspec
 
-from appliance.services.lrs.statements import MAX_LIMIT, WRITER_MMAP_BYTES, filter_key, in_chunks, last_stored_ms
+from appliance.services.lrs.bulk import in_chunks
+from appliance.services.lrs.statement_keys import filter_key
+from appliance.services.lrs.statements import MAX_LIMIT, WRITER_MMAP_BYTES, last_stored_ms
 
 _decode = msgspec.json.Decoder().decode
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from appliance.instance import Instance
+from appliance.services.lrs import statement_ids, statement_keys, statement_refs
 from appliance.services.lrs import statement_queries as sq
 from appliance.services.lrs import statements as st
 from appliance.services.tenancy.tenants import create_tenant
@@ -30,7 +31,7 @@ def statement(actor: str = "mailto:a@example.com", activity: str = "http://examp
 def voiding(target: str, **extra: Any) -> dict:
     return {
         "actor": {"mbox": "mailto:admin@example.com"},
-        "verb": {"id": st.VOIDED},
+        "verb": {"id": statement_refs.VOIDED},
         "object": {"objectType": "StatementRef", "id": target},
         **extra,
     }
@@ -134,16 +135,16 @@ def test_keys_cover_actor_object_context_and_sub_statements(db: Database) -> Non
     }
     group = {"objectType": "Group", "member": [{"mbox": "mailto:m@example.com"}]}
     sid = insert(db, [{"actor": group, "verb": {"id": VERB}, "object": sub, "context": context}])[0]
-    a = lambda v: st.filter_key("a", v)  # noqa: E731
+    a = lambda v: statement_keys.filter_key("a", v)  # noqa: E731
     assert keys(db, sid) == {
         a("mbox:mailto:m@example.com"): 1,
-        st.filter_key("v", VERB): 0,
+        statement_keys.filter_key("v", VERB): 0,
         a("mbox:mailto:sub@example.com"): 1,
-        st.filter_key("c", "http://example.com/sub"): 1,
-        st.filter_key("r", "ec531277-b57b-4c15-8d91-d292c5b2b8f7"): 0,
+        statement_keys.filter_key("c", "http://example.com/sub"): 1,
+        statement_keys.filter_key("r", "ec531277-b57b-4c15-8d91-d292c5b2b8f7"): 0,
         a("mbox:mailto:teacher@example.com"): 1,
-        st.filter_key("c", "http://example.com/parent"): 1,
-        a(st.agent_key(AUTHORITY) or ""): 1,
+        statement_keys.filter_key("c", "http://example.com/parent"): 1,
+        a(statement_keys.agent_key(AUTHORITY) or ""): 1,
     }
 
 
@@ -152,7 +153,7 @@ def test_statement_refs_carry_their_targets_keys_whichever_arrives_first(db: Dat
     early_ref = insert(db, [voiding(target)])[0]  # refers to a statement not stored yet
     insert(db, [statement(id=target, activity="http://example.com/t")])
     later_ref = insert(db, [{**voiding(early_ref), "verb": {"id": "http://example.com/liked"}}])[0]
-    activity = st.filter_key("c", "http://example.com/t")
+    activity = statement_keys.filter_key("c", "http://example.com/t")
     assert keys(db, early_ref)[activity] == 0
     assert keys(db, later_ref)[activity] == 0  # through the chain
 
@@ -238,14 +239,14 @@ def test_a_page_short_of_voided_statements_reads_on(db: Database) -> None:
 def test_new_ids_are_time_ordered_version_7_uuids() -> None:
     import uuid
 
-    ids = st.new_statement_ids(1000, now_ms=1_800_000_000_000)
+    ids = statement_ids.new_statement_ids(1000, now_ms=1_800_000_000_000)
     assert len(set(ids)) == 1000
     for sid in ids:
         parsed = uuid.UUID(sid)
         assert str(parsed) == sid and parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert parsed.int >> 80 == 1_800_000_000_000  # the millisecond, in the first 48 bits
-    assert max(st.new_statement_ids(5, now_ms=1_800_000_000_000)) < min(
-        st.new_statement_ids(5, now_ms=1_800_000_000_001)
+    assert max(statement_ids.new_statement_ids(5, now_ms=1_800_000_000_000)) < min(
+        statement_ids.new_statement_ids(5, now_ms=1_800_000_000_001)
     )
 
 
@@ -295,7 +296,7 @@ def test_the_writer_thread_answers_each_caller(db: Database) -> None:
         batches = [
             prepared([statement(f"mailto:w{n}@example.com") for _ in range(3)], 1_800_000_000.0 + n) for n in range(20)
         ]
-        clash = prepared([statement(id=st.new_statement_id()), statement()], 1_800_000_100.0)
+        clash = prepared([statement(id=statement_ids.new_statement_id()), statement()], 1_800_000_100.0)
         clash.pending[1].id = clash.pending[0].id  # the same id twice: the UNIQUE index refuses the batch
         return await asyncio.gather(*(writer.submit(b) for b in [*batches, clash]), return_exceptions=True)
 

@@ -37,6 +37,7 @@ from appliance.services.lrs import bulk
 from appliance.services.lrs import statement_queries as queries
 from appliance.services.lrs import statements as store
 from appliance.services.lrs.quota import check_lrs_storage
+from appliance.services.lrs.statement_keys import agent_key
 
 PREFIX = "/xapi/statements"
 FILTERS = (
@@ -257,7 +258,7 @@ def _agent(value: str) -> str:
         agent = agents.parse_agent_param(value)
     except StatementError as exc:
         raise XapiError(400, f"agent {exc}", {"parameter": "agent"}) from None
-    key = store.agent_key(agent)
+    key = agent_key(agent)
     if key is None:
         _bad("agent", value)
     assert key is not None

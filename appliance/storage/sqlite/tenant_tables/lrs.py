@@ -17,7 +17,7 @@ def m010_xapi_statements(conn: apsw.Connection) -> None:
     milliseconds, the precision the statements carry) never goes back as `seq` grows, so
     `since`/`until` become a `seq` range. Every GET filter (agent, verb,
     activity, registration) is one table of keys, `xapi_statement_keys`: a 64-bit hash of the kind
-    and value (appliance.services.lrs.statements.filter_key), the statement's `seq`, and `related` (0: the
+    and value (appliance.services.lrs.statement_keys.filter_key), the statement's `seq`, and `related` (0: the
     filter's plain meaning, actor/object or object activity; 1: only with related_agents or
     related_activities). Its primary key (key, related, seq) serves each filter in `seq` order with
     LIMIT: a plain filter is one range (an activity that is every statement's parent, asked for as an
