@@ -12,6 +12,7 @@ What is copied, in this order (docs/scale-out.md, "Moving an embedded appliance"
    tenants on PostgreSQL) set past the highest number any tenant's file gave out, SQLite's
    AUTOINCREMENT memory of deleted rows included, so a row added after the move never takes a number
    a copied row has.
+   Then every table is ANALYZEd, so the workers' first queries are planned with statistics.
 4. **Package files** with `--s3`: every file under each tenant's `packages/` and `uploads/` put into
    the bucket at the key the appliance will look for (`storage/files`), eight at a time. Without
    `--s3` the files stay in the data directory, which the workers then share.
@@ -134,6 +135,7 @@ class Migration:
         for tenant_id in tenant_ids:
             self._copy_tenant(tenant_id, resuming=mode == "resume")
         self._raise_sequences(tenant_ids)
+        self.target.analyze()
         if self.store is not None:
             for tenant_id in tenant_ids:
                 self._copy_files(tenant_id, resuming=mode == "resume")

@@ -140,6 +140,12 @@ class PgTarget:
             pgsql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(pgsql.SQL(", ").join(_q(n) for n in names))
         )
 
+    def analyze(self) -> None:
+        """Planner statistics for every table, after the bulk load: autovacuum would gather them only
+        later, and the workers' first queries would be planned without them."""
+        for name in [*registry_catalog().tables, *tenant_catalog().tables]:
+            self.conn.execute(pgsql.SQL("ANALYZE {}").format(_q(name)))
+
     # -- writing -----------------------------------------------------------------------------------
 
     def _tenant(self, tenant_id: str | None) -> None:
