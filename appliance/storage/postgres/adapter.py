@@ -103,6 +103,7 @@ class PgConnection:
         self.catalog = catalog
         self._changes = 0
         self._hide_tenant = catalog.tenant_owned
+        self._cursor: psycopg.Cursor[Any] | None = None
 
     @property
     def in_transaction(self) -> bool:
@@ -121,17 +122,21 @@ class PgConnection:
         if head.startswith("PRAGMA"):
             return self._pragma(sql)
         statement = translate(sql, self.catalog)
-        with self.raw.cursor() as cursor:
-            try:
-                cursor.execute(statement.sql, self._params(params, statement.named))
-            except psycopg.errors.IntegrityError as exc:
-                raise apsw.ConstraintError(str(exc).strip()) from exc
-            if head.startswith(_DML):
-                self._changes = max(cursor.rowcount, 0)
-            if cursor.description is None:
-                return PgCursor([], [])
-            names = [(d.name, str(d.type_code)) for d in cursor.description]
-            found = cursor.fetchall()
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.raw.cursor()  # one per transaction: a learner's commit runs five statements
+        try:
+            cursor.execute(statement.sql, self._params(params, statement.named))
+        except psycopg.errors.IntegrityError as exc:
+            raise apsw.ConstraintError(str(exc).strip()) from exc
+        if head.startswith(_DML):
+            self._changes = max(cursor.rowcount, 0)
+        result = cursor.pgresult
+        if result is None or not result.nfields:
+            return PgCursor([], [])
+        # The names and type oids straight from the result (cursor.description builds an object per column).
+        names = [(result.fname(i).decode(), str(result.ftype(i))) for i in range(result.nfields)]
+        found = cursor.fetchall()
         keep = [i for i, (name, _) in enumerate(names) if not (self._hide_tenant and name == TENANT_COLUMN)]
         if len(keep) == len(names):
             return PgCursor([tuple(_value(v) for v in row) for row in found], names)
