@@ -139,7 +139,7 @@ def start_s3(env: dict[str, str]) -> Any:
     return server
 
 
-def tenant_keys(data_dir: Path, env: dict[str, str], count: int) -> list[str]:
+def tenant_keys(data_dir: Path, env: dict[str, str], count: int, label: str = "") -> list[str]:
     """`count` enterprise tenants (no storage cap, high rate limit) and an API key each, made before the
     workers start (in this process, on the same settings as the workers)."""
     from appliance.config import Config
@@ -153,7 +153,7 @@ def tenant_keys(data_dir: Path, env: dict[str, str], count: int) -> list[str]:
     try:
         keys = []
         for n in range(count):
-            tenant = create_tenant(inst, f"Bench {n}", "enterprise")
+            tenant = create_tenant(inst, f"Bench {label}{n}", "enterprise")
             keys.append(create_key(inst, tenant.id, "bench")[1])
     finally:
         inst.close()
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     finally:
                         stop(first.procs)
                     plans.append(("embedded SQLite, 1 proc", tenants, base_env, lite_data, 1, tokens))
-                keys = tenant_keys(pg_data, pg_env, tenants)
+                keys = tenant_keys(pg_data, pg_env, tenants, f"{tenants}-")
                 first = start(f"pg-prepare-{tenants}", pg_data, pg_env, 1, logs)
                 try:
                     tokens = prepare_tokens(first, keys, args.learners)
