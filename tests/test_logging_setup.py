@@ -58,7 +58,7 @@ def test_text_lines_are_time_level_logger_message_and_fields() -> None:
     line = TextFormatter().format(record("job failed", request_id="req_1", fields={"job": "job_2", "why": "disk full"}))
     assert LINE.match(line), line
     assert line.endswith(
-        ' WARNING appliance.services.delivery.jobs job failed request_id=req_1 job=job_2 why="disk full"'
+        ' WARNING appliance.jobs job failed request_id=req_1 job=job_2 why="disk full"'
     )
 
 
@@ -87,10 +87,10 @@ def test_each_request_gets_one_access_line_with_its_request_id(config: Config, c
         health = client.get("/api/v1/health", headers={"X-Request-ID": "trace-42"})
         missing = client.get("/api/v1/nope")
         client.post("/player/very-secret-token/launch")
-    lines = [line for line in captured.getvalue().splitlines() if " appliance.faces.api " in line]
+    lines = [line for line in captured.getvalue().splitlines() if " appliance.api " in line]
     assert len(lines) == 3, captured.getvalue()
     assert all(LINE.match(line) for line in lines)
-    assert " INFO appliance.faces.api request_id=trace-42 method=GET path=/api/v1/health status=200 ms=" in lines[0]
+    assert " INFO appliance.api request_id=trace-42 method=GET path=/api/v1/health status=200 ms=" in lines[0]
     assert health.headers["x-request-id"] == "trace-42"
     assert f"request_id={missing.headers['x-request-id']} method=GET path=/api/v1/nope status=404" in lines[1]
     assert "path=/player/…/launch" in lines[2]
@@ -130,6 +130,6 @@ def test_access_lines_written_directly_read_as_ordinary_records(fmt: str) -> Non
 
     assert comparable(first) == comparable(second)
     if fmt == "text":
-        assert LINE.match(first) and " INFO appliance.faces.api request_id=req-direct method=POST " in first
+        assert LINE.match(first) and " INFO appliance.api request_id=req-direct method=POST " in first
     else:
         assert json.loads(first)["request_id"] == "req-direct" and json.loads(first)["status"] == 200

@@ -50,7 +50,7 @@ _packages: dict[tuple[str, tuple[str, ...]], str] = {}
 def upload(appliance: Appliance, version: str, modes: list[str]) -> str:
     """The id of our ending SCO package with these modes (uploaded once per module)."""
     key = (version, tuple(modes))
-    if key not in _packages or _packages[key] not in appliance.services.library.packages.values():
+    if key not in _packages or _packages[key] not in appliance.packages.values():
         response = appliance.http.post(
             "/api/v1/packages",
             files={"file": ("ending.zip", ending_package(version, modes), "application/zip")},
@@ -63,7 +63,7 @@ def upload(appliance: Appliance, version: str, modes: list[str]) -> str:
             return body if body["status"] != "processing" else None
 
         assert wait_until(ready, 30, what="the ending SCO package")["status"] == "ready"
-        appliance.services.library.packages[f"ending-{version}-{'-'.join(modes)}"] = package_id
+        appliance.packages[f"ending-{version}-{'-'.join(modes)}"] = package_id
         _packages[key] = package_id
     return _packages[key]
 
