@@ -24,7 +24,6 @@ from appliance.services.learning.sequencing_snapshot import Read, Snapshot, Writ
 from appliance.services.learning.sequencing_steps import Computed, Launch, Navigate, compute_step, cpu_budget
 from appliance.services.learning.terminations import Terminated
 from appliance.services.library.courses import Course, load_course
-from appliance.storage.sqlite.database import Database
 
 _encode = msgspec.json.encode
 
@@ -32,11 +31,11 @@ _encode = msgspec.json.encode
 
 
 def in_process(inst: Instance, db: Any, course: Course) -> bool:
-    """Whether this course's steps go to a worker process: the pool is on, the course is large, and the
-    tenant's database is a SQLite file (which the worker opens itself; another backend stays in-thread)."""
-    if inst.config.sequencing_workers <= 0 or len(course.tree.preorder) <= sequencing_pool.PROCESS_MIN_ACTIVITIES:
-        return False
-    return isinstance(db, Database)
+    """Whether this course's steps go to a worker process: the pool is on and the course is large. The
+    worker reads the tenant's database itself, the SQLite file or the PostgreSQL schema
+    (`sequencing_pool.WorkerInstance`)."""
+    del db  # either backend
+    return inst.config.sequencing_workers > 0 and len(course.tree.preorder) > sequencing_pool.PROCESS_MIN_ACTIVITIES
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 for 3-19 ms at a time, and every other tenant's request waits that long (bench/README.md, "Sequencing").
 Above `PROCESS_MIN_ACTIVITIES` activities the run-time service (`appliance.services.learning.runtime`) hands the computation
 to a worker process instead: the worker reads the tenant's SQLite file on a read-only connection of its
-own (WAL lets readers in other processes run beside the writer), keeps the courses it loaded, computes
+own (WAL lets readers in other processes run beside the writer), or on PostgreSQL the tenant's rows through
+a small pool of its own in read-only snapshots, keeps the courses it loaded, computes
 the step on its snapshot with the writes held back, and sends back the writes, what it read (the
 compare of the compare-and-swap) and the answer already encoded. The server then swaps the writes in
 under the tenant's writer lock as for a step computed on a thread.
@@ -33,9 +34,10 @@ from typing import Any, TypeVar
 import apsw
 
 from appliance.clock import SystemClock
-from appliance.config import Config
+from appliance.config import Config, files_config
 from appliance.errors import ApplianceError
 from appliance.storage.datadir import DataDir
+from appliance.storage.files.config import open_file_store
 from appliance.storage.sqlite.connection import connect
 
 T = TypeVar("T")
@@ -203,22 +205,67 @@ class ReadOnlyDatabase:
         raise RuntimeError(f"a sequencing worker does not write ({self.path}): its writes go back to the server")
 
 
+class ReadOnlyPgDatabase:
+    """A tenant's (or the registry's) rows on PostgreSQL as a worker sees them: `PgDatabase.read_sync` (one
+    read-only REPEATABLE READ snapshot, the tenant set for it; a nested read joins it), and no writes."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.path = db.path
+
+    def read_sync(self, fn: Callable[[Any], T]) -> T:
+        return self._db.read_sync(fn)
+
+    def write_sync(self, fn: Callable[[Any], Any], **_: Any) -> Any:
+        raise RuntimeError(f"a sequencing worker does not write ({self.path}): its writes go back to the server")
+
+
+# Connections a worker keeps to one PostgreSQL schema: a worker computes one step at a time.
+WORKER_PG_CONNECTIONS = 1
+
+
 class WorkerInstance:
     """The part of `appliance.instance.Instance` a sequencing step reads through: config, clock, data
-    directory, the registry and the tenants' files, all read-only (no migrations, no writer)."""
+    directory and file store, the registry and the tenants' databases, all read-only (no migrations, no writer): the SQLite
+    files, or on PostgreSQL the configured schema through a pool of the worker's own (the application role,
+    row-level security as in the server)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.clock = SystemClock()
         self.data = DataDir(Path(config.data_dir))
-        self.registry = ReadOnlyDatabase(self.data.registry_db)
-        self._tenant_dbs: dict[str, ReadOnlyDatabase] = {}
+        self.files_config = files_config(config)
+        self.files = open_file_store(self.files_config)  # a course's load checks its version's files are there
+        self._pg: Any = None
+        self.registry: ReadOnlyDatabase | ReadOnlyPgDatabase
+        if config.database.startswith("postgresql"):
+            from appliance.storage.postgres.adapter import PgStore
 
-    def tenant_db(self, tenant_id: str) -> ReadOnlyDatabase:
+            self._pg = PgStore(
+                config.database,
+                schema=config.database_schema,
+                min_size=WORKER_PG_CONNECTIONS,
+                max_size=WORKER_PG_CONNECTIONS,
+            )
+            self.registry = ReadOnlyPgDatabase(self._pg.registry)
+        else:
+            self.registry = ReadOnlyDatabase(self.data.registry_db)
+        self._tenant_dbs: dict[str, ReadOnlyDatabase | ReadOnlyPgDatabase] = {}
+
+    def tenant_db(self, tenant_id: str) -> ReadOnlyDatabase | ReadOnlyPgDatabase:
         db = self._tenant_dbs.get(tenant_id)
         if db is None:
-            db = self._tenant_dbs[tenant_id] = ReadOnlyDatabase(self.data.tenant_db(tenant_id))
+            if self._pg is not None:
+                db = ReadOnlyPgDatabase(self._pg.tenant_db(tenant_id))
+            else:
+                db = ReadOnlyDatabase(self.data.tenant_db(tenant_id))
+            self._tenant_dbs[tenant_id] = db
         return db
+
+    def close(self) -> None:
+        """Close the worker's PostgreSQL pool (the SQLite connections close when dropped)."""
+        if self._pg is not None:
+            self._pg.close()
 
 
 _instances: dict[str, WorkerInstance] = {}
@@ -230,8 +277,9 @@ def worker_instance(config: Config) -> WorkerInstance:
     key = str(config.data_dir)
     inst = _instances.get(key)
     if inst is None or inst.config != config:
-        _instances.pop(key, None)
+        if inst is not None:
+            _instances.pop(key).close()
         while len(_instances) >= WORKER_INSTANCES:
-            del _instances[next(iter(_instances))]
+            _instances.pop(next(iter(_instances))).close()
         inst = _instances[key] = WorkerInstance(config)
     return inst

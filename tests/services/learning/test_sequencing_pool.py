@@ -1,6 +1,7 @@
 """Large courses sequenced in a worker process (`appliance.services.learning.sequencing_pool`): the same answers, byte for byte,
 as in the request's thread; the CPU budget inside the worker; a killed worker answered with a retry and
-replaced. Real app, real SQLite files, real worker processes (forkserver)."""
+replaced. Real app, real worker processes (forkserver), on both backends (tests/conftest.py): the worker
+reads the tenant's SQLite file, or its rows on PostgreSQL through a pool of its own."""
 
 from __future__ import annotations
 
@@ -175,6 +176,7 @@ def test_a_worker_killed_mid_step_answers_a_retry_and_is_replaced(api: TestClien
     assert replacement != first
 
 
+@pytest.mark.sqlite_only(reason="a SQLite file replaced on disk")
 def test_a_worker_reopens_a_tenant_file_replaced_on_disk(tmp_path: Path) -> None:
     """A restore from backup replaces the tenant's file: the worker reads the new one, not the old inode."""
     path = tmp_path / "tenant.db"
@@ -197,11 +199,11 @@ def test_a_worker_reopens_a_tenant_file_replaced_on_disk(tmp_path: Path) -> None
         db.write_sync(read)
 
 
-def test_only_a_large_course_on_a_sqlite_file_goes_to_a_worker(
+def test_only_a_large_course_goes_to_a_worker(
     api: TestClient, acme: TenantKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker opens the tenant's SQLite file itself: a tenant on another backend (PostgreSQL) stays
-    in the request's thread, as do small courses and `sequencing_workers` 0."""
+    """The worker reads the tenant's database itself (either backend): small courses and `sequencing_workers`
+    0 stay in the request's thread."""
     inst = _instance(api)
     db = inst.tenant_db(acme.tenant_id)
     large = upload_ready(api, acme, wide_course(LARGE, flow=True))
@@ -210,6 +212,5 @@ def test_only_a_large_course_on_a_sqlite_file_goes_to_a_worker(
     small_course = load_course(inst, acme.tenant_id, small["id"], small["active_version"])
     assert sequencing_jobs.in_process(inst, db, large_course)
     assert not sequencing_jobs.in_process(inst, db, small_course)  # 500 activities with the organization
-    assert not sequencing_jobs.in_process(inst, object(), large_course)
     _set_workers(monkeypatch, inst, 0)
     assert not sequencing_jobs.in_process(inst, db, large_course)
