@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+
 PAGE_SIZE = 100  # rows on one console page
 MAX_TRAIL = 40
 _SEP = "."
@@ -80,3 +83,11 @@ class Pager:
     def first_url(self) -> str:
         """The first page's address (with the same filters)."""
         return self._url(None, ())
+
+
+def provide_pager(cursor: FromQuery[str | None] = None, back: FromQuery[str | None] = None) -> Pager:
+    """The `pager` dependency of a console list: where the request's `?cursor=&back=` puts it."""
+    return Pager.of(cursor, back)
+
+
+PagerDep = NamedDependency[Pager]  # `pager`: provide_pager

@@ -26,6 +26,7 @@ from appliance.faces.api.errors import STATUS_BY_CODE, error_response
 from appliance.faces.api.middleware import response_headers_middleware
 from appliance.faces.console import auth
 from appliance.faces.console.auth import SessionDep
+from appliance.faces.console.paging import provide_pager
 from appliance.faces.console.render import page
 from appliance.faces.console.views.analytics import AnalyticsPages
 from appliance.faces.console.views.dispatches import DispatchPages
@@ -169,6 +170,7 @@ def console_router() -> Router:
             "session": Provide(auth.provide_session),
             "tenant": Provide(auth.provide_tenant),
             "superuser": Provide(auth.provide_superuser),
+            "pager": Provide(provide_pager, sync_to_thread=False),
         },
         exception_handlers={ApplianceError: handle_console_error},
         middleware=[response_headers_middleware(CONSOLE_HEADERS)],

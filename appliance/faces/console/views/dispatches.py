@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from appliance.errors import ValidationFailed
 from appliance.faces.api.lti import tool_urls
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, optional_int
 from appliance.services.library import packages
@@ -49,11 +49,10 @@ class DispatchPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """The dispatches with their counts, a page at a time, and the form for a new one."""
-        inst, pager = instance(request), Pager.of(cursor, back)
+        inst = instance(request)
         found = dispatch.page_dispatches(inst, tenant.id, limit=PAGE_SIZE, cursor=pager.cursor)
         ready = packages.list_packages(inst, tenant, status="ready", limit=PAGE_SIZE, cursor=None)
         return page(

@@ -11,12 +11,12 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from appliance.errors import NotFound
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, Pager, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of
 from appliance.services.tenancy import apikeys
@@ -34,11 +34,10 @@ class KeyPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """The tenant's keys (never their secrets), a page at a time, and the form for a new one."""
-        return self._page(request, tenant, Pager.of(cursor, back))
+        return self._page(request, tenant, pager)
 
     def _page(
         self, request: Request[Any, Any, Any], tenant: Tenant, pager: Pager, status_code: int = 200, **shown: Any

@@ -9,12 +9,12 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from appliance.faces.api.lti import tool_urls
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, lines_of
 from appliance.services.lms.lti import keys, registrations
@@ -32,11 +32,10 @@ class LtiPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """The tool's URLs and keys, the registrations a page at a time, the form for a new one."""
-        inst, pager = instance(request), Pager.of(cursor, back)
+        inst = instance(request)
         found = registrations.page_registrations(inst, tenant.id, limit=PAGE_SIZE, cursor=pager.cursor)
         return page(
             request,

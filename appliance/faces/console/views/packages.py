@@ -8,13 +8,13 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from appliance.faces.api.packages import _declared_length
 from appliance.faces.api.sessions import base_url
 from appliance.faces.console.auth import SessionDep, TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, optional_int
 from appliance.services.learning import sessions
@@ -31,11 +31,9 @@ class PackagePages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """The tenant's packages, a page at a time, and the upload form."""
-        pager = Pager.of(cursor, back)
         found = packages.list_packages(instance(request), tenant, status=None, limit=PAGE_SIZE, cursor=pager.cursor)
         return page(request, "packages.html", packages=found["data"], pager=pager.with_result(found))
 

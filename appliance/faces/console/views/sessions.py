@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from appliance.core.cmi5 import vocabulary
 from appliance.faces.api.sessions import base_url
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of
 from appliance.services.learning import cmi5_registrations, sessions
@@ -48,16 +48,14 @@ class SessionPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
+        pager: PagerDep,
         learner: FromQuery[str | None] = None,
         package: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
     ) -> Template:
         """Sessions by package, learner (a search of ids and names: sessions.list_sessions) and status,
         a page at a time."""
         filters = {"learner": learner or None, "package_id": package or None, "status": status or None}
-        pager = Pager.of(cursor, back)
         found = sessions.list_sessions(
             instance(request), tenant, base_url(request), filters=filters, limit=PAGE_SIZE, cursor=pager.cursor
         )

@@ -7,11 +7,10 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from appliance.faces.console.auth import SessionDep, SuperuserDep, TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, optional_int
 from appliance.services.tenancy import admins, tenants, usage
@@ -26,11 +25,10 @@ class TenantPages(Controller):
         self,
         request: Request[Any, Any, Any],
         session: SessionDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """Every tenant, a page at a time, for a superuser; a tenant admin sees their own only."""
-        inst, pager = instance(request), Pager.of(cursor, back)
+        inst = instance(request)
         if session.admin.superuser:
             found = tenants.page_tenants(inst, limit=PAGE_SIZE, cursor=pager.cursor)
         else:

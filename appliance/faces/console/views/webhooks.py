@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, Pager, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of
 from appliance.services.delivery import webhook_deliveries, webhooks
@@ -33,11 +33,9 @@ class WebhookPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
     ) -> Template:
         """The endpoints, a page at a time, and the form for a new one."""
-        pager = Pager.of(cursor, back)
         found = webhooks.list_webhooks(instance(request), tenant, limit=PAGE_SIZE, cursor=pager.cursor)
         return page(
             request,
@@ -78,14 +76,12 @@ class WebhookPages(Controller):
         request: Request[Any, Any, Any],
         tenant: TenantDep,
         webhook_id: FromPath[str],
+        pager: PagerDep,
         status: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
     ) -> Template:
         """An endpoint with its delivery log (newest first), a page at a time, optionally by status."""
         inst = instance(request)
         hook = webhooks.get_webhook(inst, tenant, webhook_id)
-        pager = Pager.of(cursor, back)
         log = webhook_deliveries.list_deliveries(
             inst, tenant, webhook_id, status=status or None, limit=PAGE_SIZE, cursor=pager.cursor
         )

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 
 from appliance.faces.api.sessions import base_url
 from appliance.faces.console.auth import TenantDep, instance
-from appliance.faces.console.paging import PAGE_SIZE, Pager
+from appliance.faces.console.paging import PAGE_SIZE, Pager, PagerDep
 from appliance.faces.console.render import page
 from appliance.faces.console.views.forms import form_of, lines_of
 from appliance.services.lrs import credentials, forwarding_log, forwarding_targets
@@ -34,13 +34,12 @@ class XapiPages(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: TenantDep,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
+        pager: PagerDep,
         lrs_cursor: FromQuery[str | None] = None,
         lrs_back: FromQuery[str | None] = None,
     ) -> Template:
         """Credentials and forwarding targets, each a page at a time."""
-        return self._page(request, tenant, Pager.of(cursor, back), Pager.of(lrs_cursor, lrs_back, "lrs_"))
+        return self._page(request, tenant, pager, Pager.of(lrs_cursor, lrs_back, "lrs_"))
 
     def _page(
         self,
@@ -119,12 +118,11 @@ class XapiPages(Controller):
         request: Request[Any, Any, Any],
         tenant: TenantDep,
         target_id: FromPath[str],
+        pager: PagerDep,
         outcome: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
-        back: FromQuery[str | None] = None,
     ) -> Template:
         """A target: its state, backlog and counts, and its delivery log (newest first), a page at a time."""
-        inst, pager = instance(request), Pager.of(cursor, back)
+        inst = instance(request)
         found = forwarding_targets.get_target(inst, tenant, target_id)
         log = forwarding_log.list_log(
             inst, tenant, target_id, outcome=outcome or None, limit=PAGE_SIZE, cursor=pager.cursor
