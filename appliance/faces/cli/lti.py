@@ -1,4 +1,5 @@
-"""`scorm-appliance lti …`: LTI 1.3 platform registrations and the tool's signing keys (appliance.services.lms.lti)."""
+"""`scorm-appliance lti …`: LTI 1.3 platform registrations, the tool's signing keys and a link's members
+(appliance.services.lms.lti)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 from appliance.faces.cli.common import admin_command, table
 from appliance.instance import Instance
 from appliance.services.lms.lti import keys as tool_keys
+from appliance.services.lms.lti import nrps
 from appliance.services.lms.lti import registrations as regs
 from appliance.services.lms.lti.launch import ToolUrls
 from appliance.services.tenancy.tenants import get_tenant
@@ -112,3 +114,18 @@ def rotate_key(inst: Instance, tenant: str, grace_seconds: float) -> tuple[Any, 
     """Make a new signing key; the old one stays published for the grace period."""
     key = tool_keys.rotate(inst, get_tenant(inst, tenant).id, grace_seconds)
     return key.json(), f"New signing key {key.kid}; the previous key stays published for {grace_seconds:g} s."
+
+
+@lti.command("members")
+@TENANT
+@click.argument("registration_id")
+@click.argument("link_id")
+@admin_command
+def members(inst: Instance, tenant: str, registration_id: str, link_id: str) -> tuple[Any, str]:
+    """List a resource link's context members, read from the platform (Names and Roles)."""
+    found = nrps.link_members(inst, get_tenant(inst, tenant).id, registration_id, link_id)
+    rows = [[m["learner_id"], m.get("name") or "", m.get("email") or "", m.get("status") or ""] for m in found["data"]]
+    text = table(rows, ["LEARNER", "NAME", "EMAIL", "STATUS"])
+    if found["truncated"]:
+        text += f"\n(only the first {found['pages']} pages of the platform were read)"
+    return found, text
