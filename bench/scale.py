@@ -174,6 +174,9 @@ def start(label: str, data_dir: Path, env: dict[str, str], workers: int, logs: P
             wait_healthy(url, proc, timeout=60)
     except BaseException:
         stop(procs)
+        for n in range(workers):  # why it did not start, before the temporary folder goes
+            tail = (logs / f"{label}-{n}.log").read_text(errors="replace").splitlines()[-15:]
+            print(f"-- worker {n} of {label}:", *tail, sep="\n", file=sys.stderr)
         raise
     return Deployment(label, procs, urls)
 
