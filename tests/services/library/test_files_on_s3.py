@@ -22,6 +22,7 @@ from appliance.config import Config, load_config
 from appliance.instance import Instance
 from appliance.services.library import packages
 from appliance.services.operations.backup import BackupError, backup
+from appliance.services.operations.doctor import run_doctor
 from appliance.services.tenancy.tenants import delete_tenant, get_tenant, set_quotas
 from appliance.services.tenancy.usage import get_usage
 from tests.conftest import TenantKey
@@ -260,3 +261,12 @@ def test_validate_reads_an_upload_received_into_the_bucket_and_keeps_nothing(
     assert checked.json()["valid"] is True
     assert checked.json()["size_bytes"] > len(MEDIA)
     assert objects(moto_s3, s3_bucket, acme.tenant_id) == {}
+
+
+def test_doctor_leaves_package_files_in_an_object_store_to_the_store(
+    api: TestClient, acme: TenantKey, s3_config: Config
+) -> None:
+    upload_raw(api, acme, course())
+    drain(api)
+    findings = [f for f in run_doctor(s3_config) if f.check == "packages"]
+    assert [(f.severity, "object store" in f.message) for f in findings] == [("ok", True)]
