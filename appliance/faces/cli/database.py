@@ -124,7 +124,7 @@ def upgrade_cmd(data_dir: str | None, as_json: bool, admin_url: str, dry_run: bo
     elif dry_run:
         click.echo(f"Would apply {len(pending)} migration(s) to {config.database_schema}: {', '.join(pending)}")
         for statement in plan.statements:
-            click.echo(statement.rstrip() + ";")
+            click.echo(statement.rstrip().rstrip(";") + ";")
     else:
         click.echo(
             f"Upgraded schema {config.database_schema}: {len(pending)} migration(s) ({', '.join(pending)}), "

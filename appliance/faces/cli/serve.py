@@ -9,8 +9,9 @@ import sys
 import click
 import uvicorn
 
+from appliance.errors import ApplianceError
 from appliance.faces.app import create_app
-from appliance.faces.cli.common import build_config, data_dir_option
+from appliance.faces.cli.common import build_config, data_dir_option, fail
 from appliance.instance import Instance
 from appliance.logging_setup import LOG_FORMATS, configure_logging
 from appliance.services.learning import sequencing_pool
@@ -72,7 +73,10 @@ def serve(host: str | None, port: int | None, log_format: str | None, data_dir: 
         configure_logging(config.log_level, config.log_format)
     except ValueError as exc:
         raise click.UsageError(f"bad setting: {exc}") from exc
-    inst = Instance(config)
+    try:
+        inst = Instance(config)
+    except ApplianceError as exc:  # e.g. a PostgreSQL schema of another release: the message says what to run
+        fail(exc, False)
     try:
         if not list_tenants(inst):
             dd = f" --data-dir {config.data_dir}" if data_dir else ""

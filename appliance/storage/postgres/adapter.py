@@ -34,6 +34,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
+from appliance.errors import ApplianceError
 from appliance.storage.postgres.catalog import Catalog, registry_catalog, tenant_catalog
 from appliance.storage.postgres.schema import SETTING, fingerprint, schema_ddl
 from appliance.storage.postgres.translate import TENANT_COLUMN, Untranslatable, translate
@@ -59,8 +60,11 @@ def _param(v: Any) -> Any:
     return int(v) if isinstance(v, bool) else v
 
 
-class SchemaMismatch(RuntimeError):
-    """The schema in PostgreSQL is not the one this release's migrations describe."""
+class SchemaMismatch(ApplianceError, RuntimeError):
+    """The schema in PostgreSQL is not the one this release's migrations describe (or is missing): `serve`
+    and every CLI command stop with this message, naming what to run, instead of a traceback."""
+
+    code = "DATABASE_ERROR"
 
 
 class PgCursor:

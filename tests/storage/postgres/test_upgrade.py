@@ -301,6 +301,11 @@ def test_cli_upgrade_dry_run_then_upgrade(roles, schemas, tmp_path: Path) -> Non
         "SCORM_APPLIANCE_DATABASE_SCHEMA": old,
     }
     args = ["database", "upgrade", "--data-dir", str(tmp_path), "--admin-url", ADMIN_URL, "--json"]
+    # Before: the CLI (as `serve`) refuses the older schema with the contract's error, naming the command.
+    refused = CliRunner().invoke(cli, ["tenants", "list", "--data-dir", str(tmp_path), "--json"], env=env)
+    assert refused.exit_code == 1, refused.output
+    error = json.loads(refused.output.strip().splitlines()[-1])
+    assert error["code"] == "DATABASE_ERROR" and "scorm-appliance database upgrade" in error["error"]
     dry = CliRunner().invoke(cli, [*args, "--dry-run"], env=env, catch_exceptions=False)
     assert dry.exit_code == 0, dry.output
     planned = json.loads(dry.output)
