@@ -57,9 +57,7 @@ def record(msg: str, **extra: object) -> logging.LogRecord:
 def test_text_lines_are_time_level_logger_message_and_fields() -> None:
     line = TextFormatter().format(record("job failed", request_id="req_1", fields={"job": "job_2", "why": "disk full"}))
     assert LINE.match(line), line
-    assert line.endswith(
-        ' WARNING appliance.jobs job failed request_id=req_1 job=job_2 why="disk full"'
-    )
+    assert line.endswith(' WARNING appliance.jobs job failed request_id=req_1 job=job_2 why="disk full"')
 
 
 def test_json_lines_carry_the_same_fields() -> None:

@@ -17,8 +17,10 @@ import click
 from appliance.errors import ApplianceError
 from appliance.faces.cli.common import build_config, data_dir_option, fail, json_option
 from appliance.instance import Instance
-from appliance.services.operations.backup import backup, export_tenant, import_tenant, restore, verify_backup
+from appliance.services.operations.backup import backup, export_tenant
+from appliance.services.operations.backup_format import verify_backup
 from appliance.services.operations.doctor import report_json, report_text, run_doctor
+from appliance.services.operations.restore import import_tenant, restore
 from appliance.services.tenancy.quotas import format_size
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import apsw
 
 from appliance.config import Config
-from appliance.services.operations.backup import KNOWN_MIGRATIONS, PROCESS_JOB, open_db
+from appliance.services.operations.backup_format import KNOWN_MIGRATIONS, PROCESS_JOB, open_db
 from appliance.services.tenancy.quotas import format_size
 from appliance.storage.datadir import DataDir
 from appliance.storage.sqlite.connection import rows

@@ -21,7 +21,8 @@ from litestar.testing import TestClient
 from appliance.config import Config, load_config
 from appliance.instance import Instance
 from appliance.services.library import packages
-from appliance.services.operations.backup import BackupError, backup
+from appliance.services.operations.backup import backup
+from appliance.services.operations.backup_format import BackupError
 from appliance.services.operations.doctor import run_doctor
 from appliance.services.tenancy.tenants import delete_tenant, get_tenant, set_quotas
 from appliance.services.tenancy.usage import get_usage

@@ -15,14 +15,9 @@ from litestar.testing import TestClient
 from appliance.config import Config
 from appliance.instance import Instance
 from appliance.services.operations import backup as backup_module
-from appliance.services.operations.backup import (
-    BackupError,
-    backup,
-    export_tenant,
-    import_tenant,
-    restore,
-    verify_backup,
-)
+from appliance.services.operations.backup import backup, export_tenant
+from appliance.services.operations.backup_format import BackupError, verify_backup
+from appliance.services.operations.restore import import_tenant, restore
 from appliance.services.tenancy.tenants import delete_tenant
 from tests.conftest import TenantKey, make_tenant_key
 from tests.faces.api.test_packages import drain, make_client, manifest_12, package_12, upload_raw, upload_ready

@@ -29,7 +29,7 @@ from appliance.errors import NotFound
 from appliance.faces.console.auth import ADDRESS_BLOCK_SECONDS, ADDRESS_FAILURES_PER_MINUTE, SuperuserDep, instance
 from appliance.faces.console.render import page
 from appliance.instance import Instance
-from appliance.services.operations import backup
+from appliance.services.operations import backup, backup_format
 from appliance.services.tenancy import admins
 
 _BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
@@ -49,7 +49,7 @@ def list_backups(inst: Instance) -> list[dict[str, Any]]:
     for path in sorted(root.glob("*"), reverse=True) if root.is_dir() else []:
         if not _BACKUP_NAME.match(path.name) or not (path / "manifest.json").is_file():
             continue
-        manifest = backup.read_manifest(path)
+        manifest = backup_format.read_manifest(path)
         files = manifest.get("files", {})
         found.append(
             {
