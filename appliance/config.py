@@ -90,6 +90,7 @@ class Config:
     files_serve: str | None = None
     files_signed_url_seconds: int | None = None
     files_redirect_min_bytes: int | None = None
+    orphan_files_grace_seconds: float = 86_400.0  # appliance.services.library.package_sweep
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         """Return a copy with the given settings replaced, each converted to the field's type."""
@@ -125,6 +126,8 @@ def _convert(current: Any, name: str, raw: Any) -> Any:
         return str(raw).strip() or None
     if name.startswith("files"):
         return _files_value(name, raw)
+    if name == "orphan_files_grace_seconds" and not float(raw) >= 3600:
+        raise ValueError(f"orphan_files_grace_seconds must be at least 3600 (an hour), not {raw!r}")
     if name == "job_lease_seconds" and not float(raw) > 0:
         raise ValueError(f"job_lease_seconds must be more than 0, not {raw!r}")
     if name == "content_origin":
