@@ -12,8 +12,9 @@ process eats the two cores); their latency histograms are merged (wrk's raw buck
 of every commit. Learners may be spread over several tenants (`--tenants`): on PostgreSQL writes to one
 tenant are serialised by its advisory lock (docs/scale-out.md, "Transactions").
 
-Printed per configuration and round: commits/s, p50/p99 ms, errors, the workers' CPU per commit, the
-CPU of the workers' PostgreSQL backends per commit, the machine's busy share, and the load average.
+Printed per configuration and round: commits/s, p50/p99 ms, errors, the CPU per commit of the workers,
+of their PostgreSQL backends and of wrk, the machine's busy share, the share of the machine used by
+none of these (other work on a shared machine), and the load average.
 Nothing is asserted: timings on a shared machine are figures, not verdicts.
 
     python -m bench scale [--workers 1,2,4] [--learners 16] [--tenants 1,4] [--seconds 10] [--rounds 2]
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -210,7 +212,9 @@ class Figures:
     requests: float
     worker_cpu_ms: float
     pg_cpu_ms: float
+    wrk_cpu_ms: float
     busy: float
+    others: float  # the machine's CPU used by neither the workers, their backends nor wrk (other work)
     load: float
 
 
@@ -233,6 +237,7 @@ def run_load(deployment: Deployment, seconds: int, workdir: Path, run: str) -> F
     cpu_before = sum(cpu_seconds(p.pid) for p in deployment.procs)
     pg_before = pids_cpu(pids)
     busy_before = machine_busy()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrks = []
     for n, (url, tokens) in enumerate(zip(deployment.urls, shares, strict=True)):
         script = workdir / f"{run}-{n}.lua"
@@ -246,6 +251,10 @@ def run_load(deployment: Deployment, seconds: int, workdir: Path, run: str) -> F
         wrks.append((subprocess.Popen(command, stdout=subprocess.PIPE, text=True), histogram))
     outputs = [(proc.communicate(timeout=seconds + 60)[0], histogram) for proc, histogram in wrks]
     busy_after = machine_busy()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the wrk processes, now reaped
+    wrk_cpu = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     cpu_after = sum(cpu_seconds(p.pid) for p in deployment.procs)
     pg_after = pids_cpu(pids)
     merged: Counter[int] = Counter()
@@ -258,6 +267,10 @@ def run_load(deployment: Deployment, seconds: int, workdir: Path, run: str) -> F
         for line in histogram.read_text().splitlines():
             value, count = line.split()
             merged[int(float(value))] += int(float(count))
+    tick = os.sysconf("SC_CLK_TCK")
+    busy_seconds = (busy_after[0] - busy_before[0]) / tick
+    all_seconds = max(busy_after[1] - busy_before[1], 1) / tick
+    ours = (cpu_after - cpu_before) + (pg_after - pg_before) + wrk_cpu
     return Figures(
         rps=rps,
         p50=_percentile(merged, 0.50),
@@ -266,7 +279,9 @@ def run_load(deployment: Deployment, seconds: int, workdir: Path, run: str) -> F
         requests=requests,
         worker_cpu_ms=(cpu_after - cpu_before) / requests * 1000,
         pg_cpu_ms=(pg_after - pg_before) / requests * 1000 if pids else float("nan"),
-        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+        wrk_cpu_ms=wrk_cpu / requests * 1000,
+        busy=busy_seconds / all_seconds,
+        others=max(busy_seconds - ours, 0.0) / all_seconds,
         load=os.getloadavg()[0],
     )
 
@@ -318,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'configuration':<22} {'tenants':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'worker CPU ms':>13} {'PG CPU ms':>9} {'busy':>5} {'load':>5}"
+        f"{'worker CPU ms':>13} {'PG CPU ms':>9} {'wrk CPU ms':>10} {'busy':>5} {'others':>6} {'load':>5}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = Path(tmp)
@@ -367,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                         stop(deployment.procs)
                     print(
                         f"{label:<22} {tenants:>7} {f.rps:>10.0f} {f.p50:>8.2f} {f.p99:>8.2f} {f.errors:>6.0f} "
-                        f"{f.worker_cpu_ms:>13.3f} {f.pg_cpu_ms:>9.3f} {f.busy:>5.0%} {f.load:>5.1f}",
+                        f"{f.worker_cpu_ms:>13.3f} {f.pg_cpu_ms:>9.3f} {f.wrk_cpu_ms:>10.3f} {f.busy:>5.0%} "
+                        f"{f.others:>6.0%} {f.load:>5.1f}",
                         flush=True,
                     )
             print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
