@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.core.xapi.statement_errors import IRI_MSG, MISSING, OBJECT_MSG, STRING_MSG, error_at, unknown_property
-from appliance.core.xapi.value_formats import KNOWN_IRIS, MBOX_PATTERN, SHA1_PATTERN, iri_new
+from appliance.core.xapi.value_formats import KNOWN_IRIS, iri_new, match_mbox, match_sha1
 
 _IFI_KEYS = frozenset({"mbox", "mbox_sha1sum", "openid", "account"})
 
@@ -18,7 +18,7 @@ _IFI_KEYS = frozenset({"mbox", "mbox_sha1sum", "openid", "account"})
 def _ifi(key: str, value: object, path: str) -> None:
     """One inverse functional identifier's value."""
     if key == "mbox":
-        if type(value) is not str or MBOX_PATTERN.match(value) is None:
+        if type(value) is not str or match_mbox(value) is None:
             raise error_at("must be a mailto: IRI of an email address", path, key)
     elif key == "account":
         if type(value) is not dict:
@@ -38,7 +38,7 @@ def _ifi(key: str, value: object, path: str) -> None:
         if "name" not in value:
             raise error_at("an account requires name", apath)
     elif key == "mbox_sha1sum":
-        if type(value) is not str or SHA1_PATTERN.match(value) is None:
+        if type(value) is not str or match_sha1(value) is None:
             raise error_at("must be the 40 hex digits of a SHA-1 sum", path, key)
     elif type(value) is not str or (value not in KNOWN_IRIS and not iri_new(value)):  # openid
         raise error_at(IRI_MSG, path, key)

@@ -19,7 +19,7 @@ from appliance.core.xapi.statement_errors import (
     rebased,
     unknown_property,
 )
-from appliance.core.xapi.value_formats import KNOWN_IRIS, KNOWN_TAGS, UUID_PATTERN, check_extensions, iri_new, tag_new
+from appliance.core.xapi.value_formats import KNOWN_IRIS, KNOWN_TAGS, check_extensions, iri_new, match_uuid, tag_new
 from appliance.core.xapi.versions import V2
 
 _CONTEXT_ACTIVITY_KEYS = frozenset({"parent", "grouping", "category", "other"})
@@ -30,7 +30,7 @@ def check_context(context: object, path: str, version: str, object_type: str) ->
         raise error_at(OBJECT_MSG, path)
     for k, v in context.items():
         if k == "registration":
-            if type(v) is not str or UUID_PATTERN.match(v) is None:
+            if type(v) is not str or match_uuid(v) is None:
                 raise error_at(UUID_MSG, path, k)
         elif k == "contextActivities":
             _context_activities(v, f"{path}.contextActivities")

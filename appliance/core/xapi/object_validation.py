@@ -20,7 +20,7 @@ from appliance.core.xapi.statement_errors import (
     rebased,
     unknown_property,
 )
-from appliance.core.xapi.value_formats import KNOWN_IRIS, UUID_PATTERN, check_extensions, check_language_map, iri_new
+from appliance.core.xapi.value_formats import KNOWN_IRIS, check_extensions, check_language_map, iri_new, match_uuid
 
 _COMPONENT_LISTS = ("choices", "scale", "source", "target", "steps")
 # interactionType → the interaction component lists it may carry (xAPI 1.0.3 Data 2.4.4.1).
@@ -128,7 +128,7 @@ def check_statement_ref(ref: dict[str, Any], path: str) -> None:
     has_id = False
     for k, v in ref.items():
         if k == "id":
-            if type(v) is not str or UUID_PATTERN.match(v) is None:
+            if type(v) is not str or match_uuid(v) is None:
                 raise error_at(UUID_MSG, path, k)
             has_id = True
         elif k != "objectType":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from appliance.core.xapi.statement_errors import OBJECT_MSG, STRING_MSG, error_at, unknown_property
-from appliance.core.xapi.value_formats import DURATION_PATTERN, check_extensions
+from appliance.core.xapi.value_formats import check_extensions, match_duration
 
 
 def check_result(result: object, path: str) -> None:
@@ -21,7 +21,7 @@ def check_result(result: object, path: str) -> None:
             if type(v) is not bool:
                 raise error_at("must be a boolean", path, k)
         elif k == "duration":
-            if type(v) is not str or DURATION_PATTERN.match(v) is None:
+            if type(v) is not str or match_duration(v) is None:
                 raise error_at("must be an ISO 8601 duration", path, k)
         elif k == "response":
             if type(v) is not str:

@@ -41,7 +41,7 @@ from appliance.core.xapi.statement_errors import (
     rebased,
     unknown_property,
 )
-from appliance.core.xapi.value_formats import KNOWN_IRIS, UUID_PATTERN, check_language_map, iri_new, is_timestamp
+from appliance.core.xapi.value_formats import KNOWN_IRIS, check_language_map, iri_new, is_timestamp, match_uuid
 from appliance.core.xapi.versions import V1, V2
 
 __all__ = ["VOIDED", "validate_statement", "validate_statement_batch"]
@@ -188,7 +188,7 @@ def validate_statement(obj: object, version: str, path: str = "statement") -> No
         raise unknown_property(next(k for k in obj if k not in _STATEMENT_KEYS), path)
     if "id" in obj:
         sid = obj["id"]
-        if type(sid) is not str or UUID_PATTERN.match(sid) is None:
+        if type(sid) is not str or match_uuid(sid) is None:
             raise error_at(UUID_MSG, path, "id")
     _core(obj, path, version, False)
     if "stored" in obj and not is_timestamp(obj["stored"], version):

@@ -30,6 +30,13 @@ DURATION_PATTERN = re.compile(
     rf"P(?:{_N}W|(?=\d|T\d)(?:{_N}Y)?(?:{_N}M)?(?:{_N}D)?(?:T(?=\d)(?:{_N}H)?(?:{_N}M)?(?:{_N}S)?)?)\Z"
 )
 
+# Their `match`, bound once, for the other validation modules: a method called on a name a module
+# imported is compiled as an attribute load (CPython 3.11 then makes a bound method on every call).
+match_uuid = UUID_PATTERN.match
+match_mbox = MBOX_PATTERN.match
+match_sha1 = SHA1_PATTERN.match
+match_duration = DURATION_PATTERN.match
+
 # Timestamps. 1.0.3: ISO 8601 combined date and time, extended or basic format, the time zone
 # optional (the spec: SHOULD include it; without one the LRS reads UTC). 2.0: RFC 3339 date-time
 # (seconds and an offset required; "t"/"z" may be lower case, as the RFC's ABNF allows). Both
