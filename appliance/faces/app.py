@@ -46,7 +46,7 @@ from appliance.logging_setup import access_log_middleware
 from appliance.services.delivery import jobs, outbound, webhook_attempts, webhook_deliveries
 from appliance.services.delivery.scheduler import Scheduler
 from appliance.services.learning import cmi5_registrations, sessions
-from appliance.services.library import packages
+from appliance.services.library import package_sweep, packages
 from appliance.services.lms.lti import ags as lti_ags
 from appliance.services.lrs import forwarding, forwarding_targets, scorm_statements
 from appliance.services.tenancy import quota_events
@@ -99,6 +99,7 @@ def build_scheduler(inst: Instance) -> Scheduler:
     )
     scheduler.register(packages.PROCESS_JOB, packages.process_version, packages.give_up_processing)
     scheduler.every("recover-processing", 300.0, packages.recover_processing)
+    scheduler.every("orphan-files", package_sweep.SWEEP_SECONDS, package_sweep.sweep_orphan_files)
     scheduler.every("expire-sessions", inst.config.expiry_sweep_seconds, sessions.expire_sessions)
     scheduler.every("cmi5-abandon", inst.config.expiry_sweep_seconds, cmi5_registrations.abandon_stale)
     scheduler.register(webhook_attempts.DELIVER_JOB, webhook_attempts.deliver)

@@ -1,4 +1,4 @@
-"""A ready package version as the run-time needs it: manifest, activity tree, items, files folder.
+"""A ready package version as the run-time needs it: manifest, activity tree and items.
 
 Parsing the stored manifest and building the activity tree is pure and deterministic, so the result is
 cached per (tenant, package, version); version folders never change once ready.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from appliance.core.scorm.model import Item, Manifest
 from appliance.core.scorm.sequencing.activity_tree import ActivityTree
@@ -23,13 +22,14 @@ CACHE_SIZE = 64
 
 @dataclass(frozen=True)
 class Course:
-    """One ready package version."""
+    """One ready package version. Its files are the store's (`inst.files`), in the folder
+    `package_files.version_folder(package_id, version)` of the tenant's space: the content route
+    serves them from there (`storage/files/serving.py`), so the course carries no path of its own."""
 
     package_id: str
     version: int
     manifest: Manifest
     tree: ActivityTree
-    files: Path  # the version's folder in the data directory (with an object store: where it would be)
     items: dict[str, Item] = field(default_factory=dict)
     launchable: list[str] = field(default_factory=list)  # leaf activities with content, in tree order
 
@@ -76,7 +76,6 @@ def load_course(inst: Instance, tenant_id: str, package_id: str, version: int) -
         version=version,
         manifest=manifest,
         tree=tree,
-        files=inst.data.version_dir(tenant_id, package_id, version),
         items=items,
         launchable=[a.id for a in tree.preorder if a.is_leaf and a.id in items and items[a.id].href],
     )

@@ -253,14 +253,17 @@ def _mark_failed(
     *,
     upload: str | None = None,
 ) -> None:
-    """Mark the version failed (if still processing) and remove its files and its upload."""
+    """Mark the version failed (if still processing) and remove its files and its upload.
+
+    A version already `ready` keeps its files: the job's last attempt can be given up after it marked
+    the version ready (its worker lost before the job was recorded done)."""
     now = inst.clock.now()
     error = {"code": code, "message": message, "details": details}
 
-    def update(conn: apsw.Connection) -> None:
+    def update(conn: apsw.Connection) -> bool:
         row = version_row(conn, package_id, version)
         if row is None or row["status"] != "processing":
-            return
+            return row is None or row["status"] != "ready"
         conn.execute(
             "UPDATE package_versions SET status = 'failed', error = ?, upload_bytes = 0, size_bytes = 0, "
             "updated_at = ?, processed_at = ? WHERE package_id = ? AND version = ?",
@@ -276,9 +279,10 @@ def _mark_failed(
             now=now,
             subject_id=package_id,
         )
+        return True
 
-    inst.tenant_db(tenant_id).write_sync(update, durable=True)
-    delete_version_files(inst, tenant_id, package_id, version)
+    if inst.tenant_db(tenant_id).write_sync(update, durable=True):
+        delete_version_files(inst, tenant_id, package_id, version)
     inst.files.delete(tenant_id, upload or upload_store_path(package_id, version))
 
 

@@ -229,6 +229,14 @@ class FileStore(ABC):
     def delete_folder(self, tenant_id: str, folder: str) -> Deleted:
         """Remove every file under a (non-empty) folder, and report exactly what that freed."""
 
+    def abort_unfinished(self, tenant_id: str, folder: str, *, started_before: float) -> int:
+        """Abort the unfinished writes under `folder` that received nothing since `started_before`
+        (seconds since the epoch): a writer killed mid-body. Return how many. An object store keeps such
+        a write's parts (and bills them) until it is aborted; a local store has none to abort here: its
+        unfinished writes are temp files in the data directory's tmp/, emptied at every start."""
+        tenant_folder_key(tenant_id, folder)  # the same refusals as on a store that has some
+        return 0
+
     def signed_url(
         self, tenant_id: str, path: str, *, expires_seconds: int, content_type: str | None = None
     ) -> str | None:

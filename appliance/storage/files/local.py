@@ -220,7 +220,10 @@ class LocalFileStore(FileStore):
             real, info = self._file(tenant_id, path)
         except FileMissing:
             return Deleted(0, 0)
-        real.unlink()
+        try:
+            real.unlink()
+        except FileNotFoundError:  # another worker deleted it first: it freed the bytes, not this call
+            return Deleted(0, 0)
         if self.durable:
             _fsync_dir(real.parent)
         return Deleted(1, info.st_size)
@@ -232,19 +235,26 @@ class LocalFileStore(FileStore):
         real = self._existing(tenant_id, folder)
         if real is None or not real.is_dir():  # a file's path is no folder: nothing under it, as on S3
             return Deleted(0, 0)
+        # Another worker may delete the same folder at the same time (the orphaned-files sweep runs on
+        # every worker): whatever it removed first is skipped here, and counted by it alone.
         files = freed = 0
         for dirpath, dirs, names in os.walk(real, topdown=False):
             for name in names:
                 full = Path(dirpath) / name
-                info = os.stat(full, follow_symlinks=False)
-                full.unlink()  # a symlink is removed, never followed; it held no bytes of ours
+                try:
+                    info = os.stat(full, follow_symlinks=False)
+                    full.unlink()  # a symlink is removed, never followed; it held no bytes of ours
+                except FileNotFoundError:
+                    continue
                 if stat_module.S_ISREG(info.st_mode):
                     files, freed = files + 1, freed + info.st_size
             for name in dirs:
                 full = Path(dirpath) / name
-                (full.unlink if full.is_symlink() else full.rmdir)()
-        real.rmdir()
-        if self.durable:
+                with contextlib.suppress(FileNotFoundError):
+                    (full.unlink if full.is_symlink() else full.rmdir)()
+        with contextlib.suppress(FileNotFoundError):
+            real.rmdir()
+        if self.durable and real.parent.is_dir():
             _fsync_dir(real.parent)
         return Deleted(files, freed)
 

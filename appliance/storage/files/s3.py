@@ -234,15 +234,46 @@ class S3FileStore(FileStore):
                     {"deleted_files": files, "deleted_bytes": freed, "failed": sorted(failed)[:10]},
                 )
 
-    def _abort_uploads(self, key_prefix: str) -> None:
-        """Abort unfinished multipart uploads under the folder: parts a crashed writer left behind."""
+    def abort_unfinished(self, tenant_id: str, folder: str, *, started_before: float) -> int:
+        return self._abort_uploads(self.prefix + tenant_folder_key(tenant_id, folder), started_before)
+
+    def _abort_uploads(self, key_prefix: str, started_before: float | None = None) -> int:
+        """Abort unfinished multipart uploads under the folder: parts a crashed writer left behind.
+
+        With `started_before`, only those whose newest part arrived before it: a live writer sends a
+        part every 8 MiB, so it is never that quiet. An upload without parts holds no bytes and is left
+        (to the folder's delete, or the bucket's lifecycle rule); its `Initiated` date is not used
+        (moto's server, for one, reports a fixed date). An upload aborted meanwhile by another worker
+        (NoSuchUpload) is not an error, and not counted."""
+        aborted = 0
         pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key_prefix)
         for page in pages:
             for upload in page.get("Uploads", []):
+                if started_before is not None and not self._quiet_since(upload, started_before):
+                    continue
                 with contextlib.suppress(ClientError):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
+                    aborted += 1
+        return aborted
+
+    def _quiet_since(self, upload: dict[str, Any], cut_off: float) -> bool:
+        """Whether an unfinished upload has parts, the newest received before `cut_off`."""
+        newest: float | None = None
+        try:
+            pages = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+            for page in pages:
+                for part in page.get("Parts", []):
+                    stamp = part["LastModified"].timestamp()
+                    newest = stamp if newest is None else max(newest, stamp)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
+                return False
+            raise
+        return newest is not None and newest < cut_off
 
     def signed_url(
         self, tenant_id: str, path: str, *, expires_seconds: int, content_type: str | None = None
