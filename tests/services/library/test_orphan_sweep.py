@@ -215,3 +215,26 @@ def test_two_workers_sweeping_at_once_remove_each_leftover_without_errors(
     finally:
         for inst in workers:
             inst.close()
+
+
+def test_a_job_given_up_after_its_version_was_marked_ready_keeps_the_files(
+    api: TestClient, acme: TenantKey, store_config: Config
+) -> None:
+    pkg = upload_raw(api, acme, course("ready, then lost", 2000)).json()["id"]
+    drain(api)
+    inst = Instance(store_config)
+    try:
+        kept = files_of(inst, acme.tenant_id)
+        assert kept and all(p.startswith(f"packages/{pkg}/1/") for p in kept)
+        # Its worker was lost after `_mark_ready` committed, and that was the last attempt: given up.
+        job = jobs.Job("job_x", packages.PROCESS_JOB, acme.tenant_id, {**_payload(acme, pkg)}, 6, 5)
+        packages.give_up_processing(inst, job, "the worker running attempt 5 was lost")
+        assert files_of(inst, acme.tenant_id) == kept
+        assert sum(kept.values()) == package_bytes(inst, acme.tenant_id)
+    finally:
+        inst.close()
+    assert api.get(f"{API}/{pkg}", headers=acme.headers).json()["status"] == "ready"
+
+
+def _payload(acme: TenantKey, pkg: str) -> dict[str, Any]:
+    return {"tenant_id": acme.tenant_id, "package_id": pkg, "version": 1, "key": f"{acme.tenant_id}/{pkg}/1"}
