@@ -71,7 +71,8 @@ def delete_package_files(inst: Instance, tenant_id: str, package_id: str) -> Del
     """Remove every file of a package: its versions' folder, and any ZIP of it still waiting.
 
     On an object store a ZIP received for a version still processing has a name of its own
-    (`uploads/incoming-…`): its job, finding the version gone, removes it."""
+    (`uploads/incoming-…`): its job, finding the version gone, removes it (or, if that job was lost
+    too, the orphaned-files sweep does: `package_sweep`)."""
     freed = inst.files.delete_folder(tenant_id, f"{PACKAGES}/{package_id}")
     files, size = freed.files, freed.bytes
     prefix = f"{UPLOADS}/{package_id}-"

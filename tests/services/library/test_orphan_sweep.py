@@ -20,11 +20,12 @@ from litestar.testing import TestClient
 
 from appliance.clock import FixedClock
 from appliance.config import Config
+from appliance.faces.app import build_scheduler
 from appliance.instance import Instance
 from appliance.services.delivery import jobs
 from appliance.services.library import packages
 from appliance.services.library.package_files import upload_path
-from appliance.services.library.package_sweep import Swept, sweep_orphan_files
+from appliance.services.library.package_sweep import SWEEP_SECONDS, Swept, sweep_orphan_files
 from appliance.services.tenancy.tenants import get_tenant
 from appliance.services.tenancy.usage import get_usage
 from tests.conftest import TenantKey
@@ -238,3 +239,15 @@ def test_a_job_given_up_after_its_version_was_marked_ready_keeps_the_files(
 
 def _payload(acme: TenantKey, pkg: str) -> dict[str, Any]:
     return {"tenant_id": acme.tenant_id, "package_id": pkg, "version": 1, "key": f"{acme.tenant_id}/{pkg}/1"}
+
+
+def test_every_worker_runs_the_sweep_hourly(store_config: Config) -> None:
+    inst = Instance(store_config)
+    try:
+        [sweep] = [p for p in build_scheduler(inst).periodic if p.name == "orphan-files"]
+        assert (sweep.interval, sweep.run) == (SWEEP_SECONDS, sweep_orphan_files)
+        assert SWEEP_SECONDS == 3600.0 and store_config.orphan_files_grace_seconds == GRACE
+    finally:
+        inst.close()
+    with pytest.raises(ValueError, match="at least 3600"):
+        store_config.with_overrides({"orphan_files_grace_seconds": "60"})
