@@ -17,40 +17,64 @@ from appliance.faces.app import create_app
 from appliance.instance import Instance
 from appliance.services.tenancy.apikeys import create_key
 from appliance.services.tenancy.tenants import create_tenant
+from tests.e2e.databases import Databases
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "scorm-corpus"
 
 
 BACKENDS = ("sqlite", "postgresql")
-BOTH_BACKENDS = (("faces", "api"), ("faces", "cli"))  # the folders of tests/ whose every test runs on each backend
+# The folders (and files) of tests/ whose every test runs on each backend.
+BOTH_BACKENDS = (("faces", "api"), ("faces", "cli"), ("services", "learning", "test_sequencing_pool.py"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--database-backend",
         choices=BACKENDS,
-        default="sqlite",
-        help="the database backend of the tests outside tests/faces/api and tests/faces/cli (those run on both): e.g. "
-        "`--database-backend=postgresql tests/e2e` runs the end-to-end servers on PostgreSQL",
+        default=None,
+        help="run on this database backend only: the tests made for both (tests/faces/api, tests/faces/cli, the "
+        "end-to-end servers, the ADL suite) only on it, and the others on it too (by default they run on sqlite), "
+        "e.g. `--database-backend=postgresql tests/e2e`",
     )
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests of tests/faces/api and tests/faces/cli run once per backend (ids `[sqlite]`, `[postgresql]`), except those
-    marked `sqlite_only(reason=...)`: they look at SQLite files, so they are not made for PostgreSQL."""
-    if "backend" not in metafunc.fixturenames:
-        return
-    rel = Path(metafunc.definition.path).relative_to(REPO / "tests")
-    if rel.parts[:2] not in BOTH_BACKENDS:
-        return
+def _backends(metafunc: pytest.Metafunc) -> tuple[str, ...]:
+    """Both backends, or only SQLite for a test marked `sqlite_only(reason=...)` (it looks at SQLite files, so
+    it is not made for PostgreSQL), or only the one `--database-backend` names."""
     backends = BACKENDS
     marker = metafunc.definition.get_closest_marker("sqlite_only")
     if marker is not None:
         if not marker.kwargs.get("reason"):
             raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
         backends = ("sqlite",)
-    metafunc.parametrize("backend", backends, indirect=True, scope="function")
+    chosen = metafunc.config.getoption("--database-backend")
+    return tuple(b for b in backends if chosen in (None, b))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of tests/faces/api and tests/faces/cli run once per backend (ids `[sqlite]`, `[postgresql]`), and
+    so do the tests whose servers take the module-scoped `databases` fixture (tests/e2e, the ADL suite): those
+    are grouped by backend within their module, whose server is started once per backend."""
+    if "databases" in metafunc.fixturenames:
+        metafunc.parametrize("databases", _backends(metafunc), indirect=True, scope="module")
+    if "backend" not in metafunc.fixturenames:
+        return
+    rel = Path(metafunc.definition.path).relative_to(REPO / "tests")
+    if not any(rel.parts[: len(prefix)] == prefix for prefix in BOTH_BACKENDS):
+        return
+    metafunc.parametrize("backend", _backends(metafunc), indirect=True, scope="function")
+
+
+@pytest.fixture(scope="module")
+def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """The backend of the end-to-end servers of this module (parametrised: `[sqlite]`, `[postgresql]`): on
+    PostgreSQL each data directory a server is started on gets a schema of its own (tests/e2e/databases.py)."""
+    found = Databases(getattr(request, "param", None) or request.config.getoption("--database-backend") or "sqlite")
+    try:
+        yield found
+    finally:
+        found.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +92,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """The database backend of this test: `sqlite` unless parametrised. On `postgresql` the `config`
     fixture and every Config the CLI loads (through the environment) use the session's schema, which is
     emptied after the test."""
-    name = getattr(request, "param", None) or request.config.getoption("--database-backend")
+    name = getattr(request, "param", None) or request.config.getoption("--database-backend") or "sqlite"
     if name != "postgresql":
         yield name
         return

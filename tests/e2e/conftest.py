@@ -22,6 +22,9 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from appliance.config import Config
+from tests.e2e.databases import SQLITE, Databases
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # seconds to wait for /api/v1/health
 STOP_TIMEOUT = 15.0  # seconds to wait for the process to exit after SIGTERM
@@ -66,12 +69,14 @@ class ServerProcess:
         port: int | None = None,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        databases: Databases = SQLITE,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.args = args
-        self.env = clean_env(env)
+        self.databases = databases
+        self.env = clean_env({**databases.env(data_dir), **(env or {})})
         self.logs_dir = data_dir.parent / f"server-logs-{self.port}"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -196,6 +201,14 @@ class ServerProcess:
 
     # -- talking to it ---------------------------------------------------------------------------
 
+    def config(self, **settings: Any) -> Config:
+        """A Config on this data directory and its database, to open an Instance beside the server."""
+        return self.databases.config(self.data_dir, **settings)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = (), *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """What the server wrote, read beside it (running or not): the registry's rows, or `tenant`'s."""
+        return self.databases.rows(self.data_dir, sql, params, tenant=tenant)
+
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on this server's URL (no proxies from the environment)."""
         kwargs.setdefault("timeout", 10.0)
@@ -228,8 +241,9 @@ class ServerProcess:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers (each on a free port; by default each on its own data dir); all killed at teardown."""
+def start_server(tmp_path: Path, databases: Databases) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers (each on a free port; by default each on its own data dir and its own database, on the
+    module's backend); all killed at teardown."""
     started: list[ServerProcess] = []
 
     def start(
@@ -240,7 +254,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         timeout: float = START_TIMEOUT,
     ) -> ServerProcess:
         directory = data_dir or tmp_path / f"data-{len(started) + 1}"
-        server = ServerProcess(directory, args=args, env=env)
+        server = ServerProcess(directory, args=args, env=env, databases=databases)
         started.append(server)
         return server.start(timeout)
 
@@ -276,11 +290,14 @@ def context(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def appliance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Any]:
+def appliance(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Path, databases: Databases
+) -> Iterator[Any]:
     """One server for the module with a tenant and key; tests use their own learners, so they do not meet."""
     from tests.e2e.browser import Appliance
 
-    server = ServerProcess(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "data")
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = ServerProcess(folder / "data", databases=databases)
     try:
         server.start()
         app = Appliance(server, corpus)

@@ -120,6 +120,9 @@ def wait_all_ready(server: ServerProcess, headers: dict[str, str], package_ids: 
         wait_for(f"{len(package_ids)} package(s) to be ready on {server.url}", all_done, READY_WAIT, interval=0.25)
 
 
+@pytest.mark.sqlite_only(
+    reason="`backup` copies the SQLite files (on PostgreSQL the server's own backups are used: docs/scale-out.md)"
+)
 def test_backup_under_load_restores_everything_acknowledged(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

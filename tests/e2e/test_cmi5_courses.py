@@ -30,6 +30,7 @@ from playwright.sync_api import Browser, BrowserContext, Frame, Page
 
 from tests.e2e.browser import CHROMIUM, WAIT_MS, wait_until
 from tests.e2e.conftest import ServerProcess
+from tests.e2e.databases import Databases
 
 COURSES = Path(__file__).resolve().parents[2].parent / "shared" / "suites" / "catapult" / "course_examples"
 SINGLE_AU = [
@@ -118,8 +119,8 @@ class Lms:
 
 
 @pytest.fixture(scope="module")
-def lms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lms]:
-    server = ServerProcess(tmp_path_factory.mktemp("cmi5-courses") / "data")
+def lms(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Lms]:
+    server = ServerProcess(tmp_path_factory.mktemp("cmi5-courses") / "data", databases=databases)
     try:
         server.start()
         server.cli("tenants", "create", "cmi5 courses")

@@ -23,11 +23,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
-from appliance.config import Config
 from appliance.instance import Instance
 from appliance.services.tenancy import admins, apikeys, tenants
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, chromium, wait_until
 from tests.e2e.conftest import CLI_TIMEOUT, ServerProcess, appliance_command
+from tests.e2e.databases import Databases
 from tests.faces.api.test_cmi5_sessions import not_applicable_course
 from tests.faces.api.test_sessions import Player
 from tests.lti_platform import LtiPlatform
@@ -95,9 +95,9 @@ def sign_in(page: Page, base: str, username: str) -> None:
 
 
 @contextmanager
-def offline(data: Path) -> Iterator[Instance]:
-    """An Instance on the server's data directory (before it starts, or for reads while it runs)."""
-    inst = Instance(Config(data_dir=data))
+def offline(server: ServerProcess) -> Iterator[Instance]:
+    """An Instance on the server's data directory and database (before it starts, or for reads while it runs)."""
+    inst = Instance(server.config())
     try:
         yield inst
     finally:
@@ -105,16 +105,17 @@ def offline(data: Path) -> Iterator[Instance]:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Console]:
+def console(tmp_path_factory: pytest.TempPathFactory, corpus: Path, databases: Databases) -> Iterator[Console]:
     receiver = Receiver().start()
     data = tmp_path_factory.mktemp("console") / "data"
     server = ServerProcess(
         data,
         env={"SCORM_APPLIANCE_OUTBOUND_ALLOW": "127.0.0.1/32", "SCORM_APPLIANCE_WEBHOOK_DISPATCH_SECONDS": "0.2"},
+        databases=databases,
     )
     # The tenants, the key and the superuser are made through the service functions before the server
     # starts (a CLI process costs seconds on a loaded machine); the tenant admin through the CLI itself.
-    with offline(data) as inst:
+    with offline(server) as inst:
         acme = tenants.create_tenant(inst, "Acme").id
         globex = tenants.create_tenant(inst, "Globex").id
         tenants.set_quotas(inst, acme, requests_per_minute=100_000)
@@ -619,6 +620,15 @@ def test_usage_gauges(console: Console) -> None:
 
 def test_backups_run_list_download(console: Console) -> None:
     page = console.go("/admin/backups")
+    if console.server.databases.postgresql:  # no SQLite file to copy: the page names the server's tools
+        assert "back them up with the database server's own tools" in page.locator(".notice").inner_text()
+        assert page.get_by_role("button", name="Run a backup now").count() == 0
+        # A POST made by hand (with the session's CSRF token) is refused in the error format, nothing written.
+        csrf = page.locator("main").get_attribute("data-csrf") or ""
+        refused = page.request.post(f"{console.server.url}/admin/backups", headers={"X-CSRF-Token": csrf})
+        assert refused.status == 403 and refused.json()["details"] == {"reason": "postgresql"}, refused.text()
+        assert "PostgreSQL" in refused.json()["error"]
+        return
     page.get_by_role("button", name="Run a backup now").click()
     assert "Backup written to" in page.locator(".notice").inner_text()
     with page.expect_download() as info:
@@ -676,7 +686,7 @@ def test_csrf_and_cross_site_requests_are_refused(console: Console) -> None:
     evil.goto("http://attacker.test/")
     evil.wait_for_url(re.compile(r"/admin/login"))
     evil.close()
-    with offline(console.server.data_dir) as inst:
+    with offline(console.server) as inst:
         names = [k.name for k in apikeys.list_keys(inst, console.acme)]
     assert "no-token" not in names and "cross-site" not in names
 
@@ -700,5 +710,5 @@ def test_tenant_admin_is_confined_to_their_tenant(console: Console) -> None:
             [f"/admin/t/{console.globex}/keys/", csrf],
         )
         assert status == 404
-    with offline(console.server.data_dir) as inst:
+    with offline(console.server) as inst:
         assert apikeys.list_keys(inst, console.globex) == []

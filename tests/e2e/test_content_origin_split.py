@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Frame, sync_playwright
 from appliance.services.library.origins import tenant_label
 from tests.e2e.browser import BROWSER_TESTS, CHROMIUM, CHROMIUM_ARGS, Appliance, Player, require_chromium
 from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.databases import Databases
 from tests.e2e.test_player import golf_next
 
 pytestmark = BROWSER_TESTS
@@ -79,7 +80,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx.close()
 
 
-def start_split(directory: Path, corpus: Path, origin: str) -> tuple[ServerProcess, Split]:
+def start_split(directory: Path, corpus: Path, origin: str, databases: Databases) -> tuple[ServerProcess, Split]:
     """`serve` on 0.0.0.0:PORT with `content_origin = origin` (`{port}` filled in), two tenants."""
     port = free_port()
     server = ServerProcess(
@@ -87,15 +88,17 @@ def start_split(directory: Path, corpus: Path, origin: str) -> tuple[ServerProce
         port=port,
         args=("--host", "0.0.0.0"),
         env={"SCORM_APPLIANCE_CONTENT_ORIGIN": origin.format(port=port)},
+        databases=databases,
     )
     server.start()
     return server, Split(server, Appliance(server, corpus, "Acme"), Appliance(server, corpus, "Globex"))
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Split]:
+def shared(tmp_path_factory: pytest.TempPathFactory, corpus: Path, databases: Databases) -> Iterator[Split]:
     """One content origin for every tenant: http://127.0.0.2:PORT."""
-    server, split = start_split(tmp_path_factory.mktemp("shared") / "data", corpus, f"http://{CONTENT_IP}:{{port}}")
+    directory = tmp_path_factory.mktemp("shared") / "data"
+    server, split = start_split(directory, corpus, f"http://{CONTENT_IP}:{{port}}", databases)
     try:
         yield split
     finally:
@@ -105,10 +108,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[S
 
 
 @pytest.fixture(scope="module")
-def per_tenant(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Split]:
+def per_tenant(tmp_path_factory: pytest.TempPathFactory, corpus: Path, databases: Databases) -> Iterator[Split]:
     """A content origin per tenant: http://<label>.content.test:PORT."""
     directory = tmp_path_factory.mktemp("per-tenant") / "data"
-    server, split = start_split(directory, corpus, f"http://*.{CONTENT_DOMAIN}:{{port}}")
+    server, split = start_split(directory, corpus, f"http://*.{CONTENT_DOMAIN}:{{port}}", databases)
     try:
         yield split
     finally:

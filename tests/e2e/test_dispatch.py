@@ -27,6 +27,7 @@ from playwright.sync_api import BrowserContext
 from appliance.services.lms.dispatch import learner_id
 from tests.e2e.browser import BROWSER_TESTS, READY_TIMEOUT, Appliance, Player, wait_until
 from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.databases import Databases
 from tests.e2e.test_lti import Frames
 from tests.e2e.test_player import BASIC_CALLS, answer_quiz, golf_next, seconds
 
@@ -37,9 +38,9 @@ CONTENT_IP = "127.0.0.2"  # A's content origin in the split test (another name o
 
 
 @pytest.fixture(scope="module")
-def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """B, the other LMS: a real server on its own port (its own origin) and data directory."""
-    server = ServerProcess(tmp_path_factory.mktemp("dispatch-b") / "data", port=free_port())
+def remote_server(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[ServerProcess]:
+    """B, the other LMS: a real server on its own port (its own origin), data directory and database."""
+    server = ServerProcess(tmp_path_factory.mktemp("dispatch-b") / "data", port=free_port(), databases=databases)
     try:
         server.start()
         yield server
@@ -62,7 +63,7 @@ def provider(directory: Path, corpus: Path, remote: ServerProcess, *, split: boo
     if split:  # as tests/e2e/test_content_origin_split.py: both loopback names reach the one process
         env["SCORM_APPLIANCE_CONTENT_ORIGIN"] = f"http://{CONTENT_IP}:{port}"
         args = ("--host", "0.0.0.0")
-    server = ServerProcess(directory, port=port, args=args, env=env)
+    server = ServerProcess(directory, port=port, args=args, env=env, databases=remote.databases)  # B's backend
     server.start()
     return server, Appliance(server, corpus, "Provider")
 

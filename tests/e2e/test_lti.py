@@ -28,6 +28,7 @@ from playwright.sync_api import BrowserContext, Frame, Page
 from appliance.services.lms.lti.launch import learner_id
 from tests.e2e.browser import BROWSER_TESTS, WAIT_MS, Appliance, wait_until
 from tests.e2e.conftest import ServerProcess
+from tests.e2e.databases import Databases
 from tests.e2e.test_player import BASIC_CALLS, answer_quiz, golf_next
 from tests.lti_platform import INSTRUCTOR, LtiPlatform, Message
 
@@ -42,13 +43,15 @@ def platform() -> Iterator[LtiPlatform]:
 
 
 @pytest.fixture(scope="module")
-def tool(platform: LtiPlatform, tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Appliance]:
+def tool(
+    platform: LtiPlatform, tmp_path_factory: pytest.TempPathFactory, corpus: Path, databases: Databases
+) -> Iterator[Appliance]:
     """The appliance, with the platform registered through the CLI and the tool registered in the platform."""
     env = {
         "SCORM_APPLIANCE_OUTBOUND_ALLOW": "127.0.0.0/8",
         "SCORM_APPLIANCE_FRAME_ANCESTORS": f"'self' {platform.browser}",
     }
-    server = ServerProcess(tmp_path_factory.mktemp("lti") / "data", env=env)
+    server = ServerProcess(tmp_path_factory.mktemp("lti") / "data", env=env, databases=databases)
     try:
         server.start()
         app = Appliance(server, corpus)

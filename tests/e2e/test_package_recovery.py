@@ -2,13 +2,13 @@
 
 The package is made slow to process on purpose (20,000 small files: extraction takes seconds), the
 test waits until the registry shows its job `running`, kills the process, restarts it on the same
-data directory and polls (bounded) until the package is `ready`.
+data directory and polls (bounded) until the package is `ready`. On both backends: the job and the
+version are read beside the server from its SQLite files or its PostgreSQL schema (`ServerProcess.rows`).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from appliance.storage.datadir import DataDir
 from tests.e2e.conftest import ServerProcess
 from tests.faces.api.test_packages import manifest_12
 
@@ -44,16 +45,6 @@ def file_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
             yield chunk
 
 
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    """Read another process's SQLite file (read-only; WAL lets us read beside its writer)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,12 +57,12 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: 
 
 def test_package_processing_survives_sigkill(start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = start_server()
-    server.cli("tenants", "create", "Acme", "--plan", "enterprise")  # enterprise: polling stays under the rate limit
+    # enterprise: polling stays under the rate limit
+    tenant = server.cli("tenants", "create", "Acme", "--plan", "enterprise")["id"]
     key = server.cli("keys", "create", "--tenant", "Acme")
     headers = {"Authorization": f"Bearer {key['key']}"}
     zip_path = tmp_path / "slow.zip"
     expected_files = slow_package(zip_path)
-    registry = server.data_dir / "registry.db"
 
     with server.client(timeout=120.0) as http:
         created = http.post(
@@ -83,18 +74,17 @@ def test_package_processing_survives_sigkill(start_server: Callable[..., ServerP
         package_id = created.json()["id"]
         assert created.json()["status"] == "processing"
 
-    def running_job() -> list[sqlite3.Row]:
-        return query(registry, "SELECT * FROM jobs WHERE kind = 'package.process' AND status = 'running'")
+    def running_job() -> list[dict[str, Any]]:
+        return server.rows("SELECT * FROM jobs WHERE kind = 'package.process' AND status = 'running'")
 
     wait_for("the processing job to start", running_job, KILL_WAIT)
     time.sleep(0.3)  # well inside the extraction of 20,000 files
     server.kill()
 
-    [job] = query(registry, "SELECT * FROM jobs WHERE kind = 'package.process'")
+    [job] = server.rows("SELECT * FROM jobs WHERE kind = 'package.process'")
     assert job["status"] == "running", "processing finished before the kill: make the package slower"
     assert job["attempts"] == 1
-    tenant_db = next((server.data_dir / "tenants").glob("*/tenant.db"))
-    [version] = query(tenant_db, "SELECT status FROM package_versions WHERE package_id = ?", (package_id,))
+    [version] = server.rows("SELECT status FROM package_versions WHERE package_id = ?", (package_id,), tenant=tenant)
     assert version["status"] == "processing"
 
     server.start()
@@ -113,13 +103,11 @@ def test_package_processing_survives_sigkill(start_server: Callable[..., ServerP
     # The job row is marked done just after the version (two files, two transactions): wait for it.
     job = wait_for(
         "the job to be marked done",
-        lambda: [
-            r for r in query(registry, "SELECT * FROM jobs WHERE kind = 'package.process'") if r["status"] == "done"
-        ],
+        lambda: [r for r in server.rows("SELECT * FROM jobs WHERE kind = 'package.process'") if r["status"] == "done"],
         10.0,
     )[0]
     assert job["attempts"] == 2
-    tenant_dir = tenant_db.parent
+    tenant_dir = DataDir(server.data_dir).tenant_dir(tenant)
     version_dir = tenant_dir / "packages" / package_id / "1"
     assert sum(1 for p in version_dir.rglob("*") if p.is_file()) == expected_files
     assert not any((tenant_dir / "uploads").iterdir())  # the received ZIP is gone once extracted

@@ -750,11 +750,10 @@ def learner_routes(http: httpx.Client, token: str, activity: str = "item_1", pat
 
 def mint_token(server: ServerProcess, tenant_id: str, session_id: str, expires_at: float) -> str:
     """A correctly signed token with any expiry, made with the appliance's own signing secret."""
-    from appliance.config import Config
     from appliance.instance import Instance
     from appliance.services.learning.launch_tokens import issue, signing_secret
 
-    inst = Instance(Config(data_dir=server.data_dir))
+    inst = Instance(server.config())
     try:
         return issue(signing_secret(inst), tenant_id, session_id, expires_at)
     finally:
@@ -836,19 +835,34 @@ TRAVERSALS = [
     "..%5c..%5c{other}%5c1%5cSCOFunctions.js",
     "%252e%252e%252f%252e%252e%252f{other}%252f1%252fSCOFunctions.js",
     "images/../../../{other}/1/SCOFunctions.js",
+    "/etc/passwd",
+    "%2fetc%2fpasswd",
+    "index.html%00.js",
+]
+DATABASE_TRAVERSALS = [  # the SQLite files themselves
     "../../../tenant.db",
     "%2e%2e/%2e%2e/%2e%2e/tenant.db",
     "..%2f..%2f..%2f..%2f..%2fregistry.db",
     "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fregistry.db",
-    "/etc/passwd",
-    "%2fetc%2fpasswd",
-    "index.html%00.js",
     "images%2f..%2f..%2f..%2ftenant.db",
 ]
 
 
 @pytest.mark.parametrize("target", TRAVERSALS)
 def test_path_traversal_in_content_urls_is_not_found(appliance: Appliance, target: str) -> None:
+    traversal_is_not_found(appliance, target)
+
+
+@pytest.mark.sqlite_only(reason="its targets are the tenant's and the registry's SQLite files")
+@pytest.mark.parametrize("target", DATABASE_TRAVERSALS)
+def test_path_traversal_to_the_database_files_is_not_found(appliance: Appliance, target: str) -> None:
+    assert (appliance.server.data_dir / "registry.db").is_file()
+    assert next((appliance.server.data_dir / "tenants").iterdir()).joinpath("tenant.db").is_file()
+    traversal_is_not_found(appliance, target)
+
+
+def traversal_is_not_found(appliance: Appliance, target: str) -> None:
+    """A content URL of a launch token that tries to leave its package is answered 404 in the contract's form."""
     import http.client
 
     session = appliance.new_session(DEBUGGER)
@@ -857,7 +871,6 @@ def test_path_traversal_in_content_urls_is_not_found(appliance: Appliance, targe
     tenant_dir = next((appliance.server.data_dir / "tenants").iterdir())
     # Every target names a file that exists (so a 404 means "refused", not "missing").
     assert (tenant_dir / "packages" / other / "1" / "SCOFunctions.js").is_file()
-    assert (tenant_dir / "tenant.db").is_file() and (appliance.server.data_dir / "registry.db").is_file()
     # http.client sends the request target byte for byte (httpx and browsers would normalise "..").
     connection = http.client.HTTPConnection("127.0.0.1", appliance.server.port, timeout=10)
     try:

@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from appliance.storage.datadir import DataDir
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.test_package_recovery import query, wait_for
+from tests.e2e.test_package_recovery import wait_for
 from tests.faces.api.test_packages import manifest_12
 
 pytestmark = pytest.mark.e2e
@@ -84,11 +85,14 @@ class Upload(threading.Thread):
             self.started.set()
 
 
-def setup(start_server: Callable[..., ServerProcess], grace: str | None = None) -> tuple[ServerProcess, dict[str, str]]:
+def setup(
+    start_server: Callable[..., ServerProcess], grace: str | None = None
+) -> tuple[ServerProcess, str, dict[str, str]]:
+    """A server (with `grace` as its shutdown timeout), its tenant's id, and the tenant's auth header."""
     server = start_server(env={"SCORM_APPLIANCE_SHUTDOWN_TIMEOUT_SECONDS": grace} if grace else None)
-    server.cli("tenants", "create", "Acme", "--plan", "enterprise")
+    tenant = server.cli("tenants", "create", "Acme", "--plan", "enterprise")["id"]
     key = server.cli("keys", "create", "--tenant", "Acme")
-    return server, {"Authorization": f"Bearer {key['key']}"}
+    return server, tenant, {"Authorization": f"Bearer {key['key']}"}
 
 
 def files_under(path: Path) -> list[str]:
@@ -105,7 +109,7 @@ def sigterm_and_wait(server: ServerProcess) -> tuple[int, float]:
 def test_an_upload_in_flight_completes_before_the_process_exits(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server, headers = setup(start_server)
+    server, tenant, headers = setup(start_server)
     data = package_zip(tmp_path / "course.zip")
     upload = Upload(server, headers, data, stall=False)
     upload.start()
@@ -122,7 +126,7 @@ def test_an_upload_in_flight_completes_before_the_process_exits(
     # the access line of the upload, with the request id the client got, written before the exit
     rid = upload.response.headers["x-request-id"]
     log = server.stdout_path.read_text()
-    assert f"INFO appliance.faces.api request_id={rid} method=POST path=/api/v1/packages status=202 ms=" in log, log
+    assert f"INFO appliance.api request_id={rid} method=POST path=/api/v1/packages status=202 ms=" in log, log
     assert log.index(f"request_id={rid}") < log.index("Application shutdown complete")
 
     server.start()  # the job runs (again, if the shutdown interrupted it) after the restart
@@ -136,15 +140,14 @@ def test_an_upload_in_flight_completes_before_the_process_exits(
         version = http.get(f"/api/v1/packages/{package_id}/versions/1", headers=headers).json()
     assert package["status"] == "ready", package
     assert version["upload_sha256"] == hashlib.sha256(data).hexdigest()
-    tenant_db = next((server.data_dir / "tenants").glob("*/tenant.db"))
-    index = tenant_db.parent / "packages" / package_id / "1" / "index.html"
+    index = DataDir(server.data_dir).version_dir(tenant, package_id, 1) / "index.html"
     assert index.read_bytes() == b"<html>hello</html>"
 
 
 def test_an_upload_stalled_past_the_grace_period_leaves_nothing_behind(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server, headers = setup(start_server, grace=GRACE)
+    server, tenant, headers = setup(start_server, grace=GRACE)
     data = package_zip(tmp_path / "course.zip")
     upload = Upload(server, headers, data, stall=True)
     upload.start()
@@ -160,9 +163,9 @@ def test_an_upload_stalled_past_the_grace_period_leaves_nothing_behind(
     assert code == 0, server.stderr()
     assert took < float(GRACE) + 15, f"shutdown took {took:.1f} s"
     assert upload.response is None or upload.response.status_code >= 400, upload.response
-    tenant_db = next((server.data_dir / "tenants").glob("*/tenant.db"))
-    assert query(tenant_db, "SELECT * FROM packages") == []
-    assert query(server.data_dir / "registry.db", "SELECT * FROM jobs") == []
-    assert files_under(tenant_db.parent / "packages") == []
-    assert files_under(tenant_db.parent / "uploads") == []
+    assert server.rows("SELECT * FROM packages", tenant=tenant) == []
+    assert server.rows("SELECT * FROM jobs") == []
+    tenant_dir = DataDir(server.data_dir).tenant_dir(tenant)
+    assert files_under(tenant_dir / "packages") == []
+    assert files_under(tenant_dir / "uploads") == []
     assert files_under(tmp_dir) == [], "the partial upload was left in tmp/"

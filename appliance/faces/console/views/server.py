@@ -25,7 +25,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import File, Template
 
 from appliance import config, logging_setup
-from appliance.errors import NotFound
+from appliance.errors import Forbidden, NotFound
 from appliance.faces.console.auth import ADDRESS_BLOCK_SECONDS, ADDRESS_FAILURES_PER_MINUTE, SuperuserDep, instance
 from appliance.faces.console.render import page
 from appliance.instance import Instance
@@ -63,8 +63,17 @@ def list_backups(inst: Instance) -> list[dict[str, Any]]:
     return found
 
 
+# What the backups page says on PostgreSQL, where there is no SQLite file to copy.
+ON_POSTGRESQL = (
+    "this appliance's rows are in PostgreSQL: back them up with the database server's own tools (pg_dump, base "
+    "backups and WAL archiving; docs/backup.md); the console's backups copy the SQLite files of an embedded appliance"
+)
+
+
 def run_backup(inst: Instance) -> dict[str, Any]:
-    """A full online backup into a new directory named by the UTC time."""
+    """A full online backup into a new directory named by the UTC time (refused on PostgreSQL: no files)."""
+    if inst.backend == "postgresql":  # the action is not offered (no form); made by hand, it is not allowed
+        raise Forbidden(ON_POSTGRESQL, {"reason": "postgresql"})
     stamp = dt.datetime.fromtimestamp(inst.clock.now(), tz=dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     root = backups_dir(inst)
     dest, n = root / stamp, 1
@@ -175,7 +184,9 @@ class ServerPages(Controller):
     def backups(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
         """The backups taken from the console."""
         inst = instance(request)
-        return page(request, "backups.html", backups=list_backups(inst), where=str(backups_dir(inst)), done=None)
+        on_pg = ON_POSTGRESQL if inst.backend == "postgresql" else None
+        listed = list_backups(inst)
+        return page(request, "backups.html", backups=listed, where=str(backups_dir(inst)), done=None, on_pg=on_pg)
 
     @post("/backups", status_code=201)
     async def run(self, request: Request[Any, Any, Any], superuser: SuperuserDep) -> Template:
