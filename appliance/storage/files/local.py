@@ -137,7 +137,10 @@ class LocalFileStore(FileStore):
         real = self._existing(tenant_id, check_path(path))
         if real is None:
             raise FileMissing("no such file")
-        info = os.stat(real, follow_symlinks=False)
+        try:
+            info = os.stat(real, follow_symlinks=False)
+        except FileNotFoundError as exc:  # removed a moment ago (by another worker's delete)
+            raise FileMissing("no such file") from exc
         if not stat_module.S_ISREG(info.st_mode):
             raise FileMissing("no such file")
         return real, info
