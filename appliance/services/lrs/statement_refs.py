@@ -31,7 +31,7 @@ def is_voiding(statement: dict[str, Any]) -> bool:
     return isinstance(verb, dict) and verb.get("id") == VOIDED and target_of(statement) is not None
 
 
-def existing(conn: apsw.Connection, ids: list[str]) -> dict[str, tuple[int, str | None]]:
+def already_stored(conn: apsw.Connection, ids: list[str]) -> dict[str, tuple[int, str | None]]:
     """id → (seq, voids) of the ids already stored."""
     found: dict[str, tuple[int, str | None]] = {}
     for chunk in in_chunks(ids):
@@ -50,7 +50,7 @@ def inherit_keys(conn: apsw.Connection, fresh: list[Pending]) -> None:
     for p in fresh:
         target = target_of(p.statement)
         if target is not None:
-            found = existing(conn, [target]).get(target)
+            found = already_stored(conn, [target]).get(target)
             if found is not None:
                 merge_keys(conn, p.seq, keys_of(conn, found[0]))
     changed = [p.id for p in fresh if p.given]  # a new id: nothing stored refers to it yet
@@ -63,7 +63,7 @@ def inherit_keys(conn: apsw.Connection, fresh: list[Pending]) -> None:
             )
         changed = []
         for seq, sid, ref in referrers:
-            if merge_keys(conn, seq, keys_of(conn, existing(conn, [ref])[ref][0])):
+            if merge_keys(conn, seq, keys_of(conn, already_stored(conn, [ref])[ref][0])):
                 changed.append(sid)
 
 

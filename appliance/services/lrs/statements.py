@@ -37,7 +37,7 @@ from appliance.services.lrs.statement_comparison import (
 )
 from appliance.services.lrs.statement_ids import new_statement_ids
 from appliance.services.lrs.statement_keys import agent_keys_into, pack_keys, statement_keys
-from appliance.services.lrs.statement_refs import apply_voiding, existing, inherit_keys, is_voiding, target_of
+from appliance.services.lrs.statement_refs import already_stored, apply_voiding, inherit_keys, is_voiding, target_of
 
 _plain = msgspec.json.Encoder()
 MAX_LIMIT = 500  # statements per page when the client asks for 0 (no limit) or more than this
@@ -294,7 +294,7 @@ def _check_voiding(conn: apsw.Connection, fresh: list[Pending]) -> None:
     if not targets:
         return
     batch_voiding = {p.id for p in fresh if p.voiding}
-    stored_voiding = {sid for sid, (_, voids) in existing(conn, list(targets)).items() if voids is not None}
+    stored_voiding = {sid for sid, (_, voids) in already_stored(conn, list(targets)).items() if voids is not None}
     for target, sid in targets.items():
         if target in batch_voiding or target in stored_voiding:
             raise StatementRefused(
