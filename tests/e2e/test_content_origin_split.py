@@ -147,6 +147,7 @@ def origin_of(url: str) -> str:
 # -- playing ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("databases")  # the server fixture is asked for by name below: the backend is the test's
 @pytest.mark.parametrize("mode", ["shared", "per_tenant"])
 def test_a_course_plays_records_and_resumes_on_the_content_origin(
     request: pytest.FixtureRequest, context: BrowserContext, mode: str
