@@ -157,7 +157,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         inst = Instance(config, clock)
-        inst.data.clean_tmp()
+        tmp_lease = inst.data.clean_tmp()
         app.state.instance = inst
         app.state.jwks = JwksCache(config.jwks_cache_seconds, outbound.policy_for(config.outbound_allow))
         app.state.rate_limiter = api_limiter(config)
@@ -181,6 +181,7 @@ def create_app(config: Config, *, clock: Clock | None = None, start_scheduler: b
             await scheduler.stop(timeout=30.0)
             counter.flush(inst)  # the API requests counted since the last batched write
             inst.close()
+            inst.data.release_tmp(tmp_lease)
 
     app = Appliance(
         route_handlers=[*ROUTE_HANDLERS, swagger_assets_router(), static_router(), console_router()],

@@ -2,16 +2,24 @@
 
 <data_dir>/registry.db                    tenants, keys, settings, jobs
 <data_dir>/settings.toml                  optional settings file
-<data_dir>/tmp/                           uploads being received (emptied at start)
+<data_dir>/tmp/                           uploads being received (emptied at a start no other process shares)
+<data_dir>/tmp.lock                        held (shared) by every process that uses tmp/
 <data_dir>/tenants/<tenant id>/tenant.db  the tenant's own database
 <data_dir>/tenants/<tenant id>/packages/<package id>/<version>/   extracted package files
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one process per data directory is assumed there
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,35 @@ class DataDir:
         self.tenants.mkdir(exist_ok=True)
         self.tmp.mkdir(exist_ok=True)
 
-    def clean_tmp(self) -> None:
-        """Empty tmp/ at server start: anything there is an upload that a crash interrupted."""
-        if self.tmp.exists():
+    def clean_tmp(self) -> IO[bytes] | None:
+        """Empty tmp/ at server start, when no other process is using this data directory: anything
+        there is then an upload or extraction that a crash interrupted. Several workers may share one
+        data directory (scale-out with shared files): each holds `tmp.lock` shared for as long as it
+        runs, so a worker starting beside a live one finds the lock taken and leaves tmp/ alone (the
+        crash's leftovers go at the next start with nobody else running).
+
+        Returns the open lock file, held shared until it is closed (`release_tmp`); None without flock.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        lease = open(self.root / "tmp.lock", "ab")  # noqa: SIM115 - held for the process's life
+        alone = True
+        if fcntl is not None:
+            try:
+                fcntl.flock(lease.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                alone = False
+        if alone and self.tmp.exists():
             shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            lease.close()
+            return None
+        fcntl.flock(lease.fileno(), fcntl.LOCK_SH)  # others may start now; they will not empty tmp/
+        return lease
+
+    @staticmethod
+    def release_tmp(lease: IO[bytes] | None) -> None:
+        """Stop holding tmp/ (at shutdown): the next process to start alone empties it."""
+        if lease is not None:
+            with contextlib.suppress(OSError):
+                lease.close()
