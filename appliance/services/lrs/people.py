@@ -17,7 +17,7 @@ import apsw
 import msgspec
 
 from appliance.core.xapi.agents import person_object
-from appliance.services.lrs.statement_keys import agent_key, filter_key
+from appliance.services.lrs.statement_keys import agent_key, filter_key, key_tables
 
 NAMES_FROM = 50  # the latest statements of the agent whose names are gathered
 _decode = msgspec.json.Decoder().decode
@@ -39,11 +39,16 @@ def person_of(conn: apsw.Connection, agent: dict[str, Any]) -> dict[str, Any]:
     ifi = agent_key(agent)
     known: list[dict[str, Any]] = [agent]
     if ifi is not None:
-        bodies = conn.execute(
-            "SELECT s.body FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq "
-            "WHERE k.key = ? AND k.related = 0 ORDER BY k.seq DESC LIMIT ?",  # one range of the primary key
-            (filter_key("a", ifi), NAMES_FROM),
-        )
-        for (body,) in bodies:
+        found: list[tuple[int, bytes]] = []
+        for table in key_tables(conn):  # the key index and the recent statements' staged keys
+            found.extend(
+                conn.execute(
+                    f"SELECT s.seq, s.body FROM {table} k JOIN xapi_statements s ON s.seq = k.seq "
+                    "WHERE k.key = ? AND k.related = 0 ORDER BY k.seq DESC LIMIT ?",  # one range of the primary key
+                    (filter_key("a", ifi), NAMES_FROM),
+                )
+            )
+        found.sort(reverse=True)
+        for _, body in found[:NAMES_FROM]:
             known.extend(dict(a) for a in _named_agents(_decode(body), ifi))
     return person_object(known)

@@ -1,5 +1,6 @@
 """A statement's lookup keys: the 64-bit hashes of its agents, verb, activities and registration that the
-GET filters read (`xapi_statement_keys`), each with `related` (0: the statement's own actor, verb, object
+GET filters read (`xapi_statement_keys`, and on SQLite the recent statements' in a staging table:
+`insert_key_rows`), each with `related` (0: the statement's own actor, verb, object
 or registration; 1: only for the related_agents / related_activities forms).
 
 A module of its own because the same keys are made when a statement is stored, when a StatementRef
@@ -11,12 +12,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import weakref
 from typing import Any
 
 import apsw
 import msgspec
 
+from appliance.services.lrs.bulk import insert_rows
+
 _plain = msgspec.json.Encoder()
+
+INDEXED_KEYS = "xapi_statement_keys"
+STAGED_KEYS = "xapi_statement_keys_recent"  # SQLite: recent statements' key rows, moved in key order
+MERGE_STATEMENTS = 5000  # statements staged before their key rows are moved into the key index
+_staged: weakref.WeakKeyDictionary[apsw.Connection, int] = weakref.WeakKeyDictionary()
 
 
 _msgpack = msgspec.msgpack.Encoder().encode
@@ -153,10 +162,11 @@ def merge_keys(conn: apsw.Connection, seq: int, keys: dict[int, int]) -> bool:
     changed = {key: related for key, related in keys.items() if have.get(key, 2) > related}
     if not changed:
         return False
-    conn.executemany(
-        "DELETE FROM xapi_statement_keys WHERE key = ? AND related = ? AND seq = ?",
-        [(key, have[key], seq) for key in changed if key in have],
-    )
+    for table in key_tables(conn):  # the row is in one of them
+        conn.executemany(
+            f"DELETE FROM {table} WHERE key = ? AND related = ? AND seq = ?",
+            [(key, have[key], seq) for key in changed if key in have],
+        )
     conn.executemany(
         "INSERT INTO xapi_statement_keys (key, related, seq) VALUES (?, ?, ?)",
         [(key, related, seq) for key, related in changed.items()],
@@ -164,3 +174,42 @@ def merge_keys(conn: apsw.Connection, seq: int, keys: dict[int, int]) -> bool:
     have.update(changed)
     conn.execute("UPDATE xapi_statements SET keys = ? WHERE seq = ?", (pack_keys(have), seq))
     return True
+
+
+def key_tables(conn: Any) -> tuple[str, ...]:
+    """The tables a filter's key rows are in: the key index and the staging table (`insert_key_rows`),
+    read in one read transaction, so together they hold every stored statement's keys once. On
+    PostgreSQL the staging table holds only what a migration from SQLite brought (the migration copies
+    tables as they are); it is read there too, one more range per filter."""
+    return (INDEXED_KEYS, STAGED_KEYS)
+
+
+def insert_key_rows(conn: Any, rows: list[tuple[int, int, int]]) -> None:
+    """Store (key, related, seq) rows, sorted: on SQLite into the small staging table, moved into the
+    key index in key order once MERGE_STATEMENTS statements' rows are staged.
+
+    A COMMIT writes the last page of every learner's, activity's and registration's range of the key
+    index it touches, whatever it adds there: staged, those pages are written once per merge, not
+    once per transaction (the staging table is a hundred-odd pages, so its own writes are few). The
+    move is one write transaction, so a reader sees each row in exactly one of the two tables. The
+    count of staged statements is kept per writer connection (read from the table on its first use).
+    On PostgreSQL, where several workers write at once and B-tree pages are written differently,
+    the rows go into the key index directly.
+    """
+    if not isinstance(conn, apsw.Connection):
+        insert_rows(conn, f"{INDEXED_KEYS} (key, related, seq)", 3, rows)
+        return
+    insert_rows(conn, f"{STAGED_KEYS} (key, related, seq)", 3, rows)
+    staged = _staged.get(conn)
+    if staged is None:
+        staged = int(conn.execute(f"SELECT count(DISTINCT seq) FROM {STAGED_KEYS}").fetchall()[0][0])
+    else:
+        staged += len({seq for _, _, seq in rows})
+    if staged >= MERGE_STATEMENTS:
+        conn.execute(
+            f"INSERT INTO {INDEXED_KEYS} (key, related, seq) "
+            f"SELECT key, related, seq FROM {STAGED_KEYS} ORDER BY key, related, seq"
+        )
+        conn.execute(f"DELETE FROM {STAGED_KEYS}")
+        staged = 0
+    _staged[conn] = staged

@@ -19,7 +19,7 @@ import apsw
 import msgspec
 
 from appliance.services.lrs.bulk import in_chunks
-from appliance.services.lrs.statement_keys import filter_key
+from appliance.services.lrs.statement_keys import filter_key, key_tables
 from appliance.services.lrs.statements import MAX_LIMIT, WRITER_MMAP_BYTES, last_stored_ms
 
 _decode = msgspec.json.Decoder().decode
@@ -112,12 +112,13 @@ def _rows_up_to(conn: apsw.Connection, kf: tuple[int, int], low: int, high: int)
     """How many rows a filter has in the range, counted up to PROBE_ROWS: the rarest filter of a
     query drives its scan (an agent's few statements, not the many of a common verb)."""
     total = 0
-    for related in range(kf[1] + 1):
-        sql = (
-            "SELECT count(*) FROM (SELECT 1 FROM xapi_statement_keys WHERE key = ? AND related = ? "
-            f"AND seq > ? AND seq <= ? LIMIT {PROBE_ROWS})"
-        )
-        total += int(conn.execute(sql, (kf[0], related, low, high)).fetchall()[0][0])
+    for table in key_tables(conn):
+        for related in range(kf[1] + 1):
+            sql = (
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE key = ? AND related = ? "
+                f"AND seq > ? AND seq <= ? LIMIT {PROBE_ROWS})"
+            )
+            total += int(conn.execute(sql, (kf[0], related, low, high)).fetchall()[0][0])
     return total
 
 
@@ -190,22 +191,29 @@ def _matching(
     (key, level), rest = filters[0], filters[1:]
     if not rest:
         return _matching_one(conn, key, level, low, high, ascending, want)
+    tables = key_tables(conn)
     checks = "".join(
-        f" AND EXISTS (SELECT 1 FROM xapi_statement_keys k{n} WHERE k{n}.key = ? AND k{n}.related "
-        f"{_levels(other)} AND k{n}.seq = k0.seq)"
+        " AND ("
+        + " OR ".join(
+            f"EXISTS (SELECT 1 FROM {table} k{n} WHERE k{n}.key = ? AND k{n}.related {_levels(other)} "
+            f"AND k{n}.seq = k0.seq)"
+            for table in tables
+        )
+        + ")"
         for n, (_, other) in enumerate(rest, 1)
     )
     order = "ASC" if ascending else "DESC"
     sql = (
-        "SELECT k0.seq FROM xapi_statement_keys k0 WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? "
+        "SELECT k0.seq FROM {} k0 WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? "
         f"AND k0.seq <= ?{checks} ORDER BY k0.seq {order} LIMIT ?"
     )
-    others = [k for k, _ in rest]
+    others = [k for k, _ in rest for _table in tables]
     found: list[StoredStatement] = []
     while len(found) < want and low < high:
         seqs: list[int] = []
-        for related in range(level + 1):
-            seqs.extend(seq for (seq,) in conn.execute(sql, [key, related, low, high, *others, want]))
+        for table in tables:  # each filter's rows are in the key index or the staging table
+            for related in range(level + 1):
+                seqs.extend(seq for (seq,) in conn.execute(sql.format(table), [key, related, low, high, *others, want]))
         seqs.sort(reverse=not ascending)
         seqs = seqs[:want]
         if not seqs:
@@ -234,14 +242,19 @@ def _matching_one(
     """One filter: its range joined with the statements' rows (every row read is answered, bar voided ones)."""
     order = "ASC" if ascending else "DESC"
     sql = (
-        "SELECT s.seq, s.stored, s.body FROM xapi_statement_keys k0 CROSS JOIN xapi_statements s "
+        "SELECT s.seq, s.stored, s.body FROM {} k0 CROSS JOIN xapi_statements s "
         "ON s.seq = k0.seq WHERE k0.key = ? AND k0.related = ? AND k0.seq > ? AND k0.seq <= ? "
         f"AND s.voided = 0 ORDER BY k0.seq {order} LIMIT ?"
     )
     found: list[StoredStatement] = []
-    for related in range(level + 1):
-        found.extend(StoredStatement(*row) for row in conn.execute(sql, (key, related, low, high, want)))
-    if level:
+    ranges = 0
+    for table in key_tables(conn):  # the key index's range and the staging table's, merged by seq
+        for related in range(level + 1):
+            found.extend(
+                StoredStatement(*row) for row in conn.execute(sql.format(table), (key, related, low, high, want))
+            )
+            ranges += 1
+    if ranges > 1:
         found.sort(key=lambda s: s.seq, reverse=not ascending)
     return found[:want]
 

@@ -36,7 +36,7 @@ from appliance.services.lrs.statement_comparison import (
     stored_as_received,
 )
 from appliance.services.lrs.statement_ids import new_statement_ids
-from appliance.services.lrs.statement_keys import agent_keys_into, pack_keys, statement_keys
+from appliance.services.lrs.statement_keys import agent_keys_into, insert_key_rows, pack_keys, statement_keys
 from appliance.services.lrs.statement_refs import already_stored, apply_voiding, inherit_keys, is_voiding, target_of
 
 _plain = msgspec.json.Encoder()
@@ -312,7 +312,8 @@ def _insert_statement_rows(
     conn: apsw.Connection, fresh: list[Pending], stamps: list[int], credentials: list[str | None]
 ) -> None:
     """The rows of `fresh` (seq assigned) and their key rows, the key rows in key order (each
-    index page visited once), both in multi-row INSERTs (appliance.services.lrs.bulk)."""
+    index page visited once), both in multi-row INSERTs (appliance.services.lrs.bulk); the key rows staged on
+    SQLite (statement_keys.insert_key_rows)."""
     bulk.insert_rows(
         conn,
         "xapi_statements (seq, id, stored, ref, voids, credential_id, assigned, keys, body)",
@@ -332,12 +333,7 @@ def _insert_statement_rows(
             for p, stored_ms, credential_id in zip(fresh, stamps, credentials, strict=True)
         ],
     )
-    bulk.insert_rows(
-        conn,
-        "xapi_statement_keys (key, related, seq)",
-        3,
-        sorted((key, related, p.seq) for p in fresh for key, related in p.keys.items()),
-    )
+    insert_key_rows(conn, sorted((key, related, p.seq) for p in fresh for key, related in p.keys.items()))
     conn.execute(  # the tenant's storage usage (appliance.services.tenancy.usage); attachments count by trigger
         "UPDATE xapi_usage SET statement_bytes = statement_bytes + ? WHERE id = 1", (sum(len(p.body) for p in fresh),)
     )

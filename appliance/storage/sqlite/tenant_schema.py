@@ -29,6 +29,7 @@ from appliance.storage.sqlite.tenant_tables.lrs import (
     m012_xapi_forwarding,
     m013_xapi_scorm,
     m020_xapi_bytes,
+    m021_xapi_staged_keys,
 )
 from appliance.storage.sqlite.tenant_tables.tenancy import m001_meta, m006_quota_state
 
@@ -53,6 +54,7 @@ STEPS = (
     m018_cmi5_preferences_read,
     m019_lti_memberships,
     m020_xapi_bytes,
+    m021_xapi_staged_keys,
 )
 
 tenant_migrations = Migrations("tenant")

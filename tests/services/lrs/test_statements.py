@@ -111,14 +111,72 @@ def test_a_statement_voided_before_it_arrives_is_stored_voided(db: Database) -> 
 
 
 def keys(db: Database, sid: str) -> dict[int, int]:
-    return db.read_sync(
-        lambda c: dict(
-            c.execute(
-                "SELECT k.key, k.related FROM xapi_statement_keys k JOIN xapi_statements s USING (seq) WHERE s.id = ?",
-                (sid,),
-            ).fetchall()
+    """A statement's key rows, wherever they are (the key index or the staging table)."""
+    found: dict[int, int] = {}
+    for table in ("xapi_statement_keys", "xapi_statement_keys_recent"):
+        found.update(
+            db.read_sync(
+                lambda c, t=table: c.execute(
+                    f"SELECT k.key, k.related FROM {t} k JOIN xapi_statements s USING (seq) WHERE s.id = ?", (sid,)
+                ).fetchall()
+            )
         )
+    return found
+
+
+def key_rows(db: Database) -> tuple[int, int]:
+    """(rows in the key index, rows in the staging table)."""
+    return db.read_sync(
+        lambda c: c.execute(
+            "SELECT (SELECT count(*) FROM xapi_statement_keys), (SELECT count(*) FROM xapi_statement_keys_recent)"
+        ).fetchall()[0]
     )
+
+
+def test_recent_key_rows_are_staged_then_moved_into_the_key_index_and_queries_answer_the_same(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key rows go to the staging table and move into the key index in key order once MERGE_STATEMENTS
+    statements are staged; every filter, paged or not, answers the same statements in the same order
+    before and after the move, and no row is in both tables or lost."""
+    monkeypatch.setattr(statement_keys, "MERGE_STATEMENTS", 12)
+    actors = ["mailto:a@example.com", "mailto:b@example.com"]
+    for n in range(5):  # 5 batches of 4: moved after the third (12 staged), 8 staged at the end
+        insert(
+            db,
+            [statement(actor=actors[i % 2], activity=f"http://example.com/{i % 3}") for i in range(4)],
+            stored=1_800_000_000.0 + n,
+        )
+    indexed, staged = key_rows(db)
+    assert indexed > 0 and staged > 0
+    assert indexed + staged == db.read_sync(lambda c: sum(len(statement_keys.keys_of(c, s)) for s in range(1, 21)))
+    agent = [statement_keys.agent_key({"mbox": a}) for a in actors]
+    queries = [
+        sq.StatementQuery(agent=agent[0]),
+        sq.StatementQuery(activity="http://example.com/1"),
+        sq.StatementQuery(agent=agent[1], activity="http://example.com/2"),
+        sq.StatementQuery(verb=VERB, ascending=True),
+        sq.StatementQuery(agent=agent[0], limit=3),
+    ]
+
+    def answers() -> list[list[int]]:
+        return [db.read_sync(lambda c, q=q: [s.seq for s in sq.query_statements(c, q).statements]) for q in queries]
+
+    seqs = range(1, 21)  # statement seq: actor (seq - 1) % 2, activity (seq - 1) % 4 % 3
+    before = answers()
+    assert before == [
+        [q for q in reversed(seqs) if (q - 1) % 2 == 0],
+        [q for q in reversed(seqs) if (q - 1) % 4 % 3 == 1],
+        [q for q in reversed(seqs) if (q - 1) % 2 == 1 and (q - 1) % 4 % 3 == 2],
+        list(seqs),
+        [19, 17, 15],
+    ]
+    db.write_sync(lambda c: statement_keys.insert_key_rows(c, []))  # nothing new: no move
+    monkeypatch.setattr(statement_keys, "MERGE_STATEMENTS", 1)
+    db.write_sync(lambda c: statement_keys.insert_key_rows(c, [(1, 0, 10_000)]))  # the move, in a transaction
+    db.write_sync(lambda c: c.execute("DELETE FROM xapi_statement_keys WHERE seq = 10000"))
+    assert key_rows(db) == (indexed + staged, 0)
+    assert answers() == before
 
 
 def test_keys_cover_actor_object_context_and_sub_statements(db: Database) -> None:

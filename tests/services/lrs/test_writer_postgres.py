@@ -51,3 +51,38 @@ def test_batches_written_by_the_lrs_writer_on_postgres(pg_store: PgStore) -> Non
         )
     )
     assert count == 30 and used > 30 * 100
+
+
+def test_key_rows_go_into_the_key_index_on_postgres_and_copied_staged_rows_are_read(pg_store: PgStore) -> None:
+    """PostgreSQL's writer puts key rows into the key index (no staging, no merge); staged rows that a
+    migration from SQLite copied are still answered by the filters."""
+    from appliance.services.lrs import statement_keys
+    from appliance.services.lrs import statement_queries as sq
+
+    postgres.add_tenant(pg_store, "ten_lrskeys")
+    db = pg_store.tenant_db("ten_lrskeys")
+    batch = st.prepare_batch(
+        [statement(n) for n in range(3)],
+        stored=1_800_000_000.0,
+        authority=AUTHORITY,
+        credential_id=None,
+        version="1.0.3",
+    )
+    db.write_sync(lambda c: st.write_batch(c, batch))
+    indexed, staged = db.read_sync(
+        lambda c: c.execute(
+            "SELECT (SELECT count(*) FROM xapi_statement_keys), (SELECT count(*) FROM xapi_statement_keys_recent)"
+        ).fetchall()[0]
+    )
+    assert indexed > 0 and staged == 0
+    agent = statement_keys.agent_key({"mbox": "mailto:learner1@example.com"})
+    key = statement_keys.filter_key("a", agent or "")
+    # as a migration would leave it: learner 1's own key row in the staging table instead
+    db.write_sync(
+        lambda c: (
+            c.execute("DELETE FROM xapi_statement_keys WHERE key = ? AND related = 0", (key,)),
+            c.execute("INSERT INTO xapi_statement_keys_recent (key, related, seq) VALUES (?, 0, 2)", (key,)),
+        )
+    )
+    found = db.read_sync(lambda c: sq.query_statements(c, sq.StatementQuery(agent=agent)).statements)
+    assert [s.seq for s in found] == [2]

@@ -181,6 +181,7 @@ def test_an_older_schema_with_rows_is_upgraded_to_this_releases(roles, schemas) 
         "tenant.m018_cmi5_preferences_read",
         "tenant.m019_lti_memberships",
         "tenant.m020_xapi_bytes",
+        "tenant.m021_xapi_staged_keys",
     ]
     assert plan.data_steps == [("tenant", "m020_xapi_bytes")]
     assert _shape(admin, old) == _shape(admin, fresh)
@@ -309,7 +310,11 @@ def test_cli_upgrade_dry_run_then_upgrade(roles, schemas, tmp_path: Path) -> Non
     dry = CliRunner().invoke(cli, [*args, "--dry-run"], env=env, catch_exceptions=False)
     assert dry.exit_code == 0, dry.output
     planned = json.loads(dry.output)
-    assert planned["migrations"] == ["tenant.m019_lti_memberships", "tenant.m020_xapi_bytes"]
+    assert planned["migrations"] == [
+        "tenant.m019_lti_memberships",
+        "tenant.m020_xapi_bytes",
+        "tenant.m021_xapi_staged_keys",
+    ]
     assert any('ADD COLUMN "memberships_url"' in s for s in planned["statements"])
     assert ("tenant", "m020_xapi_bytes") not in _migrations(admin, old)  # the dry run changed nothing
     done = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)

@@ -1,5 +1,5 @@
 """The tenant's xAPI LRS (appliance.services.lrs): statements, documents, forwarding, SCORM sessions as
-statements, the bytes it holds (migrations m010-m013, m020).
+statements, the bytes it holds, recent statements' staged keys (migrations m010-m013, m020, m021).
 
 Each step is as it shipped (its name is what `_migrations` records); the order the steps run in is
 `appliance.storage.sqlite.tenant_schema`'s, not this module's.
@@ -213,5 +213,24 @@ def m020_xapi_bytes(conn: apsw.Connection) -> None:
         CREATE TRIGGER xapi_documents_deleted AFTER DELETE ON xapi_documents BEGIN
             UPDATE xapi_usage SET document_bytes = document_bytes - octet_length(OLD.content) WHERE id = 1;
         END;
+        """
+    )
+
+
+def m021_xapi_staged_keys(conn: apsw.Connection) -> None:
+    """Recent statements' key rows (appliance.services.lrs.statement_keys.insert_key_rows): on SQLite a
+    statement's key rows go here, the key index's primary key on a small table, and are moved into
+    `xapi_statement_keys` in key order every few thousand statements, so a COMMIT does not write the
+    last page of every learner's, activity's and registration's range it touches; the GET filters read
+    both. On PostgreSQL the rows go into the key index directly: this table holds there only what a
+    migration from SQLite copied (read, never moved)."""
+    conn.execute(
+        """
+        CREATE TABLE xapi_statement_keys_recent (
+            key INTEGER NOT NULL,
+            related INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (key, related, seq)
+        ) WITHOUT ROWID;
         """
     )
