@@ -20,6 +20,12 @@ from appliance.storage.postgres.catalog import Catalog, registry_catalog, tenant
 from appliance.storage.postgres.translate import translate
 
 PACKAGE = Path(__file__).resolve().parents[3] / "appliance"
+# Modules that speak one backend's own SQL, not the services' SQLite dialect that the translation turns
+# into PostgreSQL's; tests/storage/postgres/test_migrate.py runs both against the real databases.
+NATIVE = {
+    "services/operations/migration_source.py": "reads the embedded SQLite files as SQLite (the move's source)",
+    "services/operations/migration_target.py": "writes PostgreSQL through psycopg directly (the move's target)",
+}
 SQL_HEAD = re.compile(r"^\s*(SELECT|INSERT (OR \w+ )?INTO|UPDATE \w+ SET|DELETE FROM|REPLACE INTO|WITH)\s")
 
 
@@ -28,7 +34,7 @@ def _statements() -> list[tuple[str, str]]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         parts = path.relative_to(PACKAGE).parts
-        if parts[0] == "storage":
+        if parts[0] == "storage" or "/".join(parts) in NATIVE:
             continue
         tree = ast.parse(path.read_text())
         skip = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
