@@ -19,8 +19,8 @@ tenant's snapshot is taken again and only what is missing is copied, so a backup
 version without its files. Versions still processing are processed again after a restore, from their
 ZIP. `manifest.json` is written last: a directory without it is not a backup.
 
-All of them refuse when the package files are in an object store (`files = "s3://…"`, `require_local_files`):
-the bucket is backed up by the store itself.
+All of them refuse when the rows are on PostgreSQL or the package files in an object store
+(`require_embedded`): those are backed up by PostgreSQL's own tools and the bucket's own protection.
 """
 
 from __future__ import annotations

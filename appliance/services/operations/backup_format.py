@@ -18,6 +18,7 @@ from typing import Any
 import apsw
 
 from appliance import __version__
+from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.storage.datadir import DataDir
 from appliance.storage.sqlite.connection import BUSY_TIMEOUT_MS
@@ -98,30 +99,39 @@ def _applied_migrations(path: Path) -> set[tuple[str, str]]:
         conn.close()
 
 
-def require_local_files(data_dir: Path, files: str | None = None) -> None:
-    """Refuse (BackupError) when the package files are not in the data directory.
+def require_embedded(data_dir: Path, config: Config | None = None) -> None:
+    """Refuse (BackupError) when the data directory does not hold the appliance's data itself.
 
-    A backup copies a data directory's files; with `files = "s3://…"` the package files and uploads
-    are objects in a bucket, which the bucket's own versioning or replication protects (docs/backup.md,
-    "Files in an object store"). A backup of the databases alone would restore versions without files,
-    so none is taken. `files` is the setting when the caller has it, else it is read as `load_config`
-    reads it (the data directory's settings file, then the environment).
+    A backup copies a data directory's SQLite files and package files. With `database = "postgresql://…"`
+    the rows are in PostgreSQL, which its own tools back up (base backups and WAL archiving, `pg_dump`:
+    docs/backup.md); with `files = "s3://…"` the package files and uploads are objects in a bucket, which
+    the bucket's own versioning or replication protects ("Files in an object store"). A backup of the
+    databases alone would restore versions without files, so none is taken. `config` is the caller's
+    settings when it has them, else they are read as `load_config` reads them (the data directory's
+    settings file, then the environment).
     """
-    if files is None:
+    if config is None:
         from appliance.config import load_config  # the settings of that data directory, not the caller's
 
-        files = load_config({"data_dir": str(data_dir)}).files
-    if files != "local":
+        config = load_config({"data_dir": str(data_dir)})
+    if config.database != "sqlite":
+        raise BackupError(
+            "the databases are on PostgreSQL (the `database` setting): backup, restore and tenant "
+            "export/import copy a data directory's SQLite files only; back up PostgreSQL with its own "
+            "tools (docs/backup.md)",
+            {"database": "postgresql"},
+        )
+    if config.files != "local":
         raise BackupError(
             "the package files are in an object store (the `files` setting is not 'local'): backup, restore "
             "and tenant export/import copy a data directory's files only; protect the bucket with its own "
             "versioning or replication (docs/backup.md)",
-            {"files": files.split("?", 1)[0]},
+            {"files": config.files.split("?", 1)[0]},
         )
 
 
 def require_data_dir(data_dir: Path) -> DataDir:
-    require_local_files(data_dir)
+    require_embedded(data_dir)
     data = DataDir(data_dir)
     if not data.registry_db.is_file():
         raise BackupError(f"{data_dir} holds no appliance data (no registry.db)", {"data_dir": str(data_dir)})

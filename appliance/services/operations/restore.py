@@ -30,7 +30,7 @@ from appliance.services.operations.backup_format import (
     manifest_files,
     open_db,
     read_manifest,
-    require_local_files,
+    require_embedded,
     sha256_file,
 )
 from appliance.storage.datadir import DataDir
@@ -58,7 +58,7 @@ def _is_empty_tree(path: Path) -> bool:
 
 def restore(src: Path, data_dir: Path) -> dict[str, Any]:
     """Restore a full backup into `data_dir`, which must not exist or hold no files."""
-    require_local_files(data_dir)
+    require_embedded(data_dir)
     manifest = read_manifest(src)
     if manifest["kind"] != "full":
         raise BackupError(
@@ -104,7 +104,7 @@ def _insert(conn: apsw.Connection, table: str, row: dict[str, Any]) -> None:
 
 def import_tenant(inst: Instance, src: Path, name: str | None = None) -> dict[str, Any]:
     """Import a tenant export into this appliance (which may be running); optionally under a new name."""
-    require_local_files(Path(inst.config.data_dir), inst.config.files)
+    require_embedded(Path(inst.config.data_dir), inst.config)
     manifest = read_manifest(src)
     if manifest["kind"] != "tenant":
         raise BackupError(f"{src} is a full backup, not a tenant export: use `scorm-appliance restore`")

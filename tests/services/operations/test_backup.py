@@ -351,3 +351,21 @@ def test_a_damaged_export_is_not_imported(config: Config, tmp_path: Path) -> Non
         assert inst.registry.read_sync(lambda c: c.execute("SELECT count(*) FROM tenants").fetchall()) == [(0,)]
     finally:
         inst.close()
+
+
+def test_an_appliance_on_postgresql_is_not_backed_up_from_its_data_directory(
+    api: TestClient, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `database` on PostgreSQL the data directory holds no rows: backup, restore and tenant export
+    refuse with BACKUP_ERROR saying so (PostgreSQL's own tools back it up), not a missing-file error."""
+    taken = backup(config.data_dir, tmp_path / "bk")  # an embedded backup, to try restoring below
+    monkeypatch.setenv("SCORM_APPLIANCE_DATABASE", "postgresql://appliance@db.invalid/appliance")
+    for attempt in (
+        lambda: backup(config.data_dir, tmp_path / "bk2"),
+        lambda: export_tenant(config.data_dir, "Acme", tmp_path / "ex"),
+        lambda: restore(Path(taken["path"]), tmp_path / "new-data"),
+    ):
+        with pytest.raises(BackupError) as refused:
+            attempt()
+        assert "PostgreSQL" in refused.value.message and refused.value.details == {"database": "postgresql"}
+    assert not (tmp_path / "bk2").exists() and not (tmp_path / "new-data" / "registry.db").exists()
