@@ -124,7 +124,8 @@ def test_launch_plays_the_golf_package_and_posts_the_grade(
 ) -> None:
     spec = BASIC_CALLS[edition]
     package_id = tool.package(spec["package"])
-    user, link = f"user-{uuid.uuid4().hex[:8]}", f"link-{edition}"
+    # the platform serves both backends' tools (module scope): each run has a link of its own
+    user, link = f"user-{uuid.uuid4().hex[:8]}", f"link-{edition}-{uuid.uuid4().hex[:8]}"
     message = Message("LtiResourceLinkRequest", user, link_id=link, custom={"package_id": package_id})
     page, player = open_course(context, platform.course_page(message))
     assert urlsplit(player.url).netloc == urlsplit(tool.server.url).netloc  # the player, on the tool's origin
@@ -333,8 +334,8 @@ def test_a_cmi5_course_launches_in_the_platforms_frame_and_posts_the_grade(
     wait_until(
         lambda: tool.http.get(f"/api/v1/packages/{package_id}").json()["status"] == "ready", 60.0, what="the course"
     )
-    user = f"user-{uuid.uuid4().hex[:8]}"
-    message = Message("LtiResourceLinkRequest", user, link_id="link-cmi5", custom={"package_id": package_id})
+    user, cmi5_link = f"user-{uuid.uuid4().hex[:8]}", f"link-cmi5-{uuid.uuid4().hex[:8]}"
+    message = Message("LtiResourceLinkRequest", user, link_id=cmi5_link, custom={"package_id": package_id})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(platform.course_page(message))
@@ -359,6 +360,6 @@ def test_a_cmi5_course_launches_in_the_platforms_frame_and_posts_the_grade(
     assert session["cmi5"]["registration"] and session["status"] == "passed"
     assert posted["scoreGiven"] == pytest.approx(session["score"]["scaled"] * 100)
     assert posted["activityProgress"] == "Completed"
-    assert next(i for i in platform.lineitems if i["resourceLinkId"] == "link-cmi5")["resourceId"] == package_id
+    assert next(i for i in platform.lineitems if i["resourceLinkId"] == cmi5_link)["resourceId"] == package_id
     assert context.cookies() == []
     page.close()
