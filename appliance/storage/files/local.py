@@ -17,6 +17,7 @@ the content route onto this store changes no cached response.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat as stat_module
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from appliance.storage.files.base import (
 )
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+DELETE_PASSES = 3  # walks of a folder being deleted while something writes into it
 
 
 def local_etag(size: int, mtime_ns: int) -> str:
@@ -239,27 +241,52 @@ class LocalFileStore(FileStore):
         if real is None or not real.is_dir():  # a file's path is no folder: nothing under it, as on S3
             return Deleted(0, 0)
         # Another worker may delete the same folder at the same time (the orphaned-files sweep runs on
-        # every worker): whatever it removed first is skipped here, and counted by it alone.
+        # every worker): whatever it removed first is skipped here, and counted by it alone. Something may
+        # also write into the folder while it is walked (a job publishing a version of the package being
+        # deleted): the walk is made again; what a writer still adds after that is an orphan, which the
+        # orphaned-files sweep removes (its version has no row).
         files = freed = 0
-        for dirpath, dirs, names in os.walk(real, topdown=False):
-            for name in names:
-                full = Path(dirpath) / name
-                try:
-                    info = os.stat(full, follow_symlinks=False)
-                    full.unlink()  # a symlink is removed, never followed; it held no bytes of ours
-                except FileNotFoundError:
-                    continue
-                if stat_module.S_ISREG(info.st_mode):
-                    files, freed = files + 1, freed + info.st_size
-            for name in dirs:
-                full = Path(dirpath) / name
-                with contextlib.suppress(FileNotFoundError):
-                    (full.unlink if full.is_symlink() else full.rmdir)()
-        with contextlib.suppress(FileNotFoundError):
-            real.rmdir()
+        for _ in range(DELETE_PASSES):
+            removed, size = _delete_tree(real)
+            files, freed = files + removed, freed + size
+            try:
+                real.rmdir()
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENOTEMPTY:
+                    raise
+                continue
+            break
         if self.durable and real.parent.is_dir():
             _fsync_dir(real.parent)
         return Deleted(files, freed)
+
+
+def _delete_tree(real: Path) -> tuple[int, int]:
+    """Remove what is under `real`, bottom up: (regular files removed, their bytes). A file or folder
+    already gone is skipped; a folder that something filled meanwhile is left for the next pass."""
+    files = freed = 0
+    for dirpath, dirs, names in os.walk(real, topdown=False):
+        for name in names:
+            full = Path(dirpath) / name
+            try:
+                info = os.stat(full, follow_symlinks=False)
+                full.unlink()  # a symlink is removed, never followed; it held no bytes of ours
+            except FileNotFoundError:
+                continue
+            if stat_module.S_ISREG(info.st_mode):
+                files, freed = files + 1, freed + info.st_size
+        for name in dirs:
+            full = Path(dirpath) / name
+            try:
+                (full.unlink if full.is_symlink() else full.rmdir)()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno != errno.ENOTEMPTY:
+                    raise
+    return files, freed
 
 
 def _read_range(real: Path, start: int, length: int) -> Iterator[bytes]:

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+
+from appliance.storage.files import local as local_module
 from appliance.storage.files.base import Deleted, FileStore
 from appliance.storage.files.local import LocalFileStore
 from tests.storage.files.test_stores import TEN_A
@@ -56,3 +60,32 @@ def test_two_file_deletes_at_once(store: FileStore) -> None:
         assert list(store.list(TEN_A, "uploads")) == [], round_
         if isinstance(store, LocalFileStore):
             assert sorted(results, key=lambda r: r.files) == [Deleted(0, 0), Deleted(1, 100)]
+
+
+def test_a_folder_written_into_while_it_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job publishing a version of a package being deleted adds files while the walk runs: the delete
+    walks again instead of failing on a folder that is not empty (a 500 before); what a writer still adds
+    after the last pass is left for the orphaned-files sweep, without an error."""
+    store = LocalFileStore(tmp_path / "data")
+    store.put(TEN_A, "packages/pkg_1/1/index.html", iter([b"x" * 10]), max_bytes=1000)
+    real_walk = local_module._delete_tree
+    passes: list[int] = []
+
+    def walk_while_a_writer_adds(real: Path, *, keep_writing: bool) -> tuple[int, int]:
+        found = real_walk(real)
+        passes.append(found[0])
+        if keep_writing or len(passes) == 1:
+            version = real / "2" / "sub"
+            version.mkdir(parents=True, exist_ok=True)
+            (version / f"late-{len(passes)}.js").write_bytes(b"y" * 5)
+        return found
+
+    monkeypatch.setattr(local_module, "_delete_tree", lambda real: walk_while_a_writer_adds(real, keep_writing=False))
+    assert store.delete_folder(TEN_A, "packages/pkg_1") == Deleted(2, 15)  # the late file on the second pass
+    assert passes == [1, 1] and not (tmp_path / "data" / "tenants" / TEN_A / "packages" / "pkg_1").exists()
+
+    passes.clear()
+    store.put(TEN_A, "packages/pkg_2/1/index.html", iter([b"x" * 10]), max_bytes=1000)
+    monkeypatch.setattr(local_module, "_delete_tree", lambda real: walk_while_a_writer_adds(real, keep_writing=True))
+    freed = store.delete_folder(TEN_A, "packages/pkg_2")  # a writer that never stops: no error either
+    assert len(passes) == local_module.DELETE_PASSES and freed.files == local_module.DELETE_PASSES
